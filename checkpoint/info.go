@@ -60,4 +60,24 @@ type Info struct {
 	// Digest is "sha256:<hex>" over the sorted (path, size, sha256) list; empty
 	// when hashing was not asked for.
 	Digest string `json:"digest,omitempty"`
+	// Tensors is the number of tensors in the weight files.
+	Tensors int `json:"tensors"`
+	// WeightFiles lists the files holding tensors (relative paths), in
+	// load order.
+	WeightFiles []string `json:"weight_files"`
+	// Cache reports digest-cache use; nil when hashing was not asked for.
+	Cache *CacheReport `json:"cache,omitempty"`
+}
+
+// CacheReport says how the digest cache served an Inspect with Options.Hash.
+type CacheReport struct {
+	// Dir is the cache directory; empty when no cache was used.
+	Dir string `json:"dir,omitempty"`
+	// Hits is the number of files whose digest came from the cache.
+	Hits int `json:"hits"`
+	// Hashed is the number of files hashed now, HashedBytes their size.
+	Hashed      int   `json:"hashed"`
+	HashedBytes int64 `json:"hashed_bytes"`
+	// WriteError is set when the cache could not be updated (not fatal).
+	WriteError string `json:"write_error,omitempty"`
 }
