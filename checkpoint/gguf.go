@@ -97,4 +97,3 @@ func inspectGGUF(path string, info *Info) (err error) {
 	}
 	return nil
 }
-

@@ -154,4 +154,3 @@ func hashFile(ctx context.Context, j *hashJob, buf []byte, report func(int64)) (
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
