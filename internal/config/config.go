@@ -1,0 +1,211 @@
+// Package config reads modelship.yaml: the model, how it is served, the suites
+// and gates that guard it, the environments it is deployed to, and where
+// people are told what happened.
+//
+// Reading is strict: an unknown key, a value of the wrong type or a value out
+// of range is an error that names the file, line and column and says what was
+// expected. Secrets are never values in the file, only references to where the
+// value lives (see Secret).
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// DefaultFile is the file `modelship` reads when none is named.
+const DefaultFile = "modelship.yaml"
+
+// DefaultVLLMImage is the pinned vLLM base image used when serving.image is
+// not set.
+const DefaultVLLMImage = "vllm/vllm-openai:v0.11.0"
+
+// Config is the whole of modelship.yaml.
+type Config struct {
+	// Version of the file format; only 1 exists.
+	Version       int                     `yaml:"version"`
+	Model         Model                   `yaml:"model"`
+	Serving       Serving                 `yaml:"serving"`
+	Suites        Suites                  `yaml:"suites"`
+	Gates         Gates                   `yaml:"gates"`
+	Registry      Registry                `yaml:"registry"`
+	Environments  map[string]*Environment `yaml:"environments"`
+	Notifications Notifications           `yaml:"notifications"`
+
+	// File is the path the config was read from (not part of the YAML).
+	File string `yaml:"-"`
+}
+
+// Model names the checkpoint and the name clients ask for.
+type Model struct {
+	// Path to the checkpoint directory or GGUF file, relative to the config file.
+	Path string `yaml:"path"`
+	// ServedName is the model id in /v1/models and in requests (vLLM's
+	// --served-model-name). Default "current".
+	ServedName string `yaml:"served-name"`
+}
+
+// Serving says how the model is served.
+type Serving struct {
+	// Engine is "vllm" (a GPU) or "sim" (the modelship simulator, a CPU).
+	Engine string `yaml:"engine"`
+	// Image is the serving base image (vLLM's OpenAI server image).
+	Image string `yaml:"image"`
+	// MaxModelLen is vLLM's --max-model-len; 0 takes the checkpoint's.
+	MaxModelLen int `yaml:"max-model-len"`
+	// GPUMemoryUtilization is vLLM's --gpu-memory-utilization, in (0, 1].
+	GPUMemoryUtilization float64 `yaml:"gpu-memory-utilization"`
+	// TensorParallelSize is vLLM's --tensor-parallel-size, at least 1.
+	TensorParallelSize int `yaml:"tensor-parallel-size"`
+	// MaxNumSeqs is vLLM's --max-num-seqs; 0 leaves vLLM's default (256).
+	MaxNumSeqs int `yaml:"max-num-seqs"`
+	// Port is the public port of the serving container.
+	Port int `yaml:"port"`
+	// EngineArgs are passed to the engine unchanged.
+	EngineArgs []string `yaml:"engine-args"`
+}
+
+// Suites are the files the gates run.
+type Suites struct {
+	// Validation cases: the article's validation_cases.json or a YAML suite.
+	Validation string `yaml:"validation"`
+	// Integration suite run against staging.
+	Integration string `yaml:"integration"`
+	// Smoke suite run after a production deploy.
+	Smoke string `yaml:"smoke"`
+	// BenchmarkPrompts: JSONL, ShareGPT JSON.
+	BenchmarkPrompts string `yaml:"benchmark-prompts"`
+}
+
+// Gates are the thresholds a model must meet to go further.
+type Gates struct {
+	Validate ValidateGate `yaml:"validate"`
+	Bench    BenchGate    `yaml:"bench"`
+}
+
+// ValidateGate is the validation suite's threshold.
+type ValidateGate struct {
+	// PassRate is the fraction of cases that must pass, in (0, 1]. Default 1.
+	PassRate float64 `yaml:"pass-rate"`
+}
+
+// BenchGate is the benchmark's thresholds; zero means not checked.
+type BenchGate struct {
+	// MinTokensPerSec is the article's --min-tokens-per-sec (output tokens/s).
+	MinTokensPerSec float64 `yaml:"min-tokens-per-sec"`
+	// MaxLatencyP99 is the article's --max-latency-p99 (end-to-end).
+	MaxLatencyP99 Duration `yaml:"max-latency-p99"`
+	// MaxTTFTP99 bounds time to first token at p99.
+	MaxTTFTP99 Duration `yaml:"max-ttft-p99"`
+	// MaxTPOTP99 bounds time per output token at p99.
+	MaxTPOTP99 Duration `yaml:"max-tpot-p99"`
+	// MaxErrorRate is the highest fraction of failed requests, in [0, 1].
+	MaxErrorRate float64 `yaml:"max-error-rate"`
+	// MaxRegression is how much worse than production a figure may be, as a
+	// fraction (0.1 = 10%); 0 means no comparison.
+	MaxRegression float64 `yaml:"max-regression"`
+}
+
+// Registry is where serving images are pushed.
+type Registry struct {
+	// Repository, e.g. registry.example.com/ai-inference.
+	Repository string `yaml:"repository"`
+	Username   string `yaml:"username"`
+	Password   Secret `yaml:"password"`
+}
+
+// Environment is one place the model is deployed (staging, production).
+type Environment struct {
+	// Target is "docker" (a Docker host) or "kubernetes".
+	Target string `yaml:"target"`
+	// Strategy is "auto", "recreate", "blue-green" or "rolling".
+	Strategy string `yaml:"strategy"`
+	// Port the endpoint is reached on.
+	Port int `yaml:"port"`
+	// URL the endpoint is reached at, for verify; default http://127.0.0.1:PORT.
+	URL string `yaml:"url"`
+	// Docker host settings when Target is docker.
+	Docker DockerTarget `yaml:"docker"`
+	// Kubernetes settings when Target is kubernetes.
+	Kubernetes KubernetesTarget `yaml:"kubernetes"`
+	// GPUs to use, by UUID; empty lets modelship choose from free memory.
+	GPUs []string `yaml:"gpus"`
+	// ReadyTimeout bounds how long a new release may take to become ready;
+	// 0 sizes it from the checkpoint.
+	ReadyTimeout Duration `yaml:"ready-timeout"`
+}
+
+// DockerTarget is a Docker Engine reached like the docker CLI does.
+type DockerTarget struct {
+	// Host is DOCKER_HOST: unix://, tcp:// or ssh://; empty uses the environment.
+	Host string `yaml:"host"`
+	// TLS client material for tcp hosts.
+	TLSVerify bool   `yaml:"tls-verify"`
+	CertPath  string `yaml:"cert-path"`
+}
+
+// KubernetesTarget is a cluster reached through a kubeconfig.
+type KubernetesTarget struct {
+	Kubeconfig string `yaml:"kubeconfig"`
+	Context    string `yaml:"context"`
+	Namespace  string `yaml:"namespace"`
+	Name       string `yaml:"name"`
+	Replicas   int    `yaml:"replicas"`
+	// GPUs per pod (nvidia.com/gpu).
+	GPUs         int               `yaml:"gpus"`
+	NodeSelector map[string]string `yaml:"node-selector"`
+	ServicePort  int               `yaml:"service-port"`
+}
+
+// Notifications are where events go; every credential is a Secret.
+type Notifications struct {
+	Slack       *Slack       `yaml:"slack"`
+	Webhook     *Webhook     `yaml:"webhook"`
+	Grafana     *Grafana     `yaml:"grafana"`
+	Pushgateway *Pushgateway `yaml:"pushgateway"`
+}
+
+// Slack is an incoming webhook; its URL is itself a secret.
+type Slack struct {
+	WebhookURL Secret `yaml:"webhook-url"`
+}
+
+// Webhook is a generic JSON webhook signed with HMAC-SHA256.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	Secret Secret `yaml:"secret"`
+}
+
+// Grafana posts annotations.
+type Grafana struct {
+	URL   string `yaml:"url"`
+	Token Secret `yaml:"token"`
+}
+
+// Pushgateway receives deploy and gate metrics.
+type Pushgateway struct {
+	URL string `yaml:"url"`
+	Job string `yaml:"job"`
+}
+
+// Duration is a time.Duration written as "90s", "2m" or a number of seconds.
+type Duration time.Duration
+
+// String formats like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes the duration as "2s".
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func (d *Duration) set(s string) error {
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = Duration(v)
+		return nil
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	return fmt.Errorf("expected a duration like 90s or 2m, or a number of seconds, got %q", s)
+}

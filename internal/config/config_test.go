@@ -1,0 +1,150 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestLoadRepoConfig(t *testing.T) {
+	c, err := Load("../../modelship.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serving.Engine != "sim" || c.Model.ServedName != "current" {
+		t.Errorf("engine %q served-name %q", c.Serving.Engine, c.Model.ServedName)
+	}
+	if got := c.Environments["staging"].Port; got != 8100 {
+		t.Errorf("staging port default = %d, want 8100", got)
+	}
+	if got := c.Environments["production"].URL; got != "http://127.0.0.1:8000" {
+		t.Errorf("production url default = %q", got)
+	}
+	if c.Gates.Bench.MaxLatencyP99 != Duration(2*time.Second) {
+		t.Errorf("max-latency-p99 = %v", c.Gates.Bench.MaxLatencyP99)
+	}
+	if got := c.ModelPath(); got != filepath.Join("../..", "testdata/models/good") {
+		t.Errorf("ModelPath = %q", got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("m.yaml", []byte("model: {path: /m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serving.Engine != "vllm" || c.Serving.Image != DefaultVLLMImage || c.Serving.GPUMemoryUtilization != 0.9 ||
+		c.Serving.TensorParallelSize != 1 || c.Serving.Port != 8000 || c.Gates.Validate.PassRate != 1 || c.Version != 1 {
+		t.Errorf("defaults not applied: %+v %+v", c.Serving, c.Gates)
+	}
+}
+
+// Each bad file must be refused with the file, line, column and what was expected.
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", "model:\n  path: /m\n  colour: red\n", []string{"m.yaml:3:3:", "model.colour", `unknown key "colour"`, "path, served-name"}},
+		{"unknown top key", "model: {path: /m}\nservng: {}\n", []string{"m.yaml:2:1:", `unknown key "servng" in the top level`}},
+		{"wrong type int", "model: {path: /m}\nserving:\n  max-model-len: lots\n", []string{"m.yaml:3:18:", "serving.max-model-len", `expected an integer, got "lots"`}},
+		{"wrong type float", "model: {path: /m}\nserving:\n  gpu-memory-utilization: high\n", []string{"m.yaml:3:27:", `expected a number, got "high"`}},
+		{"string for mapping", "model: /m\n", []string{"m.yaml:1:8:", "model: expected a mapping"}},
+		{"list expected", "model: {path: /m}\nserving:\n  engine-args: --x\n", []string{"m.yaml:3:16:", "expected a list"}},
+		{"out of range util", "model: {path: /m}\nserving:\n  gpu-memory-utilization: 1.5\n", []string{"m.yaml:3:27:", "serving.gpu-memory-utilization", "expected a fraction from above 0 to 1, got 1.5"}},
+		{"bad engine", "model: {path: /m}\nserving: {engine: tgi}\n", []string{"m.yaml:2:19:", `expected "vllm" or "sim", got "tgi"`}},
+		{"tp zero", "model: {path: /m}\nserving: {tensor-parallel-size: -2}\n", []string{"serving.tensor-parallel-size", "expected 1 or more, got -2"}},
+		{"port", "model: {path: /m}\nserving: {port: 70000}\n", []string{"m.yaml:2:17:", "expected a port from 1 to 65535"}},
+		{"missing path", "model: {served-name: x}\n", []string{"m.yaml:1:8:", "model.path: required"}},
+		{"bad duration", "model: {path: /m}\ngates:\n  bench: {max-latency-p99: soon}\n", []string{"m.yaml:3:28:", "expected a duration like 90s"}},
+		{"syntax", "model:\n  path: [a\n", []string{"m.yaml:", "invalid YAML"}},
+		{"empty", "", []string{"m.yaml: empty file"}},
+		{"rolling on docker", "model: {path: /m}\nenvironments:\n  staging: {strategy: rolling}\n", []string{"m.yaml:3:23:", "rolling needs target kubernetes"}},
+		{"env without port", "model: {path: /m}\nenvironments:\n  canary: {target: docker}\n", []string{"environments.canary.port", "required"}},
+		{"two envs one port", "model: {path: /m}\nenvironments:\n  staging: {port: 9000}\n  production: {port: 9000}\n", []string{"port 9000 is already used by environment production"}},
+		{"duplicate key", "model: {path: /m}\nmodel: {path: /n}\n", []string{"m.yaml:2:1:", "key given twice"}},
+		{"bool", "model: {path: /m}\nenvironments:\n  staging: {docker: {tls-verify: maybe}}\n", []string{"expected true or false"}},
+		{"webhook url", "model: {path: /m}\nnotifications:\n  webhook: {url: 'ftp://x', secret: env:S}\n", []string{"m.yaml:3:18:", "expected an http(s) URL"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("m.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\n  does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAllProblemsReported(t *testing.T) {
+	_, err := Parse("m.yaml", []byte("model: {path: /m}\nserving: {engine: tgi, port: 0, gpu-memory-utilization: 2}\n"))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 2 {
+		t.Errorf("want 2 problems (engine, utilization), got %d:\n%v", n, err)
+	}
+}
+
+func TestSecretsAreReferences(t *testing.T) {
+	const leaked = "https://hooks.slack.example/services/T000/B000/XXXXSECRET"
+	_, err := Parse("m.yaml", []byte("model: {path: /m}\nnotifications:\n  slack: {webhook-url: '"+leaked+"'}\n"))
+	if err == nil {
+		t.Fatal("a literal secret was accepted")
+	}
+	if strings.Contains(err.Error(), "XXXXSECRET") {
+		t.Errorf("error repeats the secret: %v", err)
+	}
+	if !strings.Contains(err.Error(), "m.yaml:3:24:") || !strings.Contains(err.Error(), "env:NAME or file:PATH") {
+		t.Errorf("error does not say where or what: %v", err)
+	}
+
+	dir := t.TempDir()
+	f := filepath.Join(dir, "token")
+	os.WriteFile(f, []byte("s3cr3t\n"), 0o600)
+	c, err := Parse("m.yaml", []byte("model: {path: /m}\nnotifications:\n  grafana: {url: 'http://g', token: 'file:"+f+"'}\n  webhook: {url: 'http://w', secret: env:HOOK_KEY}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Notifications.Grafana.Token.Resolve(nil); err != nil || v != "s3cr3t" {
+		t.Errorf("file secret = %q, %v", v, err)
+	}
+	env := map[string]string{"HOOK_KEY": "k"}
+	if v, err := c.Notifications.Webhook.Secret.Resolve(func(k string) string { return env[k] }); err != nil || v != "k" {
+		t.Errorf("env secret = %q, %v", v, err)
+	}
+	if _, err := c.Notifications.Webhook.Secret.Resolve(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "HOOK_KEY is not set") {
+		t.Errorf("unset env secret: %v", err)
+	}
+	if got := len(c.Secrets()); got != 2 {
+		t.Errorf("Secrets() found %d, want 2", got)
+	}
+	out, _ := yaml.Marshal(c)
+	if strings.Contains(string(out), "s3cr3t") || !strings.Contains(string(out), "env:HOOK_KEY") {
+		t.Errorf("marshalled config shows a value or hides the reference:\n%s", out)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seed, _ := os.ReadFile("../../modelship.yaml")
+	f.Add(seed)
+	f.Add([]byte("model: {path: /m}\nenvironments: {staging: ~}\n"))
+	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if err == nil && c.Model.Path == "" {
+			t.Fatal("accepted a config without model.path")
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "f.yaml") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}

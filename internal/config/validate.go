@@ -1,0 +1,281 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+func (c *Config) applyDefaults() {
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	if c.Model.ServedName == "" {
+		c.Model.ServedName = "current"
+	}
+	s := &c.Serving
+	if s.Engine == "" {
+		s.Engine = "vllm"
+	}
+	if s.Image == "" {
+		s.Image = DefaultVLLMImage
+	}
+	if s.GPUMemoryUtilization == 0 {
+		s.GPUMemoryUtilization = 0.9
+	}
+	if s.TensorParallelSize == 0 {
+		s.TensorParallelSize = 1
+	}
+	if s.Port == 0 {
+		s.Port = 8000
+	}
+	if c.Gates.Validate.PassRate == 0 {
+		c.Gates.Validate.PassRate = 1
+	}
+	if c.Notifications.Pushgateway != nil && c.Notifications.Pushgateway.Job == "" {
+		c.Notifications.Pushgateway.Job = "modelship"
+	}
+	for name, e := range c.Environments {
+		if e == nil {
+			continue
+		}
+		if e.Target == "" {
+			e.Target = "docker"
+		}
+		if e.Strategy == "" {
+			e.Strategy = "auto"
+		}
+		if e.Port == 0 {
+			switch name {
+			case "staging":
+				e.Port = 8100
+			case "production":
+				e.Port = 8000
+			}
+		}
+		if e.URL == "" && e.Port != 0 {
+			e.URL = fmt.Sprintf("http://127.0.0.1:%d", e.Port)
+		}
+		if e.Target == "kubernetes" {
+			k := &e.Kubernetes
+			if k.Namespace == "" {
+				k.Namespace = "default"
+			}
+			if k.Name == "" {
+				k.Name = "modelship-" + name
+			}
+			if k.Replicas == 0 {
+				k.Replicas = 1
+			}
+			if k.ServicePort == 0 {
+				k.ServicePort = 80
+			}
+		}
+	}
+}
+
+var envName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+func (c *Config) validate(d *decoder) {
+	bad := func(path, format string, args ...any) { d.errorf(d.at(path), path, format, args...) }
+	oneOf := func(path, got string, allowed ...string) {
+		if !slices.Contains(allowed, got) {
+			bad(path, "expected %s, got %q", quoteList(allowed), got)
+		}
+	}
+	port := func(path string, p int) {
+		if p < 0 || p > 65535 {
+			bad(path, "expected a port from 1 to 65535, got %d", p)
+		}
+	}
+	httpURL := func(path, u string) {
+		if u == "" {
+			bad(path, "expected an http(s) URL, got nothing")
+			return
+		}
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(path, "expected an http(s) URL, got %q", redactURL(u))
+		}
+	}
+	fraction := func(path string, f float64, openLow bool) {
+		if f > 1 || f < 0 || (openLow && f == 0) {
+			low := "0"
+			if openLow {
+				low = "above 0"
+			}
+			bad(path, "expected a fraction from %s to 1, got %g", low, f)
+		}
+	}
+
+	if c.Version != 1 {
+		bad("version", "expected 1 (the only format version), got %d", c.Version)
+	}
+	if c.Model.Path == "" {
+		bad("model.path", "required: the checkpoint directory or GGUF file")
+	}
+	if strings.ContainsAny(c.Model.ServedName, " \t\n") {
+		bad("model.served-name", "expected a name without spaces, got %q", c.Model.ServedName)
+	}
+	s := c.Serving
+	oneOf("serving.engine", s.Engine, "vllm", "sim")
+	fraction("serving.gpu-memory-utilization", s.GPUMemoryUtilization, true)
+	if s.TensorParallelSize < 1 {
+		bad("serving.tensor-parallel-size", "expected 1 or more, got %d", s.TensorParallelSize)
+	}
+	if s.MaxModelLen < 0 {
+		bad("serving.max-model-len", "expected 0 (the checkpoint's) or more, got %d", s.MaxModelLen)
+	}
+	if s.MaxNumSeqs < 0 {
+		bad("serving.max-num-seqs", "expected 0 (vLLM's default) or more, got %d", s.MaxNumSeqs)
+	}
+	port("serving.port", s.Port)
+
+	g := c.Gates
+	fraction("gates.validate.pass-rate", g.Validate.PassRate, true)
+	fraction("gates.bench.max-error-rate", g.Bench.MaxErrorRate, false)
+	if g.Bench.MinTokensPerSec < 0 {
+		bad("gates.bench.min-tokens-per-sec", "expected 0 or more, got %g", g.Bench.MinTokensPerSec)
+	}
+	if g.Bench.MaxRegression < 0 || g.Bench.MaxRegression > 10 {
+		bad("gates.bench.max-regression", "expected a fraction from 0 to 10 (0.1 = 10%% worse), got %g", g.Bench.MaxRegression)
+	}
+
+	if c.Registry.Repository != "" && strings.Contains(c.Registry.Repository, "://") {
+		bad("registry.repository", "expected host/path without a scheme, got %q", c.Registry.Repository)
+	}
+
+	names := make([]string, 0, len(c.Environments))
+	for name := range c.Environments {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	ports := map[int]string{}
+	for _, name := range names {
+		e, p := c.Environments[name], "environments."+name
+		if !envName.MatchString(name) {
+			bad(p, "expected an environment name of lower-case letters, digits and -, got %q", name)
+		}
+		if e == nil {
+			bad(p, "expected the environment's settings, got nothing")
+			continue
+		}
+		oneOf(p+".target", e.Target, "docker", "kubernetes")
+		oneOf(p+".strategy", e.Strategy, "auto", "recreate", "blue-green", "rolling")
+		if e.Strategy == "rolling" && e.Target != "kubernetes" {
+			bad(p+".strategy", "rolling needs target kubernetes; a Docker host uses auto, recreate or blue-green")
+		}
+		if e.Port == 0 {
+			bad(p+".port", "required for environments other than staging (8100) and production (8000)")
+		}
+		port(p+".port", e.Port)
+		if other, dup := ports[e.Port]; dup && e.Target == "docker" {
+			bad(p+".port", "port %d is already used by environment %s", e.Port, other)
+		}
+		if e.Target == "docker" {
+			ports[e.Port] = name
+		}
+		httpURL(p+".url", e.URL)
+		if h := e.Docker.Host; h != "" && !hasAnyPrefix(h, "unix://", "tcp://", "ssh://", "npipe://") {
+			bad(p+".docker.host", "expected unix://, tcp:// or ssh://, got %q", redactURL(h))
+		}
+		if k := e.Kubernetes; e.Target == "kubernetes" {
+			if k.Replicas < 1 {
+				bad(p+".kubernetes.replicas", "expected 1 or more, got %d", k.Replicas)
+			}
+			if k.GPUs < 0 {
+				bad(p+".kubernetes.gpus", "expected 0 or more, got %d", k.GPUs)
+			}
+			port(p+".kubernetes.service-port", k.ServicePort)
+		}
+	}
+
+	n := c.Notifications
+	if n.Slack != nil && !n.Slack.WebhookURL.IsSet() {
+		bad("notifications.slack.webhook-url", "required: a secret reference such as env:SLACK_WEBHOOK_URL")
+	}
+	if n.Webhook != nil {
+		httpURL("notifications.webhook.url", n.Webhook.URL)
+		if !n.Webhook.Secret.IsSet() {
+			bad("notifications.webhook.secret", "required: the HMAC key as a secret reference such as env:MODELSHIP_WEBHOOK_SECRET")
+		}
+	}
+	if n.Grafana != nil {
+		httpURL("notifications.grafana.url", n.Grafana.URL)
+		if !n.Grafana.Token.IsSet() {
+			bad("notifications.grafana.token", "required: a secret reference such as env:GRAFANA_TOKEN")
+		}
+	}
+	if n.Pushgateway != nil {
+		httpURL("notifications.pushgateway.url", n.Pushgateway.URL)
+	}
+}
+
+// ModelPath is model.path resolved against the config file's directory.
+func (c *Config) ModelPath() string {
+	if c.Model.Path == "" || filepath.IsAbs(c.Model.Path) {
+		return c.Model.Path
+	}
+	return filepath.Join(filepath.Dir(c.File), c.Model.Path)
+}
+
+// Secrets lists every secret reference in the config by key path, so callers
+// can resolve (and mask) them all.
+func (c *Config) Secrets() map[string]Secret {
+	out := map[string]Secret{}
+	add := func(path string, s Secret) {
+		if s.IsSet() {
+			out[path] = s
+		}
+	}
+	add("registry.password", c.Registry.Password)
+	if n := c.Notifications; n.Slack != nil {
+		add("notifications.slack.webhook-url", n.Slack.WebhookURL)
+	}
+	if n := c.Notifications; n.Webhook != nil {
+		add("notifications.webhook.secret", n.Webhook.Secret)
+	}
+	if n := c.Notifications; n.Grafana != nil {
+		add("notifications.grafana.token", n.Grafana.Token)
+	}
+	return out
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL drops user info and query from a URL before it is printed: either
+// may carry a credential.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return u.String()
+}
