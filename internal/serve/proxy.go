@@ -1,0 +1,335 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Digest states reported by GET /version.
+const (
+	DigestProvided  = "provided"  // given by flag or environment
+	DigestComputing = "computing" // being hashed in the background
+	DigestComputed  = "computed"  // hashed at startup
+	DigestFailed    = "failed"    // hashing failed; see digest_error
+	DigestUnknown   = "unknown"   // neither given nor computed
+)
+
+// VersionInfo is the body of GET /version: what is serving and where it came
+// from.
+type VersionInfo struct {
+	ServedModelName  string `json:"served_model_name"`
+	ModelPath        string `json:"model_path"`
+	Digest           string `json:"digest"`        // model digest, "sha256:..."
+	DigestStatus     string `json:"digest_status"` // one of the Digest* states
+	DigestError      string `json:"digest_error,omitempty"`
+	Image            string `json:"image"`
+	ImageDigest      string `json:"image_digest"`
+	GitSHA           string `json:"git_sha"`
+	DeployedAt       string `json:"deployed_at"` // RFC 3339
+	ModelshipVersion string `json:"modelship_version"`
+	Engine           string `json:"engine"`         // "vllm" or "sim"
+	EngineVersion    string `json:"engine_version"` // from the engine's GET /version; "" until ready
+}
+
+// ReadyStatus is the body of GET /ready.
+type ReadyStatus struct {
+	Ready bool   `json:"ready"`
+	Model string `json:"model"`
+	// Check names the failing step: "health", "models" or "generation".
+	Check  string `json:"check,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// CheckedAt is when the engine was last asked (a cached success keeps
+	// its time).
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// Proxy is the public HTTP handler: it serves GET /version and GET /ready
+// itself and streams every other request to the engine unbuffered.
+type Proxy struct {
+	// ReadyTTL is how long a successful readiness check is reused (default
+	// 5s). Failures are never cached.
+	ReadyTTL time.Duration
+	// ReadyTimeout bounds one readiness check (default 30s).
+	ReadyTimeout time.Duration
+	// Logger receives proxy errors; nil means slog.Default().
+	Logger *slog.Logger
+
+	engine *url.URL
+	rp     *httputil.ReverseProxy
+	client *http.Client
+
+	mu   sync.Mutex
+	info VersionInfo
+
+	readyMu   sync.Mutex // serializes checks so concurrent probes share one
+	lastReady ReadyStatus
+}
+
+// NewProxy returns a handler that forwards to the engine at engineURL (e.g.
+// http://127.0.0.1:8001) and reports info on GET /version.
+func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
+	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:               nil, // the engine is local; never go through HTTP_PROXY
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true, // pass bodies through as the engine sent them
+	}
+	p.client = &http.Client{Transport: tr}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(engineURL)
+			r.SetXForwarded()
+		},
+		Transport:     tr,
+		FlushInterval: -1, // flush every write: SSE tokens leave as they arrive
+		ErrorHandler:  p.proxyError,
+	}
+	return p
+}
+
+// SetDigest records the model digest once computed (err non-nil: failed).
+func (p *Proxy) SetDigest(digest string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.info.Digest, p.info.DigestStatus, p.info.DigestError = "", DigestFailed, err.Error()
+		return
+	}
+	p.info.Digest, p.info.DigestStatus, p.info.DigestError = digest, DigestComputed, ""
+}
+
+// SetEngineVersion records the version the engine reported.
+func (p *Proxy) SetEngineVersion(v string) {
+	p.mu.Lock()
+	p.info.EngineVersion = v
+	p.mu.Unlock()
+}
+
+// Version returns what GET /version reports now.
+func (p *Proxy) Version() VersionInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/version":
+		if !allowGet(w, r) {
+			return
+		}
+		writeJSON(w, http.StatusOK, p.Version())
+	case "/ready":
+		if !allowGet(w, r) {
+			return
+		}
+		st := p.Ready(r.Context())
+		code := http.StatusOK
+		if !st.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, st)
+	default:
+		p.rp.ServeHTTP(w, r)
+	}
+}
+
+func allowGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeJSON(w, http.StatusMethodNotAllowed, apiError("method "+r.Method+" not allowed; use GET", "invalid_request_error", http.StatusMethodNotAllowed))
+	return false
+}
+
+// proxyError answers when the engine could not be reached: 503 while it is
+// not listening (starting or gone), 502 for other failures. A request the
+// client abandoned gets no answer.
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		p.logger().Debug("client went away", "path", r.URL.Path, "err", err)
+		return
+	}
+	code, msg := http.StatusBadGateway, "engine error: "+err.Error()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		code, msg = http.StatusServiceUnavailable, "engine is not accepting connections (starting or stopped)"
+	}
+	p.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	writeJSON(w, code, apiError(msg, "engine_unavailable", code))
+}
+
+func (p *Proxy) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}
+
+// apiError is an OpenAI-style error body.
+func apiError(msg, typ string, code int) map[string]any {
+	return map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code}}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// Ready checks, in order, that the engine's GET /health is 200, that GET
+// /v1/models lists the served model name, and that a one-token completion
+// (temperature 0) succeeds. A success is reused for ReadyTTL.
+func (p *Proxy) Ready(ctx context.Context) ReadyStatus {
+	p.readyMu.Lock()
+	defer p.readyMu.Unlock()
+	if p.lastReady.Ready && time.Since(p.lastReady.CheckedAt) < p.ReadyTTL {
+		return p.lastReady
+	}
+	name := p.Version().ServedModelName
+	ctx, cancel := context.WithTimeout(ctx, p.ReadyTimeout)
+	defer cancel()
+	st := ReadyStatus{Model: name, CheckedAt: time.Now().UTC()}
+	if check, err := p.check(ctx, name); err != nil {
+		st.Check, st.Reason = check, err.Error()
+	} else {
+		st.Ready = true
+	}
+	p.lastReady = st
+	return st
+}
+
+func (p *Proxy) check(ctx context.Context, name string) (string, error) {
+	code, body, err := p.call(ctx, http.MethodGet, "/health", nil)
+	if err != nil {
+		return "health", fmt.Errorf("engine GET /health: %v", err)
+	}
+	if code != http.StatusOK {
+		return "health", fmt.Errorf("engine GET /health returned %d%s", code, snippet(body))
+	}
+
+	code, body, err = p.call(ctx, http.MethodGet, "/v1/models", nil)
+	if err != nil {
+		return "models", fmt.Errorf("engine GET /v1/models: %v", err)
+	}
+	if code != http.StatusOK {
+		return "models", fmt.Errorf("engine GET /v1/models returned %d%s", code, snippet(body))
+	}
+	var models struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &models); err != nil {
+		return "models", fmt.Errorf("engine GET /v1/models: not an OpenAI model list: %v", err)
+	}
+	var ids []string
+	for _, m := range models.Data {
+		ids = append(ids, m.ID)
+	}
+	if !slices.Contains(ids, name) {
+		listed := "none"
+		if len(ids) > 0 {
+			listed = strings.Join(ids, ", ")
+		}
+		return "models", fmt.Errorf("served model %q is not in engine GET /v1/models (listed: %s)", name, listed)
+	}
+
+	req, _ := json.Marshal(map[string]any{"model": name, "prompt": "Hello", "max_tokens": 1, "temperature": 0})
+	code, body, err = p.call(ctx, http.MethodPost, "/v1/completions", req)
+	if err != nil {
+		return "generation", fmt.Errorf("engine POST /v1/completions: %v", err)
+	}
+	if code != http.StatusOK {
+		return "generation", fmt.Errorf("engine POST /v1/completions (max_tokens 1) returned %d%s", code, snippet(body))
+	}
+	var comp struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	if err := json.Unmarshal(body, &comp); err != nil || len(comp.Choices) == 0 {
+		return "generation", fmt.Errorf("engine POST /v1/completions returned 200 without choices%s", snippet(body))
+	}
+	return "", nil
+}
+
+// call makes one request to the engine and reads at most 64 KiB of the body.
+func (p *Proxy) call(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.engine.JoinPath(path).String(), rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL is in the message already
+		}
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, b, err
+}
+
+// EngineVersion asks the engine's GET /version ({"version": "0.x"}).
+func (p *Proxy) EngineVersion(ctx context.Context) (string, error) {
+	code, body, err := p.call(ctx, http.MethodGet, "/version", nil)
+	if err != nil {
+		return "", fmt.Errorf("engine GET /version: %v", err)
+	}
+	if code != http.StatusOK {
+		return "", fmt.Errorf("engine GET /version returned %d%s", code, snippet(body))
+	}
+	var v struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil || v.Version == "" {
+		return "", fmt.Errorf("engine GET /version: want {\"version\": \"...\"}%s", snippet(body))
+	}
+	return v.Version, nil
+}
+
+// EngineHealth returns the engine's GET /health status code.
+func (p *Proxy) EngineHealth(ctx context.Context) (int, error) {
+	code, _, err := p.call(ctx, http.MethodGet, "/health", nil)
+	return code, err
+}
+
+// snippet formats the start of a response body for an error message.
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return ": " + s
+}
