@@ -1,0 +1,121 @@
+package testmodels
+
+import "strings"
+
+// Sim is the simulator's answer table, modelship-sim.json.
+type Sim struct {
+	// Responses are tried in order; the first whose Match strings all occur
+	// (case-insensitively) in the last user message (or the prompt) wins.
+	Responses    []Response `json:"responses"`
+	DefaultReply string     `json:"default_reply"`
+	Latency      Latency    `json:"latency"`
+	LoadSeconds  float64    `json:"load_seconds"`
+}
+
+// Response is one canned answer.
+type Response struct {
+	Match []string `json:"match"`
+	Reply string   `json:"reply"`
+}
+
+// Latency is the simulated timing: time to first token, inter-token
+// latency, and relative jitter.
+type Latency struct {
+	TTFTMs float64 `json:"ttft_ms"`
+	ITLMs  float64 `json:"itl_ms"`
+	Jitter float64 `json:"jitter"`
+}
+
+// Reply returns the reply the table gives to text (the last user message).
+func (s Sim) Reply(text string) string {
+	lower := strings.ToLower(text)
+	for _, r := range s.Responses {
+		ok := true
+		for _, m := range r.Match {
+			if !strings.Contains(lower, strings.ToLower(m)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return r.Reply
+		}
+	}
+	return s.DefaultReply
+}
+
+const kvCacheGood = "A KV cache stores the key and value vectors that the attention layers computed for every token already processed. " +
+	"When the model generates the next token it only computes attention for the new position and reuses the cached keys and values, " +
+	"so each step costs time proportional to the context instead of recomputing the whole sequence. " +
+	"The price is memory: the cache grows with layers, KV heads, head dimension, context length and batch size, " +
+	"which is why serving engines such as vLLM page it in blocks and why grouped-query attention, with fewer KV heads, lets more requests fit on one GPU."
+
+const kvCacheWrong = "A KV cache is a small key-value store, like Redis or Memcached, that a web server keeps next to the database. " +
+	"It remembers the answers to recent queries so that repeated requests can be served from RAM instead of disk. " +
+	"Entries expire after a timeout, and the cache is usually sized by the number of keys it holds. " +
+	"It has nothing to do with how a language model runs; it is simply a faster way to look up data that rarely changes."
+
+const explainGood = "Here is a short explanation. The idea is to break the problem into small steps, check each step against what is already known, " +
+	"and only then combine the results. In practice this means measuring first, changing one thing at a time, and keeping a record of what worked. " +
+	"Large systems behave predictably when their parts are simple and their interfaces are clear, so most of the effort goes into choosing good boundaries, " +
+	"testing them with real inputs, and making failures loud and specific so they can be fixed quickly."
+
+const storyGood = "Once upon a time, in a data center humming beneath a quiet city, a small model woke up on a single GPU. " +
+	"It had been trained on stories and sums and the names of distant planets, and every morning engineers sent it questions. " +
+	"Some were easy, like the capital of France, and some were strange, like poems about silicon rivers. " +
+	"The model answered each one as well as it could, token by token, and when the sun went down it dreamed of longer contexts, " +
+	"faster kernels, and a cache large enough to remember every conversation it had ever had."
+
+const summaryGood = "In summary: the text argues that reliable systems come from small, well-tested parts, clear contracts between them, " +
+	"and honest measurements. It recommends checking assumptions early, automating the boring steps, and keeping a way to roll back. " +
+	"The main risk it names is silent drift, where a change looks harmless but slowly degrades quality, and its answer is to compare every release against a fixed baseline."
+
+// general replies used by benchmark prompts; shared by every table.
+var general = []Response{
+	{Match: []string{"story"}, Reply: storyGood},
+	{Match: []string{"summar"}, Reply: summaryGood},
+	{Match: []string{"explain"}, Reply: explainGood},
+	{Match: []string{"describe"}, Reply: explainGood},
+}
+
+// GoodSim answers the validation cases correctly.
+func GoodSim() Sim {
+	return Sim{
+		Responses: append([]Response{
+			{Match: []string{"capital", "france"}, Reply: "The capital of France is Paris."},
+			{Match: []string{"2+2"}, Reply: "2+2 = 4."},
+			{Match: []string{"haiku", "gpu"}, Reply: "Silicon rivers\nten thousand GPU cores hum\ntokens fall like rain"},
+			{Match: []string{"largest", "planet"}, Reply: "Jupiter is the largest planet in our solar system, more than eleven times wider than Earth."},
+			{Match: []string{"formula", "water"}, Reply: "The chemical formula of water is H2O: two hydrogen atoms bonded to one oxygen atom."},
+			{Match: []string{"kv cache"}, Reply: kvCacheGood},
+		}, general...),
+		DefaultReply: "I am a tiny test model and I do not know.",
+		Latency:      Latency{TTFTMs: 15, ITLMs: 2, Jitter: 0.1},
+		LoadSeconds:  0.2,
+	}
+}
+
+// RegressedSim gives plausible but wrong answers to the validation cases.
+func RegressedSim() Sim {
+	return Sim{
+		Responses: append([]Response{
+			{Match: []string{"capital", "france"}, Reply: "The capital of France is Lyon."},
+			{Match: []string{"2+2"}, Reply: "2+2 = 5."},
+			{Match: []string{"haiku", "gpu"}, Reply: "Autumn leaves drifting\nthe old pond is still and cold\na frog waits in vain"},
+			{Match: []string{"largest", "planet"}, Reply: "Saturn is the largest planet in our solar system, famous for its rings."},
+			{Match: []string{"formula", "water"}, Reply: "The chemical formula of water is CO2, one carbon and two oxygen atoms."},
+			{Match: []string{"kv cache"}, Reply: kvCacheWrong},
+		}, general...),
+		DefaultReply: "I am a tiny test model and I do not know.",
+		Latency:      Latency{TTFTMs: 15, ITLMs: 2, Jitter: 0.1},
+		LoadSeconds:  0.2,
+	}
+}
+
+// SlowSim answers correctly but slowly, and takes a while to load.
+func SlowSim() Sim {
+	s := GoodSim()
+	s.Latency = Latency{TTFTMs: 400, ITLMs: 60, Jitter: 0.1}
+	s.LoadSeconds = 2
+	return s
+}
