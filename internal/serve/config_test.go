@@ -1,0 +1,169 @@
+package serve
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEngineArgs(t *testing.T) {
+	vllm := []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}
+	tests := []struct {
+		name string
+		cfg  func(*Config)
+		want []string
+	}{
+		{name: "vllm defaults", cfg: func(c *Config) {},
+			want: append(vllm, "--model", "/models/current", "--served-model-name", "/models/current", "--host", "127.0.0.1", "--port", "8001")},
+		{name: "vllm everything", cfg: func(c *Config) {
+			c.ServedModelName = "llama-3-8b"
+			c.MaxModelLen = 4096
+			c.GPUMemoryUtilization = 0.9
+			c.TensorParallelSize = 2
+			c.EnginePort = 9001
+			c.EngineArgs = []string{"--enforce-eager", "--dtype", "bfloat16"}
+		}, want: append(vllm, "--model", "/models/current", "--served-model-name", "llama-3-8b", "--host", "127.0.0.1", "--port", "9001",
+			"--max-model-len", "4096", "--gpu-memory-utilization", "0.9", "--tensor-parallel-size", "2", "--enforce-eager", "--dtype", "bfloat16")},
+		{name: "vllm engine command override", cfg: func(c *Config) {
+			c.EngineCommand = []string{"/opt/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"}
+			c.ServedModelName = "m"
+		}, want: []string{"/opt/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "/models/current",
+			"--served-model-name", "m", "--host", "127.0.0.1", "--port", "8001"}},
+		{name: "sim", cfg: func(c *Config) {
+			c.Engine = EngineSim
+			c.Self = "/usr/local/bin/modelship"
+			c.ModelPath = "testdata/tiny"
+			c.ServedModelName = "tiny"
+			c.MaxModelLen = 2048
+			c.EngineArgs = []string{"--latency", "10ms"}
+		}, want: []string{"/usr/local/bin/modelship", "sim", "testdata/tiny", "--served-model-name", "tiny", "--host", "127.0.0.1",
+			"--port", "8001", "--max-model-len", "2048", "--latency", "10ms"}},
+		{name: "sim engine command override", cfg: func(c *Config) {
+			c.Engine = EngineSim
+			c.EngineCommand = []string{"/tmp/modelship", "sim"}
+			c.ServedModelName = "tiny"
+		}, want: []string{"/tmp/modelship", "sim", "/models/current", "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", "8001"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.cfg(&c)
+			if got := EngineArgs(c); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("EngineArgs =\n %q\nwant\n %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadEnv(t *testing.T) {
+	env := map[string]string{
+		"MODEL_PATH":                  "/models/llama",
+		"MODELSHIP_ENGINE":            "sim",
+		"MODELSHIP_ENGINE_CMD":        "/opt/py/bin/python -m vllm.entrypoints.openai.api_server",
+		"MODELSHIP_SERVED_MODEL_NAME": "llama",
+		"MAX_MODEL_LEN":               "4096",
+		"GPU_MEMORY_UTILIZATION":      "0.85",
+		"TENSOR_PARALLEL_SIZE":        "4",
+		"MODELSHIP_ENGINE_ARGS":       `--enforce-eager --chat-template '{{ a }}'`,
+		"PORT":                        "9000",
+		"MODELSHIP_ENGINE_PORT":       "9100",
+		"MODELSHIP_MODEL_DIGEST":      "sha256:aa",
+		"MODELSHIP_IMAGE":             "ghcr.io/acme/llm:1",
+		"MODELSHIP_IMAGE_DIGEST":      "sha256:bb",
+		"MODELSHIP_GIT_SHA":           "deadbeef",
+		"MODELSHIP_DEPLOYED_AT":       "2025-06-01T12:00:00Z",
+	}
+	c, err := LoadEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.ModelPath = "/models/llama"
+	want.Engine = EngineSim
+	want.EngineCommand = []string{"/opt/py/bin/python", "-m", "vllm.entrypoints.openai.api_server"}
+	want.ServedModelName = "llama"
+	want.MaxModelLen = 4096
+	want.GPUMemoryUtilization = 0.85
+	want.TensorParallelSize = 4
+	want.EngineArgs = []string{"--enforce-eager", "--chat-template", "{{ a }}"}
+	want.Port = 9000
+	want.EnginePort = 9100
+	want.ModelDigest = "sha256:aa"
+	want.Image = "ghcr.io/acme/llm:1"
+	want.ImageDigest = "sha256:bb"
+	want.GitSHA = "deadbeef"
+	want.DeployedAt = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("LoadEnv =\n%+v\nwant\n%+v", c, want)
+	}
+	for _, e := range Env {
+		if _, ok := env[e.Name]; !ok {
+			t.Errorf("Env lists %s but this test does not set it", e.Name)
+		}
+	}
+
+	// Unset and empty variables leave the defaults.
+	c, err = LoadEnv(func(k string) string {
+		if k == "PORT" {
+			return "  "
+		}
+		return ""
+	})
+	if err != nil || !reflect.DeepEqual(c, Default()) {
+		t.Errorf("LoadEnv(empty) = %+v, %v; want Default()", c, err)
+	}
+}
+
+func TestLoadEnvErrors(t *testing.T) {
+	env := map[string]string{
+		"MAX_MODEL_LEN":          "4k",
+		"GPU_MEMORY_UTILIZATION": "90",
+		"TENSOR_PARALLEL_SIZE":   "0",
+		"MODELSHIP_ENGINE_ARGS":  `--x 'open`,
+		"PORT":                   "http",
+		"MODELSHIP_DEPLOYED_AT":  "yesterday",
+	}
+	_, err := LoadEnv(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("LoadEnv accepted malformed values")
+	}
+	for _, want := range []string{
+		`MAX_MODEL_LEN="4k": want a positive whole number of tokens`,
+		`GPU_MEMORY_UTILIZATION="90": want a fraction in (0, 1]`,
+		`TENSOR_PARALLEL_SIZE="0": want a positive number of GPUs`,
+		`MODELSHIP_ENGINE_ARGS: unterminated single quote at byte 4`,
+		`PORT="http": want a TCP port number`,
+		`MODELSHIP_DEPLOYED_AT="yesterday": want an RFC 3339 time`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"unknown engine", func(c *Config) { c.Engine = "tgi" }, `engine "tgi": want "vllm" or "sim"`},
+		{"sim without self", func(c *Config) { c.Engine = EngineSim }, "engine sim needs the modelship executable"},
+		{"same ports", func(c *Config) { c.EnginePort = 8000 }, "port and engine port are both 8000"},
+		{"port range", func(c *Config) { c.Port = 70000 }, "port 70000: want 0-65535"},
+		{"gpu fraction", func(c *Config) { c.GPUMemoryUtilization = 1.5 }, "gpu memory utilization 1.5"},
+		{"empty model", func(c *Config) { c.ModelPath = "" }, "model path is empty"},
+	}
+	for _, tt := range tests {
+		c := Default()
+		tt.mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
+	}
+}

@@ -1,0 +1,328 @@
+package serve
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// within fails the test if ch does not deliver within a generous bound; it
+// guards against hangs, it does not measure speed.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not happen", what)
+		var zero T
+		return zero
+	}
+}
+
+func TestVersionEndpoint(t *testing.T) {
+	info := VersionInfo{
+		ServedModelName: "llama", ModelPath: "/models/current", DigestStatus: DigestComputing,
+		Image: "ghcr.io/acme/llm:abc", ImageDigest: "sha256:1", GitSHA: "abc",
+		DeployedAt: "2025-01-02T03:04:05Z", ModelshipVersion: "v1.0.0", Engine: "vllm",
+	}
+	p := NewProxy(mustURL(t, "http://127.0.0.1:1"), info)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	get := func() map[string]any {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("GET /version = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := get()
+	want := map[string]any{
+		"served_model_name": "llama", "model_path": "/models/current", "digest": "", "digest_status": "computing",
+		"image": "ghcr.io/acme/llm:abc", "image_digest": "sha256:1", "git_sha": "abc",
+		"deployed_at": "2025-01-02T03:04:05Z", "modelship_version": "v1.0.0", "engine": "vllm", "engine_version": "",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("/version %s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	if len(m) != len(want) {
+		t.Errorf("/version has keys %v, want exactly %d", m, len(want))
+	}
+
+	p.SetDigest("sha256:beef", nil)
+	p.SetEngineVersion("0.6.3")
+	m = get()
+	if m["digest"] != "sha256:beef" || m["digest_status"] != "computed" || m["engine_version"] != "0.6.3" {
+		t.Errorf("after SetDigest/SetEngineVersion: %v", m)
+	}
+	p.SetDigest("", io.ErrUnexpectedEOF)
+	m = get()
+	if m["digest"] != "" || m["digest_status"] != "failed" || m["digest_error"] != "unexpected EOF" {
+		t.Errorf("after a failed digest: %v", m)
+	}
+
+	resp, err := http.Post(srv.URL+"/version", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /version = %d, want 405", resp.StatusCode)
+	}
+}
+
+// fakeEngineHandler is an in-process engine whose readiness answers are set
+// per test case.
+type fakeEngineHandler struct {
+	health     int
+	models     []string
+	genStatus  int
+	genBody    string
+	calls      atomic.Int32
+	lastPrompt atomic.Value
+}
+
+func (f *fakeEngineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.calls.Add(1)
+	switch r.URL.Path {
+	case "/health":
+		w.WriteHeader(f.health)
+	case "/v1/models":
+		data := []map[string]string{}
+		for _, m := range f.models {
+			data = append(data, map[string]string{"id": m, "object": "model"})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data})
+	case "/v1/completions":
+		b, _ := io.ReadAll(r.Body)
+		f.lastPrompt.Store(string(b))
+		w.WriteHeader(f.genStatus)
+		io.WriteString(w, f.genBody)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestReady(t *testing.T) {
+	okGen := `{"choices":[{"text":"!"}]}`
+	tests := []struct {
+		name       string
+		engine     *fakeEngineHandler
+		wantCode   int
+		wantCheck  string
+		wantReason string
+	}{
+		{name: "loading", engine: &fakeEngineHandler{health: 503, models: []string{"llama"}, genStatus: 200, genBody: okGen},
+			wantCode: 503, wantCheck: "health", wantReason: "engine GET /health returned 503"},
+		{name: "model missing", engine: &fakeEngineHandler{health: 200, models: []string{"other", "mistral"}, genStatus: 200, genBody: okGen},
+			wantCode: 503, wantCheck: "models", wantReason: `served model "llama" is not in engine GET /v1/models (listed: other, mistral)`},
+		{name: "no models", engine: &fakeEngineHandler{health: 200, genStatus: 200, genBody: okGen},
+			wantCode: 503, wantCheck: "models", wantReason: "(listed: none)"},
+		{name: "generation fails", engine: &fakeEngineHandler{health: 200, models: []string{"llama"}, genStatus: 500, genBody: `{"error":"CUDA out of memory"}`},
+			wantCode: 503, wantCheck: "generation", wantReason: `returned 500: {"error":"CUDA out of memory"}`},
+		{name: "generation without choices", engine: &fakeEngineHandler{health: 200, models: []string{"llama"}, genStatus: 200, genBody: `{"choices":[]}`},
+			wantCode: 503, wantCheck: "generation", wantReason: "without choices"},
+		{name: "ready", engine: &fakeEngineHandler{health: 200, models: []string{"llama"}, genStatus: 200, genBody: okGen},
+			wantCode: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := httptest.NewServer(tt.engine)
+			defer eng.Close()
+			p := NewProxy(mustURL(t, eng.URL), VersionInfo{ServedModelName: "llama"})
+			p.ReadyTTL = time.Hour
+			srv := httptest.NewServer(p)
+			defer srv.Close()
+			ready := func() ReadyStatus {
+				resp, err := http.Get(srv.URL + "/ready")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var st ReadyStatus
+				if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != tt.wantCode {
+					t.Fatalf("GET /ready = %d %+v, want %d", resp.StatusCode, st, tt.wantCode)
+				}
+				return st
+			}
+			st := ready()
+			if st.Check != tt.wantCheck || !strings.Contains(st.Reason, tt.wantReason) || st.Model != "llama" {
+				t.Fatalf("ready = %+v, want check %q reason containing %q", st, tt.wantCheck, tt.wantReason)
+			}
+			calls := tt.engine.calls.Load()
+			ready()
+			if tt.wantCode == 200 {
+				if got := tt.engine.calls.Load(); got != calls {
+					t.Errorf("a cached success still asked the engine (%d calls, then %d)", calls, got)
+				}
+				var gen map[string]any
+				json.Unmarshal([]byte(tt.engine.lastPrompt.Load().(string)), &gen)
+				if gen["model"] != "llama" || gen["max_tokens"] != 1.0 || gen["temperature"] != 0.0 {
+					t.Errorf("generation request = %v, want model llama, max_tokens 1, temperature 0", gen)
+				}
+			} else if got := tt.engine.calls.Load(); got == calls {
+				t.Errorf("a failure was cached; probes must re-check")
+			}
+		})
+	}
+}
+
+func TestReadyEngineDown(t *testing.T) {
+	eng := httptest.NewServer(http.NotFoundHandler())
+	eng.Close()
+	p := NewProxy(mustURL(t, eng.URL), VersionInfo{ServedModelName: "llama"})
+	st := p.Ready(context.Background())
+	if st.Ready || st.Check != "health" || !strings.Contains(st.Reason, "connection refused") {
+		t.Fatalf("ready = %+v, want not ready at health with connection refused", st)
+	}
+}
+
+func TestProxyStreamsWithoutBuffering(t *testing.T) {
+	release := make(chan struct{})
+	eng := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Request-Id", "req-1")
+		io.WriteString(w, "data: {\"chunk\":1}\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "data: {\"chunk\":2}\n\ndata: [DONE]\n\n")
+	}))
+	defer eng.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{}))
+	defer srv.Close()
+
+	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("X-Request-Id") != "req-1" {
+		t.Errorf("headers not passed through: %v", resp.Header)
+	}
+	rd := bufio.NewReader(resp.Body)
+	first := make(chan string, 1)
+	go func() {
+		line, _ := rd.ReadString('\n')
+		first <- line
+	}()
+	// Chunk 2 is held back until chunk 1 has arrived through the proxy.
+	if line := within(t, first, "chunk 1 arriving before chunk 2 is released (the proxy buffers)"); line != "data: {\"chunk\":1}\n" {
+		t.Fatalf("first line = %q", line)
+	}
+	close(release)
+	rest, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rest) != "\ndata: {\"chunk\":2}\n\ndata: [DONE]\n\n" {
+		t.Fatalf("rest = %q", rest)
+	}
+}
+
+func TestProxyPassesThroughStatusHeadersAndBody(t *testing.T) {
+	eng := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Echo-Path", r.URL.RequestURI())
+		w.Header().Set("X-Echo-Auth", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusTeapot)
+		w.Write(b)
+	}))
+	defer eng.Close()
+	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{}))
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/embeddings?x=1", strings.NewReader(`{"input":"hi"}`))
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTeapot || string(body) != `{"input":"hi"}` ||
+		resp.Header.Get("X-Echo-Path") != "/v1/embeddings?x=1" || resp.Header.Get("X-Echo-Auth") != "Bearer k" {
+		t.Fatalf("got %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
+func TestProxyEngineNotListening(t *testing.T) {
+	eng := httptest.NewServer(http.NotFoundHandler())
+	eng.Close()
+	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(e.Error.Message, "not accepting connections") {
+		t.Fatalf("GET /health with the engine down = %d %q, want 503", resp.StatusCode, e.Error.Message)
+	}
+}
+
+func TestProxyPassesClientCancellationToEngine(t *testing.T) {
+	engineSawCancel := make(chan struct{})
+	eng := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(engineSawCancel)
+	}))
+	defer eng.Close()
+	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/completions", strings.NewReader(`{"stream":true}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cancel() // the client hangs up mid-stream
+	within(t, engineSawCancel, "the engine seeing the client's cancellation")
+}
