@@ -9,7 +9,7 @@ import (
 // deterministic and roughly BPE-like, so counts land near what a real
 // tokenizer reports for English text:
 //
-//   - a run of letters or digits is one token, split every 6 characters
+//   - a run of letters or digits is one token, split every 8 characters
 //     (long words cost more than one token, as with BPE);
 //   - every other non-space character (punctuation, symbols) is one token;
 //   - whitespace is glued to the front of the token that follows it (" Paris"),
@@ -36,7 +36,7 @@ func Tokenize(text string) []string {
 		r, n := utf8.DecodeRuneInString(text[i:])
 		if isWord(r) {
 			chars := 0
-			for i < len(text) && chars < 6 {
+			for i < len(text) && chars < 8 {
 				r, n := utf8.DecodeRuneInString(text[i:])
 				if !isWord(r) {
 					break
