@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/modelship/modelship/gpu"
+)
+
+// nvmlLib returns the NVML library to query; tests replace it with a mock.
+var nvmlLib = func() nvml.Interface { return nvml.New() }
+
+func init() {
+	register(command{name: "gpu", summary: "list this machine's NVIDIA GPUs (NVML): memory, compute capability, driver", run: runGPU})
+}
+
+func runGPU(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("gpu", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	asJSON := fs.Bool("json", false, "print JSON: {driver_version, cuda_version, devices: [{index, uuid, name, memory_total, memory_free, memory_used, compute_capability}]} (bytes)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: modelship gpu [--json]\n\nLists every NVIDIA GPU NVML reports: index, UUID, name, memory total/used/free and\ncompute capability, plus the driver and CUDA driver versions.\nExit 4 when NVML (the NVIDIA driver library) is not available.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(s.err, "modelship gpu: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	rep, code := queryGPUs(s.err)
+	if rep == nil {
+		return code
+	}
+	if *asJSON {
+		enc := json.NewEncoder(s.out)
+		enc.SetIndent("", "  ")
+		if rep.Devices == nil {
+			rep.Devices = []gpu.Device{}
+		}
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(s.err, "modelship gpu: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	printGPUs(s.out, rep)
+	return exitOK
+}
+
+// queryGPUs asks NVML; on failure it prints the reason and returns the exit
+// code (exitNoGPU without a driver).
+func queryGPUs(stderr io.Writer) (*gpu.Report, int) {
+	rep, err := gpu.Query(nvmlLib())
+	if errors.Is(err, gpu.ErrNoNVML) {
+		fmt.Fprintln(stderr, gpu.ErrNoNVML.Error())
+		return nil, exitNoGPU
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "modelship: %v\n", err)
+		return nil, exitFailed
+	}
+	return rep, exitOK
+}
+
+func printGPUs(w io.Writer, rep *gpu.Report) {
+	cuda := rep.CUDAVersion
+	if cuda == "" {
+		cuda = "unknown"
+	}
+	fmt.Fprintf(w, "Driver %s, CUDA %s, %d GPU(s)\n", rep.DriverVersion, cuda, len(rep.Devices))
+	if len(rep.Devices) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tUUID\tNAME\tTOTAL\tUSED\tFREE\tCC")
+	for _, d := range rep.Devices {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Index, d.UUID, d.Name,
+			fmtGiB(int64(d.MemoryTotal)), fmtGiB(int64(d.MemoryUsed)), fmtGiB(int64(d.MemoryFree)), d.ComputeCapability)
+	}
+	tw.Flush()
+}
+
+// fmtGiB formats bytes as GiB with two decimals.
+func fmtGiB(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
