@@ -65,6 +65,8 @@ type Options struct {
 	OnCrash    func()
 	// NeverReady keeps /health at 503 (and generation refused) forever.
 	NeverReady bool
+	// OnReady, if set, is called once when loading finishes (MarkReady).
+	OnReady func()
 	// APIKey, when set, is required as "Authorization: Bearer KEY" on /v1/
 	// routes, like vLLM's --api-key.
 	APIKey string
@@ -90,6 +92,7 @@ type Server struct {
 	errPhase float64
 	done     atomic.Int64 // completed generation requests, for CrashAfter
 	crash    sync.Once
+	readyOne sync.Once
 	m        *metrics
 	handler  http.Handler
 	logMu    sync.Mutex
@@ -155,9 +158,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // MarkReady ends simulated loading: /health answers 200 and generation is
 // served. It does nothing with Options.NeverReady.
 func (s *Server) MarkReady() {
-	if !s.opt.NeverReady {
-		s.ready.Store(true)
+	if s.opt.NeverReady {
+		return
 	}
+	s.readyOne.Do(func() {
+		s.ready.Store(true)
+		if s.opt.OnReady != nil {
+			s.opt.OnReady()
+		}
+	})
 }
 
 // Ready reports whether loading has finished.

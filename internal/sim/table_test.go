@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/binary"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,4 +180,45 @@ func TestLoad(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(bad, "model.safetensors")) {
 		t.Fatalf("corrupt checkpoint: error %v must name model.safetensors", err)
 	}
+}
+
+// The shared test checkpoints (internal/testmodels).
+const models = "../../testdata/models/"
+
+func TestTestdataCheckpoints(t *testing.T) {
+	ask := func(path string) string {
+		t.Helper()
+		s, err := Load(context.Background(), path, Options{ServedModelName: testModel})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		s.table.Latency = Latency{} // answers, not timing, are under test
+		s.MarkReady()
+		ts := httptest.NewServer(s.Handler())
+		defer ts.Close()
+		code, body := post(t, ts.URL+"/v1/chat/completions", chatReq("What is the capital of France?", nil))
+		if code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		return parseResponse(t, true, body).text[0]
+	}
+	good, regressed := ask(models+"good"), ask(models+"regressed")
+	if good != "The capital of France is Paris." || good == regressed {
+		t.Fatalf("good answers %q, regressed %q: want Paris and something else", good, regressed)
+	}
+	if got := ask(models + "sharded"); got != good {
+		t.Fatalf("sharded answers %q", got)
+	}
+	if got := ask(models + "tiny-q4.gguf"); got != DefaultTable().Reply("capital of france") {
+		t.Fatalf("GGUF (default table) answers %q", got)
+	}
+	slow, err := TableFor(models + "slow")
+	if err != nil || slow.Latency.TTFTms <= 15 || slow.LoadSeconds < 1 {
+		t.Fatalf("slow table %+v %v", slow.Latency, err)
+	}
+	_, err = Load(context.Background(), models+"corrupt", Options{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join("corrupt", "model.safetensors")) {
+		t.Fatalf("corrupt checkpoint: %v (want an error naming the bad file)", err)
+	}
+	t.Logf("corrupt: %v", err)
 }
