@@ -1,6 +1,7 @@
 package fit
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -266,6 +267,38 @@ func TestBadInput(t *testing.T) {
 		_, err := Compute(c.info, c.devs, c.o)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+}
+
+// End to end on the repository's test checkpoints, parsed by checkpoint.Inspect.
+func TestInspectedCheckpoints(t *testing.T) {
+	for _, c := range []struct {
+		path     string
+		kvDtype  string
+		perToken int64 // 2 × layers × kv heads × head dim × 2 bytes; 0: from the inspected shape
+	}{
+		{"../../testdata/models/good", "bf16", 2 * 2 * 2 * 16 * 2},
+		{"../../testdata/models/tiny-q4.gguf", "fp16", 0},
+	} {
+		info, err := checkpoint.Inspect(context.Background(), c.path, checkpoint.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		e, err := Compute(info, []gpu.Device{device(80, 79)}, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		want := c.perToken
+		if want == 0 {
+			sh := info.Shape
+			want = 2 * int64(sh.NumLayers) * int64(sh.NumKVHeads) * int64(sh.HeadDim) * 2
+		}
+		if e.KVCacheDtype != c.kvDtype || e.KVBytesPerToken != want || e.Weights != info.WeightBytes || !e.Fits {
+			t.Errorf("%s: dtype %s per token %d (want %d) weights %d (file %d) fits %v", c.path, e.KVCacheDtype, e.KVBytesPerToken, want, e.Weights, info.WeightBytes, e.Fits)
+		}
+		if e.MaxModelLen != info.MaxContext || e.MaxContext != int64(info.MaxContext) {
+			t.Errorf("%s: max model len %d, max context %d; want the model's %d", c.path, e.MaxModelLen, e.MaxContext, info.MaxContext)
 		}
 	}
 }
