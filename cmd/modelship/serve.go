@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/internal/serve"
+)
+
+func init() {
+	register(command{name: "serve", summary: "container entrypoint: run vLLM (or sim) behind a draining proxy with /version and /ready", run: runServe})
+}
+
+// engineLookup returns the modelship executable for `--engine sim`; tests
+// point it at a prebuilt binary.
+var engineLookup = os.Executable
+
+func runServe(ctx context.Context, args []string, s stdio) int {
+	cfg, hashModel, err := serveConfig(args, os.Getenv, s.err)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		if !errors.Is(err, errFlagParse) {
+			fmt.Fprintf(s.err, "modelship serve: %v\n", err)
+		}
+		return exitUsage
+	}
+	log := newServeLogger(s.err)
+	cfg.Logger = log
+	if hashModel {
+		cfg.Digest = modelDigest(log)
+	}
+	err = serve.Run(ctx, cfg)
+	var xe *serve.ExitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &xe):
+		fmt.Fprintf(s.err, "modelship serve: %v\n", err)
+		return xe.ExitCode()
+	default:
+		fmt.Fprintf(s.err, "modelship serve: %v\n", err)
+		return exitFailed
+	}
+}
+
+// errFlagParse marks a flag error the flag package has already printed.
+var errFlagParse = errors.New("bad flags")
+
+// serveConfig builds the serve settings: flags over environment (read with
+// getenv) over defaults. hashModel is true when the model digest must be
+// computed at startup.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg serve.Config, hashModel bool, err error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, envErr := serve.LoadEnv(getenv)
+
+	engine := fs.String("engine", cfg.Engine, "engine to run: vllm (python3 -m vllm.entrypoints.openai.api_server) or sim (modelship sim) [$MODELSHIP_ENGINE]")
+	engineCmd := fs.String("engine-cmd", serve.JoinWords(cfg.EngineCommand), "command that starts the engine, shell words, replacing the default (vllm: python3 -m vllm.entrypoints.openai.api_server; sim: this modelship binary + sim) [$MODELSHIP_ENGINE_CMD]")
+	name := fs.String("served-model-name", cfg.ServedModelName, "model name clients use and /ready expects in /v1/models; empty means the model path [$MODELSHIP_SERVED_MODEL_NAME]")
+	fs.IntVar(&cfg.MaxModelLen, "max-model-len", cfg.MaxModelLen, "engine --max-model-len; 0 leaves the engine's default [$MAX_MODEL_LEN]")
+	fs.Float64Var(&cfg.GPUMemoryUtilization, "gpu-memory-utilization", cfg.GPUMemoryUtilization, "engine --gpu-memory-utilization, a fraction in (0, 1]; 0 leaves the engine's default [$GPU_MEMORY_UTILIZATION]")
+	fs.IntVar(&cfg.TensorParallelSize, "tensor-parallel-size", cfg.TensorParallelSize, "engine --tensor-parallel-size; 0 leaves the engine's default [$TENSOR_PARALLEL_SIZE]")
+	engineArgs := fs.String("engine-args", serve.JoinWords(cfg.EngineArgs), "extra engine arguments, shell words, e.g. \"--enforce-eager --dtype bfloat16\" [$MODELSHIP_ENGINE_ARGS]")
+	fs.StringVar(&cfg.Host, "host", cfg.Host, "public address to listen on; empty means every interface")
+	fs.IntVar(&cfg.Port, "port", cfg.Port, "public port serving the OpenAI API, /version and /ready [$PORT]")
+	fs.IntVar(&cfg.EnginePort, "engine-port", cfg.EnginePort, "engine port on 127.0.0.1; 0 picks a free one [$MODELSHIP_ENGINE_PORT]")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long in-flight requests may finish before the engine is stopped anyway")
+	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", cfg.StopTimeout, "after signalling the engine, how long it gets to exit before it is killed")
+	fs.StringVar(&cfg.ModelDigest, "model-digest", cfg.ModelDigest, "model digest (sha256:...) for /version; empty means hash the checkpoint in the background [$MODELSHIP_MODEL_DIGEST]")
+	noDigest := fs.Bool("no-digest", false, "do not hash the checkpoint when --model-digest is empty (/version reports digest_status unknown)")
+	fs.StringVar(&cfg.Image, "image", cfg.Image, "image reference for /version [$MODELSHIP_IMAGE]")
+	fs.StringVar(&cfg.ImageDigest, "image-digest", cfg.ImageDigest, "image digest for /version [$MODELSHIP_IMAGE_DIGEST]")
+	fs.StringVar(&cfg.GitSHA, "git-sha", cfg.GitSHA, "git commit for /version [$MODELSHIP_GIT_SHA]")
+	deployedAt := fs.String("deployed-at", formatTime(cfg.DeployedAt), "deploy time for /version, RFC 3339; empty means the process start time [$MODELSHIP_DEPLOYED_AT]")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, `Usage: modelship serve [MODEL_PATH] [flags]
+
+The serving container's entrypoint. Starts the engine on 127.0.0.1 (vLLM, or
+modelship sim), and serves on the public port:
+  /v1/...    the OpenAI API, proxied to the engine without buffering streams
+  /health    the engine's /health (503 while the model loads)
+  /ready     200 only when /health is 200, /v1/models lists the served model
+             and a one-token generation succeeds; else 503 with a JSON reason
+  /version   model digest, served name, image, git SHA, deploy time, versions
+SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish
+(--drain-timeout), then signal the engine and kill it after --stop-timeout.
+SIGHUP is forwarded. If the engine exits on its own, modelship exits with its
+status (128+N if signal N killed it; 1 if it exited 0).
+
+MODEL_PATH defaults to $MODEL_PATH, then /models/current.
+Every setting comes from its flag, else its environment variable, else the
+default (flag > env > default).
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nEnvironment:\n")
+		for _, e := range serve.Env {
+			fmt.Fprintf(w, "  %-28s %s\n", e.Name, e.Help)
+		}
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return cfg, false, err
+	}
+	if err != nil {
+		return cfg, false, errFlagParse
+	}
+	fail := func(format string, a ...any) (serve.Config, bool, error) {
+		return cfg, false, fmt.Errorf(format, a...)
+	}
+	if envErr != nil {
+		return fail("%v", envErr)
+	}
+	switch len(pos) {
+	case 0:
+	case 1:
+		cfg.ModelPath = pos[0]
+	default:
+		return fail("want at most one MODEL_PATH, got %q", pos)
+	}
+	cfg.Engine, cfg.ServedModelName = *engine, *name
+	if cfg.EngineCommand, err = serve.SplitWords(*engineCmd); err != nil {
+		return fail("--engine-cmd: %v", err)
+	}
+	if cfg.EngineArgs, err = serve.SplitWords(*engineArgs); err != nil {
+		return fail("--engine-args: %v", err)
+	}
+	cfg.DeployedAt = time.Time{}
+	if *deployedAt != "" {
+		if cfg.DeployedAt, err = time.Parse(time.RFC3339, *deployedAt); err != nil {
+			return fail("--deployed-at %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z", *deployedAt)
+		}
+	}
+	if cfg.Engine == serve.EngineSim && len(cfg.EngineCommand) == 0 {
+		if cfg.Self, err = engineLookup(); err != nil {
+			return fail("find the modelship executable to run sim: %v", err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	return cfg, cfg.ModelDigest == "" && !*noDigest, nil
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}
+
+// newServeLogger logs text to a terminal and JSON lines otherwise (containers).
+func newServeLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// modelDigest hashes the checkpoint with the digest cache in the user cache
+// directory (a cache that cannot be opened only costs time). Two workers keep
+// the hashing from starving the engine's own loading.
+func modelDigest(log *slog.Logger) func(ctx context.Context, path string) (string, error) {
+	return func(ctx context.Context, path string) (string, error) {
+		cache, err := checkpoint.OpenDigestCache("")
+		if err != nil {
+			log.Warn("digest cache unavailable; hashing every file", "err", err)
+			cache = nil
+		}
+		info, err := checkpoint.Inspect(ctx, path, checkpoint.Options{Hash: true, Cache: cache, Workers: 2})
+		if err != nil {
+			return "", err
+		}
+		return info.Digest, nil
+	}
+}
