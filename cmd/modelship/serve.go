@@ -37,6 +37,7 @@ func runServe(ctx context.Context, args []string, s stdio) int {
 	}
 	log := newServeLogger(s.err)
 	cfg.Logger = log
+	cfg.Stdout, cfg.Stderr = s.out, s.err // the engine's own logs pass through
 	if hashModel {
 		cfg.Digest = modelDigest(log)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -146,19 +147,59 @@ func TestServeExitsWithEngineStatus(t *testing.T) {
 	}
 }
 
-// TestServeSim runs the real simulator behind serve, end to end: ready,
-// a generation through the proxy, /version, and a clean stop.
-func TestServeSim(t *testing.T) {
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// modelshipBinary builds this command once per test run, for tests that
+// need `modelship sim` as a real child process.
+func modelshipBinary(t *testing.T) string {
+	t.Helper()
 	if _, ok := commands["sim"]; !ok {
 		t.Skip("modelship sim is not registered yet")
 	}
 	if testing.Short() {
 		t.Skip("builds the modelship binary")
 	}
-	bin := filepath.Join(t.TempDir(), "modelship")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "modelship-serve-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "modelship")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
+	return builtBin
+}
+
+// A checkpoint the engine cannot load takes serve down with a non-zero
+// status instead of leaving a container that never becomes ready.
+func TestServeSimCorruptCheckpoint(t *testing.T) {
+	bin := modelshipBinary(t)
+	model, _ := filepath.Abs("../../testdata/models/corrupt")
+	var out, errb serveLogBuffer
+	code := run(context.Background(), []string{"serve", model, "--engine", "sim", "--engine-cmd", bin + " sim",
+		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest"}, stdio{out: &out, err: &errb})
+	if code == exitOK {
+		t.Fatalf("serve of a corrupt checkpoint exited 0; stderr:\n%s", errb.String())
+	}
+	if !strings.Contains(errb.String(), "engine exited on its own") {
+		t.Errorf("stderr does not say the engine exited:\n%s", errb.String())
+	}
+}
+
+// TestServeSim runs the real simulator behind serve, end to end: ready,
+// a generation through the proxy, /version, and a clean stop.
+func TestServeSim(t *testing.T) {
+	bin := modelshipBinary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

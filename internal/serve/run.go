@@ -184,7 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 				log.Warn("model digest failed", "path", cfg.ModelPath, "err", err)
 				return
 			}
-			log.Info("model digest computed", "digest", d, "took", time.Since(t).Round(time.Millisecond))
+			log.Info("model digest computed", "digest", d, "took", time.Since(t).Round(time.Millisecond).String())
 		}()
 	}
 	go waitForEngine(bg, log, proxy, cfg.ProgressInterval, started)
@@ -195,7 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 		case err := <-exited:
 			srv.Close()
 			e := exitError(err)
-			log.Error("engine exited on its own; stopping", "status", e.Code, "signal", e.Signal, "err", err, "uptime", time.Since(started).Round(time.Second))
+			log.Error("engine exited on its own; stopping", "status", e.Code, "signal", e.Signal, "err", err, "uptime", time.Since(started).Round(time.Second).String())
 			return e
 		case err := <-serveErr:
 			log.Error("public server failed; stopping engine", "err", err)
@@ -232,7 +232,7 @@ func (r *runner) forward(s os.Signal) {
 
 // shutdown drains the public server, then stops the engine with sig.
 func (r *runner) shutdown(sig os.Signal, why string) error {
-	r.log.Info("draining: refusing new connections, waiting for in-flight requests", "reason", why, "drain_timeout", r.cfg.DrainTimeout)
+	r.log.Info("draining: refusing new connections, waiting for in-flight requests", "reason", why, "drain_timeout", r.cfg.DrainTimeout.String())
 	t := time.Now()
 	drainCtx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
 	defer cancel()
@@ -243,10 +243,10 @@ drain:
 		select {
 		case err := <-done:
 			if err != nil {
-				r.log.Warn("drain timed out; closing remaining connections", "after", time.Since(t).Round(time.Millisecond))
+				r.log.Warn("drain timed out; closing remaining connections", "after", time.Since(t).Round(time.Millisecond).String())
 				r.srv.Close()
 			} else {
-				r.log.Info("drained", "took", time.Since(t).Round(time.Millisecond))
+				r.log.Info("drained", "took", time.Since(t).Round(time.Millisecond).String())
 			}
 			break drain
 		case s := <-r.sigs:
@@ -271,7 +271,7 @@ drain:
 // stopEngine sends sig to the engine and kills its process group if it has
 // not exited after StopTimeout.
 func (r *runner) stopEngine(sig os.Signal) error {
-	r.log.Info("stopping engine", "signal", sig.String(), "stop_timeout", r.cfg.StopTimeout)
+	r.log.Info("stopping engine", "signal", sig.String(), "stop_timeout", r.cfg.StopTimeout.String())
 	t := time.Now()
 	if err := r.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		r.log.Warn("signal engine", "err", err)
@@ -280,11 +280,11 @@ func (r *runner) stopEngine(sig os.Signal) error {
 	defer timer.Stop()
 	select {
 	case err := <-r.exited:
-		r.log.Info("engine stopped", "status", exitStatus(err), "took", time.Since(t).Round(time.Millisecond))
+		r.log.Info("engine stopped", "status", exitStatus(err), "took", time.Since(t).Round(time.Millisecond).String())
 		return nil
 	case <-timer.C:
 	}
-	r.log.Warn("engine did not stop in time; killing it", "stop_timeout", r.cfg.StopTimeout)
+	r.log.Warn("engine did not stop in time; killing it", "stop_timeout", r.cfg.StopTimeout.String())
 	killGroup(r.cmd.Process)
 	<-r.exited
 	return fmt.Errorf("engine did not exit within %s of %s and was killed", r.cfg.StopTimeout, sig)
@@ -316,7 +316,7 @@ func waitForEngine(ctx context.Context, log *slog.Logger, p *Proxy, interval tim
 				state = "/health: not listening yet"
 			case code == http.StatusOK:
 				healthy = true
-				log.Info("engine healthy", "after", time.Since(started).Round(time.Second))
+				log.Info("engine healthy", "after", time.Since(started).Round(time.Second).String())
 				vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				v, err := p.EngineVersion(vctx)
 				cancel()
@@ -335,7 +335,7 @@ func waitForEngine(ctx context.Context, log *slog.Logger, p *Proxy, interval tim
 		if healthy {
 			st := p.Ready(ctx)
 			if st.Ready {
-				log.Info("ready", "model", st.Model, "after", time.Since(started).Round(time.Second))
+				log.Info("ready", "model", st.Model, "after", time.Since(started).Round(time.Second).String())
 				return
 			}
 			state = st.Check + ": " + st.Reason

@@ -324,3 +324,42 @@ func TestRunVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRunDrainTimeoutCutsStuckStreams(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mod    func(*Config)
+		second bool
+	}{
+		{name: "timeout", mod: func(c *Config) { c.DrainTimeout = 50 * time.Millisecond }},
+		{name: "second signal", second: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, tc.mod)
+			h.waitReady()
+			resp, err := http.Post(h.base+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			rd := bufio.NewReader(resp.Body)
+			if _, err := rd.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+			h.sigs <- syscall.SIGTERM
+			if tc.second {
+				h.sigs <- syscall.SIGTERM
+			}
+			// The stream never ends by itself; the drain must give up on it.
+			if err := h.wait(); err != nil {
+				t.Fatalf("Run = %v, want nil", err)
+			}
+			if _, err := io.ReadAll(rd); err == nil {
+				t.Error("the stuck stream ended cleanly; want it cut")
+			}
+			if ev := h.eventLog(); !strings.Contains(ev, "signal terminated") || strings.Contains(ev, "stream done") {
+				t.Errorf("engine log:\n%s", ev)
+			}
+		})
+	}
+}
