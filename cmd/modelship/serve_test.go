@@ -186,7 +186,7 @@ func TestServeSimCorruptCheckpoint(t *testing.T) {
 	bin := modelshipBinary(t)
 	model, _ := filepath.Abs("../../testdata/models/corrupt")
 	var out, errb serveLogBuffer
-	code := run(context.Background(), []string{"serve", model, "--engine", "sim", "--engine-cmd", bin + " sim",
+	code := run(context.Background(), []string{"serve", model, "--engine", "sim", "--engine-cmd", serve.JoinWords([]string{bin, "sim"}),
 		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest"}, stdio{out: &out, err: &errb})
 	if code == exitOK {
 		t.Fatalf("serve of a corrupt checkpoint exited 0; stderr:\n%s", errb.String())
@@ -214,7 +214,7 @@ func TestServeSim(t *testing.T) {
 	done := make(chan int, 1)
 	var errb serveLogBuffer
 	go func() {
-		done <- run(ctx, []string{"serve", model, "--engine", "sim", "--engine-cmd", bin + " sim", "--served-model-name", "good",
+		done <- run(ctx, []string{"serve", model, "--engine", "sim", "--engine-cmd", serve.JoinWords([]string{bin, "sim"}), "--served-model-name", "good",
 			"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--engine-port", "0", "--git-sha", "abc123"}, stdio{out: io.Discard, err: &errb})
 	}()
 	t.Cleanup(func() {

@@ -310,7 +310,9 @@ func waitForEngine(ctx context.Context, log *slog.Logger, p *Proxy, interval tim
 	for {
 		var state string
 		if !healthy {
-			code, err := p.EngineHealth(ctx)
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			code, err := p.EngineHealth(hctx)
+			cancel()
 			switch {
 			case err != nil:
 				state = "/health: not listening yet"
