@@ -28,12 +28,12 @@ type SLO struct {
 type Conditions struct {
 	Endpoint      string    `json:"endpoint"`
 	Model         string    `json:"model"`
-	Prompts       string    `json:"prompts"`        // file, or a synthetic description
-	LoadMode      string    `json:"load_mode"`      // "concurrency", "rate", "poisson", "sweep"
-	Load          float64   `json:"load"`           // concurrency or requests/s
-	Requests      int       `json:"requests"`       // asked for (0 when by duration)
-	Duration      float64   `json:"duration_s"`     // asked for, seconds (0 when by count)
-	Warmup        int       `json:"warmup"`         // requests excluded
+	Prompts       string    `json:"prompts"`    // file, or a synthetic description
+	LoadMode      string    `json:"load_mode"`  // "concurrency", "rate", "poisson", "sweep"
+	Load          float64   `json:"load"`       // concurrency or requests/s
+	Requests      int       `json:"requests"`   // asked for (0 when by duration)
+	Duration      float64   `json:"duration_s"` // asked for, seconds (0 when by count)
+	Warmup        int       `json:"warmup"`     // requests excluded
 	Seed          int64     `json:"seed"`
 	MaxTokens     int       `json:"max_tokens"`
 	ClientVersion string    `json:"client_version"` // modelship version
