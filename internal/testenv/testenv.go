@@ -1,0 +1,258 @@
+// Package testenv starts the OpenAI-compatible servers that end-to-end tests
+// run against: the in-process simulator (Sim, our own server) and
+// @dwmkerr/mock-llm (MockLLM, a server that is not ours, run with Node).
+//
+// Both return the server's base URL without a path (http://127.0.0.1:PORT);
+// the OpenAI API is under BASE/v1. Servers stop when the test ends.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/internal/sim"
+)
+
+// MockLLMVersion is the version of @dwmkerr/mock-llm the tests are written
+// against; .ci/deps/mock-llm.sh installs it.
+const MockLLMVersion = "0.1.29"
+
+// MockLLMDirEnv names the environment variable holding the npm prefix that
+// @dwmkerr/mock-llm is installed under (default REPO/.cache/mock-llm).
+const MockLLMDirEnv = "MODELSHIP_MOCK_LLM_DIR"
+
+// Sim starts the simulator on the test checkpoint modelDir (e.g.
+// testdata/models/good) behind an httptest server and returns its base URL.
+// The server is ready at once (the table's load time is skipped). tweak, when
+// not nil, edits the response table first: set Latency to fixed TTFT/ITL, add
+// replies. The served model name is the directory's base name (e.g. "good").
+func Sim(t testing.TB, modelDir string, tweak func(*sim.Table)) (baseURL string) {
+	t.Helper()
+	_, url := SimServer(t, modelDir, tweak, sim.Options{})
+	return url
+}
+
+// SimServer is Sim with simulator options (error rate, queue size, seed,
+// API key). opt.ServedModelName defaults to the directory's base name.
+func SimServer(t testing.TB, modelDir string, tweak func(*sim.Table), opt sim.Options) (*sim.Server, string) {
+	t.Helper()
+	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{})
+	if err != nil {
+		t.Fatalf("testenv: inspecting %s: %v", modelDir, err)
+	}
+	table, err := sim.TableFor(modelDir)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if tweak != nil {
+		tweak(&table)
+	}
+	if opt.ServedModelName == "" {
+		opt.ServedModelName = filepath.Base(filepath.Clean(modelDir))
+	}
+	s, err := sim.New(info, table, opt)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	s.MarkReady()
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return s, ts.URL
+}
+
+// MockLLM starts @dwmkerr/mock-llm with its default rules (chat completions
+// echo the last user message, finish_reason "stop", no usage) and returns
+// its base URL. See MockLLMConfig.
+func MockLLM(t testing.TB) (baseURL string) {
+	t.Helper()
+	return MockLLMConfig(t, "")
+}
+
+// MockLLMConfig starts @dwmkerr/mock-llm on a free loopback port with the
+// given mock-llm.yaml content (rules matched with JMESPath, last match wins;
+// "" keeps its defaults) and returns its base URL. Rules can be replaced
+// while it runs with POST BASE/config. It answers deterministically: the
+// reply is the rendered rule, whatever the temperature. Streamed answers
+// come in chunks of `streaming.chunkSize` characters every
+// `streaming.chunkIntervalMs` (defaults 50 and 50ms), without usage.
+//
+// The package is looked up under $MODELSHIP_MOCK_LLM_DIR (an npm prefix,
+// default REPO/.cache/mock-llm). When it or node is missing the test is
+// skipped with the command that installs it, except with CI=true, where that
+// is a failure. The process is stopped at cleanup; its output is logged when
+// the test failed.
+func MockLLMConfig(t testing.TB, config string) (baseURL string) {
+	t.Helper()
+	main, err := mockLLMMain()
+	if err == nil {
+		_, err = exec.LookPath("node")
+		if err != nil {
+			err = fmt.Errorf("node is not installed (Node 20 or later is needed): %w", err)
+		}
+	}
+	if err != nil {
+		msg := fmt.Sprintf("testenv: @dwmkerr/mock-llm unavailable: %v; install it with .ci/deps/mock-llm.sh (npm install --prefix DIR @dwmkerr/mock-llm@%s) and set %s=DIR if not the default", err, MockLLMVersion, MockLLMDirEnv)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "mock-llm.yaml")
+	if config != "" {
+		if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The port is found free and then handed to node; another process may
+	// take it in between, so a start that fails is tried again.
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		url, err := startMockLLM(t, main, dir, cfgPath)
+		if err == nil {
+			return url
+		}
+		lastErr = err
+	}
+	t.Fatalf("testenv: starting mock-llm: %v", lastErr)
+	return ""
+}
+
+func mockLLMMain() (string, error) {
+	dir := os.Getenv(MockLLMDirEnv)
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, ".cache", "mock-llm")
+	}
+	main := filepath.Join(dir, "node_modules", "@dwmkerr", "mock-llm", "dist", "main.js")
+	if _, err := os.Stat(main); err != nil {
+		return "", fmt.Errorf("%s not found", main)
+	}
+	return main, nil
+}
+
+// repoRoot is the nearest directory above the working directory holding
+// go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer collects the process output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startMockLLM(t testing.TB, main, dir, cfgPath string) (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("node", main, "--config", cfgPath)
+	cmd.Dir = dir // not the repository: mock-llm would read ./mock-llm.yaml
+	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	}
+
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			return "", fmt.Errorf("mock-llm exited before it was ready: %s", out.String())
+		default:
+		}
+		resp, err := client.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", fmt.Errorf("mock-llm not healthy on %s after 30s: %s", base, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("mock-llm output:\n%s", out.String())
+		}
+	})
+	return base, nil
+}
