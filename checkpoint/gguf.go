@@ -80,6 +80,9 @@ func inspectGGUF(path string, info *Info) (err error) {
 			s.VocabSize = int(v.ValueArray().Len)
 		}
 	}
+	// Bounds are checked for single files; for splits the parser concatenates
+	// tensor infos of all files and offsets are per split.
+	split := len(gf.SplitSizes) > 1
 	dataEnd := fi.Size() - gf.TensorDataStartOffset
 	for _, t := range gf.TensorInfos {
 		if _, ok := t.Type.Trait(); !ok {
@@ -87,7 +90,7 @@ func inspectGGUF(path string, info *Info) (err error) {
 		}
 		n := int64(t.Elements())
 		b := int64(t.Bytes())
-		if int64(t.Offset) > dataEnd || b > dataEnd-int64(t.Offset) {
+		if !split && int64(t.Offset) > dataEnd || b > dataEnd-int64(t.Offset) {
 			return errorf(path, "tensor %q: data [%d, %d) runs past the end of the %d-byte data section", t.Name, t.Offset, int64(t.Offset)+b, dataEnd)
 		}
 		info.Parameters += n

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	gguf "github.com/gpustack/gguf-parser-go"
 )
 
 // Options controls Inspect.
@@ -58,9 +60,13 @@ func Inspect(ctx context.Context, path string, opt Options) (*Info, error) {
 			return nil, errorf(path, "not a checkpoint: expected a directory with config.json and model.safetensors, or a .gguf file")
 		}
 		root = filepath.Dir(path)
-		entries = []entry{{rel: filepath.Base(path), fi: fi}}
 		info.Format = FormatGGUF
-		info.WeightFiles = []string{filepath.Base(path)}
+		if entries, err = ggufFiles(path, fi); err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			info.WeightFiles = append(info.WeightFiles, e.rel)
+		}
 		if err := inspectGGUF(path, info); err != nil {
 			return nil, err
 		}
@@ -87,6 +93,47 @@ func Inspect(ctx context.Context, path string, opt Options) (*Info, error) {
 		}
 	}
 	return info, nil
+}
+
+// ggufFiles returns the entries of a GGUF file: itself, or for a split
+// model (NAME-0000K-of-0000N.gguf) every split, which must all exist.
+func ggufFiles(path string, fi fs.FileInfo) ([]entry, error) {
+	splits := gguf.CompleteShardGGUFFilename(filepath.Base(path))
+	if splits == nil {
+		return []entry{{rel: filepath.Base(path), fi: fi}}, nil
+	}
+	var out []entry
+	for i, s := range splits {
+		p := filepath.Join(filepath.Dir(path), s)
+		sfi, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errorf(p, "does not exist (split %d of %d of %s)", i+1, len(splits), filepath.Base(path))
+			}
+			return nil, openError(p, err)
+		}
+		if !sfi.Mode().IsRegular() {
+			return nil, errorf(p, "is not a regular file (%s)", typeName(sfi.Mode()))
+		}
+		out = append(out, entry{rel: s, fi: sfi})
+	}
+	return out, nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, x := range a {
+		m[x] = true
+	}
+	for _, x := range b {
+		if !m[x] {
+			return false
+		}
+	}
+	return true
 }
 
 // listFiles returns every regular file under root, sorted, skipping names
@@ -156,6 +203,14 @@ func inspectDir(dir string, entries []entry, info *Info) error {
 		}
 	}
 	if !isHF {
+		if len(ggufs) > 1 {
+			// Accept the splits of one model (NAME-00001-of-0000N.gguf).
+			if splits := gguf.CompleteShardGGUFFilename(ggufs[0]); splits != nil && sameSet(splits, ggufs) {
+				info.Format = FormatGGUF
+				info.WeightFiles = splits
+				return inspectGGUF(filepath.Join(dir, splits[0]), info)
+			}
+		}
 		switch len(ggufs) {
 		case 1:
 			info.Format = FormatGGUF

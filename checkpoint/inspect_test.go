@@ -325,3 +325,26 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress: %d calls, last %d of %d", calls, last, total)
 	}
 }
+
+func TestInspectSplitGGUF(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(models, "tiny-q4.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := hfDir(t, map[string][]byte{"m-00001-of-00002.gguf": b, "m-00002-of-00002.gguf": b})
+	for _, p := range []string{d, filepath.Join(d, "m-00001-of-00002.gguf")} {
+		info, err := Inspect(context.Background(), p, Options{Hash: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Files) != 2 || len(info.WeightFiles) != 2 || info.Parameters != 2*testmodels.GGUFParameters {
+			t.Errorf("%s: files %+v weight files %v params %d", p, info.Files, info.WeightFiles, info.Parameters)
+		}
+	}
+	os.Remove(filepath.Join(d, "m-00002-of-00002.gguf"))
+	_, err = Inspect(context.Background(), filepath.Join(d, "m-00001-of-00002.gguf"), Options{})
+	want := "checkpoint " + filepath.Join(d, "m-00002-of-00002.gguf") + ": does not exist (split 2 of 2 of m-00001-of-00002.gguf)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
