@@ -31,6 +31,9 @@ type Result struct {
 	// UsageReported is true when the counts came from the server's usage
 	// object rather than counted by the client.
 	UsageReported bool `json:"usage_reported,omitempty"`
+	// NotStreamed is true when the server ignored "stream" and answered with
+	// one JSON body: TTFT then equals E2EL and there is no ITL.
+	NotStreamed bool `json:"not_streamed,omitempty"`
 
 	// Status is the HTTP status (0 when no response came).
 	Status int `json:"status,omitempty"`

@@ -5,7 +5,11 @@ package metrics
 
 import "time"
 
-// Distribution summarises one latency in seconds.
+// Distribution summarises one latency in seconds. Percentiles interpolate
+// linearly between closest ranks (numpy.percentile's default, as vLLM's
+// benchmark_serving reports; see Percentile), exact up to ExactSamples
+// values and within HistogramRelError beyond; Std is the population
+// standard deviation (numpy.std's default).
 type Distribution struct {
 	Count  int     `json:"count"`
 	Mean   float64 `json:"mean"`
@@ -40,10 +44,13 @@ type Conditions struct {
 	Start         time.Time `json:"start"`
 }
 
-// Point is one second of a run, for throughput-over-time charts.
+// Point is one second of a run, for throughput-over-time charts: the
+// requests that ended in that second, counted from the first measured
+// request's start.
 type Point struct {
 	Second       int     `json:"t"`
-	Requests     int     `json:"requests"`
+	Requests     int     `json:"requests"` // succeeded, ended in this second
+	Failed       int     `json:"failed,omitempty"`
 	OutputTokens int     `json:"output_tokens"`
 	MeanTTFT     float64 `json:"mean_ttft"`
 }
@@ -70,6 +77,10 @@ type Summary struct {
 	OutputTokensPerSec float64 `json:"output_tokens_per_s"`
 	TotalTokensPerSec  float64 `json:"total_tokens_per_s"`
 	RequestsPerSec     float64 `json:"requests_per_s"`
+
+	// NotStreamed counts successful requests the server answered with one
+	// JSON body instead of a stream (their TTFT is their E2EL).
+	NotStreamed int `json:"not_streamed,omitempty"`
 
 	SLO SLO `json:"slo"`
 	// Goodput is successful requests per second that met every SLO set.
