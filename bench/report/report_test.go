@@ -44,8 +44,8 @@ func fixture(load float64, scale float64) *metrics.Summary {
 		E2EL:     metrics.Distribution{Count: 200, Mean: scale * 1.4, Median: scale * 1.308, P90: scale * 1.79, P99: scale * 2.48, Min: scale * 1.1015, Max: scale * 2.99, Std: scale * 0.3},
 
 		InputTokens: 9800, OutputTokens: 25600, OutputTokensPerSec: 2456.8 / scale, TotalTokensPerSec: 3397.3 / scale, RequestsPerSec: 19.39 / scale,
-		SLO:         metrics.SLO{TTFT: 250 * time.Millisecond, TPOT: 20 * time.Millisecond},
-		Goodput:     18.8 / scale, Attainment: map[string]float64{"ttft": 0.985, "tpot": 1, "all": 0.985},
+		SLO:     metrics.SLO{TTFT: 250 * time.Millisecond, TPOT: 20 * time.Millisecond},
+		Goodput: 18.8 / scale, Attainment: map[string]float64{"ttft": 0.985, "tpot": 1, "all": 0.985},
 		E2ELSamples: e2el, TTFTSamples: ttft,
 	}
 	for sec := 0; sec <= 10; sec++ {
