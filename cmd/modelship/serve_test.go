@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -145,39 +143,6 @@ func TestServeExitsWithEngineStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(first), &m); err != nil || m["msg"] != "starting engine" {
 		t.Errorf("first log line %q is not a JSON \"starting engine\" record: %v", first, err)
 	}
-}
-
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-// modelshipBinary builds this command once per test run, for tests that
-// need `modelship sim` as a real child process.
-func modelshipBinary(t *testing.T) string {
-	t.Helper()
-	if _, ok := commands["sim"]; !ok {
-		t.Skip("modelship sim is not registered yet")
-	}
-	if testing.Short() {
-		t.Skip("builds the modelship binary")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modelship-serve-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "modelship")
-		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
 }
 
 // A checkpoint the engine cannot load takes serve down with a non-zero
