@@ -73,34 +73,12 @@ Flags:
 		fs.Usage()
 		return exitUsage
 	}
-	if *gpus != "" && *gpuMem != "" {
-		fmt.Fprintln(s.err, "modelship fit: --gpus picks real GPUs and --gpu-memory describes hypothetical ones; give one of them")
-		return exitUsage
-	}
-
-	var devices []gpu.Device
-	if *gpuMem != "" {
-		for i, f := range strings.Split(*gpuMem, ",") {
-			size, err := fit.ParseSize(f)
-			if err != nil {
-				fmt.Fprintf(s.err, "modelship fit: --gpu-memory: %v\n", err)
-				return exitUsage
-			}
-			devices = append(devices, gpu.Device{Index: i, UUID: fmt.Sprintf("hypothetical-%d", i), Name: "hypothetical GPU", MemoryTotal: size, MemoryFree: size})
+	devices, code := chooseDevices(*gpus, *gpuMem, s.err)
+	if devices == nil {
+		if code == exitNoGPU {
+			fmt.Fprintln(s.err, "modelship fit: describe the GPUs with --gpu-memory (e.g. --gpu-memory 80GiB) to estimate without a driver")
 		}
-	} else {
-		rep, code := queryGPUs(s.err)
-		if rep == nil {
-			if code == exitNoGPU {
-				fmt.Fprintln(s.err, "modelship fit: describe the GPUs with --gpu-memory (e.g. --gpu-memory 80GiB) to estimate without a driver")
-			}
-			return code
-		}
-		devices, err = pickGPUs(rep.Devices, *gpus)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship fit: %v\n", err)
-			return exitUsage
-		}
+		return code
 	}
 
 	info, err := checkpoint.Inspect(ctx, pos[0], checkpoint.Options{})
@@ -128,6 +106,39 @@ Flags:
 		return exitFailed
 	}
 	return exitOK
+}
+
+// chooseDevices returns the GPUs to fit on: the hypothetical ones described
+// by gpuMem ("80GiB,80GiB"), or those NVML reports, narrowed to the
+// comma-separated UUIDs in gpus. On failure it prints why and returns nil
+// with the exit code (exitNoGPU when there is no NVIDIA driver).
+func chooseDevices(gpus, gpuMem string, stderr io.Writer) ([]gpu.Device, int) {
+	if gpus != "" && gpuMem != "" {
+		fmt.Fprintln(stderr, "modelship: --gpus picks real GPUs and --gpu-memory describes hypothetical ones; give one of them")
+		return nil, exitUsage
+	}
+	if gpuMem != "" {
+		var devices []gpu.Device
+		for i, f := range strings.Split(gpuMem, ",") {
+			size, err := fit.ParseSize(f)
+			if err != nil {
+				fmt.Fprintf(stderr, "modelship: --gpu-memory: %v\n", err)
+				return nil, exitUsage
+			}
+			devices = append(devices, gpu.Device{Index: i, UUID: fmt.Sprintf("hypothetical-%d", i), Name: "hypothetical GPU", MemoryTotal: size, MemoryFree: size})
+		}
+		return devices, exitOK
+	}
+	rep, code := queryGPUs(stderr)
+	if rep == nil {
+		return nil, code
+	}
+	devices, err := pickGPUs(rep.Devices, gpus)
+	if err != nil {
+		fmt.Fprintf(stderr, "modelship: %v\n", err)
+		return nil, exitUsage
+	}
+	return devices, exitOK
 }
 
 // pickGPUs returns the devices named by the comma-separated UUIDs, in the

@@ -60,39 +60,13 @@ Flags:
 		fs.Usage()
 		return exitUsage
 	}
-	opt := checkpoint.Options{Hash: !*noHash, Workers: *workers}
-	var cacheNote string
-	if opt.Hash && !*noCache {
-		c, err := checkpoint.OpenDigestCache(*cacheDir)
-		if err != nil {
-			// A cache we cannot open only costs time.
-			cacheNote = err.Error()
-			fmt.Fprintf(s.err, "modelship inspect: warning: %v; hashing without a cache\n", err)
-		} else {
-			opt.Cache = c
-		}
-	}
-	var bar *progress.Bar
-	if opt.Hash {
-		bar = progress.New(s.err, "hashing", 0, progress.Bytes)
-		opt.Progress = func(done, total int64) {
-			bar.SetTotal(total)
-			bar.Set(done)
-		}
-	}
-	info, err := checkpoint.Inspect(ctx, pos[0], opt)
-	if bar != nil {
-		bar.Done()
-	}
+	info, opt, cacheNote, err := inspectCheckpoint(ctx, pos[0], !*noHash, !*noCache, *cacheDir, *workers, s.err)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship inspect: %v\n", err)
 		if errors.Is(err, context.Canceled) {
 			return exitFailed
 		}
 		return exitUsage
-	}
-	if info.Cache != nil && info.Cache.WriteError != "" {
-		fmt.Fprintf(s.err, "modelship inspect: warning: %s\n", info.Cache.WriteError)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(s.out)
@@ -105,6 +79,38 @@ Flags:
 	}
 	printInspect(s.out, info, opt, *noCache, cacheNote)
 	return exitOK
+}
+
+// inspectCheckpoint inspects path, hashing with the digest cache (unless
+// useCache is false) and a progress bar on stderr. A cache that cannot be
+// opened or written only costs time: it is a warning, and cacheNote says why.
+func inspectCheckpoint(ctx context.Context, path string, hash, useCache bool, cacheDir string, workers int, stderr io.Writer) (info *checkpoint.Info, opt checkpoint.Options, cacheNote string, err error) {
+	opt = checkpoint.Options{Hash: hash, Workers: workers}
+	if hash && useCache {
+		c, err := checkpoint.OpenDigestCache(cacheDir)
+		if err != nil {
+			cacheNote = err.Error()
+			fmt.Fprintf(stderr, "modelship: warning: %v; hashing without a cache\n", err)
+		} else {
+			opt.Cache = c
+		}
+	}
+	var bar *progress.Bar
+	if hash {
+		bar = progress.New(stderr, "hashing", 0, progress.Bytes)
+		opt.Progress = func(done, total int64) {
+			bar.SetTotal(total)
+			bar.Set(done)
+		}
+	}
+	info, err = checkpoint.Inspect(ctx, path, opt)
+	if bar != nil {
+		bar.Done()
+	}
+	if err == nil && info.Cache != nil && info.Cache.WriteError != "" {
+		fmt.Fprintf(stderr, "modelship: warning: %s\n", info.Cache.WriteError)
+	}
+	return info, opt, cacheNote, err
 }
 
 func printInspect(out io.Writer, info *checkpoint.Info, opt checkpoint.Options, noCache bool, cacheNote string) {
