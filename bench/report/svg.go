@@ -158,7 +158,11 @@ func niceTicks(lo, hi float64, n int) []float64 {
 	step := niceStep((hi - lo) / float64(n))
 	var out []float64
 	for t := math.Ceil(lo/step-1e-9) * step; t <= hi+step*1e-9; t += step {
-		out = append(out, math.Round(t/step)*step)
+		v := math.Round(t/step) * step
+		if v == 0 {
+			v = 0 // not -0
+		}
+		out = append(out, v)
 	}
 	return out
 }
