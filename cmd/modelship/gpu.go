@@ -9,13 +9,11 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/modelship/modelship/gpu"
 )
 
-// nvmlLib returns the NVML library to query; tests replace it with a mock.
-var nvmlLib = func() nvml.Interface { return nvml.New() }
+// detectGPUs asks the driver; tests replace it with a query of a mock.
+var detectGPUs = gpu.Detect
 
 func init() {
 	register(command{name: "gpu", summary: "list this machine's NVIDIA GPUs (NVML): memory, compute capability, driver", run: runGPU})
@@ -63,7 +61,7 @@ func runGPU(ctx context.Context, args []string, s stdio) int {
 // queryGPUs asks NVML; on failure it prints the reason and returns the exit
 // code (exitNoGPU without a driver).
 func queryGPUs(stderr io.Writer) (*gpu.Report, int) {
-	rep, err := gpu.Query(nvmlLib())
+	rep, err := detectGPUs()
 	if errors.Is(err, gpu.ErrNoNVML) {
 		fmt.Fprintln(stderr, gpu.ErrNoNVML.Error())
 		return nil, exitNoGPU

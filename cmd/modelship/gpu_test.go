@@ -40,9 +40,9 @@ func mockDGX(used ...float64) *server.Server {
 // withNVML makes the commands use lib for the rest of the test.
 func withNVML(t *testing.T, lib nvml.Interface) {
 	t.Helper()
-	old := nvmlLib
-	nvmlLib = func() nvml.Interface { return lib }
-	t.Cleanup(func() { nvmlLib = old })
+	old := detectGPUs
+	detectGPUs = func() (*gpu.Report, error) { return gpu.Query(lib) }
+	t.Cleanup(func() { detectGPUs = old })
 }
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
