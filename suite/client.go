@@ -47,10 +47,10 @@ func APIBase(endpoint string) (string, error) {
 type outcome int
 
 const (
-	gotAnswer  outcome = iota // a well-formed answer: run the assertions
-	badAnswer                 // the server answered, wrongly (4xx, not JSON, wrong shape, timeout): the case fails
-	retryable                 // transport error or 5xx: try again
-	aborted                   // the run was cancelled
+	gotAnswer outcome = iota // a well-formed answer: run the assertions
+	badAnswer                // the server answered, wrongly (4xx, not JSON, wrong shape, timeout): the case fails
+	retryable                // transport error or 5xx: try again
+	aborted                  // the run was cancelled
 )
 
 // exchange is the result of one request.
