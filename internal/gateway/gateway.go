@@ -1,0 +1,328 @@
+// Package gateway is the blue-green switch point in front of the releases of
+// one environment: a streaming reverse proxy whose active upstream changes
+// with one atomic store, with in-flight counters per upstream so "the old
+// release is drained" is a fact, an admin API on a unix socket to switch and
+// to wait for a drain, and a state file so a restarted gateway comes back
+// pointing at the same release.
+//
+// Requests already in flight at a switch finish on the upstream they
+// started on; new requests go to the new one. A request whose connection to
+// an upstream fails before anything was sent (connection refused, name not
+// found) is retried once on the upstream active at that moment, so a switch
+// away from a release that is going down loses nothing.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// HealthPath is answered by the gateway itself (200) for a container
+// HEALTHCHECK; every other path is proxied.
+const HealthPath = "/-/gateway/health"
+
+// DefaultReadyTimeout bounds the GET /ready check a switch makes.
+const DefaultReadyTimeout = 10 * time.Second
+
+// Gateway is an http.Handler proxying to the active upstream. Create it with
+// New; serve it on the public port and serve AdminHandler on a unix socket.
+type Gateway struct {
+	// Logger receives switches and proxy errors; nil means slog.Default().
+	Logger *slog.Logger
+
+	active atomic.Pointer[upstream]
+
+	mu         sync.Mutex // guards the fields below and state file writes
+	upstreams  map[string]*upstream
+	previous   string
+	switchedAt time.Time
+	statePath  string
+
+	transport http.RoundTripper
+	rp        *httputil.ReverseProxy
+	started   time.Time
+
+	requests atomic.Uint64 // every proxied request
+	errors   atomic.Uint64 // answered by the gateway with 502/503
+	retries  atomic.Uint64 // re-sent after a connection failed before sending
+	noActive atomic.Uint64 // answered 503 because no upstream was set
+}
+
+// upstream is one release the gateway has sent requests to.
+type upstream struct {
+	url *url.URL
+	key string // url.String()
+
+	mu       sync.Mutex
+	inflight int64
+	idle     chan struct{} // closed while inflight == 0
+
+	requests atomic.Uint64
+	errors   atomic.Uint64
+}
+
+func newUpstream(u *url.URL) *upstream {
+	idle := make(chan struct{})
+	close(idle)
+	return &upstream{url: u, key: u.String(), idle: idle}
+}
+
+func (u *upstream) acquire() {
+	u.mu.Lock()
+	if u.inflight == 0 {
+		u.idle = make(chan struct{})
+	}
+	u.inflight++
+	u.mu.Unlock()
+}
+
+func (u *upstream) release() {
+	u.mu.Lock()
+	u.inflight--
+	if u.inflight == 0 {
+		close(u.idle)
+	}
+	u.mu.Unlock()
+}
+
+// idleState returns the in-flight count and a channel closed once it is 0.
+func (u *upstream) idleState() (int64, <-chan struct{}) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.inflight, u.idle
+}
+
+// Options configure New.
+type Options struct {
+	// StatePath, when set, is a JSON file holding the active upstream: read
+	// by New, rewritten atomically on every switch.
+	StatePath string
+	// Upstream is the initial upstream, used only when the state file does
+	// not exist or names none. Empty: no release is active (503) until a
+	// switch.
+	Upstream string
+	// Transport carries proxied requests; nil means a tuned http.Transport
+	// that never uses HTTP_PROXY.
+	Transport http.RoundTripper
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// New returns a gateway, restoring the active upstream from opt.StatePath
+// when that file exists. A state file that cannot be read or parsed is an
+// error (a gateway must not silently forget which release is live).
+func New(opt Options) (*Gateway, error) {
+	g := &Gateway{
+		Logger:    opt.Logger,
+		upstreams: map[string]*upstream{},
+		statePath: opt.StatePath,
+		transport: opt.Transport,
+		started:   time.Now().UTC(),
+	}
+	if g.transport == nil {
+		g.transport = &http.Transport{
+			Proxy:               nil, // releases are on the local network; never via HTTP_PROXY
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true, // pass bodies through as the release sent them
+		}
+	}
+	g.rp = &httputil.ReverseProxy{
+		Rewrite:       func(r *httputil.ProxyRequest) { r.Out.Host = ""; r.SetXForwarded() },
+		Transport:     retryTransport{g},
+		FlushInterval: -1, // flush every write: SSE tokens leave as they arrive
+		ErrorHandler:  g.proxyError,
+	}
+	initial := opt.Upstream
+	if opt.StatePath != "" {
+		st, err := ReadStateFile(opt.StatePath)
+		switch {
+		case err == nil && st.Active != "":
+			initial = st.Active
+			g.previous = st.Previous
+			g.switchedAt = st.SwitchedAt
+		case err == nil, errors.Is(err, errNoStateFile):
+		default:
+			return nil, err
+		}
+	}
+	if initial != "" {
+		u, err := ParseUpstream(initial)
+		if err != nil {
+			return nil, err
+		}
+		up := newUpstream(u)
+		g.upstreams[up.key] = up
+		g.active.Store(up)
+		if opt.StatePath != "" {
+			if err := g.persistLocked(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return g, nil
+}
+
+func (g *Gateway) logger() *slog.Logger {
+	if g.Logger != nil {
+		return g.Logger
+	}
+	return slog.Default()
+}
+
+// Active returns the active upstream URL, "" when none.
+func (g *Gateway) Active() string {
+	if u := g.active.Load(); u != nil {
+		return u.key
+	}
+	return ""
+}
+
+// holderKey keys the request's current upstream in its context.
+type holderKey struct{}
+
+// holder is the upstream a request is counted against; a retry moves it.
+type holder struct{ u *upstream }
+
+// acquireActive counts a request against the active upstream and returns
+// it, or nil when none is set. The re-check after counting closes the race
+// with a switch: once Switch has stored a new upstream, no request counted
+// against the old one after a drain check saw it idle can go to it.
+func (g *Gateway) acquireActive() *upstream {
+	for {
+		u := g.active.Load()
+		if u == nil {
+			return nil
+		}
+		u.acquire()
+		if g.active.Load() == u {
+			return u
+		}
+		u.release()
+	}
+}
+
+// ServeHTTP implements http.Handler: HealthPath is answered here, every
+// other request is proxied to the active upstream.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, apiError("method "+r.Method+" not allowed; use GET", "invalid_request_error", http.StatusMethodNotAllowed))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "active": g.active.Load() != nil})
+		return
+	}
+	g.requests.Add(1)
+	u := g.acquireActive()
+	if u == nil {
+		g.noActive.Add(1)
+		g.errors.Add(1)
+		writeJSON(w, http.StatusServiceUnavailable, apiError("no release is active", "no_active_release", http.StatusServiceUnavailable))
+		return
+	}
+	h := &holder{u: u}
+	defer func() { h.u.release() }()
+	u.requests.Add(1)
+	r = r.WithContext(context.WithValue(r.Context(), holderKey{}, h))
+	g.rp.ServeHTTP(w, r)
+}
+
+// retryTransport sends a request to the upstream its holder names, and
+// re-sends it once to the upstream active at that moment when the first
+// attempt failed before a request header was written (nothing reached the
+// upstream, so even a POST generation is safe to send again).
+type retryTransport struct{ g *Gateway }
+
+func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	h, _ := req.Context().Value(holderKey{}).(*holder)
+	if h == nil {
+		return nil, errors.New("gateway: request without an upstream")
+	}
+	body := &trackedBody{rc: req.Body}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = body
+	}
+	resp, sent, err := t.try(req, h.u)
+	if err == nil || sent || body.read.Load() || req.Context().Err() != nil {
+		return resp, err
+	}
+	next := t.g.acquireActive()
+	if next == nil {
+		return nil, err
+	}
+	t.g.retries.Add(1)
+	t.g.logger().Info("retrying on the active upstream: nothing was sent", "failed", h.u.key, "active", next.key, "path", req.URL.Path, "err", err)
+	h.u.release()
+	h.u = next
+	next.requests.Add(1)
+	resp, _, err = t.try(req, next)
+	return resp, err
+}
+
+// try sends req to u; sent reports whether the request header was written.
+func (t retryTransport) try(req *http.Request, u *upstream) (resp *http.Response, sent bool, err error) {
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+	out := req.Clone(httptrace.WithClientTrace(req.Context(), trace))
+	out.Body = req.Body
+	out.URL.Scheme = u.url.Scheme
+	out.URL.Host = u.url.Host
+	out.Host = ""
+	resp, err = t.g.transport.RoundTrip(out)
+	return resp, wrote.Load(), err
+}
+
+// trackedBody passes a request body through, remembering whether any of it
+// was read, and leaves closing the server's body to the server so that a
+// request can be re-sent after a failed attempt.
+type trackedBody struct {
+	rc   interface{ Read([]byte) (int, error) }
+	read atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.read.Store(true)
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return nil }
+
+// proxyError answers when the upstream could not be reached: 503 while it
+// is not accepting connections, 502 for other failures. A request the
+// client abandoned gets no answer.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		g.logger().Debug("client went away", "path", r.URL.Path, "err", err)
+		return
+	}
+	key := ""
+	if h, _ := r.Context().Value(holderKey{}).(*holder); h != nil {
+		key = h.u.key
+		h.u.errors.Add(1)
+	}
+	g.errors.Add(1)
+	code, msg := http.StatusBadGateway, "release "+key+" failed: "+err.Error()
+	var dns *net.DNSError
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) {
+		code, msg = http.StatusServiceUnavailable, "release "+key+" is not accepting connections"
+	}
+	g.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "upstream", key, "status", code, "err", err)
+	writeJSON(w, code, apiError(msg, "release_unavailable", code))
+}
