@@ -153,7 +153,7 @@ func gatewayClientError(name string, err error, s stdio) int {
 	return exitInconclusive
 }
 
-func printJSON(w io.Writer, v any) {
+func gatewayPrintJSON(w io.Writer, v any) {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	fmt.Fprintf(w, "%s\n", b)
 }
@@ -194,7 +194,7 @@ Flags:
 	if err != nil {
 		return gatewayClientError("switch", err, s)
 	}
-	printJSON(s.out, res)
+	gatewayPrintJSON(s.out, res)
 	return exitOK
 }
 
@@ -221,7 +221,7 @@ Flags:
 	if err != nil {
 		return gatewayClientError("state", err, s)
 	}
-	printJSON(s.out, st)
+	gatewayPrintJSON(s.out, st)
 	return exitOK
 }
 
@@ -263,7 +263,7 @@ Flags:
 	if err != nil {
 		return gatewayClientError("wait-drained", err, s)
 	}
-	printJSON(s.out, res)
+	gatewayPrintJSON(s.out, res)
 	return exitOK
 }
 

@@ -78,16 +78,16 @@ Flags:
 		fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
 		if errors.Is(err, smoke.ErrUnreachable) {
 			if *asJSON {
-				printJSON(s.out, map[string]any{"endpoint": *endpoint, "passed": false, "inconclusive": true, "error": err.Error()})
+				gatewayPrintJSON(s.out, map[string]any{"endpoint": *endpoint, "passed": false, "inconclusive": true, "error": err.Error()})
 			}
 			return exitInconclusive
 		}
 		return exitUsage
 	}
 	if *asJSON {
-		printJSON(s.out, res)
+		gatewayPrintJSON(s.out, res)
 	} else {
-		fmt.Fprintf(s.out, "smoke %s (model %s)\n", res.Endpoint, orDash(res.Model))
+		fmt.Fprintf(s.out, "smoke %s (model %s)\n", res.Endpoint, smokeOrDash(res.Model))
 		for _, c := range res.Checks {
 			fmt.Fprintf(s.out, "  %-4s  %-10s  %s\n", c.Status, c.Name, c.Detail)
 		}
@@ -103,7 +103,7 @@ Flags:
 	return exitOK
 }
 
-func orDash(s string) string {
+func smokeOrDash(s string) string {
 	if s == "" {
 		return "-"
 	}
