@@ -56,6 +56,7 @@ type Message struct {
 type Case struct {
 	Name string
 	Line int // line of the case in Suite.File (1-based)
+	col  int
 
 	// Exactly one of Messages (a chat completion) and Prompt (a plain
 	// completion) is set.
@@ -128,7 +129,8 @@ func Load(file string) (*Suite, error) {
 
 // Parse is Load on data already read; file names it in errors.
 func Parse(file string, data []byte) (*Suite, error) {
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, &Error{File: file, Msg: "empty suite: the file is empty; expected a JSON list of cases or a YAML suite with cases"}
 	}
@@ -160,7 +162,7 @@ func check(s *Suite) Errors {
 			continue // reported by the parser
 		}
 		if prev, dup := seen[c.Name]; dup {
-			errs = append(errs, &Error{File: s.File, Line: c.Line, Case: c.Name, Msg: fmt.Sprintf("duplicate case name (first at line %d)", prev)})
+			errs = append(errs, &Error{File: s.File, Line: c.Line, Column: c.col, Case: c.Name, Msg: fmt.Sprintf("duplicate case name (first at line %d)", prev)})
 			continue
 		}
 		seen[c.Name] = c.Line

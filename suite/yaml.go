@@ -132,7 +132,7 @@ func (p *yamlParser) caseNode(n *yaml.Node, i int, d Defaults) *Case {
 		p.errorf(n, "", "cases[%d]: expected a case (a mapping with name, messages or prompt, expect), got %s", i, kindName(n))
 		return nil
 	}
-	c := &Case{Line: n.Line, Model: d.Model, MaxTokens: d.MaxTokens, Temperature: d.Temperature, Seed: d.Seed, Repeat: 1, PassRate: 1}
+	c := &Case{Line: n.Line, col: n.Column, Model: d.Model, MaxTokens: d.MaxTokens, Temperature: d.Temperature, Seed: d.Seed, Repeat: 1, PassRate: 1}
 	// The name first, so that every other error can name the case.
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		if n.Content[j].Value == "name" {
