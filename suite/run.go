@@ -108,7 +108,11 @@ func Run(ctx context.Context, s *Suite, opt Options) (*Report, error) {
 	if model == "" {
 		model = s.Defaults.Model
 	}
-	if model == "" {
+	needModel := false
+	for _, c := range s.Cases {
+		needModel = needModel || c.Model == ""
+	}
+	if model == "" && needModel {
 		m, ex, attempts := retry(ctx, opt, func() (string, exchange) { return cl.firstModel(ctx) })
 		if ex.outcome != gotAnswer {
 			why := ex.reason
