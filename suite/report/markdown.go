@@ -23,7 +23,11 @@ func Markdown(w io.Writer, r *suite.Report) error {
 		for _, run := range c.Runs {
 			lat = max(lat, float64(run.Latency))
 		}
-		fmt.Fprintf(&b, "| `%s` (line %d) | %s | %d/%d | %.0f ms | %s |\n", c.Name, c.Line, res, c.Passes, c.Repeat, lat*1000, md(c.Reason))
+		latency := "–"
+		if lat > 0 {
+			latency = fmt.Sprintf("%.0f ms", lat*1000)
+		}
+		fmt.Fprintf(&b, "| `%s` (line %d) | %s | %d/%d | %s | %s |\n", c.Name, c.Line, res, c.Passes, c.Repeat, latency, md(c.Reason))
 	}
 	var problems []suite.CaseResult
 	for _, c := range r.Cases {
