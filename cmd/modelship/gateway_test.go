@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelship/modelship/internal/gateway"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from a running command.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// namedRelease answers GET /ready with readyCode and everything else with
+// its name.
+func namedRelease(t *testing.T, name string, readyCode int) string {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ready" {
+			w.WriteHeader(readyCode)
+			io.WriteString(w, `{"ready":false,"check":"models","reason":"served model \"m\" is not listed"}`)
+			return
+		}
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestGatewayCommand(t *testing.T) {
+	a := namedRelease(t, "A", 200)
+	b := namedRelease(t, "B", 200)
+	notReady := namedRelease(t, "C", 503)
+	dir, err := os.MkdirTemp("", "gwcli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := "unix://" + filepath.Join(dir, "admin.sock")
+	state := filepath.Join(dir, "state.json")
+	addr := freeAddr(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var gwErr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", sock, "--upstream", a, "--state", state}, stdio{in: strings.NewReader(""), out: io.Discard, err: &gwErr})
+	}()
+	// Wait for the admin socket to answer (the gateway exiting early fails).
+	for {
+		code, _, _ := runCLI(t, "gateway", "state", "--admin", sock)
+		if code == exitOK {
+			break
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("gateway exited %d: %s", c, gwErr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	fetch := func() string {
+		resp, err := http.Get("http://" + addr + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	if got := fetch(); got != "A" {
+		t.Fatalf("before the switch: %q", got)
+	}
+
+	code, out, errs := runCLI(t, "gateway", "switch", "--admin", sock, "--to", b)
+	var sw gateway.SwitchResult
+	if code != exitOK || json.Unmarshal([]byte(out), &sw) != nil || sw.Active != b || sw.Previous != a || !sw.Changed {
+		t.Fatalf("switch: exit %d, %s %s", code, out, errs)
+	}
+	if got := fetch(); got != "B" {
+		t.Fatalf("after the switch: %q", got)
+	}
+	code, _, errs = runCLI(t, "gateway", "switch", "--admin", sock, "--to", notReady)
+	if code != exitFailed || !strings.Contains(errs, "switch refused: upstream is not ready: GET "+notReady+"/ready answered 503: models check: served model \"m\" is not listed") {
+		t.Fatalf("switch to a release that is not ready: exit %d, %s", code, errs)
+	}
+	code, out, errs = runCLI(t, "gateway", "wait-drained", "--admin", sock, "--upstream", a, "--timeout", "10s")
+	var dr gateway.DrainResult
+	if code != exitOK || json.Unmarshal([]byte(out), &dr) != nil || !dr.Drained || dr.Upstream != a {
+		t.Fatalf("wait-drained: exit %d, %s %s", code, out, errs)
+	}
+	code, _, errs = runCLI(t, "gateway", "wait-drained", "--admin", sock, "--upstream", b)
+	if code != exitFailed || !strings.Contains(errs, "is the active one") {
+		t.Fatalf("wait-drained on the active release: exit %d, %s", code, errs)
+	}
+	code, out, errs = runCLI(t, "gateway", "state", "--admin", sock)
+	var st gateway.State
+	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil || st.Active != b || st.Previous != a || st.Requests != 2 {
+		t.Fatalf("state: exit %d, %s %s", code, out, errs)
+	}
+	if code, _, errs = runCLI(t, "gateway", "health", "--url", "http://"+addr); code != exitOK {
+		t.Fatalf("health: exit %d, %s", code, errs)
+	}
+
+	cancel()
+	if c := <-done; c != exitOK {
+		t.Fatalf("gateway exit %d after cancel: %s", c, gwErr.String())
+	}
+	saved, err := gateway.ReadStateFile(state)
+	if err != nil || saved.Active != b {
+		t.Fatalf("state file %+v, %v", saved, err)
+	}
+	// The gateway is gone: its clients cannot tell, which is inconclusive.
+	code, _, errs = runCLI(t, "gateway", "state", "--admin", sock)
+	if code != exitInconclusive || !strings.Contains(errs, "is `modelship gateway` running with --admin") {
+		t.Fatalf("state without a gateway: exit %d, %s", code, errs)
+	}
+	if code, _, _ := runCLI(t, "gateway", "health", "--url", "http://"+addr); code != exitFailed {
+		t.Fatalf("health of a stopped gateway: exit %d", code)
+	}
+}
+
+func TestGatewayCommandUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"gateway", "--help"}, exitOK, "POST /switch"},
+		{[]string{"gateway", "switch", "--help"}, exitOK, "--skip-ready"},
+		{[]string{"gateway", "state", "--help"}, exitOK, "in flight per"},
+		{[]string{"gateway", "wait-drained", "--help"}, exitOK, "--timeout"},
+		{[]string{"gateway", "health", "--help"}, exitOK, "HEALTHCHECK"},
+		{[]string{"gateway", "switch"}, exitUsage, "--to URL is required"},
+		{[]string{"gateway", "switch", "--to", "release-b:8000"}, exitUsage, "scheme must be http or https"},
+		{[]string{"gateway", "wait-drained"}, exitUsage, "--upstream URL is required"},
+		{[]string{"gateway", "--upstream", "http://a/v1"}, exitUsage, "without path or query"},
+		{[]string{"gateway", "--admin", "tcp://0.0.0.0:9"}, exitUsage, "only unix sockets"},
+		{[]string{"gateway", "swich"}, exitUsage, `unexpected argument "swich"`},
+	} {
+		code, out, errs := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
+		}
+	}
+}

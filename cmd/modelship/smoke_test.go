@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/internal/smoke"
+	"github.com/modelship/modelship/internal/testenv"
+)
+
+func TestSmokeCommand(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("a", 64)
+	other := "sha256:" + strings.Repeat("b", 64)
+	eng, _ := url.Parse(testenv.Sim(t, "../../testdata/models/good", nil))
+	ts := httptest.NewServer(serve.NewProxy(eng, serve.VersionInfo{ServedModelName: "good", Digest: digest, Image: "reg/llm:1"}))
+	defer ts.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+
+	code, out, errs := runCLI(t, "smoke", "--endpoint", ts.URL+"/v1", "--expect-digest", digest, "--expect-image", "reg/llm:1")
+	if code != exitOK || !strings.Contains(out, "pass  version     /version reports the expected digest "+digest) || !strings.HasSuffix(out, "passed\n") {
+		t.Fatalf("exit %d:\n%s%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "smoke", "--endpoint", ts.URL, "--expect-digest", other)
+	if code != exitFailed || !strings.Contains(out, "fail  version     /version digest "+digest+" is not the expected "+other+" (the previous release is still serving?)") || !strings.Contains(out, "FAILED: 1 check(s) failed") {
+		t.Fatalf("wrong digest: exit %d:\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "smoke", "--endpoint", ts.URL, "--model", "good", "--json")
+	var res smoke.Result
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || !res.Passed || res.Model != "good" || len(res.Checks) != 3 {
+		t.Fatalf("--json: exit %d:\n%s", code, out)
+	}
+	code, out, errs = runCLI(t, "smoke", "--endpoint", gone.URL, "--json")
+	if code != exitInconclusive || !strings.Contains(errs, "endpoint unreachable") || !strings.Contains(out, `"inconclusive": true`) {
+		t.Fatalf("unreachable: exit %d:\n%s%s", code, out, errs)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"smoke", "--help"}, exitOK, "--expect-digest"},
+		{[]string{"smoke"}, exitUsage, "--endpoint URL is required"},
+		{[]string{"smoke", "--endpoint", "ftp://x"}, exitUsage, "scheme must be http or https"},
+		{[]string{"smoke", "--endpoint", ts.URL, "--timeout", "0s"}, exitUsage, "--timeout must be positive"},
+		{[]string{"smoke", "--endpoint", ts.URL, "--api-key-env", "MODELSHIP_TEST_UNSET_KEY"}, exitUsage, "$MODELSHIP_TEST_UNSET_KEY is empty or not set"},
+		{[]string{"smoke", ts.URL}, exitUsage, "use --endpoint URL"},
+	} {
+		code, out, errs := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
+		}
+	}
+}
