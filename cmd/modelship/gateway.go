@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/modelship/modelship/internal/gateway"
@@ -259,6 +260,13 @@ Flags:
 		return exitUsage
 	}
 	c := gateway.Client{Socket: *admin}
+	if st, err := c.State(ctx); err == nil {
+		for _, u := range st.Upstreams {
+			if u.URL != st.Active && u.InFlight > 0 && strings.TrimSuffix(*up, "/") == u.URL {
+				fmt.Fprintf(s.err, "waiting for %d request(s) in flight on %s to finish (timeout %s)...\n", u.InFlight, u.URL, *timeout)
+			}
+		}
+	}
 	res, err := c.WaitDrained(ctx, *up, *timeout)
 	if err != nil {
 		return gatewayClientError("wait-drained", err, s)

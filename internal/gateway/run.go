@@ -51,7 +51,7 @@ func (g *Gateway) Serve(ctx context.Context, pub, admin net.Listener, drain time
 	if drain <= 0 {
 		drain = DefaultDrainTimeout
 	}
-	ps := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second}
+	ps := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	as := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- ps.Serve(pub) }()
