@@ -3,6 +3,7 @@ package metrics
 import (
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/modelship/modelship/bench"
@@ -286,7 +287,7 @@ func (d *dist) chartSamples(k int) []float64 {
 			if m > 1 {
 				j = int(math.Round(float64(i) * float64(len(d.samples)-1) / float64(m-1)))
 			}
-			out[i] = math.Round(float64(d.samples[j])*1e9) / 1e9 // float32 to whole ns
+			out[i] = widen(d.samples[j])
 		} else {
 			q := 0.0
 			if m > 1 {
@@ -321,9 +322,19 @@ func percentile[T float32 | float64](sorted []T, p float64) float64 {
 	h := float64(n-1) * p / 100
 	lo := int(math.Floor(h))
 	if lo >= n-1 {
-		return float64(sorted[n-1])
+		return widen(sorted[n-1])
 	}
 	f := h - float64(lo)
-	a, b := float64(sorted[lo]), float64(sorted[lo+1])
+	a, b := widen(sorted[lo]), widen(sorted[lo+1])
 	return a + f*(b-a)
+}
+
+// widen converts to float64 by the shortest decimal that reads back as the
+// same value, so float32(0.1) comes back as 0.1, not 0.100000001.
+func widen[T float32 | float64](v T) float64 {
+	if f, ok := any(v).(float32); ok {
+		w, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+		return w
+	}
+	return float64(v)
 }

@@ -63,7 +63,11 @@ type Summary struct {
 	Succeeded int            `json:"succeeded"`
 	Failed    int            `json:"failed"`
 	Failures  map[string]int `json:"failures_by_kind,omitempty"`
-	ErrorRate float64        `json:"error_rate"`
+	// ErrorExamples holds one error message per failure kind (the first
+	// seen), so a report can say why requests failed. Filled by the caller
+	// (modelship bench), not by the Aggregator.
+	ErrorExamples map[string]string `json:"error_examples,omitempty"`
+	ErrorRate     float64           `json:"error_rate"`
 	// Elapsed is from the first measured request's start to the last end, seconds.
 	Elapsed float64 `json:"elapsed_s"`
 
