@@ -43,6 +43,61 @@ func release(t *testing.T, model, digest string, opt sim.Options) string {
 	return ts.URL
 }
 
+// load sends chat completions through the gateway from workers goroutines
+// without pause, alternating streamed and not, until stopped.
+type load struct {
+	sent, failed, paris, lyon atomic.Int64
+	firstErr                  atomic.Value
+	stop                      chan struct{}
+	wg                        sync.WaitGroup
+}
+
+func startLoad(base string, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: workers}}
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				reply, err := chat(context.Background(), client, base, (i+w)%2 == 0, "What is the capital of France?")
+				l.sent.Add(1)
+				switch {
+				case err != nil:
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err)
+				case strings.Contains(reply, "Paris"):
+					l.paris.Add(1)
+				case strings.Contains(reply, "Lyon"):
+					l.lyon.Add(1)
+				default:
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, fmt.Errorf("unexpected reply %q", reply))
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// waitSent blocks until n more requests were sent.
+func (l *load) waitSent(n int64) {
+	mark := l.sent.Load()
+	for l.sent.Load() < mark+n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (l *load) finish() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
 // running is a gateway served on loopback TCP and a unix admin socket.
 type running struct {
 	g      *Gateway
@@ -163,48 +218,13 @@ func TestSwitchUnderLoadLosesNothing(t *testing.T) {
 	const workers = 8
 	const minRequests = 2000
 	const minSwitches = 6
-	var sent, failed atomic.Int64
-	var fromA, fromB atomic.Int64
-	var firstErr atomic.Value
-	stopLoad := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: workers}}
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stopLoad:
-					return
-				default:
-				}
-				reply, err := chat(ctx, client, gw.url, (i+w)%2 == 0, "What is the capital of France?")
-				sent.Add(1)
-				switch {
-				case err != nil:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				case strings.Contains(reply, "Paris"):
-					fromA.Add(1)
-				case strings.Contains(reply, "Lyon"):
-					fromB.Add(1)
-				default:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("unexpected reply %q", reply))
-				}
-			}
-		}()
-	}
+	l := startLoad(gw.url, workers)
 	// Switch back and forth while the load runs, each time once enough
 	// requests went through, and wait for the old release to drain.
 	switches := 0
 	targets := []string{b, a}
-	for switches < minSwitches || sent.Load() < minRequests {
-		mark := sent.Load()
-		for sent.Load() < mark+minRequests/minSwitches/2 {
-			time.Sleep(time.Millisecond)
-		}
+	for switches < minSwitches || l.sent.Load() < minRequests {
+		l.waitSent(minRequests / minSwitches / 2)
 		to := targets[switches%2]
 		res, err := gw.client.Switch(ctx, to, SwitchOptions{})
 		if err != nil {
@@ -219,8 +239,8 @@ func TestSwitchUnderLoadLosesNothing(t *testing.T) {
 		}
 		switches++
 	}
-	close(stopLoad)
-	wg.Wait()
+	l.finish()
+	sent, failed, fromA, fromB, firstErr := &l.sent, &l.failed, &l.paris, &l.lyon, &l.firstErr
 	st, err := gw.client.State(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -241,6 +261,52 @@ func TestSwitchUnderLoadLosesNothing(t *testing.T) {
 	}
 	if st.Active != a || st.Previous != b {
 		t.Fatalf("after an even number of switches active should be %s and previous %s: %+v", a, b, st)
+	}
+}
+
+// TestDeployCyclesLoseNothing runs what a deploy does, several times under
+// load: start a new release, switch to it, wait for the old one to drain,
+// then stop the old one. No request may reach a stopped release.
+func TestDeployCyclesLoseNothing(t *testing.T) {
+	type rel struct {
+		url  string
+		stop func()
+	}
+	start := func(model string) rel {
+		_, eng := testenv.SimServer(t, models+model, func(tb *sim.Table) {
+			tb.Latency = sim.Latency{TTFTms: 1, ITLms: 0.2}
+		}, sim.Options{ServedModelName: "m"})
+		u, _ := url.Parse(eng)
+		ts := httptest.NewServer(serve.NewProxy(u, serve.VersionInfo{ServedModelName: "m"}))
+		t.Cleanup(ts.Close)
+		return rel{ts.URL, ts.Close}
+	}
+	cur := start("good")
+	gw := startGateway(t, Options{Upstream: cur.url})
+	l := startLoad(gw.url, 8)
+	const deploys = 5
+	for i := range deploys {
+		l.waitSent(200)
+		next := start([]string{"regressed", "good"}[i%2])
+		res, err := gw.client.Switch(context.Background(), next.url, SwitchOptions{})
+		if err != nil || res.Previous != cur.url {
+			t.Fatalf("deploy %d: switch %+v, %v", i+1, res, err)
+		}
+		if dr, err := gw.client.WaitDrained(context.Background(), cur.url, 30*time.Second); err != nil || !dr.Drained {
+			t.Fatalf("deploy %d: drain %+v, %v", i+1, dr, err)
+		}
+		cur.stop() // the old release's container is removed
+		cur = next
+	}
+	l.waitSent(200)
+	l.finish()
+	st := gw.g.State()
+	t.Logf("%d deploys (start, switch, drain, stop old) under load: %d requests, %d failed; gateway errors %d, retries %d", deploys, l.sent.Load(), l.failed.Load(), st.Errors, st.Retries)
+	if l.failed.Load() != 0 || st.Errors != 0 {
+		t.Fatalf("%d of %d requests failed; first: %v", l.failed.Load(), l.sent.Load(), l.firstErr.Load())
+	}
+	if len(st.Upstreams) > 2 {
+		t.Fatalf("the gateway should forget releases it no longer needs: %+v", st.Upstreams)
 	}
 }
 
