@@ -1,0 +1,546 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/internal/fit"
+)
+
+// Deployer runs deploys and rollbacks against one target.
+type Deployer struct {
+	Target   Target
+	GPUs     GPUSource // nil: this machine's GPUs (gpu.Detect)
+	Verifier Verifier
+	Ledger   *Ledger // nil: no ledger
+	Out      io.Writer
+	// ProgressEvery is how often waiting prints a line (default 5s).
+	ProgressEvery time.Duration
+	// DrainTimeout bounds waiting for the previous release's in-flight
+	// requests after the switch (default 2m: long generations).
+	DrainTimeout time.Duration
+	// CleanupTimeout bounds the undo after a failure or an interrupt
+	// (default 5m, plus the previous release's load budget on recreate).
+	CleanupTimeout time.Duration
+	// Hook, when set, is called at each step ("planned", "locked",
+	// "started", "ready", "switched", "drained", "verified"); tests use it
+	// to interrupt a deploy at a precise point.
+	Hook func(step string)
+}
+
+// Request is one deploy.
+type Request struct {
+	Env   string
+	Image string // reference, as /version will report it
+	// ImageID pins the content (rollback); "" resolves Image.
+	ImageID  string
+	GitSHA   string
+	Strategy string // auto, recreate, blue-green
+	// Engine is the serving engine, "vllm" or "sim".
+	Engine     string
+	ServedName string
+	// Model is the checkpoint (for fit and the load budget); may be nil
+	// for sim.
+	Model *checkpoint.Info
+	// ModelDigest is expected at /version when the image has no
+	// modelship.model-digest label.
+	ModelDigest string
+	Fit         fit.Options
+	GPUs        []string // the environment's GPUs; empty: choose
+	// Port and PublishIP are the environment's public endpoint; URL is how
+	// verify reaches it.
+	Port      int
+	PublishIP string
+	URL       string
+	// ReadyTimeout overrides the load budget when positive.
+	ReadyTimeout time.Duration
+	// LockTimeout is how long to wait for another deploy's lock (0: fail
+	// at once).
+	LockTimeout time.Duration
+	// DeployedBy overrides who deployed (default: DeployedBy()).
+	DeployedBy string
+	// What names the operation in the lock ("deploy", "rollback to R").
+	What string
+}
+
+// Result is what a deploy did, with the timings the log prints.
+type Result struct {
+	Release  *Release
+	Previous *Release // nil on a first deploy
+	Plan     *Plan
+	Budget   time.Duration
+	// ReadyAfter: start → /ready 200. SwitchAfterReady: ready → switched.
+	// DrainedAfter: switched → previous release drained. Verify: verify time.
+	ReadyAfter, SwitchAfterReady, DrainedAfter, Verify time.Duration
+	// RolledBack is true when the previous release was put back.
+	RolledBack bool
+}
+
+// DeployedBy is who is deploying: "GITHUB_ACTOR via GITHUB_WORKFLOW run
+// GITHUB_RUN_ID" in GitHub Actions, else user@host.
+func DeployedBy() string {
+	if a := os.Getenv("GITHUB_ACTOR"); a != "" {
+		s := a
+		if w := os.Getenv("GITHUB_WORKFLOW"); w != "" {
+			s += " via " + w
+		}
+		if r := os.Getenv("GITHUB_RUN_ID"); r != "" {
+			s += " run " + r
+		}
+		return s
+	}
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func (d *Deployer) out() io.Writer {
+	if d.Out == nil {
+		return io.Discard
+	}
+	return d.Out
+}
+
+func (d *Deployer) logf(format string, a ...any) { fmt.Fprintf(d.out(), format+"\n", a...) }
+
+func (d *Deployer) hook(step string) {
+	if d.Hook != nil {
+		d.Hook(step)
+	}
+}
+
+func (d *Deployer) event(name string, r *Release, detail string) {
+	if err := d.Ledger.Append(Event{Event: name, Release: r, Detail: detail}); err != nil {
+		d.logf("warning: %v", err)
+	}
+}
+
+// fresh is a context for cleanup that survives the deploy's cancellation.
+func fresh(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+// Deploy puts req.Image into req.Env. On any failure, and when ctx is
+// cancelled at any point, the previous release is left (or put back)
+// serving; the error says what failed and what was done about it.
+func (d *Deployer) Deploy(ctx context.Context, req Request) (*Result, error) {
+	if req.Env == "" || req.Image == "" {
+		return nil, errors.New("deploy needs an environment and an image")
+	}
+	ref := req.Image
+	if req.ImageID != "" {
+		ref = req.ImageID
+	}
+	img, err := d.Target.Image(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if req.ImageID == "" && img.RepoDigest == "" {
+		d.logf("image %s is %s (built on this host, no registry digest)", req.Image, short(img.ID))
+	}
+	rels, err := d.Target.Releases(ctx, req.Env)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := MakePlan(ctx, Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: serving(rels)}, d.GPUs)
+	if err != nil {
+		return nil, fmt.Errorf("deploy to %s: %w (nothing was changed)", req.Env, err)
+	}
+	d.logf("plan: %s, %s", plan.Strategy, plan.Why)
+	d.hook("planned")
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("deploy to %s interrupted before it started: nothing was changed", req.Env)
+	}
+
+	what := req.What
+	if what == "" {
+		what = "deploy " + req.Image
+	}
+	by := req.DeployedBy
+	if by == "" {
+		by = DeployedBy()
+	}
+	host, _ := os.Hostname()
+	unlock, err := d.lock(ctx, req, img, Holder{Who: by, Host: host, PID: os.Getpid(), Since: time.Now().UTC(), What: what})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		cctx, cancel := fresh(ctx, 30*time.Second)
+		defer cancel()
+		if err := unlock(cctx); err != nil {
+			d.logf("warning: %v", err)
+		}
+	}()
+	d.hook("locked")
+
+	// Read again under the lock: another deploy may have finished.
+	if rels, err = d.Target.Releases(ctx, req.Env); err != nil {
+		return nil, err
+	}
+	current := serving(rels)
+	if err := d.Target.Router(ctx, RouterSpec{Env: req.Env, Port: req.Port, PublishIP: req.PublishIP}, img); err != nil {
+		return nil, fmt.Errorf("deploy to %s: %w", req.Env, err)
+	}
+
+	var weights int64
+	if req.Model != nil {
+		weights = req.Model.WeightBytes
+	}
+	rel := &Release{
+		ID: NewReleaseID(time.Now(), uint16(rand.Uint32())), Env: req.Env, Image: req.Image, ImageID: img.ID,
+		ModelDigest: firstNonEmpty(img.Labels[LabelModelDigest], req.ModelDigest), GitSHA: req.GitSHA,
+		DeployedBy: by, DeployedAt: time.Now().UTC(), Strategy: plan.Strategy, GPUs: plan.GPUs, Outcome: InProgress,
+	}
+	if current != nil {
+		rel.Previous = current.ID
+	}
+	res := &Result{Release: rel, Previous: current, Plan: plan, Budget: LoadBudget(weights, req.ReadyTimeout)}
+	r := &run{d: d, req: req, res: res, rel: rel, old: current}
+	if current != nil {
+		if r.oldInst, err = d.Target.Instance(ctx, req.Env, current.ID); err != nil {
+			return nil, err
+		}
+		if r.oldInst == nil {
+			d.logf("warning: release %s is named serving but its container is gone; deploying as if first", current.ID)
+			r.old = nil
+		}
+	}
+	d.event("started", rel, plan.Why)
+	d.logf("release %s: %s → %s (load budget %s)", rel.ID, req.Image, req.Env, res.Budget)
+	err = r.execute(ctx)
+	return res, err
+}
+
+func (d *Deployer) lock(ctx context.Context, req Request, img *ImageInfo, h Holder) (func(context.Context) error, error) {
+	deadline := time.Now().Add(req.LockTimeout)
+	said := false
+	for {
+		unlock, err := d.Target.Lock(ctx, req.Env, h, img)
+		var le *LockedError
+		if !errors.As(err, &le) {
+			return unlock, err
+		}
+		if time.Now().After(deadline) {
+			if req.LockTimeout > 0 {
+				return nil, fmt.Errorf("%w; gave up after waiting %s (--lock-timeout); nothing was changed", err, req.LockTimeout)
+			}
+			return nil, fmt.Errorf("%w; nothing was changed (wait for it with --lock-timeout)", err)
+		}
+		if !said {
+			d.logf("waiting for the lock of %s, held by %s", req.Env, le.Holder)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("interrupted while waiting for the lock of %s: nothing was changed", req.Env)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// run is one deploy's state: what has been done, so undo knows what to undo.
+type run struct {
+	d       *Deployer
+	req     Request
+	res     *Result
+	rel     *Release
+	old     *Release
+	oldInst *Instance
+	newInst *Instance
+
+	oldStopped bool // recreate stopped the previous release
+	switched   bool // the router sends traffic to the new release
+}
+
+func (r *run) execute(ctx context.Context) error {
+	d := r.d
+	var err error
+	if r.res.Plan.Strategy == Recreate {
+		err = r.recreate(ctx)
+	} else {
+		err = r.blueGreen(ctx)
+	}
+	if err == nil {
+		err = r.verify(ctx)
+	}
+	if err == nil {
+		return r.finish(ctx)
+	}
+	// Failure or interrupt: put the previous release back.
+	interrupted := ctx.Err() != nil
+	outcome, verb := Failed, "failed"
+	if interrupted {
+		outcome, verb = Interrupted, "was interrupted"
+		err = fmt.Errorf("interrupted (%v)", context.Cause(ctx))
+	}
+	d.logf("release %s %s: %v", r.rel.ID, verb, err)
+	cctx, cancel := fresh(ctx, r.cleanupTimeout())
+	defer cancel()
+	undone, uerr := r.undo(cctx)
+	r.rel.Outcome, r.rel.Reason, r.rel.Finished = outcome, oneLine(err.Error()), time.Now().UTC()
+	if rerr := d.Target.Record(cctx, r.rel); rerr != nil {
+		d.logf("warning: recording the outcome: %v", rerr)
+	}
+	d.event(string(outcome), r.rel, undone)
+	msg := fmt.Sprintf("deploy of %s to %s %s: %v; %s", r.req.Image, r.req.Env, verb, err, undone)
+	if uerr != nil {
+		return fmt.Errorf("%s; PUTTING THE PREVIOUS RELEASE BACK FAILED: %v", msg, uerr)
+	}
+	return errors.New(msg)
+}
+
+func (r *run) cleanupTimeout() time.Duration {
+	t := r.d.CleanupTimeout
+	if t == 0 {
+		t = 5 * time.Minute
+	}
+	if r.oldStopped {
+		t += r.res.Budget
+	}
+	return t
+}
+
+// start starts the new release and waits until it is ready.
+func (r *run) start(ctx context.Context) error {
+	d, req := r.d, r.req
+	env := append([]string{
+		"MODELSHIP_IMAGE=" + req.Image, "MODELSHIP_IMAGE_DIGEST=" + r.rel.ImageID,
+		"MODELSHIP_DEPLOYED_AT=" + r.rel.DeployedAt.Format(time.RFC3339),
+	}, r.res.Plan.Env...)
+	if req.GitSHA != "" {
+		env = append(env, "MODELSHIP_GIT_SHA="+req.GitSHA)
+	}
+	if req.ServedName != "" {
+		env = append(env, "MODELSHIP_SERVED_MODEL_NAME="+req.ServedName)
+	}
+	if r.rel.ModelDigest != "" {
+		// Nothing to pass: the release hashes its weights itself, so
+		// /version proves which model it serves.
+	}
+	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: 8000})
+	if err != nil {
+		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
+	}
+	r.newInst = in
+	d.event("started-container", r.rel, in.Name)
+	d.hook("started")
+	d.logf("started %s; waiting for /ready (health, %q in /v1/models, one generation)", in.Name, req.ServedName)
+	every := d.ProgressEvery
+	if every == 0 {
+		every = 5 * time.Second
+	}
+	took, err := WaitReady(ctx, d.Target, in, r.res.Budget, d.out(), every)
+	if err != nil {
+		return err
+	}
+	r.res.ReadyAfter, r.rel.ReadyAfter = took, took
+	d.logf("release %s ready after %s", r.rel.ID, took.Round(time.Millisecond))
+	d.event("ready", r.rel, took.String())
+	d.hook("ready")
+	return ctx.Err()
+}
+
+func (r *run) switchTo(ctx context.Context) error {
+	t0 := time.Now()
+	if err := r.d.Target.Switch(ctx, r.req.Env, r.newInst); err != nil {
+		return err
+	}
+	r.switched = true
+	r.res.SwitchAfterReady = time.Since(t0)
+	r.d.logf("switched %s to release %s in %s", r.req.Env, r.rel.ID, r.res.SwitchAfterReady.Round(time.Millisecond))
+	r.d.event("switched", r.rel, "")
+	r.d.hook("switched")
+	return ctx.Err()
+}
+
+func (r *run) blueGreen(ctx context.Context) error {
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	if err := r.switchTo(ctx); err != nil {
+		return err
+	}
+	if r.oldInst != nil {
+		t0 := time.Now()
+		timeout := r.d.DrainTimeout
+		if timeout == 0 {
+			timeout = 2 * time.Minute
+		}
+		if err := r.d.Target.WaitDrained(ctx, r.req.Env, r.oldInst, timeout); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.d.logf("warning: %v (continuing: new requests already go to %s)", err, r.rel.ID)
+		}
+		r.res.DrainedAfter = time.Since(t0)
+		r.d.logf("release %s drained %s after the switch", r.old.ID, r.res.DrainedAfter.Round(time.Millisecond))
+		r.d.hook("drained")
+	}
+	return ctx.Err()
+}
+
+func (r *run) recreate(ctx context.Context) error {
+	if r.oldInst != nil {
+		expect := r.res.Budget
+		if r.old.ReadyAfter > 0 {
+			expect = r.old.ReadyAfter
+		}
+		r.d.logf("recreate: %s stops serving until %s is ready; expected downtime about %s (the previous release's load time; at most the %s budget). Release %s's image stays on disk for a rollback without pull.",
+			r.req.Env, r.rel.ID, expect.Round(time.Second), r.res.Budget, r.old.ID)
+		if err := r.d.Target.Stop(ctx, r.oldInst); err != nil {
+			return err
+		}
+		r.oldStopped = true
+		r.d.event("stopped-previous", r.old, "")
+	}
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	return r.switchTo(ctx)
+}
+
+func (r *run) verify(ctx context.Context) error {
+	if r.d.Verifier == nil {
+		return nil
+	}
+	t0 := time.Now()
+	r.d.logf("verifying %s through %s", r.rel.ID, r.req.URL)
+	err := r.d.Verifier.Verify(ctx, r.req.URL, Expect{Release: r.rel.ID, Model: r.req.ServedName, ModelDigest: r.rel.ModelDigest, Image: r.req.Image})
+	r.res.Verify = time.Since(t0)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("verify failed: %w", err)
+	}
+	r.d.logf("verified %s in %s", r.rel.ID, r.res.Verify.Round(time.Millisecond))
+	r.d.hook("verified")
+	return nil
+}
+
+// finish: the new release is live; retire the previous one (its image stays).
+func (r *run) finish(ctx context.Context) error {
+	cctx, cancel := fresh(ctx, 2*time.Minute)
+	defer cancel()
+	r.rel.Outcome, r.rel.Finished = Live, time.Now().UTC()
+	if err := r.d.Target.Record(cctx, r.rel); err != nil {
+		r.d.logf("warning: recording the outcome: %v", err)
+	}
+	r.d.event("live", r.rel, "")
+	if r.oldInst != nil {
+		if !r.oldStopped {
+			if err := r.d.Target.Stop(cctx, r.oldInst); err != nil {
+				r.d.logf("warning: %v", err)
+			}
+		}
+		if err := r.d.Target.Remove(cctx, r.oldInst); err != nil {
+			r.d.logf("warning: %v", err)
+		}
+	}
+	r.d.logf("release %s is live on %s", r.rel.ID, r.req.Env)
+	return nil
+}
+
+// undo puts the previous release back and removes the new one. It returns
+// a sentence saying what it did.
+func (r *run) undo(ctx context.Context) (string, error) {
+	d := r.d
+	var did []string
+	if r.old == nil {
+		if r.newInst != nil {
+			if err := d.Target.Remove(ctx, r.newInst); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("release %s removed; there was no previous release to go back to", r.rel.ID), nil
+	}
+	oldInst := r.oldInst
+	if r.oldStopped {
+		d.logf("starting release %s again", r.old.ID)
+		if r.newInst != nil { // free its GPUs first
+			if err := d.Target.Remove(ctx, r.newInst); err != nil {
+				return "", err
+			}
+			r.newInst = nil
+		}
+		in, err := d.Target.Resume(ctx, r.oldInst)
+		if err != nil {
+			return "", err
+		}
+		oldInst = in
+		if _, err := WaitReady(ctx, d.Target, in, r.res.Budget, d.out(), 5*time.Second); err != nil {
+			return "", fmt.Errorf("previous release %s: %w", r.old.ID, err)
+		}
+		did = append(did, "previous release "+r.old.ID+" started again")
+	}
+	if r.switched || r.oldStopped {
+		if err := d.Target.Switch(ctx, r.req.Env, oldInst); err != nil {
+			return "", err
+		}
+		did = append(did, "traffic switched back to "+r.old.ID)
+		d.event("rolled-back", r.old, "from "+r.rel.ID)
+		r.res.RolledBack = true
+	}
+	if r.newInst != nil {
+		if err := d.Target.Remove(ctx, r.newInst); err != nil {
+			return "", err
+		}
+	}
+	did = append(did, "release "+r.rel.ID+" removed")
+	if d.Verifier != nil && (r.switched || r.oldStopped) {
+		if err := d.Verifier.Verify(ctx, r.req.URL, Expect{Release: r.old.ID, Model: r.req.ServedName, ModelDigest: r.old.ModelDigest, Image: r.old.Image}); err != nil {
+			return strings.Join(did, ", "), fmt.Errorf("previous release %s does not verify either: %w", r.old.ID, err)
+		}
+		did = append(did, r.old.ID+" verified again")
+	}
+	if !r.switched && !r.oldStopped {
+		did = append([]string{"previous release " + r.old.ID + " kept serving throughout"}, did...)
+	}
+	return strings.Join(did, ", "), nil
+}
+
+// serving is the release the router points at, or nil.
+func serving(rels []*Release) *Release {
+	for _, r := range rels {
+		if r.Serving {
+			return r
+		}
+	}
+	return nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func short(id string) string {
+	if i := strings.IndexByte(id, ':'); i >= 0 && len(id) > i+13 {
+		return id[:i+13]
+	}
+	return id
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 600 {
+		s = s[:600] + "…"
+	}
+	return s
+}

@@ -1,0 +1,20 @@
+// Package deploy puts a serving image into an environment and keeps the
+// previous release serving until the new one has proved itself.
+//
+// A deploy is: resolve the image, place it on GPUs with fit (failing before
+// anything is stopped when it cannot fit), take the environment's lock, run
+// a strategy (recreate or blue-green, auto picks from GPU memory), wait until
+// the new release is ready (GET /ready: /health, the served name in
+// /v1/models and one generation) within a load budget that grows with the
+// checkpoint, switch the environment's router, verify through the public
+// endpoint, and roll back automatically when verify fails or the deploy is
+// interrupted.
+//
+// Where releases run is a Target (one file per implementation; the Docker
+// engine is package deploy/docker). Strategies only talk to the Target
+// interface, so a Kubernetes target can follow without touching them.
+//
+// The release history lives with the releases themselves (the target keeps
+// it, on Docker as container labels) and every event is also appended to a
+// local JSONL ledger for audit.
+package deploy

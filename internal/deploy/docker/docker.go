@@ -1,0 +1,701 @@
+// Package docker is the deploy target for one Docker host, reached through
+// the Docker Engine API with Docker's own Go client (DOCKER_HOST: unix
+// socket, tcp with TLS, or ssh).
+//
+// Per environment ENV it keeps, on the engine:
+//
+//   - network modelship-ENV, on which releases and the gateway talk;
+//   - container modelship-ENV-gateway: `modelship gateway`, publishing the
+//     environment's port, the stable endpoint traffic is switched at; its
+//     state lives in volume modelship-ENV-gateway;
+//   - one container per release, modelship-ENV-RELEASE, labelled with the
+//     release's facts (image, digests, git SHA, who, when);
+//   - one never-started container per finished release,
+//     modelship-ENV-RELEASE-record, whose labels hold the release's
+//     outcome, so the history outlives the release's container and cannot
+//     drift from what the engine holds;
+//   - while a deploy runs, the never-started container modelship-ENV-lock:
+//     container names are unique on an engine and created atomically, so
+//     two deploys (from any machine) cannot both hold it.
+//
+// The gateway runs the modelship binary of the first image deployed to the
+// environment, tagged modelship-gateway:ENV so that it stays on disk
+// whatever happens to releases; its admin socket is inside its container and
+// is used with `docker exec`, so nothing but the public port is exposed.
+package docker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/modelship/modelship/internal/deploy"
+)
+
+// Labels of the objects the target creates, beside the release's own.
+const (
+	LabelRole   = "modelship.role" // release, gateway, record, lock
+	LabelBinary = "modelship.binary"
+	LabelHolder = "modelship.lock-holder" // JSON deploy.Holder
+
+	roleRelease = "release"
+	roleGateway = "gateway"
+	roleRecord  = "record"
+	roleLock    = "lock"
+
+	// ServePort is the port `modelship serve` listens on inside a release.
+	ServePort = 8000
+	// adminSocket is the gateway's admin socket inside its container.
+	adminSocket = "unix:///run/modelship/gateway.sock"
+)
+
+// Options configure a Target.
+type Options struct {
+	// Host is DOCKER_HOST (unix://, tcp://, ssh://); "" reads the
+	// environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
+	Host string
+	// TLSVerify and CertPath are DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for
+	// a tcp Host given here.
+	TLSVerify bool
+	CertPath  string
+	// StopTimeout is how long a release gets to drain after SIGTERM.
+	StopTimeout time.Duration
+	// LockStaleAfter: a lock older than this is taken over (default 6h,
+	// longer than any load budget).
+	LockStaleAfter time.Duration
+	// SwitchReadyTimeout bounds the gateway's own /ready check at a switch.
+	SwitchReadyTimeout time.Duration
+}
+
+// Target deploys to one Docker engine.
+type Target struct {
+	cli  *client.Client
+	host string
+	// probeHost is how this process reaches ports published by releases;
+	// probeIP is the host address they are published on.
+	probeHost, probeIP string
+	opt                Options
+}
+
+// New connects to the engine (lazily: nothing is sent until the first call)
+// and negotiates the API version, so older engines (20.10, API 1.41) work.
+func New(opt Options) (*Target, error) {
+	if opt.StopTimeout == 0 {
+		opt.StopTimeout = 30 * time.Second
+	}
+	if opt.LockStaleAfter == 0 {
+		opt.LockStaleAfter = 6 * time.Hour
+	}
+	if opt.SwitchReadyTimeout == 0 {
+		opt.SwitchReadyTimeout = 30 * time.Second
+	}
+	host := opt.Host
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host == "" {
+		host = os.Getenv(client.EnvOverrideHost)
+	}
+	if host == "" {
+		host = client.DefaultDockerHost
+	}
+	u, err := url.Parse(host)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("docker host %q: expected unix://PATH, tcp://HOST:PORT or ssh://[USER@]HOST", host)
+	}
+	t := &Target{host: u.Redacted(), opt: opt, probeHost: "127.0.0.1", probeIP: "127.0.0.1"}
+	switch u.Scheme {
+	case "unix", "npipe":
+		if opt.Host != "" {
+			opts = append(opts, client.WithHost(host))
+		}
+	case "tcp":
+		if opt.Host != "" {
+			opts = append(opts, client.WithHost(host))
+			if opt.CertPath != "" {
+				opts = append(opts, client.WithTLSClientConfig(
+					filepath.Join(opt.CertPath, "ca.pem"), filepath.Join(opt.CertPath, "cert.pem"), filepath.Join(opt.CertPath, "key.pem")))
+			}
+		}
+		t.probeHost, t.probeIP = u.Hostname(), ""
+	case "ssh":
+		dial, err := sshDialer(u)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithHost("http://docker.example.com"), client.WithDialContext(dial))
+		t.probeHost, t.probeIP = u.Hostname(), ""
+	default:
+		return nil, fmt.Errorf("docker host %q: scheme %s is not supported (unix, tcp, ssh)", u.Redacted(), u.Scheme)
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker host %s: %w", u.Redacted(), err)
+	}
+	t.cli = cli
+	return t, nil
+}
+
+// Client is the engine client, for tests and tools.
+func (t *Target) Client() *client.Client { return t.cli }
+
+// Close releases the client's connections.
+func (t *Target) Close() error { return t.cli.Close() }
+
+// Describe names the engine.
+func (t *Target) Describe() string { return "docker " + t.host }
+
+// Ping checks the engine answers, with a clear error when it does not.
+func (t *Target) Ping(ctx context.Context) error {
+	_, err := t.cli.Ping(ctx)
+	return t.wrap(err, "reaching the engine")
+}
+
+// wrap turns connection failures into deploy.ErrUnreachable errors naming
+// the host.
+func (t *Target) wrap(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if client.IsErrConnectionFailed(err) || isDialError(err) {
+		return fmt.Errorf("%w: docker host %s does not answer (%s): %v", deploy.ErrUnreachable, t.host, what, err)
+	}
+	return fmt.Errorf("docker host %s: %s: %w", t.host, what, err)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+// Names of the engine objects of an environment.
+func networkName(env string) string          { return "modelship-" + env }
+func gatewayName(env string) string          { return "modelship-" + env + "-gateway" }
+func gatewayTag(env string) string           { return "modelship-gateway:" + env }
+func lockName(env string) string             { return "modelship-" + env + "-lock" }
+func releaseName(env, release string) string { return "modelship-" + env + "-" + release }
+func recordName(env, release string) string  { return "modelship-" + env + "-" + release + "-record" }
+
+// Image returns ref's details, pulling it when the engine lacks it.
+func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, error) {
+	if _, err := reference.ParseAnyReference(ref); err != nil || strings.TrimSpace(ref) == "" {
+		return nil, fmt.Errorf("image reference %q is not valid: expected NAME[:TAG] or NAME@sha256:DIGEST", ref)
+	}
+	info := &deploy.ImageInfo{Ref: ref}
+	ins, err := t.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		if perr := t.pull(ctx, ref); perr != nil {
+			return nil, fmt.Errorf("image %s is not on docker host %s and pulling it failed: %v", ref, t.host, perr)
+		}
+		info.Pulled = true
+		ins, err = t.cli.ImageInspect(ctx, ref)
+	}
+	if err != nil {
+		return nil, t.wrap(err, "inspecting image "+ref)
+	}
+	info.ID = ins.ID
+	if len(ins.RepoDigests) > 0 {
+		info.RepoDigest = ins.RepoDigests[0]
+	}
+	if ins.Config != nil {
+		info.Labels = ins.Config.Labels
+		info.Entrypoint = ins.Config.Entrypoint
+		info.Cmd = ins.Config.Cmd
+	}
+	return info, nil
+}
+
+func (t *Target) pull(ctx context.Context, ref string) error {
+	rc, err := t.cli.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return t.wrap(err, "pulling "+ref)
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var m struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+	}
+}
+
+// Lock creates the environment's lock container; see the package comment.
+func (t *Target) Lock(ctx context.Context, env string, h deploy.Holder, img *deploy.ImageInfo) (func(context.Context) error, error) {
+	hj, _ := json.Marshal(h)
+	name := lockName(env)
+	for attempt := 0; ; attempt++ {
+		_, err := t.cli.ContainerCreate(ctx, &container.Config{
+			Image: img.ID, Entrypoint: []string{"/modelship-lock"}, // never started
+			Labels: map[string]string{LabelRole: roleLock, deploy.LabelEnv: env, LabelHolder: string(hj)},
+		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+		if err == nil {
+			return func(ctx context.Context) error {
+				err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
+				if cerrdefs.IsNotFound(err) {
+					return nil
+				}
+				return t.wrap(err, "releasing the lock of "+env)
+			}, nil
+		}
+		if !cerrdefs.IsConflict(err) || attempt > 0 {
+			return nil, t.wrap(err, "taking the lock of "+env)
+		}
+		ins, ierr := t.cli.ContainerInspect(ctx, name)
+		if cerrdefs.IsNotFound(ierr) {
+			continue // released meanwhile
+		}
+		if ierr != nil {
+			return nil, t.wrap(ierr, "reading the lock of "+env)
+		}
+		var held deploy.Holder
+		if ins.Config != nil {
+			_ = json.Unmarshal([]byte(ins.Config.Labels[LabelHolder]), &held)
+		}
+		if !t.stale(held) {
+			return nil, &deploy.LockedError{Env: env, Holder: held}
+		}
+		// Stale: take it over (the remove is by name; a racing taker's
+		// create then conflicts and reports the new holder).
+		if err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return nil, t.wrap(err, "removing the stale lock of "+env)
+		}
+	}
+}
+
+// stale: the holder's process is gone (same machine) or the lock is older
+// than LockStaleAfter.
+func (t *Target) stale(h deploy.Holder) bool {
+	if h.Since.IsZero() {
+		return true
+	}
+	if time.Since(h.Since) > t.opt.LockStaleAfter {
+		return true
+	}
+	if me, _ := os.Hostname(); h.Host == me && h.PID > 0 {
+		if err := syscall.Kill(h.PID, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+	}
+	return false
+}
+
+// Router creates the environment's network and gateway when missing and
+// starts the gateway when it is stopped.
+func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, img *deploy.ImageInfo) error {
+	net := networkName(spec.Env)
+	if _, err := t.cli.NetworkInspect(ctx, net, network.InspectOptions{}); cerrdefs.IsNotFound(err) {
+		if _, err := t.cli.NetworkCreate(ctx, net, network.CreateOptions{
+			Driver: "bridge", Labels: map[string]string{deploy.LabelEnv: spec.Env},
+		}); err != nil && !cerrdefs.IsConflict(err) {
+			return t.wrap(err, "creating network "+net)
+		}
+	} else if err != nil {
+		return t.wrap(err, "inspecting network "+net)
+	}
+	name := gatewayName(spec.Env)
+	ins, err := t.cli.ContainerInspect(ctx, name)
+	switch {
+	case err == nil:
+		if ins.State != nil && ins.State.Running {
+			return nil
+		}
+		if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+			return t.portError(err, spec.Port, "starting the gateway "+name)
+		}
+		return t.waitGateway(ctx, spec.Env)
+	case !cerrdefs.IsNotFound(err):
+		return t.wrap(err, "inspecting the gateway "+name)
+	}
+	bin, err := binaryOf(img)
+	if err != nil {
+		return err
+	}
+	tag := gatewayTag(spec.Env)
+	if err := t.cli.ImageTag(ctx, img.ID, tag); err != nil {
+		return t.wrap(err, "tagging the gateway image "+tag)
+	}
+	port := nat.Port(strconv.Itoa(ServePort) + "/tcp")
+	_, err = t.cli.ContainerCreate(ctx, &container.Config{
+		Image:        tag,
+		Entrypoint:   []string{bin, "gateway", "--listen", ":" + strconv.Itoa(ServePort), "--admin", adminSocket, "--state", "/var/lib/modelship/gateway.json"},
+		Cmd:          []string{},
+		ExposedPorts: nat.PortSet{port: {}},
+		Labels:       map[string]string{LabelRole: roleGateway, deploy.LabelEnv: spec.Env, LabelBinary: bin},
+	}, &container.HostConfig{
+		NetworkMode:   container.NetworkMode(net),
+		PortBindings:  nat.PortMap{port: {{HostIP: spec.PublishIP, HostPort: strconv.Itoa(spec.Port)}}},
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: "/var/lib/modelship"}},
+	}, nil, nil, name)
+	if err != nil {
+		return t.wrap(err, "creating the gateway "+name)
+	}
+	if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		return t.portError(err, spec.Port, "starting the gateway "+name)
+	}
+	return t.waitGateway(ctx, spec.Env)
+}
+
+func (t *Target) portError(err error, port int, what string) error {
+	msg := err.Error()
+	if strings.Contains(msg, "address already in use") || strings.Contains(msg, "port is already allocated") {
+		return fmt.Errorf("port %d on docker host %s is already in use by another program; free it or set environments.<env>.port (engine said: %v)", port, t.host, err)
+	}
+	return t.wrap(err, what)
+}
+
+// waitGateway waits until the gateway's admin API answers.
+func (t *Target) waitGateway(ctx context.Context, env string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := t.gatewayState(ctx, env)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("gateway of %s did not answer: %w", env, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// binaryOf finds the modelship binary of a serving image: the first word
+// of its entrypoint (`modelship serve`), or the label modelship.binary.
+func binaryOf(img *deploy.ImageInfo) (string, error) {
+	if b := img.Labels[LabelBinary]; b != "" {
+		return b, nil
+	}
+	if len(img.Entrypoint) > 0 && strings.Contains(filepath.Base(img.Entrypoint[0]), "modelship") {
+		return img.Entrypoint[0], nil
+	}
+	return "", fmt.Errorf("image %s: cannot find the modelship binary to run the gateway: its entrypoint is %q; expected [/PATH/modelship serve] or a label %s=/PATH/modelship",
+		img.Ref, img.Entrypoint, LabelBinary)
+}
+
+// gatewayState is `modelship gateway state` in the gateway container.
+type gatewayState struct {
+	Active   string `json:"active"`
+	Previous string `json:"previous"`
+}
+
+func (t *Target) gatewayState(ctx context.Context, env string) (*gatewayState, error) {
+	out, err := t.gatewayExec(ctx, env, "state")
+	if err != nil {
+		return nil, err
+	}
+	var st gatewayState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("gateway state: %v", err)
+	}
+	return &st, nil
+}
+
+// gatewayExec runs `modelship gateway SUB --admin SOCK ARGS...` in the
+// environment's gateway and returns its stdout; a non-zero exit is an error
+// carrying its stderr.
+func (t *Target) gatewayExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
+	name := gatewayName(env)
+	ins, err := t.cli.ContainerInspect(ctx, name)
+	if err != nil {
+		return nil, t.wrap(err, "inspecting the gateway "+name)
+	}
+	bin := ins.Config.Labels[LabelBinary]
+	cmd := append([]string{bin, "gateway", sub, "--admin", adminSocket}, args...)
+	stdout, stderr, code, err := t.exec(ctx, name, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("gateway %s (exit %d): %s", sub, code, strings.TrimSpace(string(stderr)))
+	}
+	return stdout, nil
+}
+
+func (t *Target) exec(ctx context.Context, ctr string, cmd []string) (stdout, stderr []byte, code int, err error) {
+	ex, err := t.cli.ContainerExecCreate(ctx, ctr, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return nil, nil, 0, t.wrap(err, "exec in "+ctr)
+	}
+	att, err := t.cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, nil, 0, t.wrap(err, "exec in "+ctr)
+	}
+	defer att.Close()
+	var o, e bytes.Buffer
+	done := make(chan error, 1)
+	go func() { _, err := stdcopy.StdCopy(&o, &e, att.Reader); done <- err }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		att.Close()
+		return nil, nil, 0, ctx.Err()
+	}
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("exec in %s: %w", ctr, err)
+	}
+	ei, err := t.cli.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return nil, nil, 0, t.wrap(err, "exec in "+ctr)
+	}
+	return o.Bytes(), e.Bytes(), ei.ExitCode, nil
+}
+
+// Start creates and starts a release's container on the environment's
+// network, its port published on an ephemeral host port for readiness
+// probes, GPUs attached by UUID (--gpus device=UUID).
+func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance, error) {
+	r := spec.Release
+	name := releaseName(r.Env, r.ID)
+	port := nat.Port(strconv.Itoa(ServePort) + "/tcp")
+	labels := r.Labels()
+	labels[LabelRole] = roleRelease
+	hc := &container.HostConfig{
+		NetworkMode:  container.NetworkMode(networkName(r.Env)),
+		PortBindings: nat.PortMap{port: {{HostIP: t.probeIP, HostPort: ""}}},
+		// No restart while the deploy watches it: a crash must show.
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+	}
+	if len(spec.GPUs) > 0 {
+		hc.DeviceRequests = DeviceRequests(spec.GPUs)
+	}
+	_, err := t.cli.ContainerCreate(ctx, &container.Config{
+		Image: r.ImageID, Env: spec.Env, Labels: labels, ExposedPorts: nat.PortSet{port: {}},
+	}, hc, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		networkName(r.Env): {Aliases: []string{name}},
+	}}, nil, name)
+	if err != nil {
+		return nil, t.wrap(err, "creating release container "+name)
+	}
+	if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true})
+		if strings.Contains(err.Error(), "could not select device driver") {
+			return nil, fmt.Errorf("docker host %s cannot give GPUs to containers (is the NVIDIA Container Toolkit installed?): %v", t.host, err)
+		}
+		return nil, t.wrap(err, "starting release container "+name)
+	}
+	return t.Instance(ctx, r.Env, r.ID)
+}
+
+// DeviceRequests is `--gpus device=UUID,...`.
+func DeviceRequests(uuids []string) []container.DeviceRequest {
+	return []container.DeviceRequest{{Driver: "nvidia", DeviceIDs: uuids, Capabilities: [][]string{{"gpu"}}}}
+}
+
+// Instance reads a release's container; nil, nil when it does not exist.
+func (t *Target) Instance(ctx context.Context, env, release string) (*deploy.Instance, error) {
+	name := releaseName(env, release)
+	ins, err := t.cli.ContainerInspect(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, t.wrap(err, "inspecting "+name)
+	}
+	in := &deploy.Instance{Release: release, Env: env, ID: ins.ID, Name: name,
+		Upstream: fmt.Sprintf("http://%s:%d", name, ServePort)}
+	if ins.NetworkSettings != nil {
+		if b := ins.NetworkSettings.Ports[nat.Port(strconv.Itoa(ServePort)+"/tcp")]; len(b) > 0 && b[0].HostPort != "" {
+			in.URL = "http://" + net.JoinHostPort(t.probeHost, b[0].HostPort)
+		}
+	}
+	return in, nil
+}
+
+// Status reports whether the container runs; when not, its exit code and
+// last 15 log lines.
+func (t *Target) Status(ctx context.Context, in *deploy.Instance) (*deploy.Status, error) {
+	ins, err := t.cli.ContainerInspect(ctx, in.ID)
+	if cerrdefs.IsNotFound(err) {
+		return &deploy.Status{Running: false, ExitCode: -1, Logs: []string{"(the container was removed)"}}, nil
+	}
+	if err != nil {
+		return nil, t.wrap(err, "inspecting "+in.Name)
+	}
+	st := &deploy.Status{Running: ins.State != nil && ins.State.Running}
+	if st.Running {
+		return st, nil
+	}
+	if ins.State != nil {
+		st.ExitCode = ins.State.ExitCode
+		if ins.State.Error != "" {
+			st.Logs = append(st.Logs, "engine: "+ins.State.Error)
+		}
+	}
+	st.Logs = append(st.Logs, t.lastLogs(ctx, in.ID, 15)...)
+	return st, nil
+}
+
+func (t *Target) lastLogs(ctx context.Context, id string, n int) []string {
+	rc, err := t.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return []string{"(logs unavailable: " + err.Error() + ")"}
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil && buf.Len() == 0 {
+		return []string{"(logs unreadable: " + err.Error() + ")"}
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// Switch points the gateway at in; the gateway checks in's /ready first.
+func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) error {
+	_, err := t.gatewayExec(ctx, env, "switch", "--to", in.Upstream, "--ready-timeout", t.opt.SwitchReadyTimeout.String())
+	if err != nil {
+		return fmt.Errorf("switching %s to release %s: %w", env, in.Release, err)
+	}
+	return nil
+}
+
+// WaitDrained waits until the gateway has nothing in flight to in.
+func (t *Target) WaitDrained(ctx context.Context, env string, in *deploy.Instance, timeout time.Duration) error {
+	_, err := t.gatewayExec(ctx, env, "wait-drained", "--upstream", in.Upstream, "--timeout", timeout.String())
+	if err != nil {
+		return fmt.Errorf("draining release %s: %w", in.Release, err)
+	}
+	return nil
+}
+
+// Stop stops the container (SIGTERM, StopTimeout to drain) and keeps it.
+func (t *Target) Stop(ctx context.Context, in *deploy.Instance) error {
+	secs := int(t.opt.StopTimeout / time.Second)
+	err := t.cli.ContainerStop(ctx, in.ID, container.StopOptions{Timeout: &secs})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return t.wrap(err, "stopping "+in.Name)
+}
+
+// Resume starts a stopped release again (its image is still on disk).
+func (t *Target) Resume(ctx context.Context, in *deploy.Instance) (*deploy.Instance, error) {
+	if err := t.cli.ContainerStart(ctx, in.ID, container.StartOptions{}); err != nil {
+		return nil, t.wrap(err, "starting "+in.Name+" again")
+	}
+	out, err := t.Instance(ctx, in.Env, in.Release)
+	if err == nil && out == nil {
+		err = fmt.Errorf("release %s vanished while starting again", in.Release)
+	}
+	return out, err
+}
+
+// Remove deletes the container; its image stays.
+func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
+	err := t.cli.ContainerRemove(ctx, in.ID, container.RemoveOptions{Force: true})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return t.wrap(err, "removing "+in.Name)
+}
+
+// Record writes the release's outcome as a never-started container's labels.
+func (t *Target) Record(ctx context.Context, r *deploy.Release) error {
+	name := recordName(r.Env, r.ID)
+	if err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return t.wrap(err, "replacing record "+name)
+	}
+	labels := r.Labels()
+	labels[LabelRole] = roleRecord
+	_, err := t.cli.ContainerCreate(ctx, &container.Config{
+		Image: r.ImageID, Entrypoint: []string{"/modelship-record"}, Labels: labels,
+	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+	return t.wrap(err, "writing record "+name)
+}
+
+// Releases lists the environment's releases from records and release
+// containers, marking the one the gateway serves.
+func (t *Target) Releases(ctx context.Context, env string) ([]*deploy.Release, error) {
+	list, err := t.cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", deploy.LabelEnv+"="+env))})
+	if err != nil {
+		return nil, t.wrap(err, "listing the containers of "+env)
+	}
+	byID := map[string]*deploy.Release{}
+	for _, c := range list {
+		role := c.Labels[LabelRole]
+		if role != roleRelease && role != roleRecord {
+			continue
+		}
+		r, err := deploy.ReleaseFromLabels(c.Labels)
+		if err != nil {
+			continue // not ours to judge; history lists what it can read
+		}
+		if prev, ok := byID[r.ID]; ok && role == roleRelease && prev.Outcome != deploy.InProgress {
+			continue // the record's outcome wins
+		}
+		byID[r.ID] = r
+	}
+	var out []*deploy.Release
+	for _, r := range byID {
+		out = append(out, r)
+	}
+	deploy.SortReleases(out)
+	if st, err := t.gatewayState(ctx, env); err == nil && st.Active != "" {
+		for _, r := range out {
+			if fmt.Sprintf("http://%s:%d", releaseName(env, r.ID), ServePort) == st.Active {
+				r.Serving = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// Destroy removes everything the target created for env (tests, teardown).
+func (t *Target) Destroy(ctx context.Context, env string) error {
+	list, err := t.cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", deploy.LabelEnv+"="+env))})
+	if err != nil {
+		return t.wrap(err, "listing the containers of "+env)
+	}
+	for _, c := range list {
+		if err := t.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return t.wrap(err, "removing "+c.ID)
+		}
+	}
+	_ = t.cli.NetworkRemove(ctx, networkName(env))
+	return nil
+}

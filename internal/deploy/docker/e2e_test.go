@@ -1,0 +1,281 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/docker"
+	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/suite"
+)
+
+// env is one test environment on the real engine.
+type env struct {
+	name   string
+	port   int
+	url    string
+	target *docker.Target
+	d      *deploy.Deployer
+	log    *syncBuffer
+	ledger string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var envSeq atomic.Int32
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	_, host := testenv.Docker(t)
+	tg, err := docker.New(docker.Options{Host: host, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("t%d-%d", os.Getpid()%100000, envSeq.Add(1))
+	t.Cleanup(func() {
+		if err := tg.Destroy(context.Background(), name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		tg.Close()
+	})
+	s, err := suite.Load(filepath.Join(testenv.RepoRoot(), "testdata/suites/validation_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{name: name, port: freePort(t), target: tg, log: &syncBuffer{}, ledger: filepath.Join(t.TempDir(), "ledger.jsonl")}
+	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	e.d = &deploy.Deployer{Target: tg, Verifier: &deploy.Checks{Suite: s, Timeout: 30 * time.Second},
+		Ledger: &deploy.Ledger{Path: e.ledger}, Out: e.log, ProgressEvery: time.Second, DrainTimeout: 30 * time.Second}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("deploy log:\n%s", e.log.String())
+		}
+	})
+	return e
+}
+
+func (e *env) request(image string) deploy.Request {
+	return deploy.Request{Env: e.name, Image: image, Engine: "sim", ServedName: "current", Port: e.port,
+		PublishIP: "127.0.0.1", URL: e.url, ReadyTimeout: 60 * time.Second, GitSHA: "0123abc"}
+}
+
+func (e *env) deploy(t *testing.T, image string) *deploy.Result {
+	t.Helper()
+	res, err := e.d.Deploy(context.Background(), e.request(image))
+	if err != nil {
+		t.Fatalf("deploy %s: %v", image, err)
+	}
+	return res
+}
+
+type version struct {
+	Digest string `json:"digest"`
+	Image  string `json:"image"`
+}
+
+func (e *env) version(t *testing.T) version {
+	t.Helper()
+	resp, err := http.Get(e.url + "/version")
+	if err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	defer resp.Body.Close()
+	var v version
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	return v
+}
+
+// images builds (or finds) the test images and tags aliases of the good one,
+// so that successive deploys of the same model are different references.
+func images(t *testing.T) (good, regressed testenv.Built) {
+	cli, _ := testenv.Docker(t)
+	good = testenv.ServingImage(t, cli, testenv.ImageGood)
+	regressed = testenv.ServingImage(t, cli, testenv.ImageRegressed)
+	for _, tag := range []string{"modelship-test/good:2", "modelship-test/good:3"} {
+		if err := cli.ImageTag(context.Background(), good.Tag, tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return good, regressed
+}
+
+// load sends completions through the public endpoint without pause until
+// stopped, counting requests and failures (anything but a complete 200).
+type load struct {
+	requests, failures atomic.Int64
+	stop               chan struct{}
+	wg                 sync.WaitGroup
+	mu                 sync.Mutex
+	firstErrs          []string
+}
+
+func startLoad(url string, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":4}`
+	for i := 0; i < workers; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
+				var b []byte
+				if err == nil {
+					b, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+					}
+				}
+				l.requests.Add(1)
+				if err != nil {
+					l.failures.Add(1)
+					l.mu.Lock()
+					if len(l.firstErrs) < 5 {
+						l.firstErrs = append(l.firstErrs, err.Error())
+					}
+					l.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) Stop() (requests, failures int64, errs []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.requests.Load(), l.failures.Load(), l.firstErrs
+}
+
+func TestBlueGreenUnderLoad(t *testing.T) {
+	good, _ := images(t)
+	cli, _ := testenv.Docker(t)
+	// The new release takes 8 s to load, as a real model takes a while:
+	// the load loop runs through the whole deploy.
+	slow := testenv.ServingImage(t, cli, testenv.ImageSlowLoad)
+	e := newEnv(t)
+	first := e.deploy(t, good.Tag)
+	if first.Plan.Strategy != deploy.BlueGreen {
+		t.Errorf("engine sim: strategy %s, want blue-green", first.Plan.Strategy)
+	}
+	if v := e.version(t); v.Image != good.Tag || v.Digest != good.ModelDigest {
+		t.Fatalf("after the first deploy /version = %+v, want image %s digest %s", v, good.Tag, good.ModelDigest)
+	}
+
+	l := startLoad(e.url, 8)
+	// Let the loop reach steady state, then deploy while it runs.
+	for l.requests.Load() < 50 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := l.requests.Load()
+	t0 := time.Now()
+	res := e.deploy(t, slow.Tag)
+	took := time.Since(t0)
+	during := l.requests.Load() - before
+	reqs, fails, errs := l.Stop()
+	t.Logf("blue-green under load: %d requests during the %s deploy (%d in all), %d failed; ready after %s, new-ready → switched %s, switched → old drained %s, verify %s",
+		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),
+		res.SwitchAfterReady.Round(time.Millisecond), res.DrainedAfter.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
+	}
+	if during < 2000 {
+		t.Errorf("only %d requests during the deploy, want at least 2,000 (the machine is too busy?)", during)
+	}
+	if res.Plan.Strategy != deploy.BlueGreen || res.Previous == nil || res.Previous.ID != first.Release.ID {
+		t.Errorf("second deploy: strategy %s previous %v", res.Plan.Strategy, res.Previous)
+	}
+	if v := e.version(t); v.Image != slow.Tag || v.Digest != slow.ModelDigest {
+		t.Errorf("/version %+v, want image %s digest %s", v, slow.Tag, slow.ModelDigest)
+	}
+	// The previous release's container is gone, its image is not.
+	if in, err := e.target.Instance(context.Background(), e.name, first.Release.ID); err != nil || in != nil {
+		t.Errorf("previous release's container: %v %v, want removed", in, err)
+	}
+	hist, err := deploy.History(context.Background(), e.target, e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].Outcome != deploy.Superseded || hist[1].Outcome != deploy.Live || !hist[1].Serving || hist[1].GitSHA != "0123abc" {
+		t.Errorf("history: %s", dump(hist))
+	}
+}
+
+func dump(v any) string { b, _ := json.MarshalIndent(v, "", " "); return string(b) }
+
+func TestRegressedModelRollsBack(t *testing.T) {
+	good, regressed := images(t)
+	e := newEnv(t)
+	first := e.deploy(t, good.Tag)
+	l := startLoad(e.url, 4)
+	_, err := e.d.Deploy(context.Background(), e.request(regressed.Tag))
+	reqs, fails, errs := l.Stop()
+	t.Logf("regressed deploy under load: %d requests, %d failed", reqs, fails)
+	if err == nil {
+		t.Fatal("deploy of the regressed model succeeded, want verify to fail")
+	}
+	msg := err.Error()
+	for _, want := range []string{"verify failed", "Paris", "traffic switched back to " + first.Release.ID, first.Release.ID + " verified again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed during the rollback, want 0: %q", fails, reqs, errs)
+	}
+	if v := e.version(t); v.Digest != good.ModelDigest || v.Image != good.Tag {
+		t.Errorf("/version after the rollback = %+v, want the previous digest %s", v, good.ModelDigest)
+	}
+	hist, _ := deploy.History(context.Background(), e.target, e.name)
+	if len(hist) != 2 || !hist[0].Serving || hist[1].Outcome != deploy.Failed || !strings.Contains(hist[1].Reason, "verify failed") {
+		t.Errorf("history: %s", dump(hist))
+	}
+	ledger, _ := os.ReadFile(e.ledger)
+	if !bytes.Contains(ledger, []byte(`"event":"rolled-back"`)) {
+		t.Errorf("ledger has no rolled-back event:\n%s", ledger)
+	}
+}
+
+var _ = errors.New

@@ -1,0 +1,67 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// History lists the environment's releases, oldest first. A release that
+// went live but no longer serves is reported Superseded.
+func History(ctx context.Context, t Target, env string) ([]*Release, error) {
+	rels, err := t.Releases(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rels {
+		if r.Outcome == Live && !r.Serving {
+			r.Outcome = Superseded
+		}
+	}
+	return rels, nil
+}
+
+// RollbackRequest names the environment and, optionally, the release to go
+// back to (default: the newest release before the serving one that went live).
+type RollbackRequest struct {
+	Request        // Env, ServedName, Port, URL, ... as for a deploy
+	To      string // release id
+}
+
+// Rollback deploys an earlier release's image again (by content id: no
+// pull, and a moved tag cannot change what comes back), with the same
+// strategies, verify and safety as a deploy.
+func (d *Deployer) Rollback(ctx context.Context, rr RollbackRequest) (*Result, error) {
+	rels, err := d.Target.Releases(ctx, rr.Env)
+	if err != nil {
+		return nil, err
+	}
+	cur := serving(rels)
+	var to *Release
+	if rr.To != "" {
+		i := slices.IndexFunc(rels, func(r *Release) bool { return r.ID == rr.To })
+		if i < 0 {
+			return nil, fmt.Errorf("environment %s has no release %s (see modelship history --env %s)", rr.Env, rr.To, rr.Env)
+		}
+		to = rels[i]
+		if cur != nil && cur.ID == to.ID {
+			return nil, fmt.Errorf("release %s is already serving %s", to.ID, rr.Env)
+		}
+	} else {
+		for i := len(rels) - 1; i >= 0; i-- {
+			r := rels[i]
+			if r.Outcome == Live && !r.Serving && (cur == nil || r.DeployedAt.Before(cur.DeployedAt)) {
+				to = r
+				break
+			}
+		}
+		if to == nil {
+			return nil, fmt.Errorf("environment %s has no earlier live release to roll back to", rr.Env)
+		}
+	}
+	req := rr.Request
+	req.Image, req.ImageID, req.GitSHA, req.ModelDigest = to.Image, to.ImageID, to.GitSHA, to.ModelDigest
+	req.What = "rollback to " + to.ID
+	d.logf("rolling %s back to release %s (%s, deployed %s by %s)", rr.Env, to.ID, to.Image, to.DeployedAt.Format("2006-01-02 15:04"), to.DeployedBy)
+	return d.Deploy(ctx, req)
+}

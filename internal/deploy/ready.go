@@ -1,0 +1,148 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Load budget: how long a release may take to become ready before the deploy
+// gives up on it. Large checkpoints take minutes to read and warm up, so the
+// budget grows with the weights; never shorter than BaseLoadBudget.
+const (
+	BaseLoadBudget   = 60 * time.Second
+	LoadBudgetPerGiB = 30 * time.Second
+)
+
+// LoadBudget is BaseLoadBudget + LoadBudgetPerGiB per GiB of weights, or
+// override when it is positive (the environment's ready-timeout).
+func LoadBudget(weightBytes int64, override time.Duration) time.Duration {
+	if override > 0 {
+		return override
+	}
+	gib := float64(weightBytes) / (1 << 30)
+	return BaseLoadBudget + time.Duration(gib*float64(LoadBudgetPerGiB))
+}
+
+// NotReadyError says a release did not become ready in its budget, with the
+// last reason /ready gave.
+type NotReadyError struct {
+	Release string
+	Budget  time.Duration
+	Reason  string
+}
+
+func (e *NotReadyError) Error() string {
+	return fmt.Sprintf("release %s did not become ready within its load budget of %s; last /ready answer: %s (raise environments.<env>.ready-timeout if the model needs longer)",
+		e.Release, e.Budget, e.Reason)
+}
+
+// ExitedError says a release's process stopped while the deploy waited for it.
+type ExitedError struct {
+	Release  string
+	ExitCode int
+	Logs     []string
+}
+
+func (e *ExitedError) Error() string {
+	msg := fmt.Sprintf("release %s exited with status %d before it was ready", e.Release, e.ExitCode)
+	if len(e.Logs) > 0 {
+		msg += "; its last log lines:\n    " + strings.Join(e.Logs, "\n    ")
+	}
+	return msg
+}
+
+// readyAnswer is GET /ready's JSON.
+type readyAnswer struct {
+	Ready  bool   `json:"ready"`
+	Check  string `json:"check"`
+	Reason string `json:"reason"`
+}
+
+// WaitReady polls in's GET /ready until it answers 200, the instance exits
+// (ExitedError with its last log lines), the budget runs out (NotReadyError
+// with the last reason) or ctx ends. It prints progress to w every
+// progressEvery. It never stops the instance: deciding that is the caller's.
+func WaitReady(ctx context.Context, t Target, in *Instance, budget time.Duration, w io.Writer, progressEvery time.Duration) (time.Duration, error) {
+	start := time.Now()
+	deadline := start.Add(budget)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	last := "no answer yet"
+	nextProgress := start.Add(progressEvery)
+	nextStatus := start
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if now := time.Now(); !now.Before(nextStatus) {
+			st, err := t.Status(ctx, in)
+			if err != nil {
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+				return 0, fmt.Errorf("release %s: checking its state: %w", in.Release, err)
+			}
+			if !st.Running {
+				return 0, &ExitedError{Release: in.Release, ExitCode: st.ExitCode, Logs: st.Logs}
+			}
+			nextStatus = now.Add(time.Second)
+		}
+		ok, reason := probeReady(ctx, hc, in.URL)
+		if ok {
+			return time.Since(start), nil
+		}
+		if reason != "" {
+			last = reason
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			return 0, &NotReadyError{Release: in.Release, Budget: budget, Reason: last}
+		}
+		if w != nil && !now.Before(nextProgress) {
+			fmt.Fprintf(w, "  waiting for %s to be ready: %s of %s budget; /ready: %s\n",
+				in.Release, now.Sub(start).Round(time.Second), budget, last)
+			nextProgress = now.Add(progressEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func probeReady(ctx context.Context, hc *http.Client, base string) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/ready", nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false, "not answering (" + shortErr(err) + ")"
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusOK {
+		return true, ""
+	}
+	var a readyAnswer
+	if json.Unmarshal(body, &a) == nil && (a.Reason != "" || a.Check != "") {
+		if a.Check != "" {
+			return false, fmt.Sprintf("%d %s: %s", resp.StatusCode, a.Check, a.Reason)
+		}
+		return false, fmt.Sprintf("%d %s", resp.StatusCode, a.Reason)
+	}
+	return false, fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && i+2 < len(s) {
+		return s[i+2:]
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Target is where releases run: a Docker host now, a Kubernetes cluster
+// later. It is defined here, by the strategies that use it, and kept to what
+// they need. Implementations live in their own packages (deploy/docker) and
+// are chosen by NewTarget-style factories in the command.
+type Target interface {
+	// Describe names the target for messages ("docker unix:///run/docker.sock").
+	Describe() string
+	// Image makes ref available on the target (pulling it when absent) and
+	// returns what the deploy needs to know about it.
+	Image(ctx context.Context, ref string) (*ImageInfo, error)
+	// Lock takes the environment's deploy lock, or returns *LockedError
+	// naming the holder when another deploy has it. unlock releases it.
+	Lock(ctx context.Context, env string, holder Holder, image *ImageInfo) (unlock func(context.Context) error, err error)
+	// Releases lists the environment's releases, oldest first; Serving
+	// marks the one the router sends traffic to.
+	Releases(ctx context.Context, env string) ([]*Release, error)
+	// Router makes sure the environment's stable endpoint exists (network
+	// and gateway on Docker), creating it from image on first use.
+	Router(ctx context.Context, env RouterSpec, image *ImageInfo) error
+	// Start creates and starts a release. The instance's URL is reachable
+	// from this process (to wait for readiness).
+	Start(ctx context.Context, spec *Spec) (*Instance, error)
+	// Instance finds a release's instance (running or stopped); nil when
+	// it is gone.
+	Instance(ctx context.Context, env, release string) (*Instance, error)
+	// Status reports whether the instance still runs and, when it stopped,
+	// its exit code and last log lines.
+	Status(ctx context.Context, in *Instance) (*Status, error)
+	// Switch sends the environment's traffic to in, atomically, once in
+	// answers /ready through the router.
+	Switch(ctx context.Context, env string, in *Instance) error
+	// WaitDrained waits until no request is in flight to in through the router.
+	WaitDrained(ctx context.Context, env string, in *Instance, timeout time.Duration) error
+	// Stop stops an instance and keeps it (and its image) for a quick restart.
+	Stop(ctx context.Context, in *Instance) error
+	// Resume starts a stopped instance again.
+	Resume(ctx context.Context, in *Instance) (*Instance, error)
+	// Remove deletes the instance; its image stays on the target.
+	Remove(ctx context.Context, in *Instance) error
+	// Record stores the release's final outcome with the target, so history
+	// outlives the instance.
+	Record(ctx context.Context, r *Release) error
+}
+
+// ImageInfo is what a target knows about an image.
+type ImageInfo struct {
+	Ref string // as asked for
+	ID  string // content digest, sha256:...
+	// RepoDigest is a registry digest (repo@sha256:...) when the image came
+	// from a registry; empty for images built on the host.
+	RepoDigest string
+	Labels     map[string]string
+	// Entrypoint and Cmd of the image config.
+	Entrypoint []string
+	Cmd        []string
+	Pulled     bool // pulled now
+}
+
+// Spec is a release to start.
+type Spec struct {
+	Release *Release
+	// Env is extra environment (KEY=VALUE) for the serving container.
+	Env []string
+	// GPUs are device UUIDs to attach; empty attaches none.
+	GPUs []string
+	// Port is the container's serving port (8000).
+	Port int
+}
+
+// Instance is a running (or stopped) release.
+type Instance struct {
+	Release string
+	Env     string
+	// ID is the target's handle (a container id).
+	ID string
+	// Name is a human name (the container name).
+	Name string
+	// URL reaches the release from this process: http://127.0.0.1:PORT.
+	URL string
+	// Upstream reaches the release from the router: http://NAME:8000.
+	Upstream string
+}
+
+// Status of an instance.
+type Status struct {
+	Running  bool
+	ExitCode int
+	// Logs are the last lines the instance wrote, for error messages.
+	Logs []string
+}
+
+// RouterSpec is the stable endpoint of an environment.
+type RouterSpec struct {
+	Env string
+	// Port is the public port on the target host.
+	Port int
+	// PublishIP is the host address the port is bound to ("" all).
+	PublishIP string
+}
+
+// Holder says who holds (or wants) a lock.
+type Holder struct {
+	Who   string    `json:"who"`   // user@host or GITHUB_ACTOR via workflow
+	Host  string    `json:"host"`  // hostname of the process
+	PID   int       `json:"pid"`   // process id
+	Since time.Time `json:"since"` // when it was taken
+	What  string    `json:"what"`  // "deploy IMAGE", "rollback"
+}
+
+func (h Holder) String() string {
+	return fmt.Sprintf("%s (pid %d on %s, %s, since %s)", h.Who, h.PID, h.Host, h.What, h.Since.Format(time.RFC3339))
+}
+
+// LockedError is returned by Target.Lock when another deploy holds the lock.
+type LockedError struct {
+	Env    string
+	Holder Holder
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("environment %s is locked by another deploy: %s", e.Env, e.Holder)
+}
+
+// ErrUnreachable marks errors where the target itself could not be reached.
+var ErrUnreachable = errors.New("target unreachable")

@@ -1,0 +1,272 @@
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+
+	"github.com/modelship/modelship/checkpoint"
+)
+
+// Docker returns a client for the engine DOCKER_HOST names (started for
+// CI by .ci/deps/docker.sh) and that host. When no engine answers the test
+// is skipped with a message saying how to start one, except under CI=true,
+// where it fails: CI must run the end-to-end deploy tests.
+func Docker(t testing.TB) (*client.Client, string) {
+	t.Helper()
+	host := os.Getenv("DOCKER_HOST")
+	if host == "" {
+		host = client.DefaultDockerHost
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = cli.Ping(ctx)
+		cancel()
+		if err != nil {
+			cli.Close()
+		}
+	}
+	if err != nil {
+		msg := fmt.Sprintf("no Docker engine answers at %s (%v); start one with: eval \"$(.ci/deps/docker.sh)\"", host, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli, host
+}
+
+// RepoRoot is the module's root directory (where go.mod is).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var static struct {
+	once sync.Once
+	bin  []byte
+	err  error
+}
+
+// StaticBinary is the modelship binary built with CGO_ENABLED=0 (no NVML,
+// runs in a FROM scratch image), built once per test process and kept in
+// memory (the temporary file is removed at once).
+func StaticBinary(t testing.TB) []byte {
+	t.Helper()
+	static.once.Do(func() {
+		dir, err := os.MkdirTemp("", "modelship-static-")
+		if err != nil {
+			static.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, "modelship")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/modelship")
+		cmd.Dir = RepoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			static.err = fmt.Errorf("building the static modelship binary: %v\n%s", err, b)
+			return
+		}
+		static.bin, static.err = os.ReadFile(out)
+	})
+	if static.err != nil {
+		t.Fatal(static.err)
+	}
+	return static.bin
+}
+
+// TestImage describes an image ServingImage builds.
+type TestImage struct {
+	// Tag, e.g. modelship-test/good:1.
+	Tag string
+	// Model is the checkpoint directory copied to /models/current
+	// (relative to the repository root, e.g. testdata/models/good).
+	Model string
+	// Env is added to the image (e.g. MODELSHIP_ENGINE_ARGS=--never-ready).
+	Env []string
+	// LoadSeconds, when positive, replaces the simulator's load time
+	// (modelship-sim.json load_seconds): a model that takes a while to load,
+	// as real ones do.
+	LoadSeconds float64
+}
+
+// Test images: the good and regressed models, one whose container exits at
+// once (its model path does not exist) and one that never becomes ready.
+var (
+	ImageGood       = TestImage{Tag: "modelship-test/good:1", Model: "testdata/models/good"}
+	ImageRegressed  = TestImage{Tag: "modelship-test/regressed:1", Model: "testdata/models/regressed"}
+	ImageCrash      = TestImage{Tag: "modelship-test/crash:1", Model: "testdata/models/good", Env: []string{"MODEL_PATH=/models/missing"}}
+	ImageNeverReady = TestImage{Tag: "modelship-test/never-ready:1", Model: "testdata/models/good", Env: []string{"MODELSHIP_ENGINE_ARGS=--never-ready"}}
+	ImageSlowLoad   = TestImage{Tag: "modelship-test/good-slow-load:1", Model: "testdata/models/good", LoadSeconds: 8}
+)
+
+// Built is a test image on the engine.
+type Built struct {
+	Tag         string
+	ModelDigest string // the checkpoint's digest, also label modelship.model-digest
+}
+
+var images struct {
+	mu    sync.Mutex
+	built map[string]Built
+}
+
+// ServingImage builds img FROM scratch on the engine (once per process; not
+// at all when an image with the same content label exists): the static
+// modelship binary at /modelship, the checkpoint at /models/current,
+// ENTRYPOINT ["/modelship", "serve"], engine sim, served name "current".
+func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
+	t.Helper()
+	images.mu.Lock()
+	defer images.mu.Unlock()
+	if b, ok := images.built[img.Tag]; ok {
+		return b
+	}
+	bin := StaticBinary(t)
+	modelDir := filepath.Join(RepoRoot(), img.Model)
+	if img.LoadSeconds > 0 {
+		modelDir = withLoadSeconds(t, modelDir, img.LoadSeconds)
+	}
+	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{Hash: true})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	env := append([]string{"MODEL_PATH=/models/current", "MODELSHIP_ENGINE=sim", "MODELSHIP_SERVED_MODEL_NAME=current", "HOME=/tmp"}, img.Env...)
+	var df strings.Builder
+	df.WriteString("FROM scratch\nCOPY modelship /modelship\nCOPY model /models/current\nCOPY tmp /tmp\n")
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		fmt.Fprintf(&df, "ENV %s=%q\n", k, v)
+	}
+	fmt.Fprintf(&df, "LABEL modelship.model-digest=%q\n", info.Digest)
+	df.WriteString("ENTRYPOINT [\"/modelship\", \"serve\"]\n")
+
+	var ctxTar bytes.Buffer
+	h := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(&ctxTar, h))
+	add := func(name string, data []byte, mode int64) {
+		if err == nil {
+			err = tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg})
+		}
+		if err == nil {
+			_, err = tw.Write(data)
+		}
+	}
+	add("Dockerfile", []byte(df.String()), 0o644)
+	add("modelship", bin, 0o755)
+	if err == nil {
+		err = tw.WriteHeader(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)})
+	}
+	files, _ := os.ReadDir(modelDir)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name() < files[j].Name() })
+	for _, f := range files {
+		if f.IsDir() {
+			continue
+		}
+		data, rerr := os.ReadFile(filepath.Join(modelDir, f.Name()))
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		add("model/"+f.Name(), data, 0o644)
+	}
+	if err == nil {
+		err = tw.Close()
+	}
+	if err != nil {
+		t.Fatalf("testenv: build context: %v", err)
+	}
+	content := hex.EncodeToString(h.Sum(nil))[:16]
+	out := Built{Tag: img.Tag, ModelDigest: info.Digest}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if ins, err := cli.ImageInspect(ctx, img.Tag); err == nil && ins.Config != nil && ins.Config.Labels["modelship.test-content"] == content {
+		if images.built == nil {
+			images.built = map[string]Built{}
+		}
+		images.built[img.Tag] = out
+		return out
+	}
+	resp, err := cli.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{
+		Tags: []string{img.Tag}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true,
+		Labels: map[string]string{"modelship.test-content": content}, Version: build.BuilderV1,
+	})
+	if err != nil {
+		t.Fatalf("testenv: building %s: %v", img.Tag, err)
+	}
+	defer resp.Body.Close()
+	if err := buildStreamError(resp.Body); err != nil {
+		t.Fatalf("testenv: building %s: %v", img.Tag, err)
+	}
+	if images.built == nil {
+		images.built = map[string]Built{}
+	}
+	images.built[img.Tag] = out
+	return out
+}
+
+func buildStreamError(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+	}
+}
+
+// withLoadSeconds copies a test checkpoint to a temporary directory with
+// modelship-sim.json's load_seconds replaced.
+func withLoadSeconds(t testing.TB, dir string, secs float64) string {
+	t.Helper()
+	out := t.TempDir()
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Name() == "modelship-sim.json" {
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["load_seconds"] = secs
+			data, _ = json.MarshalIndent(m, "", "  ")
+		}
+		if err := os.WriteFile(filepath.Join(out, f.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
