@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"strings"
 	"unicode"
 )
@@ -183,9 +184,27 @@ func jsonErr(err error) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+		return fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, kindName(te.Type), te.Value)
 	}
 	return err
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "an integer"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	}
+	return t.String()
 }
 
 // shareGPTItem is one conversation of a ShareGPT dump.
@@ -215,9 +234,15 @@ func ParseShareGPT(name string, data []byte) ([]Prompt, error) {
 	var out []Prompt
 	for i := 0; dec.More(); i++ {
 		off := dec.InputOffset()
+		for off < int64(len(data)) && bytes.IndexByte([]byte(", \t\r\n"), data[off]) >= 0 {
+			off++
+		}
 		var item shareGPTItem
 		if err := dec.Decode(&item); err != nil {
-			return nil, fmt.Errorf("%s:%d: entry %d: %w", name, lineAt(data, off+1), i, jsonErr(err))
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s:%d: invalid JSON: the file ends inside entry %d", name, lineAt(data, int64(len(data))), i)
+			}
+			return nil, fmt.Errorf("%s:%d: entry %d: %w", name, lineAt(data, off), i, jsonErr(err))
 		}
 		p, ok := shareGPTPrompt(item)
 		if ok {
@@ -225,6 +250,9 @@ func ParseShareGPT(name string, data []byte) ([]Prompt, error) {
 		}
 	}
 	if _, err := dec.Token(); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s:%d: invalid JSON: the file ends before the list's closing ']'", name, lineAt(data, int64(len(data))))
+		}
 		return nil, fmt.Errorf("%s:%d: invalid JSON: %w", name, lineAt(data, dec.InputOffset()), jsonErr(err))
 	}
 	if len(out) == 0 {
