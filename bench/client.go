@@ -37,8 +37,8 @@ type Target struct {
 	// Endpoint is the server's base URL, with or without /v1
 	// (http://host:8000 or http://host:8000/v1).
 	Endpoint string
-	// Model is the "model" field; empty sends none (vLLM then rejects the
-	// request unless it serves a single model... it accepts a missing one).
+	// Model is the "model" field; empty omits it (vLLM then uses the model
+	// it serves; other servers may refuse the request with a 4xx).
 	Model string
 	// API is Chat (default) or Completions.
 	API API
