@@ -135,6 +135,15 @@ func fresh(ctx context.Context, d time.Duration) (context.Context, context.Cance
 // cancelled at any point, the previous release is left (or put back)
 // serving; the error says what failed and what was done about it.
 func (d *Deployer) Deploy(ctx context.Context, req Request) (*Result, error) {
+	res, err := d.deploy(ctx, req)
+	if err != nil && ctx.Err() != nil && !strings.Contains(err.Error(), "interrupted") {
+		// Cancelled before any release was started.
+		err = fmt.Errorf("deploy to %s interrupted (%v): nothing was changed, the previous release kept serving", req.Env, err)
+	}
+	return res, err
+}
+
+func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if req.Env == "" || req.Image == "" {
 		return nil, errors.New("deploy needs an environment and an image")
 	}
@@ -301,6 +310,13 @@ func (r *run) execute(ctx context.Context) error {
 	return errors.New(msg)
 }
 
+func (r *run) drainTimeout() time.Duration {
+	if r.d.DrainTimeout == 0 {
+		return 2 * time.Minute
+	}
+	return r.d.DrainTimeout
+}
+
 func (r *run) cleanupTimeout() time.Duration {
 	t := r.d.CleanupTimeout
 	if t == 0 {
@@ -325,10 +341,8 @@ func (r *run) start(ctx context.Context) error {
 	if req.ServedName != "" {
 		env = append(env, "MODELSHIP_SERVED_MODEL_NAME="+req.ServedName)
 	}
-	if r.rel.ModelDigest != "" {
-		// Nothing to pass: the release hashes its weights itself, so
-		// /version proves which model it serves.
-	}
+	// No MODELSHIP_MODEL_DIGEST: the release hashes its own weights, so
+	// /version proves which model it serves.
 	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: 8000})
 	if err != nil {
 		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
@@ -374,11 +388,7 @@ func (r *run) blueGreen(ctx context.Context) error {
 	}
 	if r.oldInst != nil {
 		t0 := time.Now()
-		timeout := r.d.DrainTimeout
-		if timeout == 0 {
-			timeout = 2 * time.Minute
-		}
-		if err := r.d.Target.WaitDrained(ctx, r.req.Env, r.oldInst, timeout); err != nil {
+		if err := r.d.Target.WaitDrained(ctx, r.req.Env, r.oldInst, r.drainTimeout()); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -494,6 +504,16 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		r.res.RolledBack = true
 	}
 	if r.newInst != nil {
+		if r.switched {
+			// Requests the new release took before the switch back finish
+			// there first.
+			if err := d.Target.WaitDrained(ctx, r.req.Env, r.newInst, r.drainTimeout()); err != nil {
+				d.logf("warning: %v", err)
+			}
+			if err := d.Target.Stop(ctx, r.newInst); err != nil {
+				d.logf("warning: %v", err)
+			}
+		}
 		if err := d.Target.Remove(ctx, r.newInst); err != nil {
 			return "", err
 		}

@@ -255,6 +255,9 @@ func (t *Target) Lock(ctx context.Context, env string, h deploy.Holder, img *dep
 	hj, _ := json.Marshal(h)
 	name := lockName(env)
 	for attempt := 0; ; attempt++ {
+		if attempt == 5 {
+			return nil, fmt.Errorf("taking the lock of %s: it keeps changing hands; try again", env)
+		}
 		_, err := t.cli.ContainerCreate(ctx, &container.Config{
 			Image: img.ID, Entrypoint: []string{"/modelship-lock"}, // never started
 			Labels: map[string]string{LabelRole: roleLock, deploy.LabelEnv: env, LabelHolder: string(hj)},
@@ -268,7 +271,7 @@ func (t *Target) Lock(ctx context.Context, env string, h deploy.Holder, img *dep
 				return t.wrap(err, "releasing the lock of "+env)
 			}, nil
 		}
-		if !cerrdefs.IsConflict(err) || attempt > 0 {
+		if !cerrdefs.IsConflict(err) {
 			return nil, t.wrap(err, "taking the lock of "+env)
 		}
 		ins, ierr := t.cli.ContainerInspect(ctx, name)
