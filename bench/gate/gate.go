@@ -132,18 +132,21 @@ func (g Gate) Evaluate(s *metrics.Summary) Verdict {
 	case s.Requests == 0:
 		v.Reasons = append(v.Reasons, "no requests were measured")
 	case s.Succeeded == 0:
-		v.Reasons = append(v.Reasons, fmt.Sprintf("all %d requests failed%s", s.Requests, failureList(s.Failures)))
+		v.Reasons = append(v.Reasons, fmt.Sprintf("all %d requests failed%s%s", s.Requests, failureList(s.Failures), firstExample(s)))
 	case s.Succeeded < min:
 		v.Reasons = append(v.Reasons, fmt.Sprintf("only %d successful requests, fewer than the %d needed to judge", s.Succeeded, min))
 	}
 
-	if l.MinTokensPerSec > 0 {
+	// With no successful request, latencies and throughput are not
+	// measured (zero), so checking them would only mislead.
+	measured := s.Succeeded > 0
+	if l.MinTokensPerSec > 0 && measured {
 		ok := s.OutputTokensPerSec >= l.MinTokensPerSec
 		v.add(Check{Name: "output tokens/s", Figure: s.OutputTokensPerSec, Limit: l.MinTokensPerSec, Unit: "tokens/s", Pass: ok,
 			Message: fmt.Sprintf("output throughput %s %s the minimum %s", Rate(s.OutputTokensPerSec), pick(ok, "meets", "is below"), Rate(l.MinTokensPerSec))})
 	}
 	maxCheck := func(name string, d metrics.Distribution, limit time.Duration) {
-		if limit <= 0 {
+		if limit <= 0 || !measured {
 			return
 		}
 		lim := limit.Seconds()
@@ -159,7 +162,7 @@ func (g Gate) Evaluate(s *metrics.Summary) Verdict {
 		v.add(Check{Name: "error rate", Figure: s.ErrorRate, Limit: l.MaxErrorRate, Unit: "fraction", Pass: ok,
 			Message: fmt.Sprintf("error rate %s (%d of %d requests failed%s) %s the limit %s", Percent(s.ErrorRate), s.Failed, s.Requests, failureList(s.Failures), pick(ok, "is within", "exceeds"), Percent(l.MaxErrorRate))})
 	}
-	if g.Baseline != nil {
+	if g.Baseline != nil && measured {
 		g.compare(&v, s, min)
 	}
 
@@ -268,6 +271,20 @@ func failureList(f map[string]int) string {
 		s += fmt.Sprintf("%d %s", f[k], k)
 	}
 	return s
+}
+
+// firstExample quotes the message of the most common failure kind.
+func firstExample(s *metrics.Summary) string {
+	best := ""
+	for _, k := range sortedKeys(s.Failures) {
+		if best == "" || s.Failures[k] > s.Failures[best] {
+			best = k
+		}
+	}
+	if msg := s.ErrorExamples[best]; msg != "" {
+		return fmt.Sprintf(" (e.g. %s)", msg)
+	}
+	return ""
 }
 
 func pick(b bool, yes, no string) string {

@@ -56,7 +56,9 @@ func TestEvaluate(t *testing.T) {
 		{name: "min samples configurable", s: with(func(s *metrics.Summary) { s.Requests, s.Succeeded, s.Failed, s.ErrorRate = 5, 5, 0, 0 }), gate: Gate{Limits: Limits{MinSamples: 5, MaxErrorRate: -1}}, status: Pass},
 		{name: "all failed", s: with(func(s *metrics.Summary) {
 			s.Succeeded, s.Failed, s.ErrorRate, s.Failures = 0, 100, 1, map[string]int{"transport": 100}
-		}), gate: Gate{Limits: all}, status: Inconclusive, failed: []string{"error rate"}, messages: []string{"all 100 requests failed: 100 transport"}},
+			s.ErrorExamples = map[string]string{"transport": "dial tcp 127.0.0.1:1: connect: connection refused"}
+		}), gate: Gate{Limits: all, Baseline: summary()}, status: Inconclusive, failed: []string{"error rate"},
+			messages: []string{"all 100 requests failed: 100 transport (e.g. dial tcp 127.0.0.1:1: connect: connection refused)"}},
 		{name: "nothing measured", s: &metrics.Summary{}, gate: Gate{Limits: Limits{MaxErrorRate: -1}}, status: Inconclusive, messages: []string{"no requests were measured"}},
 
 		{name: "baseline regression", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.41 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Fail,

@@ -49,6 +49,7 @@ type card struct{ Label, Value, Sub string }
 type summaryView struct {
 	Requests string
 	Failures string
+	Examples [][2]string
 	Latency  [][]string
 	Through  string
 	Goodput  string
@@ -138,6 +139,12 @@ func summaryFor(s *metrics.Summary) summaryView {
 	}
 	if len(s.Failures) > 0 {
 		sv.Failures = failures(s.Failures)
+	}
+	for _, k := range sortedKinds(s.ErrorExamples) {
+		sv.Examples = append(sv.Examples, [2]string{k, oneLine(s.ErrorExamples[k])})
+	}
+	if s.Succeeded == 0 {
+		return sv
 	}
 	for _, d := range distributions(s) {
 		sv.Latency = append(sv.Latency, []string{d.name, ms(d.d.Mean), ms(d.d.Median), ms(d.d.P90), ms(d.d.P99), ms(d.d.Min), ms(d.d.Max), ms(d.d.Std), strconv.Itoa(d.d.Count)})

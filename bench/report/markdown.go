@@ -77,6 +77,16 @@ func mdSummary(w io.Writer, s *metrics.Summary) {
 		fmt.Fprintf(w, "; failures: %s", mdEscape(failures(s.Failures)))
 	}
 	fmt.Fprintf(w, "\n\n")
+	for _, k := range sortedKinds(s.ErrorExamples) {
+		fmt.Fprintf(w, "- %s, e.g.: %s\n", k, mdCode(s.ErrorExamples[k]))
+	}
+	if len(s.ErrorExamples) > 0 {
+		fmt.Fprintln(w)
+	}
+	if s.Succeeded == 0 {
+		fmt.Fprintf(w, "No successful requests: no latencies or throughput to show.\n\n")
+		return
+	}
 	fmt.Fprintf(w, "| Latency (ms) | mean | median | p90 | p99 | min | max | std | count |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, d := range distributions(s) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", d.name, ms(d.d.Mean), ms(d.d.Median), ms(d.d.P90), ms(d.d.P99), ms(d.d.Min), ms(d.d.Max), ms(d.d.Std), d.d.Count)

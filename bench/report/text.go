@@ -47,8 +47,15 @@ func textSummary(w io.Writer, s *metrics.Summary) {
 		s.Requests, s.Succeeded, s.Failed, gate.Percent(round4(s.ErrorRate)), elapsed(s.Elapsed))
 	if len(s.Failures) > 0 {
 		fmt.Fprintf(w, "Failures: %s\n", failures(s.Failures))
+		for _, k := range sortedKinds(s.ErrorExamples) {
+			fmt.Fprintf(w, "  e.g. %s: %s\n", k, oneLine(s.ErrorExamples[k]))
+		}
 	}
 	fmt.Fprintln(w)
+	if s.Succeeded == 0 {
+		fmt.Fprintln(w, "No successful requests: no latencies or throughput to show.")
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%-12s\tmean\tmedian\tp90\tp99\tmin\tmax\tstd\tcount\t\n", "Latency (ms)")
 	for _, d := range distributions(s) {
@@ -201,6 +208,15 @@ func sloText(slo metrics.SLO) string {
 		parts = append(parts, "E2EL ≤ "+gate.Seconds(slo.E2EL.Seconds()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+func sortedKinds(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func failures(f map[string]int) string {

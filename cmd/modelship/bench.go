@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelship/modelship/bench"
 	"github.com/modelship/modelship/bench/gate"
@@ -33,8 +34,8 @@ func init() {
 const (
 	benchDefaultRequests    = 100
 	benchDefaultConcurrency = 4
-	// benchUnreachableAfter transport failures with no success end a run
-	// early: the endpoint is not there.
+	// benchUnreachableAfter transport failures (or refusals: HTTP 4xx) with
+	// no success end a run early: the endpoint is not there, or refuses.
 	benchUnreachableAfter = 5
 )
 
@@ -97,7 +98,9 @@ type benchRun struct {
 	resW    *bufio.Writer
 	resErr  error
 
-	unreachable string // first transport error, when the endpoint is down
+	// stoppedEarly says why a run was cut short: the endpoint is down or
+	// refuses every request.
+	stoppedEarly string
 }
 
 func runBench(ctx context.Context, args []string, s stdio) int {
@@ -453,9 +456,9 @@ func (r *benchRun) judge(s *metrics.Summary) gate.Verdict {
 		g.Baseline = r.baseline.BaselineFor(s.Conditions.Load)
 	}
 	v := g.Evaluate(s)
-	if r.unreachable != "" {
+	if r.stoppedEarly != "" {
 		v.Status = gate.Inconclusive
-		v.Reasons = append([]string{"endpoint unreachable: " + r.unreachable}, v.Reasons...)
+		v.Reasons = append([]string{"stopped early: " + r.stoppedEarly}, v.Reasons...)
 	}
 	return v
 }
@@ -503,18 +506,34 @@ func (r *benchRun) measure(ctx context.Context, client *bench.Client, level floa
 		return nil, err
 	}
 	agg := metrics.NewAggregator(r.slo)
-	var ok, transport int
+	examples := map[string]string{}
+	var ok, transport, refused int
 	for res := range ch {
 		if r.resW != nil && r.resErr == nil {
 			r.resErr = bench.WriteJSONL(r.resW, res)
 		}
 		if res.OK() {
 			ok++
-		} else if res.ErrorKind == bench.ErrTransport {
-			transport++
-			if ok == 0 && transport >= benchUnreachableAfter && r.unreachable == "" {
-				r.unreachable = res.Error
-				cancel()
+		} else {
+			if _, seen := examples[res.ErrorKind]; !seen && !res.Warmup {
+				examples[res.ErrorKind] = truncate(res.Error, 300)
+			}
+			switch res.ErrorKind {
+			case bench.ErrTransport:
+				transport++
+			case bench.ErrHTTP4xx:
+				refused++
+			}
+			// Nothing ever succeeded and the server is not there, or
+			// refuses every request (wrong model name, key): stop early.
+			if ok == 0 && r.stoppedEarly == "" {
+				if transport >= benchUnreachableAfter {
+					r.stoppedEarly = "endpoint unreachable: " + res.Error
+					cancel()
+				} else if refused >= benchUnreachableAfter {
+					r.stoppedEarly = "the server refused every request: " + truncate(res.Error, 300)
+					cancel()
+				}
 			}
 		}
 		agg.Add(res)
@@ -522,11 +541,25 @@ func (r *benchRun) measure(ctx context.Context, client *bench.Client, level floa
 	bar.Done()
 	sum := agg.Close()
 	sum.Conditions = cond
+	if len(examples) > 0 {
+		sum.ErrorExamples = examples
+	}
 	if r.sweep {
 		fmt.Fprintf(r.stderr, "%s: %d requests, %.1f output tokens/s, p99 TTFT %s, p99 E2EL %s, %s errors\n", label, sum.Requests,
 			sum.OutputTokensPerSec, gate.Seconds(sum.TTFT.P99), gate.Seconds(sum.E2EL.P99), gate.Percent(sum.ErrorRate))
 	}
 	return sum, nil
+}
+
+// truncate shortens s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func loadLabel(m bench.Mode, level float64) string {

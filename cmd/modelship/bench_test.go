@@ -308,3 +308,21 @@ func TestBenchMockLLM(t *testing.T) {
 		t.Errorf("stdout:\n%s", out)
 	}
 }
+
+func TestBenchRefused(t *testing.T) {
+	// A model name the server does not serve: every request is refused
+	// (HTTP 404). The run stops early, says why, and is inconclusive.
+	url := testenv.Sim(t, simModels+"good", nil)
+	code, out, _ := benchCLI(t, "--endpoint", url, "--model", "no-such-model", "--prompts", benchPrompts, "--requests", "1000")
+	if code != exitInconclusive {
+		t.Fatalf("exit %d, want 3\n%s", code, out)
+	}
+	for _, want := range []string{"stopped early: the server refused every request: HTTP 404", "no-such-model", "e.g. http_4xx: HTTP 404", "No successful requests"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Requests: 1000 measured") {
+		t.Errorf("sent all requests to a server refusing them:\n%s", out)
+	}
+}
