@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/docker"
+	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/suite"
+)
+
+func init() {
+	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: runDeploy})
+}
+
+// deployGPUs lists the GPUs deploy places models on; tests replace it.
+var deployGPUs deploy.GPUSource = deploy.DetectGPUs
+
+// deployFlags are the flags deploy and rollback share.
+type deployFlags struct {
+	env, config, strategy, ledger string
+	lockTimeout, readyTimeout     time.Duration
+}
+
+func (f *deployFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.env, "env", "", "`environment` of modelship.yaml to deploy to (required), e.g. staging or production")
+	fs.StringVar(&f.config, "config", config.DefaultFile, "modelship.yaml `file`")
+	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate or blue-green (default: the environment's strategy, auto: blue-green when two copies fit in GPU memory)")
+	fs.StringVar(&f.ledger, "ledger", deploy.DefaultLedgerPath(), "JSONL `file` every release event is appended to, for audit")
+	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
+	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
+}
+
+// deploySetup reads the config and builds the deployer and the request
+// fields every deploy of the environment shares.
+func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*deploy.Deployer, deploy.Request, func(), int) {
+	fail := func(code int, format string, a ...any) (*deploy.Deployer, deploy.Request, func(), int) {
+		fmt.Fprintf(s.err, "modelship %s: "+format+"\n", append([]any{name}, a...)...)
+		return nil, deploy.Request{}, nil, code
+	}
+	if f.env == "" {
+		return fail(exitUsage, "--env NAME is required")
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		fmt.Fprintln(s.err, err)
+		return nil, deploy.Request{}, nil, exitUsage
+	}
+	env, ok := cfg.Environments[f.env]
+	if !ok || env == nil {
+		return fail(exitUsage, "%s has no environment %q", f.config, f.env)
+	}
+	if env.Target != "docker" {
+		return fail(exitUsage, "environments.%s.target is %s; this version deploys to docker only", f.env, env.Target)
+	}
+	tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath})
+	if err != nil {
+		return fail(exitUsage, "environments.%s.docker: %v", f.env, err)
+	}
+	req := deploy.Request{
+		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, GPUs: env.GPUs,
+		Port: env.Port, URL: env.URL, LockTimeout: f.lockTimeout,
+		ReadyTimeout: time.Duration(env.ReadyTimeout),
+		Strategy:     env.Strategy,
+		Fit: fit.Options{MaxModelLen: cfg.Serving.MaxModelLen, MaxNumSeqs: cfg.Serving.MaxNumSeqs,
+			GPUMemoryUtilization: cfg.Serving.GPUMemoryUtilization, TensorParallelSize: cfg.Serving.TensorParallelSize},
+	}
+	if f.strategy != "" {
+		req.Strategy = f.strategy
+	}
+	if f.readyTimeout > 0 {
+		req.ReadyTimeout = f.readyTimeout
+	}
+	// The checkpoint sizes the load budget and the GPU fit, and its digest is
+	// what /version must report when the image carries no digest label.
+	if p := cfg.ModelPath(); p != "" {
+		info, _, _, err := inspectCheckpoint(ctx, p, true, true, "", 0, s.err)
+		switch {
+		case err == nil:
+			req.Model, req.ModelDigest = info, info.Digest
+		case cfg.Serving.Engine == "vllm":
+			return fail(exitUsage, "%s: model.path: %v", f.config, err)
+		}
+	}
+	checks := &deploy.Checks{}
+	if file := firstSet(cfg.Suites.Smoke, cfg.Suites.Validation); file != "" {
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(cfg.File), file)
+		}
+		st, err := suite.Load(file)
+		if err != nil {
+			return fail(exitUsage, "verify suite: %v", err)
+		}
+		checks.Suite = st
+	}
+	d := &deploy.Deployer{Target: tg, GPUs: deployGPUs, Verifier: checks, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
+	return d, req, func() { tg.Close() }, exitOK
+}
+
+func firstSet(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func runDeploy(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	var f deployFlags
+	f.register(fs)
+	image := fs.String("image", "", "serving image `reference` to deploy (required)")
+	gitSHA := fs.String("git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: modelship deploy --env NAME --image REF [--config modelship.yaml] [--git-sha SHA] [--strategy S]
+
+Deploys REF to the environment's Docker host (environments.NAME.docker.host,
+else DOCKER_HOST). The model must fit in free GPU memory (checked before
+anything is stopped); auto runs blue-green when two copies fit, else
+recreate. The new release must answer /ready (health, the served name in
+/v1/models, one generation) within its load budget; then traffic switches
+at the environment's port and verify runs there (smoke: /v1/models, a
+generation, /version digest and image; then suites.smoke or
+suites.validation). If anything fails, or on Ctrl-C, the previous release
+is put back and verified again, and the command exits 1 saying what failed.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(s.err, "modelship deploy: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	if *image == "" {
+		fmt.Fprintln(s.err, "modelship deploy: --image REF is required")
+		return exitUsage
+	}
+	d, req, closeFn, code := deploySetup(ctx, &f, s, "deploy")
+	if code != exitOK {
+		return code
+	}
+	defer closeFn()
+	req.Image, req.GitSHA = *image, *gitSHA
+	res, err := d.Deploy(ctx, req)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)
+		return exitFailed
+	}
+	printResult(s.out, res)
+	return exitOK
+}
+
+func printResult(w io.Writer, res *deploy.Result) {
+	r := res.Release
+	fmt.Fprintf(w, "release %s live on %s: %s (%s, %s)\n", r.ID, r.Env, r.Image, res.Plan.Strategy, orDash(r.ModelDigest))
+	fmt.Fprintf(w, "  ready after %s, switched %s after ready", res.ReadyAfter.Round(time.Millisecond), res.SwitchAfterReady.Round(time.Millisecond))
+	if res.Previous != nil {
+		fmt.Fprintf(w, ", previous release %s drained %s after the switch", res.Previous.ID, res.DrainedAfter.Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, ", verified in %s\n", res.Verify.Round(time.Millisecond))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

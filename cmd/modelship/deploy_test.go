@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/docker"
+	"github.com/modelship/modelship/internal/testenv"
+)
+
+// TestDeployRollbackHistory runs the three commands against the real engine
+// (skipped without one, except under CI=true).
+func TestDeployRollbackHistory(t *testing.T) {
+	cli, host := testenv.Docker(t)
+	good := testenv.ServingImage(t, cli, testenv.ImageGood)
+	if err := cli.ImageTag(context.Background(), good.Tag, "modelship-test/good:2"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	envName := fmt.Sprintf("cmd%d", os.Getpid()%100000)
+	tg, err := docker.New(docker.Options{Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Destroy(context.Background(), envName); tg.Close() })
+
+	root := testenv.RepoRoot()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "modelship.yaml")
+	yaml := fmt.Sprintf(`version: 1
+model:
+  path: %s
+  served-name: current
+serving:
+  engine: sim
+suites:
+  validation: %s
+environments:
+  %s:
+    target: docker
+    port: %d
+    docker:
+      host: %s
+`, filepath.Join(root, "testdata/models/good"), filepath.Join(root, "testdata/suites/validation_cases.json"), envName, port, host)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	common := []string{"--env", envName, "--config", cfg, "--ledger", ledger}
+
+	code, out, errOut := runCmd(t, append([]string{"deploy", "--image", good.Tag, "--git-sha", "abc123"}, common...)...)
+	if code != exitOK || !strings.Contains(out, "live on "+envName) {
+		t.Fatalf("deploy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, append([]string{"deploy", "--image", "modelship-test/good:2"}, common...)...)
+	if code != exitOK {
+		t.Fatalf("second deploy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, append([]string{"rollback"}, common...)...)
+	if code != exitOK || !strings.Contains(errOut, "rolling "+envName+" back to release") {
+		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "history", "--env", envName, "--config", cfg, "--json")
+	var rels []deploy.Release
+	if err := json.Unmarshal([]byte(out), &rels); code != exitOK || err != nil {
+		t.Fatalf("history --json: exit %d %v\n%s", code, err, out)
+	}
+	if len(rels) != 3 || rels[0].GitSHA != "abc123" || !rels[2].Serving || rels[2].Image != good.Tag || rels[1].Outcome != deploy.Superseded {
+		t.Errorf("history: %s", out)
+	}
+	code, out, _ = runCmd(t, "history", "--env", envName, "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "RELEASE") || !strings.Contains(out, "superseded") {
+		t.Errorf("history table: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(ledger); strings.Count(string(b), `"event":"live"`) != 3 {
+		t.Errorf("ledger:\n%s", b)
+	}
+
+	// A bad image: clear error, exit 1, the rolled-back release still serves.
+	code, _, errOut = runCmd(t, append([]string{"deploy", "--image", "modelship-test/nosuch:1"}, common...)...)
+	if code != exitFailed || !strings.Contains(errOut, "pulling it failed") {
+		t.Errorf("bad image: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestDeployUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"deploy", "--help"}, exitOK, "-lock-timeout duration"},
+		{[]string{"rollback", "--help"}, exitOK, "-to release"},
+		{[]string{"history", "--help"}, exitOK, "-json"},
+		{[]string{"deploy", "--env", "production"}, exitUsage, "--image REF is required"},
+		{[]string{"deploy", "--image", "x:1"}, exitUsage, "--env NAME is required"},
+		{[]string{"deploy", "--image", "x:1", "--env", "nope", "--config", "../../modelship.yaml"}, exitUsage, `has no environment "nope"`},
+	} {
+		code, out, errOut := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s%s", c.args, code, c.code, c.want, out, errOut)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/docker"
+)
+
+func init() {
+	register(command{name: "history", summary: "list an environment's releases: image, model digest, git SHA, who, when, outcome", run: runHistory})
+}
+
+func runHistory(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	envName := fs.String("env", "", "`environment` of modelship.yaml (required)")
+	cfgFile := fs.String("config", config.DefaultFile, "modelship.yaml `file`")
+	asJSON := fs.Bool("json", false, "print the releases as a JSON array")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: modelship history --env NAME [--json] [--config modelship.yaml]
+
+Lists the environment's releases, oldest first, as the Docker host records
+them (labels on the release containers and their records, so the list
+cannot drift from what runs): release id, outcome (live, superseded,
+failed, interrupted, in-progress), * for the one serving now, image, model
+digest, git SHA, who deployed and when.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 || *envName == "" {
+		fmt.Fprintln(s.err, "modelship history: --env NAME is required and nothing else")
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgFile)
+	if err != nil {
+		fmt.Fprintln(s.err, err)
+		return exitUsage
+	}
+	env, ok := cfg.Environments[*envName]
+	if !ok || env == nil {
+		fmt.Fprintf(s.err, "modelship history: %s has no environment %q\n", *cfgFile, *envName)
+		return exitUsage
+	}
+	tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath})
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship history: environments.%s.docker: %v\n", *envName, err)
+		return exitUsage
+	}
+	defer tg.Close()
+	rels, err := deploy.History(ctx, tg, *envName)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship history: %v\n", err)
+		return exitFailed
+	}
+	if *asJSON {
+		if rels == nil {
+			rels = []*deploy.Release{}
+		}
+		enc := json.NewEncoder(s.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rels); err != nil {
+			return exitFailed
+		}
+		return exitOK
+	}
+	if len(rels) == 0 {
+		fmt.Fprintf(s.out, "no releases in %s yet\n", *envName)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tRELEASE\tOUTCOME\tIMAGE\tMODEL DIGEST\tGIT SHA\tDEPLOYED BY\tDEPLOYED AT\tREASON")
+	for _, r := range rels {
+		mark := ""
+		if r.Serving {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.ID, r.Outcome, r.Image, shortDigest(r.ModelDigest),
+			shortSHA(r.GitSHA), r.DeployedBy, r.DeployedAt.Local().Format(time.DateTime), clipReason(r.Reason))
+	}
+	return exitOfFlush(tw.Flush())
+}
+
+func exitOfFlush(err error) int {
+	if err != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return orDash(d)
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return orDash(s)
+}
+
+func clipReason(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/modelship/modelship/internal/deploy"
+)
+
+func init() {
+	register(command{name: "rollback", summary: "put an earlier release of an environment back, verified, without a pull", run: runRollback})
+}
+
+func runRollback(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	var f deployFlags
+	f.register(fs)
+	to := fs.String("to", "", "`release` id to go back to (default: the newest earlier release that went live; see modelship history)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: modelship rollback --env NAME [--to RELEASE] [--config modelship.yaml]
+
+Deploys an earlier release's image again, by content digest (its image is
+still on the Docker host: no pull, and a moved tag cannot change what comes
+back), with the same strategy choice, readiness wait, verify and automatic
+undo as modelship deploy.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(s.err, "modelship rollback: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	d, req, closeFn, code := deploySetup(ctx, &f, s, "rollback")
+	if code != exitOK {
+		return code
+	}
+	defer closeFn()
+	res, err := d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: *to})
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship rollback: %v\n", err)
+		return exitFailed
+	}
+	printResult(s.out, res)
+	return exitOK
+}
