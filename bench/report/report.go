@@ -96,6 +96,27 @@ func (r *Report) BaselineFor(load float64) *metrics.Summary {
 	return r.Main()
 }
 
+// RunAt returns this (baseline) report's run measured at exactly load with
+// the given load mode, or nil: a sweep compares each of its loads only with
+// the same load of the baseline.
+func (r *Report) RunAt(mode string, load float64) *metrics.Summary {
+	if r.Summary != nil {
+		if r.Summary.Conditions.LoadMode == mode && r.Summary.Conditions.Load == load {
+			return r.Summary
+		}
+		return nil
+	}
+	if r.Sweep != nil {
+		for i := range r.Sweep.Runs {
+			c := r.Sweep.Runs[i].Conditions
+			if c.LoadMode == mode && c.Load == load {
+				return &r.Sweep.Runs[i]
+			}
+		}
+	}
+	return nil
+}
+
 // JSON writes the report as indented JSON.
 func JSON(w io.Writer, r *Report) error {
 	enc := json.NewEncoder(w)

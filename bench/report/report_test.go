@@ -299,7 +299,16 @@ func TestBaselineFor(t *testing.T) {
 	if got := r.BaselineFor(3).Conditions.Load; got != 4 {
 		t.Errorf("BaselineFor(3) picked load %g, want the max load 4", got)
 	}
+	if got := r.RunAt("concurrency", 8); got == nil || got.Conditions.Load != 8 {
+		t.Errorf("RunAt(8) = %v", got)
+	}
+	if r.RunAt("concurrency", 3) != nil || r.RunAt("rate", 8) != nil {
+		t.Errorf("RunAt must match the load and its mode exactly")
+	}
 	s := single()
+	if s.RunAt("concurrency", 8) != s.Summary || s.RunAt("concurrency", 4) != nil {
+		t.Errorf("RunAt on a single run")
+	}
 	if got := s.BaselineFor(99); got != s.Summary {
 		t.Errorf("BaselineFor on a single run must return it")
 	}

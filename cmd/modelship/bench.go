@@ -453,9 +453,18 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 func (r *benchRun) judge(s *metrics.Summary) gate.Verdict {
 	g := r.gate
 	if r.baseline != nil {
-		g.Baseline = r.baseline.BaselineFor(s.Conditions.Load)
+		if r.sweep {
+			// Each load is compared with the same load of the baseline
+			// only: other loads are not comparable.
+			g.Baseline = r.baseline.RunAt(s.Conditions.LoadMode, s.Conditions.Load)
+		} else {
+			g.Baseline = r.baseline.BaselineFor(s.Conditions.Load)
+		}
 	}
 	v := g.Evaluate(s)
+	if r.baseline != nil && g.Baseline == nil {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("the baseline has no run at %s; this load was not compared with it", loadLabel(bench.Mode(s.Conditions.LoadMode), s.Conditions.Load)))
+	}
 	if r.stoppedEarly != "" {
 		v.Status = gate.Inconclusive
 		v.Reasons = append([]string{"stopped early: " + r.stoppedEarly}, v.Reasons...)

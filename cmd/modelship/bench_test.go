@@ -218,6 +218,25 @@ func TestBenchSweep(t *testing.T) {
 	if !strings.Contains(string(page), "TTFT vs load") || !strings.Contains(string(page), "Throughput vs load") {
 		t.Errorf("bench.html lacks the sweep charts")
 	}
+
+	// Against a sweep baseline each load is compared with the same load
+	// only; a load the baseline lacks is not compared, and says so.
+	code, out, errs = benchCLI(t, "--endpoint", url, "--prompts", benchPrompts, "--max-tokens", "4", "--requests", "16",
+		"--sweep", "1,2", "--max-ttft-p99", "10", "--baseline", filepath.Join(dir, "bench.json"), "--max-regression", "5", "--json")
+	if code != exitOK {
+		t.Fatalf("sweep against a sweep baseline: exit %d\n%s\n%s", code, out, errs)
+	}
+	rep, err = report.Parse("stdout", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := rep.SweepVerdicts[0], rep.SweepVerdicts[1]
+	if len(v1.Checks) != 4 || len(v1.Warnings) != 0 {
+		t.Errorf("load 1: %d checks (want p99 TTFT and 3 baseline checks), warnings %q", len(v1.Checks), v1.Warnings)
+	}
+	if len(v2.Checks) != 1 || len(v2.Warnings) != 1 || !strings.Contains(v2.Warnings[0], "the baseline has no run at concurrency 2") {
+		t.Errorf("load 2: checks %+v, warnings %q", v2.Checks, v2.Warnings)
+	}
 }
 
 func TestBenchConfig(t *testing.T) {
