@@ -241,11 +241,26 @@ func timelineChart(s *metrics.Summary, minRate float64) chartView {
 	}
 	var pts [][2]float64
 	ymax := math.Max(s.OutputTokensPerSec, minRate)
-	for _, p := range s.Timeline {
-		pts = append(pts, [2]float64{float64(p.Second), float64(p.OutputTokens)})
-		ymax = math.Max(ymax, float64(p.OutputTokens))
+	note := ""
+	for i, p := range s.Timeline {
+		y := float64(p.OutputTokens)
+		if i == len(s.Timeline)-1 && i > 0 {
+			// The last second is cut short by the end of the run: scale
+			// it to a full second, or leave out a sliver.
+			frac := s.Elapsed - float64(p.Second)
+			if frac < 0.25 || frac > 1 {
+				note = " The last, partial second is left out."
+				break
+			}
+			if frac < 1 {
+				y /= frac
+				note = fmt.Sprintf(" The last second, %.0f%% of a second long, is scaled to a full one.", frac*100)
+			}
+		}
+		pts = append(pts, [2]float64{float64(p.Second), y})
+		ymax = math.Max(ymax, y)
 	}
-	xmax := float64(s.Timeline[len(s.Timeline)-1].Second)
+	xmax := pts[len(pts)-1][0]
 	if xmax < 1 {
 		xmax = 1
 	}
@@ -253,13 +268,14 @@ func timelineChart(s *metrics.Summary, minRate float64) chartView {
 		title: title, xLabel: "seconds since the first measured request", yLabel: "output tokens/s",
 		xFmt: trimFloat, yFmt: func(v float64) string { return trimFloat(v) },
 		xMin: 0, xMax: xmax, yMin: 0, yMax: niceMax(ymax * 1.15),
+		xTicks: wholeTicks(0, xmax),
 		lines:  []series{{name: "", color: colLine, pts: pts}},
 		hlines: []refLine{{s.OutputTokensPerSec, "mean " + gate.Rate(s.OutputTokensPerSec), colP50}},
 	}
 	if minRate > 0 {
 		c.hlines = append(c.hlines, refLine{minRate, "minimum " + gate.Rate(minRate), colLimit})
 	}
-	return chartView{SVG: c.svg(), Caption: fmt.Sprintf("Output tokens completed in each second of the run (%d s); the mean over the run is %s.", len(s.Timeline), gate.Rate(s.OutputTokensPerSec))}
+	return chartView{SVG: c.svg(), Caption: fmt.Sprintf("Output tokens of the requests that ended in each second of the run; the mean over the run is %s.%s", gate.Rate(s.OutputTokensPerSec), note)}
 }
 
 // sweepCharts plot TTFT p50/p99 and output tokens/s against load.
@@ -330,6 +346,17 @@ func sweepCharts(sw *metrics.Sweep, limits map[string]float64) []chartView {
 			lines: []series{{name: "goodput", color: colP50, pts: good}},
 		}
 		out = append(out, chartView{SVG: g.svg(), Caption: "Requests per second that met every SLO at each load."})
+	}
+	return out
+}
+
+// wholeTicks are round ticks over [lo, hi] that are whole numbers (seconds).
+func wholeTicks(lo, hi float64) []float64 {
+	var out []float64
+	for _, t := range niceTicks(lo, hi, 6) {
+		if t == math.Trunc(t) {
+			out = append(out, t)
+		}
 	}
 	return out
 }

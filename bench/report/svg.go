@@ -44,7 +44,7 @@ type refLine struct {
 const (
 	chartW, chartH = 640, 300
 	padL, padR     = 64, 20
-	padT, padB     = 40, 48
+	padT, padB     = 52, 48
 	barColor       = "#7aa6d8"
 )
 
@@ -105,14 +105,15 @@ func (c *chart) svg() template.HTML {
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6 4" stroke-width="1.5"/>`, padL, chartW-padR, y, y, l.color)
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="ref" fill="%s" text-anchor="end">%s</text>`, chartW-padR-4, y-4-float64(i%2)*12, l.color, esc(l.label))
 	}
-	for i, l := range c.vlines {
+	// Vertical markers are labelled in a legend under the title, so close
+	// percentiles do not overlap.
+	lx := float64(padL)
+	for _, l := range c.vlines {
 		x := c.px(l.at)
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-dasharray="4 3" stroke-width="1.5"/>`, x, x, padT, chartH-padB, l.color)
-		anchor, dx := "start", 3.0
-		if x > chartW-padR-90 {
-			anchor, dx = "end", -3
-		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="ref" fill="%s" text-anchor="%s">%s</text>`, x+dx, padT+10+12*i, l.color, anchor, esc(l.label))
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-dasharray="4 3" stroke-width="1.5"><title>%s</title></line>`, x, x, padT, chartH-padB, l.color, esc(l.label))
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="36" y2="36" stroke="%s" stroke-dasharray="4 3" stroke-width="2"/>`, lx, lx+14, l.color)
+		fmt.Fprintf(&b, `<text x="%.1f" y="40" class="ref" fill="%s">%s</text>`, lx+18, l.color, esc(l.label))
+		lx += 18 + 6.5*float64(len([]rune(l.label))) + 14
 	}
 	for _, s := range c.lines {
 		if len(s.pts) == 0 {
@@ -134,7 +135,7 @@ func (c *chart) svg() template.HTML {
 		}
 	}
 	// Legend for named series.
-	lx := float64(chartW - padR)
+	lx = float64(chartW - padR)
 	for i := len(c.lines) - 1; i >= 0; i-- {
 		s := c.lines[i]
 		if s.name == "" {
