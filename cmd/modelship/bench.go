@@ -23,6 +23,7 @@ import (
 	"github.com/modelship/modelship/bench/sweep"
 	"github.com/modelship/modelship/internal/buildinfo"
 	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
 )
 
@@ -86,6 +87,7 @@ type benchRun struct {
 
 	sweep      bool
 	sweepLoads []float64 // nil: automatic
+	sweepMax   float64   // highest automatic load; 0: sweep.DefaultMax
 
 	gate         gate.Gate // Baseline set per run
 	baseline     *report.Report
@@ -101,6 +103,8 @@ type benchRun struct {
 	// stoppedEarly says why a run was cut short: the endpoint is down or
 	// refuses every request.
 	stoppedEarly string
+
+	ga *gha.Actions // GitHub Actions outputs, summary, annotations; no-op elsewhere
 }
 
 func runBench(ctx context.Context, args []string, s stdio) int {
@@ -119,7 +123,7 @@ func runBench(ctx context.Context, args []string, s stdio) int {
 		rate        = fs.Float64("rate", 0, "send this many requests per second at even intervals (open loop) instead of fixed concurrency")
 		poisson     = fs.Bool("poisson", false, "with --rate (or --sweep of rates): Poisson arrivals, exponential gaps drawn from --seed")
 		seed        = fs.Int64("seed", 1, "seed for Poisson arrivals and synthetic prompts")
-		sweepFlag   = fs.String("sweep", "", "run at rising loads and report the highest meeting the limits: a list (1,2,4,8) or auto (1, 2, 4, ... until a limit fails); loads are concurrencies, or rates with --rate/--poisson")
+		sweepFlag   = fs.String("sweep", "", "run at rising loads and report the highest meeting the limits: a list (1,2,4,8) or auto (1, 2, 4, ... until a limit fails, up to --requests for concurrency or 1024); loads are concurrencies, or rates with --rate/--poisson")
 		requests    = fs.Int("requests", 0, fmt.Sprintf("measured requests (per load in a sweep); default %d unless --duration is set", benchDefaultRequests))
 		duration    = fs.Duration("duration", 0, "measure for this long (per load in a sweep), e.g. 30s; with --requests, whichever ends first")
 		warmup      = fs.Int("warmup", 0, "warm-up requests sent first at the same load and excluded from the figures")
@@ -201,6 +205,10 @@ Flags:
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
+	ga := gha.FromEnv(s.out, s.err) // GitHub Actions; no-op elsewhere
+	if *asJSON {
+		ga = gha.FromEnv(s.err, s.err) // keep the JSON on stdout clean
+	}
 	// modelship.yaml: gates and the prompt file, unless flags say otherwise.
 	if *configFile != "" {
 		cfg, err := config.Load(*configFile)
@@ -208,6 +216,7 @@ Flags:
 			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
 			return exitUsage
 		}
+		ga.MaskSecrets(cfg)
 		g := cfg.Gates.Bench
 		if !set["min-tokens-per-sec"] {
 			*minTPS = g.MinTokensPerSec
@@ -236,7 +245,8 @@ Flags:
 		}
 	}
 
-	r := &benchRun{stderr: s.err, reportDir: *reportDir, asJSON: *asJSON}
+	r := &benchRun{stderr: s.err, reportDir: *reportDir, asJSON: *asJSON, ga: ga}
+	ga.MaskEnv(*apiKeyEnv)
 	if *endpoint == "" {
 		return usageErr("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
 	}
@@ -287,6 +297,15 @@ Flags:
 				}
 				r.sweepLoads = append(r.sweepLoads, v)
 			}
+		}
+		if r.mode == bench.Concurrency && r.load.Duration == 0 {
+			// More workers than requests never run at once.
+			for _, l := range r.sweepLoads {
+				if l > float64(r.load.Requests) {
+					return usageErr("--sweep: concurrency %g is above --requests %d, so it cannot be reached; send more requests per load or use --duration", l, r.load.Requests)
+				}
+			}
+			r.sweepMax = float64(r.load.Requests)
 		}
 	} else if err := r.load.Validate(); err != nil {
 		if r.mode != bench.Concurrency && !(*rate > 0) {
@@ -388,9 +407,11 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 	}
 	defer client.CloseIdleConnections()
 
+	endGroup := r.ga.Group(fmt.Sprintf("bench: %d prompts (%s) against %s", len(r.prompts), r.promptDesc, redactURL(r.target.Endpoint)))
+	defer endGroup()
 	var rep *report.Report
 	if r.sweep {
-		res, err := sweep.Run(ctx, sweep.Options{Loads: r.sweepLoads},
+		res, err := sweep.Run(ctx, sweep.Options{Loads: r.sweepLoads, Max: r.sweepMax},
 			func(ctx context.Context, load float64) (*metrics.Summary, error) {
 				return r.measure(ctx, client, load)
 			},
@@ -423,6 +444,7 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 		rep = report.New(sum, &v)
 	}
 	rep.Baseline = r.baselinePath
+	endGroup()
 
 	if r.asJSON {
 		err = report.JSON(s.out, rep)
@@ -440,6 +462,7 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 		}
 		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
 	}
+	r.ga.Bench(rep, r.reportDir)
 	switch rep.Verdict.Status {
 	case gate.Pass:
 		return exitOK

@@ -280,6 +280,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bad prompts line", []string{"--endpoint", ep, "--prompts", badPrompts}, "p.jsonl:2"},
 		{"bad sweep", []string{"--endpoint", ep, "--prompts", benchPrompts, "--sweep", "1,x"}, `--sweep: expected auto or a list`},
 		{"fractional concurrency", []string{"--endpoint", ep, "--prompts", benchPrompts, "--sweep", "1.5"}, `--sweep: expected auto`},
+		{"sweep above requests", []string{"--endpoint", ep, "--prompts", benchPrompts, "--requests", "10", "--sweep", "8,16"}, "--sweep: concurrency 16 is above --requests 10"},
 		{"auto sweep without limit", []string{"--endpoint", ep, "--prompts", benchPrompts, "--sweep", "auto"}, "--sweep auto needs a limit"},
 		{"error rate", []string{"--endpoint", ep, "--prompts", benchPrompts, "--max-error-rate", "2"}, "--max-error-rate: expected a fraction"},
 		{"rate without value", []string{"--endpoint", ep, "--prompts", benchPrompts, "--poisson"}, "--rate: expected requests per second above 0"},
