@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
 )
 
@@ -68,6 +69,11 @@ Flags:
 		}
 		return exitUsage
 	}
+	gaOut := s.out // GitHub Actions commands stay off a --json stdout
+	if *asJSON {
+		gaOut = s.err
+	}
+	gha.FromEnv(gaOut, s.err).ModelDigest(info.Digest)
 	if *asJSON {
 		enc := json.NewEncoder(s.out)
 		enc.SetIndent("", "  ")

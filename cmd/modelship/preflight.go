@@ -12,6 +12,7 @@ import (
 	"github.com/modelship/modelship/gpu"
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
 )
 
@@ -81,6 +82,12 @@ Flags:
 		fmt.Fprintln(s.err, err)
 		return exitUsage
 	}
+	gaOut := s.out // GitHub Actions commands stay off a --json stdout
+	if *asJSON {
+		gaOut = s.err
+	}
+	ga := gha.FromEnv(gaOut, s.err)
+	ga.MaskSecrets(cfg)
 	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !*noCache, "", 0, s.err)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship preflight: %s: model.path: %v\n", file, err)
@@ -124,7 +131,10 @@ Flags:
 	} else {
 		printPreflight(s.out, &rep)
 	}
+	ga.ModelDigest(info.Digest)
+	ga.SetOutput(gha.OutPreflightFit, map[bool]string{true: "passed", false: "failed"}[rep.Passed])
 	if !rep.Passed {
+		ga.Error(gha.Annotation{File: file, Title: "preflight failed", Message: "the model does not fit these GPUs"})
 		return exitFailed
 	}
 	return exitOK

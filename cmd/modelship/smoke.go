@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/smoke"
 )
 
@@ -73,10 +74,17 @@ Flags:
 			return exitUsage
 		}
 	}
+	gaOut := s.out // GitHub Actions commands stay off a --json stdout
+	if *asJSON {
+		gaOut = s.err
+	}
+	ga := gha.FromEnv(gaOut, s.err)
+	ga.Mask(opt.APIKey)
 	res, err := smoke.Run(ctx, *endpoint, opt)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
 		if errors.Is(err, smoke.ErrUnreachable) {
+			ga.Smoke(nil)
 			if *asJSON {
 				gatewayPrintJSON(s.out, map[string]any{"endpoint": *endpoint, "passed": false, "inconclusive": true, "error": err.Error()})
 			}
@@ -97,6 +105,7 @@ Flags:
 			fmt.Fprintf(s.out, "FAILED: %d check(s) failed\n", len(res.Failed()))
 		}
 	}
+	ga.Smoke(res)
 	if !res.Passed {
 		return exitFailed
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/suite"
 	"github.com/modelship/modelship/suite/report"
 )
@@ -113,12 +114,15 @@ Flags:
 		return usageErr("--retries: expected 0 or more, got %d", *retries)
 	}
 
+	ga := gha.FromEnv(s.out, s.err) // GitHub Actions: no-op elsewhere
+	ga.MaskEnv("OPENAI_API_KEY")
 	var cfg *config.Config
 	if *cfgFile != "" {
 		if cfg, err = config.Load(*cfgFile); err != nil {
 			fmt.Fprintln(s.err, err)
 			return exitUsage
 		}
+		ga.MaskSecrets(cfg)
 		if *cases == "" && cfg.Suites.Validation != "" {
 			*cases = cfg.Suites.Validation
 			if !filepath.IsAbs(*cases) {
@@ -158,7 +162,9 @@ Flags:
 		opt.Model = cfg.Model.ServedName
 	}
 
+	endGroup := ga.Group(fmt.Sprintf("validate: %d cases of %s against %s", len(st.Cases), *cases, redactURL(*endpoint)))
 	r, err := suite.Run(ctx, st, opt)
+	endGroup()
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -173,6 +179,7 @@ Flags:
 			}
 		}
 	}
+	ga.Validation(r, *reportDir)
 	return r.Verdict.ExitCode()
 }
 
