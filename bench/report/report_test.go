@@ -347,9 +347,10 @@ func TestParseErrors(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	var b bytes.Buffer
-	JSON(&b, single())
-	f.Add(b.Bytes())
+	// Small seeds: the fuzzer minimises slowly on large ones.
+	f.Add([]byte(`{"summary":{"conditions":{"load_mode":"rate","load":2},"requests":3,"succeeded":2,"failed":1,"failures_by_kind":{"timeout":1},` +
+		`"ttft":{"count":2,"p99":0.2},"e2el":{"count":2,"p99":1},"ttft_samples":[0.1,0.2],"e2el_samples":[0.9,1],"timeline":[{"t":0,"output_tokens":5},{"t":1,"output_tokens":7}],` +
+		`"slo":{"ttft_ns":100000000},"elapsed_s":1.5},"verdict":{"status":"fail","checks":[{"name":"p99 TTFT","figure":0.2,"limit":0.1,"unit":"s"}]}}`))
 	f.Add([]byte(`{"sweep":{"runs":[{"requests":1}],"max_load_meeting_slo":1}}`))
 	f.Add([]byte(`{"conditions":{},"requests":3}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

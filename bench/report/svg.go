@@ -158,7 +158,14 @@ func niceTicks(lo, hi float64, n int) []float64 {
 	}
 	step := niceStep((hi - lo) / float64(n))
 	var out []float64
-	for t := math.Ceil(lo/step-1e-9) * step; t <= hi+step*1e-9; t += step {
+	first := math.Ceil(lo/step-1e-9) * step
+	// Count ticks rather than add steps: at huge magnitudes lo+step may
+	// equal lo.
+	for i := 0; i <= 3*n; i++ {
+		t := first + float64(i)*step
+		if t > hi+step*1e-9 {
+			break
+		}
 		v := math.Round(t/step) * step
 		if v == 0 {
 			v = 0 // not -0
