@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"errors"
 	"fmt"
@@ -33,10 +34,35 @@ func newRedactor(name, rawURL, display string, secrets ...string) redactor {
 		}
 		if u.User != nil {
 			r.add(u.User.String())
+			// What a server may echo back from the Authorization header.
+			r.add(base64.StdEncoding.EncodeToString([]byte(u.User.String())))
+			if p, ok := u.User.Password(); ok {
+				r.add(base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + p)))
+			}
 		}
 		r.add(u.RawQuery)
 	}
 	return r
+}
+
+// addPath registers rawURL whole, its path, and its token-like path
+// segments (16 characters or more), for URLs that carry a credential in
+// their path (incoming webhooks).
+func (r *redactor) addPath(rawURL string) {
+	r.add(rawURL)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return
+	}
+	if u.Path != "/" {
+		r.add(u.Path)
+		r.add(u.EscapedPath())
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= 16 {
+			r.add(seg)
+		}
+	}
 }
 
 func (r *redactor) add(s string) {

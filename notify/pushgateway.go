@@ -64,16 +64,35 @@ func (p *Pushgateway) Name() string { return "pushgateway" }
 
 // Send pushes the event's metrics (see Pushgateway).
 func (p *Pushgateway) Send(ctx context.Context, e Event) error {
-	pusher := push.New(p.url, p.job).Client(p.client).Collector(Collector(e))
+	doer := &statusDoer{c: p.client}
+	pusher := push.New(p.url, p.job).Client(doer).Collector(Collector(e))
 	for _, l := range Grouping(e) {
 		pusher = pusher.Grouping(l[0], l[1])
 	}
 	if err := pusher.AddContext(ctx); err != nil {
 		// The push package's status errors repeat the full push URL.
 		msg := strings.ReplaceAll(err.Error(), p.url, p.display)
-		return p.red.err(errorString{msg, err})
+		err = p.red.err(errorString{msg, err})
+		if c := doer.status; c/100 == 4 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests {
+			err = &Permanent{Err: err}
+		}
+		return err
 	}
 	return nil
+}
+
+// statusDoer remembers the last answer's status code.
+type statusDoer struct {
+	c      *http.Client
+	status int
+}
+
+func (d *statusDoer) Do(r *http.Request) (*http.Response, error) {
+	resp, err := d.c.Do(r)
+	if err == nil {
+		d.status = resp.StatusCode
+	}
+	return resp, err
 }
 
 // errorString keeps the wrapped error (for url.Error) under a new text.

@@ -43,6 +43,7 @@ type Slack struct {
 // http.DefaultClient (the Notifier bounds each attempt).
 func NewSlack(webhookURL string, client *http.Client) *Slack {
 	r := newRedactor("slack", webhookURL, "<redacted webhook URL>", webhookURL)
+	r.addPath(webhookURL)
 	// The last path segment is the webhook's token: alone it is still a secret.
 	if i := strings.LastIndex(webhookURL, "/"); i >= 0 {
 		r.add(webhookURL[i+1:])

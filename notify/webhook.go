@@ -46,7 +46,9 @@ type Webhook struct {
 // NewWebhook makes a generic webhook sink. secret is the shared HMAC key;
 // neither it nor the URL's path, query or credentials appear in errors.
 func NewWebhook(url, secret string, client *http.Client) *Webhook {
-	return &Webhook{url: url, secret: []byte(secret), client: client, red: newRedactor("webhook", url, hostURL(url)+"/…", secret), now: time.Now}
+	r := newRedactor("webhook", url, hostURL(url)+"/…", secret)
+	r.addPath(url)
+	return &Webhook{url: url, secret: []byte(secret), client: client, red: r, now: time.Now}
 }
 
 // Name is "webhook".
