@@ -371,3 +371,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkReports renders every format of a sweep of five loads with 200
+// samples each; ns/op is the cost of writing the reports once.
+func BenchmarkReports(b *testing.B) {
+	r := sweep()
+	var buf bytes.Buffer
+	for i := 0; i < b.N; i++ {
+		buf.Reset()
+		Text(&buf, r)
+		Markdown(&buf, r)
+		JSON(&buf, r)
+		HTML(&buf, r)
+	}
+	b.ReportMetric(float64(buf.Len())/1024, "KiB/report-set")
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelship/modelship/bench/gate"
 	"github.com/modelship/modelship/bench/report"
@@ -344,5 +345,22 @@ func TestBenchRefused(t *testing.T) {
 	}
 	if strings.Contains(out, "Requests: 1000 measured") {
 		t.Errorf("sent all requests to a server refusing them:\n%s", out)
+	}
+}
+
+func TestParseSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"2.0", 2 * time.Second, true}, {"0.1", 100 * time.Millisecond, true}, {"2", 2 * time.Second, true},
+		{"1500ms", 1500 * time.Millisecond, true}, {"0", 0, true},
+		{"-1", 0, false}, {"-5ms", 0, false}, {"NaN", 0, false}, {"+Inf", 0, false}, {"1e300", 0, false}, {"", 0, false}, {"soon", 0, false},
+	} {
+		d, err := parseSeconds(tc.in)
+		if (err == nil) != tc.ok || d != tc.want {
+			t.Errorf("parseSeconds(%q) = %v, %v; want %v (ok %v)", tc.in, d, err, tc.want, tc.ok)
+		}
 	}
 }
