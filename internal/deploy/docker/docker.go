@@ -700,5 +700,8 @@ func (t *Target) Destroy(ctx context.Context, env string) error {
 		}
 	}
 	_ = t.cli.NetworkRemove(ctx, networkName(env))
+	_ = t.cli.VolumeRemove(ctx, gatewayName(env), true)
+	// Untag only: the image stays while other tags or releases use it.
+	_, _ = t.cli.ImageRemove(ctx, gatewayTag(env), image.RemoveOptions{})
 	return nil
 }
