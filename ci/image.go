@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"dagger/modelship/internal/dagger"
+)
+
+// Labels of a serving image beside the OCI ones; modelship deploy reads them.
+const (
+	labelModelDigest = "modelship.model-digest"
+	labelBinary      = "modelship.binary"
+	labelEngine      = "modelship.engine"
+	labelRevision    = "org.opencontainers.image.revision"
+	binaryPath       = "/usr/local/bin/modelship"
+)
+
+// Build makes the serving image of a checkpoint: the base image (vLLM for
+// engine "vllm", BaseImage for "sim"), the weights in their own layer at
+// /models/current (below the binary, so a change of serving code reuses the
+// weight layer), `modelship serve` as entrypoint on port 8000, and labels:
+// org.opencontainers.image.{revision,source,created,base.name,base.digest},
+// modelship.model-digest, modelship.engine, modelship.binary. The healthcheck
+// command is `modelship serve`'s /ready, checked by modelship deploy and
+// `modelship smoke`.
+func (m *Modelship) Build(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+	// Inference engine the image runs: vllm or sim.
+	// +default="vllm"
+	engine string,
+	// Git commit the image is built from; default the repository's HEAD.
+	// +optional
+	revision string,
+) (*dagger.Container, error) {
+	if err := checkEngine(engine); err != nil {
+		return nil, err
+	}
+	digest, err := m.Digest(ctx, model)
+	if err != nil {
+		return nil, stageError("build: model digest", err)
+	}
+	rev, created := m.commit(ctx)
+	if revision != "" {
+		rev = revision
+	}
+	baseRef := m.BaseImage
+	if engine == "vllm" {
+		baseRef = m.VllmImage
+	}
+	base := dag.Container().From(baseRef)
+	baseDigest, err := base.ImageRef(ctx)
+	if err != nil {
+		return nil, stageError("build: base image "+baseRef, err)
+	}
+	if i := strings.LastIndex(baseDigest, "@"); i >= 0 {
+		baseDigest = baseDigest[i+1:]
+	}
+	ctr := base.
+		WithDirectory(modelDir, model).
+		WithFile(binaryPath, m.Binary()).
+		WithEnvVariable("MODEL_PATH", modelDir).
+		WithEnvVariable("MODELSHIP_ENGINE", engine).
+		WithEnvVariable("MODELSHIP_MODEL_DIGEST", digest).
+		WithEnvVariable("PORT", fmt.Sprint(servingPort)).
+		WithExposedPort(servingPort).
+		WithEntrypoint([]string{binaryPath, "serve"}).
+		WithDefaultArgs(nil).
+		WithLabel("org.opencontainers.image.title", "modelship serving image").
+		WithLabel("org.opencontainers.image.source", "https://github.com/modelship/modelship").
+		WithLabel("org.opencontainers.image.base.name", baseRef).
+		WithLabel("org.opencontainers.image.base.digest", baseDigest).
+		WithLabel(labelModelDigest, digest).
+		WithLabel(labelEngine, engine).
+		WithLabel(labelBinary, binaryPath)
+	if rev != "" {
+		ctr = ctr.WithEnvVariable("MODELSHIP_GIT_SHA", rev).WithLabel(labelRevision, rev)
+	}
+	if created != "" {
+		// The commit time, not the build time: identical inputs give an
+		// identical image, so a second release is served from cache.
+		ctr = ctr.WithLabel("org.opencontainers.image.created", created)
+	}
+	return ctr, nil
+}
+
+// commit returns HEAD's commit and commit time (RFC 3339) from Git, or
+// empty strings when there is no repository metadata.
+func (m *Modelship) commit(ctx context.Context) (sha, created string) {
+	if m.Git == nil {
+		return "", ""
+	}
+	out, err := dag.Container().From(m.GoImage).
+		WithMountedDirectory("/repo.git", m.Git).
+		WithExec([]string{"git", "--git-dir", "/repo.git", "log", "-1", "--format=%H %cI", "HEAD"}).
+		Stdout(ctx)
+	if err != nil {
+		return "", ""
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return "", ""
+	}
+	return f[0], f[1]
+}
+
+// Publish pushes a serving image to a registry under two tags, the git
+// commit (org.opencontainers.image.revision) and the model digest
+// (modelship.model-digest, as sha256-HEX), plus tag when given; returns
+// the pushed image as repository@sha256:digest.
+func (m *Modelship) Publish(
+	ctx context.Context,
+	// Serving image (from build).
+	image *dagger.Container,
+	// Repository to push to, e.g. ghcr.io/acme/llm or 127.0.0.1:5000/acme/llm.
+	registry string,
+	// An extra tag, e.g. a version.
+	// +optional
+	tag string,
+	// Registry user name.
+	// +optional
+	username string,
+	// Registry password or token.
+	// +optional
+	password *dagger.Secret,
+) (string, error) {
+	rev, err := image.Label(ctx, labelRevision)
+	if err != nil {
+		return "", stageError("publish", err)
+	}
+	digest, err := image.Label(ctx, labelModelDigest)
+	if err != nil {
+		return "", stageError("publish", err)
+	}
+	var tags []string
+	if rev != "" {
+		tags = append(tags, rev)
+	}
+	if digest != "" {
+		tags = append(tags, strings.ReplaceAll(digest, ":", "-"))
+	}
+	if tag != "" {
+		tags = append(tags, tag)
+	}
+	if len(tags) == 0 {
+		return "", fmt.Errorf("publish: the image has neither %s nor %s label and no tag was given", labelRevision, labelModelDigest)
+	}
+	if username != "" && password != nil {
+		host, _, _ := strings.Cut(registry, "/")
+		image = image.WithRegistryAuth(host, username, password)
+	}
+	var pushed string
+	for _, t := range tags {
+		ref, err := image.Publish(ctx, registry+":"+t)
+		if err != nil {
+			return "", stageError("publish "+registry+":"+t, err)
+		}
+		pushed = ref
+	}
+	at := strings.LastIndex(pushed, "@")
+	if at < 0 {
+		return "", fmt.Errorf("publish: registry answered %q, want a reference with a digest", pushed)
+	}
+	return registry + pushed[at:], nil
+}

@@ -1,0 +1,117 @@
+// The modelship pipeline: take a model checkpoint to a production
+// OpenAI-compatible (vLLM) endpoint, and stop a bad or slow model on the way.
+//
+// Every stage runs the modelship binary, built from this repository inside a
+// Go container, in a small tools container: preflight, validate, benchmark,
+// build, publish, deploy, verify, rollback, and release for all of them in
+// order. With engine "sim" the same pipeline runs on a CPU against modelship's
+// vLLM simulator; with engine "vllm" the model is served by vLLM on GPUs.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"dagger/modelship/internal/dagger"
+)
+
+// Modelship is the pipeline. Its settings (images, sources) come from the
+// constructor; every function takes the model checkpoint it works on.
+type Modelship struct {
+	// Sources of modelship (go.mod, cmd/, internal/, ...) the binary is built from.
+	Source *dagger.Directory
+	// Go toolchain image modelship is built in (a golang image with gcc: cgo
+	// for NVML).
+	GoImage string
+	// Image the tools containers and the simulator's serving image start from.
+	BaseImage string
+	// vLLM image that serves checkpoints with engine "vllm".
+	VllmImage string
+	// The repository's git metadata, for the revision and time of a build.
+	Git *dagger.Directory
+}
+
+// New configures the pipeline.
+func New(
+	// The modelship repository; the binary every stage runs is built from it.
+	// +defaultPath="/"
+	// +ignore=[".git", ".cache", ".github", "bin", "ci", "modules", "**/testdata/fuzz", "*.test", "*.out"]
+	source *dagger.Directory,
+	// Go toolchain image modelship is built in (needs gcc for cgo).
+	// +default="golang:1.26-bookworm"
+	goImage string,
+	// Image the tools containers and the simulator's serving image start from.
+	// +default="debian:bookworm-slim"
+	baseImage string,
+	// vLLM image serving checkpoints with engine "vllm" (pinned).
+	// +default="vllm/vllm-openai:v0.11.0"
+	vllmImage string,
+	// The repository's git metadata, read for the revision of an image.
+	// +defaultPath="/.git"
+	// +ignore=["logs", "hooks", "index", "lfs", "modules", "worktrees"]
+	// +optional
+	git *dagger.Directory,
+) *Modelship {
+	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git}
+}
+
+// Binary builds the modelship binary (linux, cgo for NVML) from Source.
+func (m *Modelship) Binary() *dagger.File {
+	src := dag.Directory().WithDirectory("/", m.Source, dagger.DirectoryWithDirectoryOpts{
+		Exclude: []string{"testdata", "**/testdata", "*.md", ".ci", "modelship.yaml", "dagger.json", "LICENSE"},
+	})
+	return dag.Container().From(m.GoImage).
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("modelship-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("modelship-go-build")).
+		WithEnvVariable("CGO_ENABLED", "1").
+		WithEnvVariable("CGO_CFLAGS", "-Wno-deprecated-declarations").
+		WithEnvVariable("GOFLAGS", "-buildvcs=false").
+		WithDirectory("/src", src).
+		WithWorkdir("/src").
+		WithExec([]string{"go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "/out/modelship", "./cmd/modelship"}).
+		File("/out/modelship")
+}
+
+// Tools is the container every stage runs modelship in: BaseImage with the
+// binary at /usr/local/bin/modelship.
+func (m *Modelship) Tools() *dagger.Container {
+	return dag.Container().From(m.BaseImage).
+		WithFile("/usr/local/bin/modelship", m.Binary()).
+		WithWorkdir("/work")
+}
+
+// Inspect describes a checkpoint (format, parameters, dtype, digest) as
+// modelship inspect --json prints it.
+func (m *Modelship) Inspect(
+	ctx context.Context,
+	// Checkpoint directory (safetensors + config.json, or a GGUF file's directory).
+	model *dagger.Directory,
+) (string, error) {
+	return m.Tools().
+		WithMountedDirectory("/model", model).
+		WithExec([]string{"modelship", "inspect", "/model", "--json", "--no-cache"}).
+		Stdout(ctx)
+}
+
+// Digest returns the content digest (sha256:...) of a checkpoint.
+func (m *Modelship) Digest(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+) (string, error) {
+	out, err := m.Inspect(ctx, model)
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		Digest string `json:"digest"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		return "", fmt.Errorf("modelship inspect --json: %w", err)
+	}
+	if info.Digest == "" {
+		return "", fmt.Errorf("modelship inspect --json reported no digest")
+	}
+	return info.Digest, nil
+}

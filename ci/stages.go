@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"dagger/modelship/internal/dagger"
+)
+
+const (
+	// modelDir is where a serving image keeps its weights.
+	modelDir = "/models/current"
+	// servingPort is the public port of `modelship serve`.
+	servingPort = 8000
+	// serviceHost is the name the model service is bound as in tools containers.
+	serviceHost = "model"
+)
+
+// Preflight inspects a checkpoint (format, parameters, dtype, content digest)
+// and, when GPUs are requested or their memory is given, checks that vLLM fits
+// on them, before any GPU minute is spent. The report directory holds
+// inspect.json, and fit.json when a fit was checked.
+func (m *Modelship) Preflight(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+	// Fit on hypothetical GPUs instead of visible ones, e.g. "80GiB" or "80GiB,80GiB".
+	// +optional
+	gpuMemory string,
+	// Fit on the GPUs the engine gives a container (all of them, or those in gpus).
+	// +optional
+	useGpus bool,
+	// GPU UUIDs to fit on with useGpus; empty means all.
+	// +optional
+	gpus []string,
+) (*dagger.Directory, error) {
+	tools := m.Tools().WithMountedDirectory("/model", model)
+	inspect, err := tools.WithExec([]string{"modelship", "inspect", "/model", "--json", "--no-cache"}).Stdout(ctx)
+	if err != nil {
+		return nil, stageError("preflight: inspect", err)
+	}
+	report := dag.Directory().WithNewFile("inspect.json", inspect)
+	if gpuMemory == "" && !useGpus {
+		return report, nil
+	}
+	args := []string{"modelship", "fit", "/model", "--json"}
+	if gpuMemory != "" {
+		args = append(args, "--gpu-memory", gpuMemory)
+	} else {
+		if err := m.checkGPUs(ctx, gpus); err != nil {
+			return nil, err
+		}
+		tools = withGPUs(tools, gpus)
+		if len(gpus) > 0 {
+			args = append(args, "--gpus", strings.Join(gpus, ","))
+		}
+	}
+	fit, code, err := run(ctx, tools, args)
+	if err != nil {
+		return nil, stageError("preflight: fit", err)
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("preflight: the model does not fit (modelship fit exit %d):\n%s", code, fit)
+	}
+	return report.WithNewFile("fit.json", fit), nil
+}
+
+// Serve runs a checkpoint as a service on port 8000 (OpenAI API, /health,
+// /ready, /version): the serving image of Build, with GPUs for engine "vllm"
+// or on the CPU with modelship's simulator for engine "sim".
+func (m *Modelship) Serve(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// +default="vllm"
+	engine string,
+	// GPU UUIDs to give vLLM; empty means every GPU the engine has.
+	// +optional
+	gpus []string,
+	// Model name clients send.
+	// +default="current"
+	servedModelName string,
+	// Extra engine arguments, e.g. ["--max-model-len", "4096"].
+	// +optional
+	engineArgs []string,
+) (*dagger.Service, error) {
+	ctr, err := m.serving(ctx, model, engine, gpus, servedModelName, engineArgs)
+	if err != nil {
+		return nil, err
+	}
+	return ctr.AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true}), nil
+}
+
+// serving is the serving image with GPUs attached (engine vllm) and the
+// served model name and engine arguments set.
+func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine string, gpus []string, servedModelName string, engineArgs []string) (*dagger.Container, error) {
+	if err := checkEngine(engine); err != nil {
+		return nil, err
+	}
+	if engine == "vllm" {
+		if err := m.checkGPUs(ctx, gpus); err != nil {
+			return nil, err
+		}
+	}
+	img, err := m.Build(ctx, model, engine, "")
+	if err != nil {
+		return nil, err
+	}
+	img = img.WithEnvVariable("MODELSHIP_SERVED_MODEL_NAME", servedModelName)
+	if len(engineArgs) > 0 {
+		img = img.WithEnvVariable("MODELSHIP_ENGINE_ARGS", shellWords(engineArgs))
+	}
+	if engine == "vllm" {
+		img = withGPUs(img, gpus)
+	}
+	return img, nil
+}
+
+// Validate serves the checkpoint and runs a validation suite against it:
+// every case's assertions (keywords, regexes, JSON, ...), gated on the pass
+// rate. Returns the reports (validation.json, junit.xml, summary.md); the
+// call fails when the gate fails.
+func (m *Modelship) Validate(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+	// Suite: the article's validation_cases.json or a YAML suite; default the bundled one.
+	// +optional
+	cases *dagger.File,
+	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// +default="vllm"
+	engine string,
+	// GPU UUIDs to give vLLM; empty means every GPU the engine has.
+	// +optional
+	gpus []string,
+	// Fraction of cases that must pass, e.g. "0.9" or "90%"; default the suite's.
+	// +optional
+	passThreshold string,
+) (*dagger.Directory, error) {
+	svc, err := m.Serve(ctx, model, engine, gpus, "current", nil)
+	if err != nil {
+		return nil, err
+	}
+	if cases == nil {
+		cases = m.Source.File("testdata/suites/validation_cases.json")
+	}
+	args := []string{"modelship", "validate", "--endpoint", endpoint(), "--model", "current",
+		"--cases", "/in/cases" + suiteExt(ctx, cases), "--report-dir", "/reports"}
+	if passThreshold != "" {
+		args = append(args, "--pass-threshold", passThreshold)
+	}
+	tools := m.Tools().
+		WithServiceBinding(serviceHost, svc).
+		WithFile("/in/cases"+suiteExt(ctx, cases), cases).
+		WithExec(waitReady())
+	return gate(ctx, "validate", tools, args, "/reports")
+}
+
+// Benchmark serves the checkpoint and load-tests it (TTFT, ITL, TPOT,
+// latency percentiles, tokens/s, goodput), gated on tokens/s and p99
+// latency (the article's 50 tokens/s and 2 s by default) and optionally on a
+// baseline report. Returns the reports (bench.json, bench.md, bench.html,
+// results.jsonl); the call fails when a gate fails.
+func (m *Modelship) Benchmark(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+	// Prompts: JSON lines of {"prompt": ...} or {"messages": [...]}; default the bundled ones.
+	// +optional
+	prompts *dagger.File,
+	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// +default="vllm"
+	engine string,
+	// GPU UUIDs to give vLLM; empty means every GPU the engine has.
+	// +optional
+	gpus []string,
+	// Gate: minimum output tokens per second.
+	// +default="50"
+	minTokensPerSec string,
+	// Gate: maximum p99 end-to-end latency, seconds or a duration (2.0, 1500ms).
+	// +default="2.0"
+	maxLatencyP99 string,
+	// Requests measured.
+	// +default=64
+	requests int,
+	// Requests in flight at once.
+	// +default=8
+	concurrency int,
+	// A bench.json of the model in production: fail on a regression beyond maxRegression.
+	// +optional
+	baseline *dagger.File,
+	// With baseline: how much worse p99 TTFT, p99 latency and tokens/s may be (0.1 = 10%).
+	// +default="0.1"
+	maxRegression string,
+) (*dagger.Directory, error) {
+	svc, err := m.Serve(ctx, model, engine, gpus, "current", nil)
+	if err != nil {
+		return nil, err
+	}
+	if prompts == nil {
+		prompts = m.Source.File("testdata/prompts/benchmark_prompts.jsonl")
+	}
+	args := []string{"modelship", "bench", "--endpoint", endpoint(), "--model", "current",
+		"--prompts", "/in/prompts.jsonl", "--report-dir", "/reports",
+		"--requests", strconv.Itoa(requests), "--concurrency", strconv.Itoa(concurrency),
+		"--min-tokens-per-sec", minTokensPerSec, "--max-latency-p99", maxLatencyP99}
+	tools := m.Tools().
+		WithServiceBinding(serviceHost, svc).
+		WithFile("/in/prompts.jsonl", prompts)
+	if baseline != nil {
+		tools = tools.WithFile("/in/baseline.json", baseline)
+		args = append(args, "--baseline", "/in/baseline.json", "--max-regression", maxRegression)
+	}
+	return gate(ctx, "benchmark", tools.WithExec(waitReady()), args, "/reports")
+}
+
+// gate runs a modelship gate command in tools and returns its report
+// directory; a failed (1), inconclusive (3) or unusable (2) run fails the
+// call with the command's output.
+func gate(ctx context.Context, stage string, tools *dagger.Container, args []string, reports string) (*dagger.Directory, error) {
+	ctr := tools.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := ctr.ExitCode(ctx)
+	if err != nil {
+		return nil, stageError(stage, err)
+	}
+	if code != 0 {
+		out, _ := ctr.Stdout(ctx)
+		errOut, _ := ctr.Stderr(ctx)
+		what := map[int]string{1: "gate failed", 2: "usage or input error", 3: "inconclusive"}[code]
+		return nil, fmt.Errorf("%s: %s (%s exit %d)\n%s%s", stage, what, args[1], code, out, errOut)
+	}
+	return ctr.Directory(reports), nil
+}
+
+// run executes args in ctr and returns its stdout and exit code; err is set
+// only when it could not run at all.
+func run(ctx context.Context, ctr *dagger.Container, args []string) (string, int, error) {
+	c := ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := c.ExitCode(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	out, err := c.Stdout(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	if code != 0 {
+		e, _ := c.Stderr(ctx)
+		out += e
+	}
+	return out, code, nil
+}
+
+// waitReady waits (up to 10 minutes: vLLM loads weights) until the bound
+// model service passes modelship smoke: the model is listed and generates.
+func waitReady() []string {
+	smoke := fmt.Sprintf("modelship smoke --endpoint %s --model current --timeout 30s", endpoint())
+	return []string{"sh", "-c", "for i in $(seq 600); do " + smoke + " >/dev/null 2>&1 && exit 0; sleep 1; done; " + smoke}
+}
+
+func endpoint() string { return fmt.Sprintf("http://%s:%d", serviceHost, servingPort) }
+
+// suiteExt keeps a YAML suite's extension so modelship reads it as YAML.
+func suiteExt(ctx context.Context, f *dagger.File) string {
+	name, err := f.Name(ctx)
+	if err != nil {
+		return ".json"
+	}
+	for _, ext := range []string{".yaml", ".yml", ".json"} {
+		if strings.HasSuffix(name, ext) {
+			return ext
+		}
+	}
+	return ".json"
+}
+
+func checkEngine(engine string) error {
+	switch engine {
+	case "vllm", "sim":
+		return nil
+	}
+	return fmt.Errorf("engine %q: want vllm or sim", engine)
+}
+
+func withGPUs(ctr *dagger.Container, gpus []string) *dagger.Container {
+	if len(gpus) > 0 {
+		return ctr.ExperimentalWithGPU(gpus)
+	}
+	return ctr.ExperimentalWithAllGPUs()
+}
+
+// gpuHint is added to the engine's error when it cannot give GPUs.
+const gpuHint = `hint: this Dagger engine cannot give containers GPUs. Start the engine with
+_EXPERIMENTAL_DAGGER_GPU_SUPPORT=1 on a host with an NVIDIA driver and the NVIDIA
+Container Toolkit (nvidia-container-runtime-hook), or run on the CPU with --engine sim`
+
+// checkGPUs fails early, before a model is built or served, when the engine
+// cannot attach the GPUs asked for.
+func (m *Modelship) checkGPUs(ctx context.Context, gpus []string) error {
+	_, err := withGPUs(dag.Container().From(m.BaseImage), gpus).
+		WithExec([]string{"true"}).
+		Sync(ctx)
+	if err == nil {
+		return nil
+	}
+	var execErr *dagger.ExecError
+	msg := err.Error()
+	if errors.As(err, &execErr) {
+		msg = execErr.Message()
+	}
+	return fmt.Errorf("GPUs requested but not available: %s\n%s", msg, gpuHint)
+}
+
+// stageError names the stage in an engine error, keeping a failed exec's
+// output.
+func stageError(stage string, err error) error {
+	var execErr *dagger.ExecError
+	if errors.As(err, &execErr) {
+		return fmt.Errorf("%s: %s\n%s%s", stage, execErr.Message(), execErr.Stdout, execErr.Stderr)
+	}
+	return fmt.Errorf("%s: %w", stage, err)
+}
+
+// shellWords joins args for modelship's shell-words settings.
+func shellWords(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

@@ -1,0 +1,56 @@
+package trigger
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzParseHF: any body gives an event with a hex revision, an ignore
+// reason, or an error; never a panic.
+func FuzzParseHF(f *testing.F) {
+	f.Add(hfPayloadFor("575db8b7a51b6f85eb06eee540738584589f131c"))
+	f.Add(`{"event":{"action":"update","scope":"repo.content"},"repo":{"name":"a/b","headSha":"abcdef0"}}`)
+	f.Add(`{"event":{"scope":"repo.content"},"repo":{"name":"a"},"updatedRefs":[{"ref":"refs/heads/main","newSha":null}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		ev, err := ParseHF([]byte(body), "refs/heads/main")
+		if err == nil && (!isHex(ev.Revision) || ev.Repo == "") {
+			t.Fatalf("accepted %+v", ev)
+		}
+	})
+}
+
+// FuzzParseMLflow: accepted events have a numeric version and a name.
+func FuzzParseMLflow(f *testing.F) {
+	f.Add(mlflowBody("3"))
+	f.Add(`{"entity":"model_version_alias","action":"created","data":{"name":"m","alias":"champion","version":"2"}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		ev, err := ParseMLflow([]byte(body), "champion")
+		if err == nil && (!isDigits(ev.Revision) || ev.Repo == "" || ev.Digest != "" && !strings.HasPrefix(ev.Digest, "sha256:")) {
+			t.Fatalf("accepted %+v", ev)
+		}
+	})
+}
+
+// FuzzVerifyMLflow: only the signature made with the secret verifies.
+func FuzzVerifyMLflow(f *testing.F) {
+	f.Add("d-1", "1790000000", "v1,AAAA", []byte(`{}`))
+	f.Add("x", "-5", "v1,", []byte(nil))
+	now := time.Unix(1_790_000_000, 0)
+	f.Fuzz(func(t *testing.T, id, ts, sig string, body []byte) {
+		h := http.Header{}
+		h.Set(MLflowDeliveryIDHeader, id)
+		h.Set(MLflowTimestampHeader, ts)
+		h.Set(MLflowSignatureHeader, sig)
+		if _, err := VerifyMLflow(h, body, "k", time.Minute, now); err == nil && !strings.Contains(sig, SignMLflow("k", h.Get(MLflowDeliveryIDHeader), h.Get(MLflowTimestampHeader), body)[3:]) {
+			t.Fatalf("forged signature %q verified", sig)
+		}
+		good := SignMLflow("k", h.Get(MLflowDeliveryIDHeader), "1790000000", body)
+		h.Set(MLflowTimestampHeader, "1790000000")
+		h.Set(MLflowSignatureHeader, good)
+		if _, err := VerifyMLflow(h, body, "k", time.Minute, now); err != nil && h.Get(MLflowDeliveryIDHeader) != "" {
+			t.Fatalf("genuine signature refused: %v", err)
+		}
+	})
+}
