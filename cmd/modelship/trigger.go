@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/gha"
+	"github.com/modelship/modelship/internal/trigger"
+)
+
+func init() {
+	register(command{name: "trigger", summary: "receive Hugging Face / MLflow registry webhooks and start a release for each new model version", run: runTrigger})
+}
+
+// triggerList is a repeatable string flag.
+type triggerList []string
+
+func (l *triggerList) String() string     { return strings.Join(*l, ",") }
+func (l *triggerList) Set(v string) error { *l = append(*l, v); return nil }
+
+func runTrigger(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	listen := fs.String("listen", "127.0.0.1:8787", "`ADDR` to serve the webhooks on (put a TLS proxy in front when the registry is on the internet)")
+	storeFile := fs.String("store", ".modelship/released.json", "JSON `FILE` of revisions already released; an event for one of them is ignored")
+	hfSecret := fs.String("hf-secret", "", "Hugging Face webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/huggingface")
+	hfRef := fs.String("hf-ref", "refs/heads/main", "Hugging Face: the `REF` whose new commits start a release")
+	var hfRepos, mlModels, inputs triggerList
+	fs.Var(&hfRepos, "hf-repo", "Hugging Face: only this repository `ORG/NAME` (repeatable; default: every repository the webhook watches)")
+	mlSecret := fs.String("mlflow-secret", "", "MLflow webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/mlflow")
+	mlAlias := fs.String("mlflow-alias", "", "MLflow: also release a version when this `ALIAS` is set on it (model_version_alias.created)")
+	fs.Var(&mlModels, "mlflow-model", "MLflow: only this registered model `NAME` (repeatable; default: every model)")
+	maxAge := fs.Duration("max-age", trigger.DefaultMaxAge, "MLflow: reject deliveries whose timestamp is further than this from now (replay window)")
+	ghRepo := fs.String("github-repo", "", "start releases with a workflow_dispatch on this `OWNER/REPO`")
+	workflow := fs.String("workflow", "deploy-model.yml", "with --github-repo: the workflow `FILE` to dispatch")
+	ref := fs.String("ref", "main", "with --github-repo: the branch or tag the workflow runs on")
+	ghToken := fs.String("github-token", "env:GITHUB_TOKEN", "with --github-repo: token allowed actions:write, as a reference `env:NAME` or file:PATH")
+	ghAPI := fs.String("github-api", "https://api.github.com", "with --github-repo: GitHub REST API `URL` (GitHub Enterprise: https://HOST/api/v3)")
+	fs.Var(&inputs, "input", "with --github-repo: workflow input `NAME=VALUE` (repeatable), e.g. environment=production; \"source\" is set to the event")
+	run := fs.String("run", "", "instead of --github-repo: start this `COMMAND` for each event, e.g. \"modelship release --source {source}\"; split on spaces and run without a shell; {source} {repo} {revision} {digest} are replaced")
+	logFormat := fs.String("log-format", "text", "log lines on stderr as text or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: modelship trigger (--hf-secret REF | --mlflow-secret REF) (--github-repo OWNER/REPO | --run COMMAND) [flags]
+
+Receives model registry webhooks and starts the release pipeline once per new
+model revision:
+
+  POST /hooks/huggingface  Hugging Face Hub: new commits on --hf-ref of a
+                           model repository. The secret set on the webhook
+                           arrives in X-Webhook-Secret (compared in constant
+                           time).
+  POST /hooks/mlflow       MLflow Model Registry: model_version.created (and
+                           model_version_alias.created with --mlflow-alias).
+                           Checked as MLflow documents: X-MLflow-Signature is
+                           "v1," + base64 HMAC-SHA256 of "<X-MLflow-Delivery-Id>.
+                           <X-MLflow-Timestamp>.<body>" under the secret; a
+                           timestamp outside --max-age or a delivery id seen
+                           before is refused.
+  GET  /healthz
+
+A request that fails verification gets 401 and a log line with the reason,
+never its body. A revision recorded in --store (the Hugging Face commit, the
+MLflow version, and modelship's digest from the MLflow tag modelship.digest)
+is ignored; otherwise the release starts and the revision is recorded. A
+release that could not start answers 502, so the registry retries.
+
+Starting the release: --github-repo dispatches --workflow (workflow_dispatch)
+with --input values and source=<hf:org/name@sha | mlflow:name/version>; or
+--run starts a local command. Secrets are references (env:NAME, file:PATH),
+never values on the command line.
+
+Exit codes: 0 stopped by a signal, 1 the server failed, 2 usage.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(s.err, "modelship trigger: "+format+"\n", a...)
+		fmt.Fprintln(s.err, "Run 'modelship trigger --help' for usage.")
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	ga := gha.FromEnv(s.out, s.err)
+	secret := func(flagName, ref string) (string, error) {
+		if ref == "" {
+			return "", nil
+		}
+		sec, err := config.ParseSecret(ref)
+		if err != nil {
+			return "", fmt.Errorf("--%s: %v", flagName, err)
+		}
+		v, err := sec.Resolve(nil)
+		if err != nil {
+			return "", fmt.Errorf("--%s: %v", flagName, err)
+		}
+		ga.Mask(v)
+		return v, nil
+	}
+	srv := &trigger.Server{HFRef: *hfRef, HFRepos: hfRepos, MLflowAlias: *mlAlias, MLflowModels: mlModels, MaxAge: *maxAge}
+	if srv.HFSecret, err = secret("hf-secret", *hfSecret); err != nil {
+		return usageErr("%v", err)
+	}
+	if srv.MLflowSecret, err = secret("mlflow-secret", *mlSecret); err != nil {
+		return usageErr("%v", err)
+	}
+	if srv.HFSecret == "" && srv.MLflowSecret == "" {
+		return usageErr("give --hf-secret or --mlflow-secret (or both): webhooks are only accepted signed")
+	}
+	if *maxAge <= 0 {
+		return usageErr("--max-age: expected a positive duration like 5m, got %s", *maxAge)
+	}
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(s.err, nil))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(s.err, nil))
+	default:
+		return usageErr("--log-format: expected text or json, got %q", *logFormat)
+	}
+	srv.Log = log
+
+	var cmd *trigger.Command
+	switch {
+	case *ghRepo != "" && *run != "":
+		return usageErr("--github-repo and --run are exclusive: choose how releases start")
+	case *ghRepo != "":
+		owner, repo, ok := strings.Cut(*ghRepo, "/")
+		if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
+			return usageErr("--github-repo: expected OWNER/REPO, got %q", *ghRepo)
+		}
+		token, err := secret("github-token", *ghToken)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		in := map[string]string{}
+		for _, kv := range inputs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usageErr("--input: expected NAME=VALUE, got %q", kv)
+			}
+			in[k] = v
+		}
+		srv.Starter = &trigger.Dispatch{API: *ghAPI, Owner: owner, Repo: repo, Workflow: *workflow, Ref: *ref, Token: token, Inputs: in}
+	case *run != "":
+		cmd = &trigger.Command{Argv: strings.Fields(*run), Stdout: s.err, Log: log}
+		srv.Starter = cmd
+	default:
+		return usageErr("give --github-repo OWNER/REPO (workflow_dispatch) or --run COMMAND")
+	}
+	if srv.Store, err = trigger.OpenStore(*storeFile); err != nil {
+		return usageErr("--store: %v", err)
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship trigger: %v\n", err)
+		return exitFailed
+	}
+	var hooks []string
+	if srv.HFSecret != "" {
+		hooks = append(hooks, "/hooks/huggingface")
+	}
+	if srv.MLflowSecret != "" {
+		hooks = append(hooks, "/hooks/mlflow")
+	}
+	fmt.Fprintf(s.err, "modelship trigger: listening on http://%s (%s); releases: %s; %d revisions already released (%s)\n",
+		ln.Addr(), strings.Join(hooks, ", "), srv.Starter.Describe(), len(srv.Store.Keys()), *storeFile)
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		fmt.Fprintf(s.err, "modelship trigger: %v\n", err)
+		return exitFailed
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	if cmd != nil {
+		cmd.Wait()
+	}
+	fmt.Fprintln(s.err, "modelship trigger: stopped")
+	return exitOK
+}
