@@ -116,7 +116,10 @@ func TestBenchGateFails(t *testing.T) {
 }
 
 func TestBenchBaselineRegression(t *testing.T) {
-	fast := testenv.Sim(t, simModels+"good", nil)
+	// The baseline model answers after 100 ms and 10 ms per token, the slow
+	// one after 400 ms and 60 ms per token: differences far above the noise
+	// of a busy machine, in both directions.
+	fast := testenv.Sim(t, simModels+"good", func(tb *sim.Table) { tb.Latency = sim.Latency{TTFTms: 100, ITLms: 10} })
 	slow := testenv.Sim(t, simModels+"slow", nil)
 	dir := t.TempDir()
 	common := []string{"--prompts", benchPrompts, "--requests", "10", "--concurrency", "10", "--max-tokens", "4"}
