@@ -4,12 +4,13 @@ module modelship.ci/daggerbuild
 
 go 1.25.0
 
+require dagger.io/dagger v0.19.10
+
 require (
 	cloud.google.com/go v0.116.0 // indirect
 	cloud.google.com/go/auth v0.16.2 // indirect
 	cloud.google.com/go/compute/metadata v0.8.0 // indirect
 	cyphar.com/go-pathrs v0.2.1 // indirect
-	dagger.io/dagger v0.19.10 // indirect
 	dario.cat/mergo v1.0.1 // indirect
 	github.com/1password/onepassword-sdk-go v0.3.1 // indirect
 	github.com/99designs/gqlgen v0.17.81 // indirect
