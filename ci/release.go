@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"dagger/modelship/internal/dagger"
+)
+
+// stage is one step of a release: a name and what it does. Stages run in
+// order and the first failure stops the release (goreleaser's pipeline).
+type stage struct {
+	name string
+	run  func(ctx context.Context) (detail string, err error)
+}
+
+// Release takes a checkpoint through the whole path in order: preflight,
+// validate, benchmark, build, publish, and verify (the published image,
+// pulled back from the registry, served and smoke-tested: model listed, one
+// generation, /version reporting the model digest). The first failing stage
+// stops it: nothing after it runs, so a model that fails validation is never
+// published. Returns a directory with report.md (every stage, its result and
+// time), release.txt (the published ref@digest) and each stage's reports.
+func (m *Modelship) Release(
+	ctx context.Context,
+	// Checkpoint directory.
+	model *dagger.Directory,
+	// Repository to publish to, e.g. ghcr.io/acme/llm.
+	registry string,
+	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// +default="vllm"
+	engine string,
+	// GPU UUIDs to serve on; empty means every GPU the engine has.
+	// +optional
+	gpus []string,
+	// Validation suite; default the bundled one.
+	// +optional
+	cases *dagger.File,
+	// Benchmark prompts; default the bundled ones.
+	// +optional
+	prompts *dagger.File,
+	// Gate: minimum output tokens per second.
+	// +default="50"
+	minTokensPerSec string,
+	// Gate: maximum p99 end-to-end latency (seconds or a duration).
+	// +default="2.0"
+	maxLatencyP99 string,
+	// Registry user name.
+	// +optional
+	username string,
+	// Registry password or token.
+	// +optional
+	password *dagger.Secret,
+) (*dagger.Directory, error) {
+	out := dag.Directory()
+	var (
+		image *dagger.Container
+		ref   string
+	)
+	stages := []stage{
+		{"preflight", func(ctx context.Context) (string, error) {
+			d, err := m.Preflight(ctx, model, "", engine == "vllm", gpus)
+			if err != nil {
+				return "", err
+			}
+			out = out.WithDirectory("preflight", d)
+			digest, err := m.Digest(ctx, model)
+			return "model " + digest, err
+		}},
+		{"validate", func(ctx context.Context) (string, error) {
+			d, err := m.Validate(ctx, model, cases, engine, gpus, "")
+			if err != nil {
+				return "", err
+			}
+			out = out.WithDirectory("validate", d)
+			return firstLine(ctx, d.File("summary.md")), nil
+		}},
+		{"benchmark", func(ctx context.Context) (string, error) {
+			d, err := m.Benchmark(ctx, model, prompts, engine, gpus, minTokensPerSec, maxLatencyP99, 64, 8, nil, "0.1")
+			if err != nil {
+				return "", err
+			}
+			out = out.WithDirectory("benchmark", d)
+			return fmt.Sprintf("gates: >= %s tokens/s, p99 <= %s", minTokensPerSec, maxLatencyP99), nil
+		}},
+		{"build", func(ctx context.Context) (string, error) {
+			var err error
+			image, err = m.Build(ctx, model, engine, "")
+			if err != nil {
+				return "", err
+			}
+			_, err = image.Sync(ctx)
+			return "serving image (" + engine + ")", err
+		}},
+		{"publish", func(ctx context.Context) (string, error) {
+			var err error
+			ref, err = m.Publish(ctx, image, registry, "", username, password)
+			out = out.WithNewFile("release.txt", ref+"\n")
+			return ref, err
+		}},
+		{"verify", func(ctx context.Context) (string, error) {
+			return m.Verify(ctx, ref, engine, gpus)
+		}},
+	}
+	var report strings.Builder
+	report.WriteString("# modelship release\n\n| stage | result | time | detail |\n|---|---|---|---|\n")
+	for i, st := range stages {
+		start := time.Now()
+		detail, err := st.run(ctx)
+		took := time.Since(start).Round(100 * time.Millisecond)
+		if err != nil {
+			fmt.Fprintf(&report, "| %s | **failed** | %s | %s |\n", st.name, took, oneLine(err.Error()))
+			for _, rest := range stages[i+1:] {
+				fmt.Fprintf(&report, "| %s | not run | | |\n", rest.name)
+			}
+			return nil, fmt.Errorf("release stopped at %s: %w\n\n%s", st.name, err, report.String())
+		}
+		fmt.Fprintf(&report, "| %s | ok | %s | %s |\n", st.name, took, oneLine(detail))
+	}
+	return out.WithNewFile("report.md", report.String()), nil
+}
+
+// Verify serves a published serving image, pulled back from its registry,
+// and smoke-tests it: /v1/models lists the model, one generation succeeds,
+// and /version reports the digest of its modelship.model-digest label.
+// Returns modelship smoke's report.
+func (m *Modelship) Verify(
+	ctx context.Context,
+	// Published image reference (repository@sha256:... or :tag).
+	ref string,
+	// Inference engine the image runs: vllm (GPUs) or sim.
+	// +default="vllm"
+	engine string,
+	// GPU UUIDs to serve on; empty means every GPU the engine has.
+	// +optional
+	gpus []string,
+) (string, error) {
+	img := dag.Container().From(ref)
+	digest, err := img.Label(ctx, labelModelDigest)
+	if err != nil {
+		return "", stageError("verify: pull "+ref, err)
+	}
+	if engine == "vllm" {
+		if err := m.checkGPUs(ctx, gpus); err != nil {
+			return "", err
+		}
+		img = withGPUs(img, gpus)
+	}
+	svc := img.WithEnvVariable("MODELSHIP_SERVED_MODEL_NAME", "current").
+		WithEnvVariable("MODELSHIP_IMAGE", ref).
+		AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true})
+	args := []string{"modelship", "smoke", "--endpoint", endpoint(), "--model", "current", "--expect-digest", digest, "--expect-image", ref}
+	tools := m.Tools().WithServiceBinding(serviceHost, svc).WithExec(waitReady())
+	out, code, err := run(ctx, tools, args)
+	if err != nil {
+		return "", stageError("verify", err)
+	}
+	if code != 0 {
+		return "", fmt.Errorf("verify: %s failed its smoke test (exit %d):\n%s", ref, code, out)
+	}
+	return out, nil
+}
+
+// Demo runs Release on the bundled tiny model with the simulator, so a
+// newcomer sees the whole pipeline on a laptop in one command: preflight,
+// validation, benchmark, image build, publish to the registry given, and
+// the published image served and smoke-tested.
+func (m *Modelship) Demo(
+	ctx context.Context,
+	// Repository to publish the demo image to (a local registry by default).
+	// +default="localhost:5000/modelship/demo"
+	registry string,
+) (*dagger.Directory, error) {
+	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil)
+}
+
+func firstLine(ctx context.Context, f *dagger.File) string {
+	s, err := f.Contents(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.Trim(strings.TrimSpace(line), "#* "); line != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(strings.TrimSpace(s), "|", "\\|")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	return s
+}
