@@ -14,6 +14,8 @@ import (
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/internal/logging"
+	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/suite"
 )
 
@@ -28,6 +30,9 @@ var deployGPUs deploy.GPUSource = deploy.DetectGPUs
 type deployFlags struct {
 	env, config, strategy, ledger string
 	lockTimeout, readyTimeout     time.Duration
+	logFormat                     string
+
+	cfg *config.Config // set by deploySetup: notifications, secrets to mask
 }
 
 func (f *deployFlags) register(fs *flag.FlagSet) {
@@ -37,6 +42,7 @@ func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ledger, "ledger", deploy.DefaultLedgerPath(), "JSONL `file` every release event is appended to, for audit")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
+	fs.StringVar(&f.logFormat, "log-format", "", "progress `format` on stderr: text (as is) or json (structured log lines) (default: text on a terminal, JSON elsewhere; or $MODELSHIP_LOG_FORMAT)")
 }
 
 // deploySetup reads the config and builds the deployer and the request
@@ -49,11 +55,15 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if f.env == "" {
 		return fail(exitUsage, "--env NAME is required")
 	}
+	if _, err := logging.ParseFormat(f.logFormat); err != nil {
+		return fail(exitUsage, "--log-format: %v", err)
+	}
 	cfg, err := config.Load(f.config)
 	if err != nil {
 		fmt.Fprintln(s.err, err)
 		return nil, deploy.Request{}, nil, exitUsage
 	}
+	f.cfg = cfg
 	env, ok := cfg.Environments[f.env]
 	if !ok || env == nil {
 		return fail(exitUsage, "%s has no environment %q", f.config, f.env)
@@ -159,7 +169,8 @@ Flags:
 	}
 	defer closeFn()
 	req.Image, req.GitSHA = *image, *gitSHA
-	res, err := d.Deploy(ctx, req)
+	res, done, err := deployStage(ctx, &f, s, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
+	defer done()
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)
 		return exitFailed

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/notify"
 )
 
 func init() {
@@ -47,7 +48,10 @@ Flags:
 		return code
 	}
 	defer closeFn()
-	res, err := d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: *to})
+	res, done, err := deployStage(ctx, &f, s, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
+		return d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: *to})
+	})
+	defer done()
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship rollback: %v\n", err)
 		return exitFailed

@@ -35,11 +35,13 @@ const (
 
 	OutModelDigest    = "model-digest" // sha256:... of the checkpoint
 	OutPreflightFit   = "preflight-verdict"
-	OutSmokeVerdict   = "smoke-verdict" // passed, failed or inconclusive
-	OutImageRef       = "image-ref"     // registry/name:tag
-	OutImageDigest    = "image-digest"  // sha256:... of the pushed manifest
-	OutDeployVerdict  = "deploy-verdict"
-	OutDeployEndpoint = "deploy-endpoint"
+	OutSmokeVerdict   = "smoke-verdict"   // passed, failed or inconclusive
+	OutImageRef       = "image-ref"       // registry/name:tag
+	OutImageDigest    = "image-digest"    // sha256:... of the pushed manifest
+	OutDeployVerdict  = "deploy-verdict"  // passed, failed or rolled_back (deploy and rollback)
+	OutDeployEndpoint = "deploy-endpoint" // where the environment serves
+	OutReleaseID      = "release-id"      // the release deploy or rollback started
+	OutImageID        = "image-id"        // sha256:... content id of the deployed image on the host
 )
 
 // Validation reports a validation run: outputs (verdict, counts, report

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/gha"
+	"github.com/modelship/modelship/internal/logging"
+	"github.com/modelship/modelship/notify"
+)
+
+// startDeployEvents fills the stage's events with what is known before a
+// deploy or rollback starts and posts "started".
+func startDeployEvents(ev *stageNotifier, req deploy.Request) {
+	ev.Event.Environment, ev.Event.Image, ev.Event.ModelDigest, ev.Event.GitSHA = req.Env, req.Image, req.ModelDigest, req.GitSHA
+	ev.Event.ImageDigest = pinnedDigest(req.Image)
+	if req.ServedName != "" {
+		ev.Event.Model = req.ServedName
+	}
+	ev.Start()
+}
+
+// finishDeploy reports how a deploy (stage deploy) or a rollback (stage
+// rollback) ended: the event (passed, failed, or rolled_back when a failed
+// deploy put the previous release back), and in GitHub Actions the step
+// outputs, the step summary with the release table, and an error
+// annotation saying what failed. It returns the status.
+func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *deploy.Result, err error) notify.Status {
+	status := notify.StatusPassed
+	if err != nil {
+		status = notify.StatusFailed
+		if res != nil && res.RolledBack && ev.Event.Stage == notify.StageDeploy {
+			status = notify.StatusRolledBack
+		}
+	}
+	var rel *deploy.Release
+	if res != nil {
+		rel = res.Release
+	}
+	if rel != nil {
+		ev.Event.Release, ev.Event.Image, ev.Event.ModelDigest = rel.ID, rel.Image, rel.ModelDigest
+		ev.Event.ImageDigest = pinnedDigest(rel.Image)
+		if rel.GitSHA != "" {
+			ev.Event.GitSHA = rel.GitSHA
+		}
+	}
+	msg := ""
+	switch {
+	case err != nil:
+		msg = err.Error()
+	case res != nil:
+		msg = deployTimings(res)
+	}
+	ev.Finish(status, msg)
+
+	if !ga.Enabled() {
+		return status
+	}
+	ga.SetOutput(gha.OutDeployVerdict, string(status))
+	ga.SetOutput(gha.OutDeployEndpoint, req.URL)
+	if rel != nil {
+		ga.SetOutput(gha.OutReleaseID, rel.ID)
+		ga.Image(rel.Image, pinnedDigest(rel.Image))
+		ga.SetOutput(gha.OutImageID, rel.ImageID)
+		ga.ModelDigest(rel.ModelDigest)
+	} else {
+		ga.Image(req.Image, pinnedDigest(req.Image))
+		ga.ModelDigest(req.ModelDigest)
+	}
+	ga.AddStepSummary(deploySummary(ev.Event.Stage, req, res, err, status))
+	if err != nil {
+		ga.Error(gha.Annotation{Title: fmt.Sprintf("%s to %s %s", ev.Event.Stage, req.Env, strings.ReplaceAll(string(status), "_", " ")),
+			Message: logging.Default.String(err.Error())})
+	}
+	return status
+}
+
+// pinnedDigest is the digest of a reference pinned by digest
+// (name@sha256:...), else "".
+func pinnedDigest(ref string) string {
+	if _, d, ok := strings.Cut(ref, "@"); ok {
+		return d
+	}
+	return ""
+}
+
+// deployTimings is one line of a deploy's timings.
+func deployTimings(res *deploy.Result) string {
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	parts := []string{}
+	if res.Plan != nil {
+		parts = append(parts, res.Plan.Strategy)
+	}
+	parts = append(parts, "ready after "+ms(res.ReadyAfter), "switched "+ms(res.SwitchAfterReady)+" after ready")
+	if res.Previous != nil {
+		parts = append(parts, "previous release "+res.Previous.ID+" drained "+ms(res.DrainedAfter)+" after the switch")
+	}
+	parts = append(parts, "verified in "+ms(res.Verify))
+	return strings.Join(parts, ", ")
+}
+
+// deploySummary is the step summary of a deploy or rollback: the verdict,
+// a table of the release, the timings, and on failure what failed and what
+// was put back.
+func deploySummary(stage notify.Stage, req deploy.Request, res *deploy.Result, err error, status notify.Status) string {
+	var b strings.Builder
+	icon := map[notify.Status]string{notify.StatusPassed: "✅", notify.StatusFailed: "❌", notify.StatusRolledBack: "↩️"}[status]
+	fmt.Fprintf(&b, "### %s modelship %s %s in %s\n\n", icon, stage, strings.ReplaceAll(string(status), "_", " "), req.Env)
+	cell := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return "`" + strings.ReplaceAll(s, "|", `\|`) + "`"
+	}
+	b.WriteString("| Release | Image | Model digest | Git SHA | Strategy | Previous release | Endpoint |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	if res != nil && res.Release != nil {
+		r := res.Release
+		prev := ""
+		if res.Previous != nil {
+			prev = res.Previous.ID
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", cell(r.ID), cell(r.Image), cell(shortDigest(r.ModelDigest)),
+			cell(shortSHA(r.GitSHA)), r.Strategy, cell(prev), cell(req.URL))
+	} else {
+		fmt.Fprintf(&b, "| - | %s | %s | %s | - | - | %s |\n", cell(req.Image), cell(shortDigest(req.ModelDigest)), cell(shortSHA(req.GitSHA)), cell(req.URL))
+	}
+	b.WriteString("\n")
+	if err == nil {
+		if res != nil {
+			fmt.Fprintf(&b, "Timings: %s.\n", deployTimings(res))
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "**What failed:** %s\n\n", strings.ReplaceAll(logging.Default.String(err.Error()), "\n", " "))
+	switch {
+	case res != nil && res.RolledBack && res.Previous != nil:
+		fmt.Fprintf(&b, "**Rolled back:** traffic is back on release `%s` (%s).\n", res.Previous.ID, res.Previous.Image)
+	case res == nil:
+		b.WriteString("Nothing was changed in the environment.\n")
+	}
+	return b.String()
+}
+
+// deployStage runs a deploy or a rollback (run) as a stage: its events
+// (started, then passed, failed or rolled_back; see stageEvents), its
+// progress as log lines off a terminal (stageProgress), a GitHub Actions
+// group "STAGE ENV", and the outputs and step summary (finishDeploy).
+// done waits for the notifications and prints their warnings: defer it, so
+// the command's own result comes first.
+func deployStage(ctx context.Context, f *deployFlags, s stdio, d *deploy.Deployer, req deploy.Request, stage notify.Stage,
+	run func(context.Context) (*deploy.Result, error)) (res *deploy.Result, done func(), err error) {
+	ga := gha.FromEnv(s.out, s.err)
+	ga.MaskSecrets(f.cfg)
+	ev := stageEvents(f.cfg, stage, ga, s.err)
+	startDeployEvents(ev, req)
+	format, _ := logging.ParseFormat(f.logFormat) // checked by deploySetup
+	out, flush := stageProgress(s.err, format, stage, req.Env)
+	d.Out = out
+	endGroup := ga.Group(fmt.Sprintf("%s %s", stage, req.Env))
+	res, err = run(ctx)
+	flush()
+	endGroup()
+	finishDeploy(ev, ga, req, res, err)
+	return res, func() { ev.Close(ctx) }, err
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelship/modelship/internal/buildinfo"
+	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/gha"
+	"github.com/modelship/modelship/internal/logging"
+	"github.com/modelship/modelship/notify"
+)
+
+// stageNotifier tells the sinks of modelship.yaml's notifications section
+// about one stage of a release: Start posts "started", Finish the outcome,
+// Close waits (bounded) for the sinks and reports the ones that could not be
+// told. Nothing it does fails or stalls the command: posting never blocks,
+// Close waits at most notifyWait, and an undelivered event is a warning on
+// stderr and, in GitHub Actions, in the step summary.
+//
+// Commands fill Event (environment, image, digests, figures) before Start
+// and Finish; every event of the stage carries those fields, the git SHA
+// ($GITHUB_SHA) and the link to the run. A stage that Started and never
+// Finished is reported failed by Close ("ended before a verdict").
+type stageNotifier struct {
+	Event notify.Event
+
+	n       *notify.Notifier // nil: no sink configured
+	ga      *gha.Actions
+	errw    io.Writer
+	warns   []notify.Warning // sinks that could not be built
+	started time.Time
+	done    bool
+}
+
+// notifyWait bounds Close: one event's worst case on a sink (3 attempts of
+// 5s and the backoffs between them).
+var notifyWait = notify.Options{}.Budget()
+
+// stageEvents builds the sinks cfg configures (none when cfg is nil or has
+// no notifications) for stage. Every secret a sink resolves is registered
+// with logging.Redact and masked in GitHub Actions before anything is sent.
+// A sink that cannot be built (a secret that does not resolve) is a warning.
+func stageEvents(cfg *config.Config, stage notify.Stage, ga *gha.Actions, errw io.Writer) *stageNotifier {
+	sn := &stageNotifier{Event: notify.Event{Stage: stage}, ga: ga, errw: errw}
+	if cfg == nil || len(notify.Configured(cfg.Notifications)) == 0 {
+		return sn
+	}
+	sn.Event.Model = cfg.Model.ServedName
+	sinks, secrets, err := notify.FromConfig(cfg.Notifications, nil)
+	logging.Redact(secrets...)
+	ga.Mask(secrets...)
+	if err != nil {
+		for _, e := range splitJoined(err) {
+			sn.warns = append(sn.warns, notify.Warning{Sink: "notify", Stage: stage, Message: logging.Default.String(e.Error())})
+		}
+	}
+	if len(sinks) > 0 {
+		sn.n = notify.New(sinks, notify.Options{})
+	}
+	return sn
+}
+
+// splitJoined undoes errors.Join.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// eventsConfig is the config whose notifications a stage uses: cfg when the
+// command read one (--config), else modelship.yaml in the working directory
+// when there is one. A default file that does not load is a warning (the
+// stage goes on without notifications), never an error.
+func eventsConfig(cfg *config.Config, errw io.Writer) *config.Config {
+	if cfg != nil {
+		return cfg
+	}
+	if _, err := os.Stat(config.DefaultFile); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	c, err := config.Load(config.DefaultFile)
+	if err != nil {
+		fmt.Fprintf(errw, "modelship: warning: no notifications: %v\n", err)
+		return nil
+	}
+	return c
+}
+
+// Start posts the stage's started event.
+func (sn *stageNotifier) Start() {
+	sn.started = time.Now()
+	if sn.n == nil {
+		return
+	}
+	e := sn.Event
+	e.Status, e.Time = notify.StatusStarted, sn.started
+	e.FillFromEnv(nil)
+	sn.n.Post(e)
+}
+
+// Finish posts the stage's outcome with message (redacted: it may quote an
+// error).
+func (sn *stageNotifier) Finish(status notify.Status, message string) {
+	sn.done = true
+	if sn.n == nil {
+		return
+	}
+	e := sn.Event
+	e.Status, e.Started, e.Time = status, sn.started, time.Now()
+	e.Message = logging.Default.String(message)
+	e.FillFromEnv(nil)
+	sn.n.Post(e)
+}
+
+// Close finishes a stage left unfinished, waits for the sinks (at most
+// notifyWait, even when ctx was cancelled: a rolled-back deploy is still
+// told), and prints every warning on stderr and in the step summary.
+func (sn *stageNotifier) Close(ctx context.Context) {
+	if !sn.started.IsZero() && !sn.done {
+		sn.Finish(notify.StatusFailed, "ended before a verdict")
+	}
+	warns := sn.warns
+	if sn.n != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyWait)
+		warns = append(warns, sn.n.Close(wctx)...)
+		cancel()
+	}
+	if len(warns) == 0 {
+		return
+	}
+	var md strings.Builder
+	md.WriteString("\n#### Notifications not delivered\n\n")
+	for _, w := range warns {
+		msg := logging.Default.String(w.String())
+		fmt.Fprintf(sn.errw, "modelship: warning: notification: %s\n", msg)
+		fmt.Fprintf(&md, "- %s\n", strings.ReplaceAll(msg, "\n", " "))
+	}
+	sn.ga.AddStepSummary(md.String())
+}
+
+// progressLog is where a long stage's progress lines go: the terminal as
+// they are (people read them), or, off a terminal (CI logs, files, log
+// shippers), one structured log line each (logging.New: ECS fields, secrets
+// redacted), with the stage and environment as fields. Lines starting with
+// "warning: " are logged at level warn.
+type progressLog struct {
+	log *slog.Logger
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+// stageProgress returns the writer for a stage's progress (see progressLog)
+// and the function that flushes a last unterminated line.
+func stageProgress(w io.Writer, format logging.Format, stage notify.Stage, env string) (io.Writer, func()) {
+	opts := logging.Options{Format: format, Version: buildinfo.Version}
+	if f, err := opts.Resolve(w); err == nil && f == logging.FormatText {
+		return w, func() {}
+	}
+	log := logging.New(w, opts).With(slog.String(logging.KeyStage, string(stage)))
+	if env != "" {
+		log = log.With(slog.String(logging.KeyEnvironment, env))
+	}
+	p := &progressLog{log: log}
+	return p, p.flush
+}
+
+func (p *progressLog) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		p.line(string(p.buf[:i]))
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+func (p *progressLog) line(s string) {
+	s = strings.TrimRight(s, "\r")
+	if strings.TrimSpace(s) == "" {
+		return
+	}
+	if rest, ok := strings.CutPrefix(s, "warning: "); ok {
+		p.log.Warn(rest)
+		return
+	}
+	p.log.Info(s)
+}
+
+func (p *progressLog) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > 0 {
+		p.line(string(p.buf))
+		p.buf = nil
+	}
+}
