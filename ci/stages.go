@@ -294,9 +294,10 @@ func withGPUs(ctr *dagger.Container, gpus []string) *dagger.Container {
 }
 
 // gpuHint is added to the engine's error when it cannot give GPUs.
-const gpuHint = `hint: this Dagger engine cannot give containers GPUs. Start the engine with
-_EXPERIMENTAL_DAGGER_GPU_SUPPORT=1 on a host with an NVIDIA driver and the NVIDIA
-Container Toolkit (nvidia-container-runtime-hook), or run on the CPU with --engine sim`
+const gpuHint = "hint: this Dagger engine cannot give containers GPUs. Start the engine with\n" +
+	"_EXPERIMENTAL_DAGGER_GPU_SUPPORT=1 on a host with an NVIDIA driver and the\n" +
+	"NVIDIA Container Toolkit (nvidia-container-runtime-hook), or run on the CPU\n" +
+	"with --engine sim"
 
 // checkGPUs fails early, before a model is built or served, when the engine
 // cannot attach the GPUs asked for.

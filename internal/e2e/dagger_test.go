@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// engine returns the dagger CLI to call, skipping the test when no engine
+// was started (failing under CI=true).
+func engine(t *testing.T) string {
+	t.Helper()
+	host := os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST")
+	cli := os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN")
+	if host == "" || cli == "" {
+		msg := "no Dagger engine: run `eval \"$(.ci/deps/dagger-engine.sh start)\"` first"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: the engine must be started)")
+		}
+		t.Skip(msg)
+	}
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("_EXPERIMENTAL_DAGGER_CLI_BIN: %v", err)
+	}
+	return cli
+}
+
+// registry is the local registry the harness started.
+func registry(t *testing.T) string {
+	if r := os.Getenv("MODELSHIP_CI_REGISTRY"); r != "" {
+		return r
+	}
+	t.Fatal("MODELSHIP_CI_REGISTRY is not set (printed by .ci/deps/dagger-engine.sh start)")
+	return ""
+}
+
+var (
+	cloneOnce sync.Once
+	cloneDir  string
+	cloneErr  error
+)
+
+// clone returns a clean clone of the repository at HEAD, shared by the
+// tests: what CI and another user call the module on (and a stable source,
+// so Dagger's cache applies).
+func clone(t *testing.T) string {
+	t.Helper()
+	cloneOnce.Do(func() {
+		root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+		if err != nil {
+			cloneErr = fmt.Errorf("git rev-parse: %w", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "modelship-e2e-")
+		if err != nil {
+			cloneErr = err
+			return
+		}
+		cloneDir = filepath.Join(dir, "modelship")
+		out, err := exec.Command("git", "clone", "-q", strings.TrimSpace(string(root)), cloneDir).CombinedOutput()
+		if err != nil {
+			cloneErr = fmt.Errorf("git clone: %v: %s", err, out)
+		}
+	})
+	if cloneErr != nil {
+		t.Fatal(cloneErr)
+	}
+	return cloneDir
+}
+
+type result struct {
+	stdout, stderr string
+	err            error
+	took           time.Duration
+}
+
+// call runs `dagger call ARGS...` in dir.
+func call(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cli := engine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, append([]string{"call", "--progress=plain"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DO_NOT_TRACK=1", "DAGGER_NO_NAG=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	return result{stdout: out.String(), stderr: errb.String(), err: err, took: time.Since(start)}
+}
+
+// tags lists the tags of repo in the local registry (nil when the
+// repository does not exist).
+func tags(t *testing.T, repo string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + registry(t) + "/v2/" + repo + "/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	var body struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("tags of %s: %v", repo, err)
+	}
+	return body.Tags
+}
+
+func gitHead(t *testing.T, dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The good model goes through every stage, is published under its git SHA
+// and model digest, and the published image serves (verify); the same
+// release again comes from Dagger's cache with the same result.
+func TestReleaseGoodModel(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	repo := fmt.Sprintf("e2e/good-%d", time.Now().UnixNano())
+	args := []string{"release", "--model", "testdata/models/good", "--engine", "sim",
+		"--registry", registry(t) + "/" + repo, "file", "--path", "report.md", "contents"}
+
+	first := call(t, dir, args...)
+	if first.err != nil {
+		t.Fatalf("release: %v\n%s", first.err, tail(first.stderr))
+	}
+	for _, st := range []string{"preflight", "validate", "benchmark", "build", "publish", "verify"} {
+		if !strings.Contains(first.stdout, "| "+st+" | ok |") {
+			t.Errorf("report: stage %s not ok:\n%s", st, first.stdout)
+		}
+	}
+	if !strings.Contains(first.stdout, registry(t)+"/"+repo+"@sha256:") {
+		t.Errorf("report does not name the published ref@digest:\n%s", first.stdout)
+	}
+	got := strings.Join(tags(t, repo), " ")
+	for _, want := range []string{gitHead(t, dir), "sha256-"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("registry tags of %s = %q, want one containing %q", repo, got, want)
+		}
+	}
+
+	second := call(t, dir, args...)
+	if second.err != nil {
+		t.Fatalf("second release: %v\n%s", second.err, tail(second.stderr))
+	}
+	if second.stdout != first.stdout {
+		t.Errorf("second identical release reported differently (not from cache?):\nfirst:\n%s\nsecond:\n%s", first.stdout, second.stdout)
+	}
+	t.Logf("release: first %.1fs, second identical (cached) %.1fs (%.0fx faster)",
+		first.took.Seconds(), second.took.Seconds(), first.took.Seconds()/second.took.Seconds())
+}
+
+// The regressed model fails validation: the release stops there, says
+// which cases failed, and nothing is published.
+func TestReleaseRegressedModelStopsAtValidate(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	repo := fmt.Sprintf("e2e/regressed-%d", time.Now().UnixNano())
+	r := call(t, dir, "release", "--model", "testdata/models/regressed", "--engine", "sim",
+		"--registry", registry(t)+"/"+repo, "file", "--path", "report.md", "contents")
+	if r.err == nil {
+		t.Fatalf("release of the regressed model succeeded:\n%s", r.stdout)
+	}
+	for _, want := range []string{"release stopped at validate", "| validate | **failed**", "| publish | not run", "Jupiter"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, tail(r.stderr))
+		}
+	}
+	if got := tags(t, repo); got != nil {
+		t.Errorf("the regressed model was published: %s tags %v", repo, got)
+	}
+}
+
+// Without GPU support in the engine a GPU stage fails early with the
+// engine's message and a hint, before any model is served.
+func TestGPUStageWithoutEngineSupport(t *testing.T) {
+	if os.Getenv("MODELSHIP_E2E_ENGINE_HAS_GPUS") != "" {
+		t.Skip("this engine has GPU support")
+	}
+	engine(t)
+	dir := clone(t)
+	for _, args := range [][]string{
+		{"preflight", "--model", "testdata/models/good", "--use-gpus", "entries"},
+		{"validate", "--model", "testdata/models/good", "--engine", "vllm", "entries"},
+	} {
+		r := call(t, dir, args...)
+		if r.err == nil {
+			t.Fatalf("%s succeeded without GPU support", args[0])
+		}
+		for _, want := range []string{"GPU support is not enabled", "_EXPERIMENTAL_DAGGER_GPU_SUPPORT", "NVIDIA Container Toolkit", "--engine sim"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%s: output lacks %q:\n%s", args[0], want, tail(r.stderr))
+			}
+		}
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 6000 {
+		return "…" + s[len(s)-6000:]
+	}
+	return s
+}
