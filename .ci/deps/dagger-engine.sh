@@ -128,6 +128,10 @@ start_engine() {
 		  http = true
 		  insecure = true
 	EOF
+	# CNI's host-local IPAM keeps its leases in /var/lib/cni: give it a
+	# folder of ours there (an empty mount point on the host, removed on stop).
+	rm -rf "$STATE/cni-state"; mkdir -p "$STATE/cni-state"
+	if [ ! -d /var/lib/cni ]; then mkdir -p /var/lib/cni && touch "$STATE/cni.created"; fi
 	iptables_snapshot
 	log "starting engine $VERSION (state $STATE/engine, log $STATE/engine.log${digest:+, go sdk $digest})"
 	STATE="$STATE" BIN="$BIN" CACHE="$CACHE" SOCK="$SOCK" DIGEST="$digest" \
@@ -137,6 +141,7 @@ start_engine() {
 		mount -t overlay overlay -o "lowerdir=/etc,upperdir=$ns/etc/upper,workdir=$ns/etc/work" /etc
 		mount -t overlay overlay -o "lowerdir=/usr/local,upperdir=$ns/local/upper,workdir=$ns/local/work" /usr/local
 		mount -t tmpfs tmpfs /run
+		mount --bind "$STATE/cni-state" /var/lib/cni
 		install -m 0755 "$(command -v runc)" /usr/local/bin/runc
 		install -m 0755 "$BIN/dagger-init" /usr/local/bin/dagger-init
 		mkdir -p /usr/local/share/dagger/content
@@ -169,6 +174,10 @@ stop_engine() {
 	fi
 	rm -f "$STATE/engine.pid" "$SOCK"
 	network_cleanup
+	if [ -f "$STATE/cni.created" ]; then
+		rmdir /var/lib/cni 2>/dev/null || log "/var/lib/cni is not empty; left in place"
+		rm -f "$STATE/cni.created"
+	fi
 }
 
 # The engine's CNI setup adds a bridge and iptables rules in the host's
