@@ -25,6 +25,7 @@ import (
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
+	"github.com/modelship/modelship/notify"
 )
 
 func init() {
@@ -105,6 +106,7 @@ type benchRun struct {
 	stoppedEarly string
 
 	ga *gha.Actions // GitHub Actions outputs, summary, annotations; no-op elsewhere
+	ev *stageNotifier
 }
 
 func runBench(ctx context.Context, args []string, s stdio) int {
@@ -210,12 +212,14 @@ Flags:
 		ga = gha.FromEnv(s.err, s.err) // keep the JSON on stdout clean
 	}
 	// modelship.yaml: gates and the prompt file, unless flags say otherwise.
+	var benchCfg *config.Config // its notifications tell the sinks
 	if *configFile != "" {
 		cfg, err := config.Load(*configFile)
 		if err != nil {
 			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
 			return exitUsage
 		}
+		benchCfg = cfg
 		ga.MaskSecrets(cfg)
 		g := cfg.Gates.Bench
 		if !set["min-tokens-per-sec"] {
@@ -389,6 +393,9 @@ Flags:
 		r.resW = bufio.NewWriterSize(f, 64<<10)
 		defer f.abort()
 	}
+	r.ev = stageEvents(eventsConfig(benchCfg, s.err), notify.StageBenchmark, ga, s.err)
+	defer r.ev.Close(ctx)
+	r.ev.Event.Model = firstSet(r.target.Model, r.ev.Event.Model)
 	return r.execute(ctx, s)
 }
 
@@ -407,6 +414,7 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 	}
 	defer client.CloseIdleConnections()
 
+	r.ev.Start()
 	endGroup := r.ga.Group(fmt.Sprintf("bench: %d prompts (%s) against %s", len(r.prompts), r.promptDesc, redactURL(r.target.Endpoint)))
 	defer endGroup()
 	var rep *report.Report
@@ -463,6 +471,7 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
 	}
 	r.ga.Bench(rep, r.reportDir)
+	r.finishEvents(rep)
 	switch rep.Verdict.Status {
 	case gate.Pass:
 		return exitOK
@@ -697,4 +706,23 @@ func writeAtomic(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.commit()
+}
+
+// finishEvents posts the benchmark's outcome with its figures (the main
+// run's: the highest load meeting the limits in a sweep).
+func (r *benchRun) finishEvents(rep *report.Report) {
+	v := rep.Verdict
+	if v == nil {
+		r.ev.Finish(notify.StatusFailed, "no verdict")
+		return
+	}
+	passed := v.Status == gate.Pass
+	if sum := rep.Main(); sum != nil {
+		r.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, passed)}
+	}
+	msg := string(v.Status)
+	if len(v.Reasons) > 0 {
+		msg += ": " + strings.Join(v.Reasons, "; ")
+	}
+	r.ev.Finish(gateStatus(passed), msg)
 }

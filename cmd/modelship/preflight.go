@@ -14,6 +14,7 @@ import (
 	"github.com/modelship/modelship/internal/fit"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
+	"github.com/modelship/modelship/notify"
 )
 
 func init() {
@@ -88,8 +89,12 @@ Flags:
 	}
 	ga := gha.FromEnv(gaOut, s.err)
 	ga.MaskSecrets(cfg)
+	ev := stageEvents(cfg, notify.StagePreflight, ga, s.err)
+	defer ev.Close(ctx)
+	ev.Start()
 	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !*noCache, "", 0, s.err)
 	if err != nil {
+		ev.Finish(notify.StatusFailed, "model.path: "+err.Error())
 		fmt.Fprintf(s.err, "modelship preflight: %s: model.path: %v\n", file, err)
 		if errors.Is(err, context.Canceled) {
 			return exitFailed
@@ -132,6 +137,8 @@ Flags:
 		printPreflight(s.out, &rep)
 	}
 	ga.ModelDigest(info.Digest)
+	ev.Event.ModelDigest = info.Digest
+	ev.Finish(gateStatus(rep.Passed), preflightMessage(&rep))
 	ga.SetOutput(gha.OutPreflightFit, map[bool]string{true: "passed", false: "failed"}[rep.Passed])
 	if !rep.Passed {
 		ga.Error(gha.Annotation{File: file, Title: "preflight failed", Message: "the model does not fit these GPUs"})
@@ -164,4 +171,16 @@ func printPreflight(w io.Writer, r *preflightReport) {
 	} else {
 		fmt.Fprintf(w, "\nPreflight: FAILED (the model does not fit these GPUs)\n")
 	}
+}
+
+// preflightMessage is the event's one line: what was checked and the fit.
+func preflightMessage(r *preflightReport) string {
+	msg := fmt.Sprintf("%s, %s of weights", r.Checkpoint.Format, progress.FormatBytes(r.Checkpoint.WeightBytes))
+	switch {
+	case r.Fit == nil:
+		return msg + "; fit not checked: " + r.FitSkipped
+	case r.Passed:
+		return msg + "; fits the GPUs"
+	}
+	return msg + "; does not fit the GPUs"
 }

@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/smoke"
+	"github.com/modelship/modelship/notify"
 )
 
 func init() {
@@ -26,6 +29,8 @@ func runSmoke(ctx context.Context, args []string, s stdio) int {
 	fs.DurationVar(&opt.Timeout, "timeout", smoke.DefaultTimeout, "bound on the whole smoke test")
 	keyEnv := fs.String("api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	cfgFile := fs.String("config", "", "modelship.yaml `file` whose notifications: section is told the verify stage's outcome (default: modelship.yaml when there is one)")
+	envName := fs.String("env", "", "`environment` the endpoint belongs to, for the events (staging, production)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship smoke --endpoint URL [--model NAME] [--expect-digest D] [--expect-image REF] [--timeout 60s] [--json]
 
@@ -80,8 +85,15 @@ Flags:
 	}
 	ga := gha.FromEnv(gaOut, s.err)
 	ga.Mask(opt.APIKey)
+	ev, code := smokeEvents(*cfgFile, *envName, &opt, ga, s)
+	if code != exitOK {
+		return code
+	}
+	defer ev.Close(ctx)
+	ev.Start()
 	res, err := smoke.Run(ctx, *endpoint, opt)
 	if err != nil {
+		ev.Finish(notify.StatusFailed, err.Error())
 		fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
 		if errors.Is(err, smoke.ErrUnreachable) {
 			ga.Smoke(nil)
@@ -106,6 +118,7 @@ Flags:
 		}
 	}
 	ga.Smoke(res)
+	ev.Finish(gateStatus(res.Passed), smokeMessage(res))
 	if !res.Passed {
 		return exitFailed
 	}
@@ -117,4 +130,38 @@ func smokeOrDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// smokeEvents reads --config (when given; else modelship.yaml when there is
+// one) for the verify stage's events.
+func smokeEvents(file, env string, opt *smoke.Options, ga *gha.Actions, s stdio) (*stageNotifier, int) {
+	var cfg *config.Config
+	if file != "" {
+		c, err := config.Load(file)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
+			return nil, exitUsage
+		}
+		cfg = c
+	}
+	cfg = eventsConfig(cfg, s.err)
+	ga.MaskSecrets(cfg)
+	ev := stageEvents(cfg, notify.StageVerify, ga, s.err)
+	ev.Event.Environment, ev.Event.ModelDigest, ev.Event.Image = env, opt.ExpectDigest, opt.ExpectImage
+	ev.Event.ImageDigest = pinnedDigest(opt.ExpectImage)
+	ev.Event.Model = firstSet(opt.Model, ev.Event.Model)
+	return ev, exitOK
+}
+
+// smokeMessage names the checks that failed, or says all passed.
+func smokeMessage(res *smoke.Result) string {
+	failed := res.Failed()
+	if len(failed) == 0 {
+		return fmt.Sprintf("%d checks passed", len(res.Checks))
+	}
+	parts := make([]string, len(failed))
+	for i, c := range failed {
+		parts[i] = c.Name + ": " + c.Detail
+	}
+	return strings.Join(parts, "; ")
 }

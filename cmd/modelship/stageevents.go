@@ -30,7 +30,8 @@ import (
 // Commands fill Event (environment, image, digests, figures) before Start
 // and Finish; every event of the stage carries those fields, the git SHA
 // ($GITHUB_SHA) and the link to the run. A stage that Started and never
-// Finished is reported failed by Close ("ended before a verdict").
+// Finished is reported failed by Close ("ended before a verdict"). A nil
+// *stageNotifier does nothing.
 type stageNotifier struct {
 	Event notify.Event
 
@@ -99,6 +100,9 @@ func eventsConfig(cfg *config.Config, errw io.Writer) *config.Config {
 
 // Start posts the stage's started event.
 func (sn *stageNotifier) Start() {
+	if sn == nil {
+		return
+	}
 	sn.started = time.Now()
 	if sn.n == nil {
 		return
@@ -112,6 +116,9 @@ func (sn *stageNotifier) Start() {
 // Finish posts the stage's outcome with message (redacted: it may quote an
 // error).
 func (sn *stageNotifier) Finish(status notify.Status, message string) {
+	if sn == nil {
+		return
+	}
 	sn.done = true
 	if sn.n == nil {
 		return
@@ -127,6 +134,9 @@ func (sn *stageNotifier) Finish(status notify.Status, message string) {
 // notifyWait, even when ctx was cancelled: a rolled-back deploy is still
 // told), and prints every warning on stderr and in the step summary.
 func (sn *stageNotifier) Close(ctx context.Context) {
+	if sn == nil {
+		return
+	}
 	if !sn.started.IsZero() && !sn.done {
 		sn.Finish(notify.StatusFailed, "ended before a verdict")
 	}
@@ -210,4 +220,14 @@ func (p *progressLog) flush() {
 		p.line(string(p.buf))
 		p.buf = nil
 	}
+}
+
+// gateStatus is the event status of a gate's verdict: anything but a pass
+// (a failure, or an inconclusive run, which stops the pipeline too) is
+// failed; the message and the figures say which.
+func gateStatus(passed bool) notify.Status {
+	if passed {
+		return notify.StatusPassed
+	}
+	return notify.StatusFailed
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/gha"
+	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/suite"
 	"github.com/modelship/modelship/suite/report"
 )
@@ -162,6 +164,10 @@ Flags:
 		opt.Model = cfg.Model.ServedName
 	}
 
+	ev := stageEvents(eventsConfig(cfg, s.err), notify.StageValidate, ga, s.err)
+	defer ev.Close(ctx)
+	ev.Event.Model = firstSet(opt.Model, st.Defaults.Model, ev.Event.Model)
+	ev.Start()
 	endGroup := ga.Group(fmt.Sprintf("validate: %d cases of %s against %s", len(st.Cases), *cases, redactURL(*endpoint)))
 	r, err := suite.Run(ctx, st, opt)
 	endGroup()
@@ -180,6 +186,8 @@ Flags:
 		}
 	}
 	ga.Validation(r, *reportDir)
+	ev.Event.Figures = &notify.Figures{Validation: notify.ValidationFromReport(*r, r.Verdict == suite.Passed)}
+	ev.Finish(gateStatus(r.Verdict == suite.Passed), strings.TrimSuffix(fmt.Sprintf("%s: %d of %d cases passed, %d needed; %s", r.Verdict, r.Passed, r.Total, r.Needed, r.Reason), "; "))
 	return r.Verdict.ExitCode()
 }
 
