@@ -162,7 +162,13 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := MakePlan(ctx, Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: serving(rels)}, d.GPUs)
+	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: serving(rels)}
+	var plan *Plan
+	if p, ok := d.Target.(Planner); ok {
+		plan, err = p.Plan(ctx, placement)
+	} else {
+		plan, err = MakePlan(ctx, placement, d.GPUs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("deploy to %s: %w (nothing was changed)", req.Env, err)
 	}
@@ -343,7 +349,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 	// No MODELSHIP_MODEL_DIGEST: the release hashes its own weights, so
 	// /version proves which model it serves.
-	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: 8000})
+	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: 8000, LoadBudget: r.res.Budget})
 	if err != nil {
 		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
 	}

@@ -18,6 +18,10 @@ const (
 	Auto      = "auto"
 	Recreate  = "recreate"
 	BlueGreen = "blue-green"
+	// Rolling replaces a release's replicas a few at a time (Kubernetes
+	// targets only); it runs the blue-green steps, with the target doing
+	// the surge: start = the rollout, switch = the Service.
+	Rolling = "rolling"
 )
 
 // GPUSource lists the GPUs of the target host with their free memory

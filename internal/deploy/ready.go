@@ -56,6 +56,23 @@ func (e *ExitedError) Error() string {
 	return msg
 }
 
+// StalledError says a release will not become ready although its process
+// did not simply exit: the target gave up on it (a Kubernetes rollout past
+// its progress deadline), with the reason and what explains it.
+type StalledError struct {
+	Release string
+	Reason  string
+	Logs    []string
+}
+
+func (e *StalledError) Error() string {
+	msg := fmt.Sprintf("release %s will not become ready: %s", e.Release, e.Reason)
+	if len(e.Logs) > 0 {
+		msg += "\n    " + strings.Join(e.Logs, "\n    ")
+	}
+	return msg
+}
+
 // readyAnswer is GET /ready's JSON.
 type readyAnswer struct {
 	Ready  bool   `json:"ready"`
@@ -85,6 +102,9 @@ func WaitReady(ctx context.Context, t Target, in *Instance, budget time.Duration
 					return 0, ctx.Err()
 				}
 				return 0, fmt.Errorf("release %s: checking its state: %w", in.Release, err)
+			}
+			if !st.Running && st.Reason != "" {
+				return 0, &StalledError{Release: in.Release, Reason: st.Reason, Logs: st.Logs}
 			}
 			if !st.Running {
 				return 0, &ExitedError{Release: in.Release, ExitCode: st.ExitCode, Logs: st.Logs}

@@ -74,6 +74,10 @@ type Spec struct {
 	GPUs []string
 	// Port is the container's serving port (8000).
 	Port int
+	// LoadBudget is how long the release may take to become ready (sized
+	// from the checkpoint); a target that probes by itself (Kubernetes'
+	// startup probe and progress deadline) sizes its probes from it.
+	LoadBudget time.Duration
 }
 
 // Instance is a running (or stopped) release.
@@ -96,6 +100,17 @@ type Status struct {
 	ExitCode int
 	// Logs are the last lines the instance wrote, for error messages.
 	Logs []string
+	// Reason, when the instance is not running but did not simply exit,
+	// says why it will not become ready (a Kubernetes rollout that exceeded
+	// its progress deadline, with the events that explain it).
+	Reason string
+}
+
+// Planner is implemented by targets that place releases themselves (a
+// Kubernetes cluster schedules pods on its own GPUs): Deploy then asks the
+// target for the plan instead of fitting the model on this host's GPUs.
+type Planner interface {
+	Plan(ctx context.Context, p Placement) (*Plan, error)
 }
 
 // RouterSpec is the stable endpoint of an environment.

@@ -1,0 +1,249 @@
+package kubernetes
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/modelship/modelship/internal/deploy"
+)
+
+// Label keys of the objects the target creates. The release's facts (image,
+// digests, git SHA, who, when, outcome) are annotations under deploy's
+// "modelship.*" keys: label values cannot hold an image reference.
+const (
+	LabelName       = "app.kubernetes.io/name"       // always "modelship"
+	LabelInstance   = "app.kubernetes.io/instance"   // Options.Name
+	LabelManagedBy  = "app.kubernetes.io/managed-by" // "modelship"
+	LabelDeployment = "modelship.deployment"         // the Deployment a pod belongs to
+	LabelRole       = "modelship.role"               // record, lock
+	// AnnotationServing on the Service names the release it sends traffic to.
+	AnnotationServing = "modelship.serving-release"
+	// AnnotationHolder on the lock Lease is the JSON deploy.Holder.
+	AnnotationHolder = "modelship.lock-holder"
+
+	// ServePort is the port `modelship serve` listens on in the container.
+	ServePort = 8000
+	// GPUResource is the extended resource GPUs are requested as.
+	GPUResource corev1.ResourceName = "nvidia.com/gpu"
+
+	// PreStopSeconds is how long the kubelet waits (preStop sleep action,
+	// run by the kubelet itself: no shell needed in the image) before it
+	// sends SIGTERM, so the endpoint removal reaches every kube-proxy
+	// before `modelship serve` stops accepting connections.
+	PreStopSeconds = 5
+	// drainSeconds is serve's drain (30s) + engine stop (15s) + margin.
+	drainSeconds = 30 + 15 + 10
+)
+
+// Workload is everything Render needs to describe one release.
+type Workload struct {
+	Options
+	Env     string // environment name
+	Release *deploy.Release
+	// Image is the reference the container runs (a repo@sha256 digest
+	// when the cluster knows it, else the tag).
+	Image string
+	// ContainerEnv is KEY=VALUE for the serving container.
+	ContainerEnv []string
+	// LoadBudget sizes the startup probe and the progress deadline.
+	LoadBudget time.Duration
+	// MaxSurge and MaxUnavailable for rolling updates (as counts).
+	MaxSurge, MaxUnavailable int
+}
+
+// DeploymentName is the Deployment a release of strategy runs in: the one
+// Deployment NAME for rolling (and recreate) updates, NAME-RELEASE for
+// blue-green, where two Deployments live side by side.
+func DeploymentName(name, strategy, release string) string {
+	if strategy == deploy.BlueGreen {
+		return name + "-" + release
+	}
+	return name
+}
+
+func recordName(name, release string) string { return name + "-release-" + release }
+func lockName(name string) string            { return name + "-lock" }
+
+func (w *Workload) labels(dep string) map[string]string {
+	return map[string]string{
+		LabelName: "modelship", LabelInstance: w.Name, LabelManagedBy: "modelship",
+		LabelDeployment: dep, deploy.LabelEnv: w.Env, deploy.LabelRelease: w.Release.ID,
+	}
+}
+
+// selector is what a Deployment's (and the Service's) selector holds:
+// the instance and the Deployment, never the release (a rolling update has
+// pods of two releases under one selector).
+func selector(name, dep string) map[string]string {
+	return map[string]string{LabelInstance: name, LabelDeployment: dep}
+}
+
+// ProgressDeadline is a little under the load budget, so the Deployment
+// controller's verdict (with its reason) arrives while the deploy still
+// waits; the startup probe allows the whole budget.
+func ProgressDeadline(budget time.Duration) int32 {
+	margin := max(2*time.Second, budget/10)
+	return int32(max(10, math.Ceil((budget - margin).Seconds())))
+}
+
+// Deployment renders the release's Deployment.
+func (w *Workload) Deployment() *appsv1.Deployment {
+	r := w.Release
+	dep := DeploymentName(w.Name, r.Strategy, r.ID)
+	labels := w.labels(dep)
+	ann := r.Labels()
+	budget := w.LoadBudget
+	if budget <= 0 {
+		budget = deploy.BaseLoadBudget
+	}
+	const startupPeriod = 2
+	startupFailures := int32(math.Ceil(budget.Seconds() / startupPeriod))
+	var env []corev1.EnvVar
+	for _, kv := range w.ContainerEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		env = append(env, corev1.EnvVar{Name: k, Value: v})
+	}
+	res := corev1.ResourceRequirements{}
+	if w.GPUs > 0 {
+		q := *resource.NewQuantity(int64(w.GPUs), resource.DecimalSI)
+		res.Limits = corev1.ResourceList{GPUResource: q}
+		res.Requests = corev1.ResourceList{GPUResource: q}
+	}
+	httpGet := func(path string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}}
+	}
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	if r.Strategy == deploy.Recreate {
+		strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	} else {
+		surge, unav := intstr.FromInt32(int32(w.MaxSurge)), intstr.FromInt32(int32(w.MaxUnavailable))
+		strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unav}
+	}
+	replicas := int32(w.Replicas)
+	grace := int64(PreStopSeconds + drainSeconds)
+	pull := w.ImagePullPolicy
+	if pull == "" {
+		pull = corev1.PullIfNotPresent
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: dep, Namespace: w.Namespace, Labels: labels, Annotations: ann},
+		Spec: appsv1.DeploymentSpec{
+			Replicas:                &replicas,
+			Selector:                &metav1.LabelSelector{MatchLabels: selector(w.Name, dep)},
+			Strategy:                strategy,
+			ProgressDeadlineSeconds: ptr(ProgressDeadline(budget)),
+			RevisionHistoryLimit:    ptr(int32(10)),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: maps.Clone(ann)},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: &grace,
+					NodeSelector:                  w.NodeSelector,
+					Tolerations:                   w.Tolerations,
+					EnableServiceLinks:            ptr(false),
+					AutomountServiceAccountToken:  ptr(false),
+					Containers: []corev1.Container{{
+						Name:            "serve",
+						Image:           w.Image,
+						ImagePullPolicy: pull,
+						Env:             env,
+						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: ServePort, Protocol: corev1.ProtocolTCP}},
+						Resources:       res,
+						// The engine answers /health once the weights are
+						// loaded: until then only the startup probe runs,
+						// for the whole load budget.
+						StartupProbe: &corev1.Probe{ProbeHandler: httpGet("/health"), PeriodSeconds: startupPeriod,
+							TimeoutSeconds: 5, FailureThreshold: startupFailures},
+						// /ready: health, the served name in /v1/models and
+						// one generation; only then does the pod get traffic.
+						ReadinessProbe: &corev1.Probe{ProbeHandler: httpGet("/ready"), PeriodSeconds: 2,
+							TimeoutSeconds: 10, FailureThreshold: 2, SuccessThreshold: 1},
+						LivenessProbe: &corev1.Probe{ProbeHandler: httpGet("/health"), PeriodSeconds: 10,
+							TimeoutSeconds: 5, FailureThreshold: 3},
+						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+							Sleep: &corev1.SleepAction{Seconds: PreStopSeconds}}},
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+					}},
+				},
+			},
+		},
+	}
+}
+
+// Service renders the environment's Service, selecting the Deployment dep
+// ("" selects nothing yet).
+func (w *Workload) Service(dep, serving string) *corev1.Service {
+	return ServiceFor(w.Options, w.Env, dep, serving)
+}
+
+// ServiceFor renders the Service of an environment.
+func ServiceFor(o Options, env, dep, serving string) *corev1.Service {
+	if dep == "" {
+		dep = "none"
+	}
+	s := &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace,
+			Labels: map[string]string{LabelName: "modelship", LabelInstance: o.Name, LabelManagedBy: "modelship", deploy.LabelEnv: env}},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: selector(o.Name, dep),
+			Ports: []corev1.ServicePort{{Name: "http", Port: int32(o.ServicePort), TargetPort: intstr.FromString("http"),
+				Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if serving != "" {
+		s.Annotations = map[string]string{AnnotationServing: serving}
+	}
+	return s
+}
+
+// YAML writes objects as one YAML stream ("---" between documents),
+// without the empty status and null creationTimestamp the API types carry.
+func YAML(objs ...any) ([]byte, error) {
+	var b bytes.Buffer
+	for i, o := range objs {
+		j, err := json.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("rendering YAML: %w", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(j, &m); err != nil {
+			return nil, fmt.Errorf("rendering YAML: %w", err)
+		}
+		delete(m, "status")
+		if md, ok := m["metadata"].(map[string]any); ok {
+			delete(md, "creationTimestamp")
+		}
+		if spec, ok := m["spec"].(map[string]any); ok {
+			if tpl, ok := spec["template"].(map[string]any); ok {
+				if md, ok := tpl["metadata"].(map[string]any); ok {
+					delete(md, "creationTimestamp")
+				}
+			}
+		}
+		y, err := yaml.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("rendering YAML: %w", err)
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(y)
+	}
+	return b.Bytes(), nil
+}
+
+func ptr[T any](v T) *T { return &v }
