@@ -155,7 +155,23 @@ type KubernetesTarget struct {
 	// GPUs per pod (nvidia.com/gpu).
 	GPUs         int               `yaml:"gpus"`
 	NodeSelector map[string]string `yaml:"node-selector"`
-	ServicePort  int               `yaml:"service-port"`
+	// Tolerations let the pods run on tainted (e.g. GPU) nodes.
+	Tolerations []Toleration `yaml:"tolerations"`
+	ServicePort int          `yaml:"service-port"`
+	// ImagePullPolicy is Always, IfNotPresent (default) or Never.
+	ImagePullPolicy string `yaml:"image-pull-policy"`
+}
+
+// Toleration is a Kubernetes pod toleration.
+type Toleration struct {
+	Key string `yaml:"key"`
+	// Operator is Equal (default) or Exists.
+	Operator string `yaml:"operator"`
+	Value    string `yaml:"value"`
+	// Effect is NoSchedule, PreferNoSchedule, NoExecute or empty (all).
+	Effect string `yaml:"effect"`
+	// TolerationSeconds bounds how long a NoExecute taint is tolerated.
+	TolerationSeconds *int `yaml:"toleration-seconds"`
 }
 
 // Notifications are where events go; every credential is a Secret.

@@ -56,7 +56,9 @@ func (c *Config) applyDefaults() {
 				e.Port = 8000
 			}
 		}
-		if e.URL == "" && e.Port != 0 {
+		// A Kubernetes environment without a url is verified through the
+		// API server's service proxy.
+		if e.URL == "" && e.Port != 0 && e.Target != "kubernetes" {
 			e.URL = fmt.Sprintf("http://127.0.0.1:%d", e.Port)
 		}
 		if e.Target == "kubernetes" {
@@ -72,6 +74,14 @@ func (c *Config) applyDefaults() {
 			}
 			if k.ServicePort == 0 {
 				k.ServicePort = 80
+			}
+			if k.ImagePullPolicy == "" {
+				k.ImagePullPolicy = "IfNotPresent"
+			}
+			for i := range k.Tolerations {
+				if k.Tolerations[i].Operator == "" {
+					k.Tolerations[i].Operator = "Equal"
+				}
 			}
 		}
 	}
@@ -168,7 +178,7 @@ func (c *Config) validate(d *decoder) {
 		if e.Strategy == "rolling" && e.Target != "kubernetes" {
 			bad(p+".strategy", "rolling needs target kubernetes; a Docker host uses auto, recreate or blue-green")
 		}
-		if e.Port == 0 {
+		if e.Port == 0 && e.Target != "kubernetes" {
 			bad(p+".port", "required for environments other than staging (8100) and production (8000)")
 		}
 		port(p+".port", e.Port)
@@ -178,7 +188,9 @@ func (c *Config) validate(d *decoder) {
 		if e.Target == "docker" {
 			ports[e.Port] = name
 		}
-		httpURL(p+".url", e.URL)
+		if e.URL != "" || e.Target != "kubernetes" {
+			httpURL(p+".url", e.URL)
+		}
 		if h := e.Docker.Host; h != "" && !hasAnyPrefix(h, "unix://", "tcp://", "ssh://", "npipe://") {
 			bad(p+".docker.host", "expected unix://, tcp:// or ssh://, got %q", redactURL(h))
 		}
@@ -190,6 +202,7 @@ func (c *Config) validate(d *decoder) {
 				bad(p+".kubernetes.gpus", "expected 0 or more, got %d", k.GPUs)
 			}
 			port(p+".kubernetes.service-port", k.ServicePort)
+			validateKubernetes(bad, p+".kubernetes", &k)
 		}
 	}
 
@@ -278,4 +291,88 @@ func redactURL(s string) string {
 		u.RawQuery = "REDACTED"
 	}
 	return u.String()
+}
+
+var (
+	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1035Label = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	labelName    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// maxKubernetesName leaves room for "-RELEASE" (21 characters: a blue-green
+// Deployment is NAME-20250102-150405-3fa9) in a 63-character name.
+const maxKubernetesName = 42
+
+// validKey reports whether k is a Kubernetes label or taint key:
+// [PREFIX/]NAME, NAME up to 63 characters, PREFIX a DNS subdomain.
+func validKey(k string) bool {
+	prefix, name, found := strings.Cut(k, "/")
+	if !found {
+		prefix, name = "", k
+	} else if prefix == "" || len(prefix) > 253 || !dnsSubdomain.MatchString(prefix) {
+		return false
+	}
+	return len(name) <= 63 && labelName.MatchString(name)
+}
+
+func validValue(v string) bool { return v == "" || (len(v) <= 63 && labelName.MatchString(v)) }
+
+func validateKubernetes(bad func(path, format string, args ...any), p string, k *KubernetesTarget) {
+	if len(k.Namespace) > 63 || !dns1123Label.MatchString(k.Namespace) {
+		bad(p+".namespace", "expected a namespace name (lower-case letters, digits and -, up to 63), got %q", k.Namespace)
+	}
+	if len(k.Name) > maxKubernetesName || !dns1035Label.MatchString(k.Name) {
+		bad(p+".name", "expected a name of lower-case letters, digits and -, starting with a letter, up to %d characters (a blue-green Deployment adds -RELEASE), got %q", maxKubernetesName, k.Name)
+	}
+	if k.ServicePort == 0 {
+		bad(p+".service-port", "expected a port from 1 to 65535, got 0")
+	}
+	keys := make([]string, 0, len(k.NodeSelector))
+	for key := range k.NodeSelector {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		if !validKey(key) {
+			bad(p+".node-selector."+key, "expected a label key ([prefix/]name, name up to 63 letters, digits, -, _ or .), got %q", key)
+		}
+		if v := k.NodeSelector[key]; !validValue(v) {
+			bad(p+".node-selector."+key, "expected a label value (up to 63 letters, digits, -, _ or ., starting and ending alphanumeric), got %q", v)
+		}
+	}
+	if !slices.Contains([]string{"Always", "IfNotPresent", "Never"}, k.ImagePullPolicy) {
+		bad(p+".image-pull-policy", "expected \"Always\", \"IfNotPresent\" or \"Never\", got %q", k.ImagePullPolicy)
+	}
+	for i, t := range k.Tolerations {
+		tp := fmt.Sprintf("%s.tolerations[%d]", p, i)
+		if t.Key != "" && !validKey(t.Key) {
+			bad(tp+".key", "expected a taint key ([prefix/]name), got %q", t.Key)
+		}
+		switch t.Operator {
+		case "Equal":
+			if t.Key == "" {
+				bad(tp+".key", "required with operator Equal (use operator Exists to tolerate every taint)")
+			}
+			if !validValue(t.Value) {
+				bad(tp+".value", "expected a taint value (up to 63 letters, digits, -, _ or .), got %q", t.Value)
+			}
+		case "Exists":
+			if t.Value != "" {
+				bad(tp+".value", "must be empty with operator Exists, got %q", t.Value)
+			}
+		default:
+			bad(tp+".operator", "expected \"Equal\" or \"Exists\", got %q", t.Operator)
+		}
+		if !slices.Contains([]string{"", "NoSchedule", "PreferNoSchedule", "NoExecute"}, t.Effect) {
+			bad(tp+".effect", "expected \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\" or nothing (all effects), got %q", t.Effect)
+		}
+		if t.TolerationSeconds != nil {
+			if t.Effect != "NoExecute" {
+				bad(tp+".toleration-seconds", "only applies to effect NoExecute, got effect %q", t.Effect)
+			} else if *t.TolerationSeconds < 0 {
+				bad(tp+".toleration-seconds", "expected 0 or more seconds, got %d", *t.TolerationSeconds)
+			}
+		}
+	}
 }
