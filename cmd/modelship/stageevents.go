@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ type stageNotifier struct {
 	n       *notify.Notifier // nil: no sink configured
 	ga      *gha.Actions
 	errw    io.Writer
-	warns   []notify.Warning // sinks that could not be built
+	setup   []string // sinks that could not be built, and why
 	started time.Time
 	done    bool
 }
@@ -57,26 +58,22 @@ func stageEvents(cfg *config.Config, stage notify.Stage, ga *gha.Actions, errw i
 		return sn
 	}
 	sn.Event.Model = cfg.Model.ServedName
-	sinks, secrets, err := notify.FromConfig(cfg.Notifications, nil)
-	logging.Redact(secrets...)
-	ga.Mask(secrets...)
-	if err != nil {
-		for _, e := range splitJoined(err) {
-			sn.warns = append(sn.warns, notify.Warning{Sink: "notify", Stage: stage, Message: logging.Default.String(e.Error())})
+	var sinks []notify.Sink
+	client := &http.Client{}
+	for _, kind := range notify.Configured(cfg.Notifications) {
+		sink, secrets, err := notify.NewSink(kind, cfg.Notifications, nil, client)
+		logging.Redact(secrets...)
+		ga.Mask(secrets...)
+		if err != nil {
+			sn.setup = append(sn.setup, kind+" left out: "+logging.Default.String(err.Error()))
+			continue
 		}
+		sinks = append(sinks, sink)
 	}
 	if len(sinks) > 0 {
 		sn.n = notify.New(sinks, notify.Options{})
 	}
 	return sn
-}
-
-// splitJoined undoes errors.Join.
-func splitJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // eventsConfig is the config whose notifications a stage uses: cfg when the
@@ -140,10 +137,12 @@ func (sn *stageNotifier) Close(ctx context.Context) {
 	if !sn.started.IsZero() && !sn.done {
 		sn.Finish(notify.StatusFailed, "ended before a verdict")
 	}
-	warns := sn.warns
+	warns := append([]string(nil), sn.setup...)
 	if sn.n != nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyWait)
-		warns = append(warns, sn.n.Close(wctx)...)
+		for _, w := range sn.n.Close(wctx) {
+			warns = append(warns, w.String())
+		}
 		cancel()
 	}
 	if len(warns) == 0 {
@@ -152,7 +151,7 @@ func (sn *stageNotifier) Close(ctx context.Context) {
 	var md strings.Builder
 	md.WriteString("\n#### Notifications not delivered\n\n")
 	for _, w := range warns {
-		msg := logging.Default.String(w.String())
+		msg := logging.Default.String(w)
 		fmt.Fprintf(sn.errw, "modelship: warning: notification: %s\n", msg)
 		fmt.Fprintf(&md, "- %s\n", strings.ReplaceAll(msg, "\n", " "))
 	}

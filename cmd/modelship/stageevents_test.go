@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/notify"
+)
+
+// hookRecorder is a webhook receiver that checks each request as a user's
+// would: the signature over timestamp and raw body (notify.VerifySignature),
+// the event header, then the JSON body.
+type hookRecorder struct {
+	URL    string
+	secret string
+
+	mu     sync.Mutex
+	bodies []string
+	events []notify.WebhookBody
+	bad    []string
+}
+
+func recordHooks(t *testing.T, secret string) *hookRecorder {
+	t.Helper()
+	h := &hookRecorder{secret: secret}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.bodies = append(h.bodies, string(body))
+		if err := notify.VerifySignature([]byte(secret), r.Header.Get(notify.HeaderTimestamp), body, r.Header.Get(notify.HeaderSignature), 5*time.Minute); err != nil {
+			h.bad = append(h.bad, "signature: "+err.Error())
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var e notify.WebhookBody
+		if err := json.Unmarshal(body, &e); err != nil {
+			h.bad = append(h.bad, "body: "+err.Error())
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		if got, want := r.Header.Get(notify.HeaderEvent), string(e.Stage)+"."+string(e.Status); got != want {
+			h.bad = append(h.bad, fmt.Sprintf("%s header %q, body says %q", notify.HeaderEvent, got, want))
+		}
+		h.events = append(h.events, e)
+	}))
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL + "/hooks/modelship"
+	return h
+}
+
+// received returns the events received so far and fails the test on any
+// request that did not verify.
+func (h *hookRecorder) received(t *testing.T) []notify.WebhookBody {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.bad {
+		t.Errorf("webhook request rejected: %s", b)
+	}
+	return append([]notify.WebhookBody(nil), h.events...)
+}
+
+func (h *hookRecorder) allBodies() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.bodies, "\n")
+}
+
+// statuses lists the events' "stage.status".
+func statuses(evs []notify.WebhookBody) []string {
+	var s []string
+	for _, e := range evs {
+		s = append(s, string(e.Stage)+"."+string(e.Status))
+	}
+	return s
+}
+
+// eventsYAML writes a modelship.yaml for the model dir with extra YAML
+// (environments) and a notifications section.
+func eventsYAML(t *testing.T, model, servedName, extra, notifications string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "modelship.yaml")
+	y := fmt.Sprintf("version: 1\nmodel:\n  path: %s\n  served-name: %s\n%snotifications:\n%s", model, servedName, extra, notifications)
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const hookSecretEnv = "MODELSHIP_TEST_HOOK_SECRET"
+
+func webhookYAML(url string) string {
+	return fmt.Sprintf("  webhook:\n    url: %s\n    secret: env:%s\n", url, hookSecretEnv)
+}
+
+// noSecret fails when secret appears in any of the texts.
+func noSecret(t *testing.T, secret string, texts map[string]string) {
+	t.Helper()
+	for name, s := range texts {
+		if strings.Contains(s, secret) {
+			t.Errorf("%s holds the webhook secret:\n%s", name, s)
+		}
+	}
+}
+
+func TestValidateNotifies(t *testing.T) {
+	const secret = "validate-hook-secret-1c9e"
+	t.Setenv(hookSecretEnv, secret)
+	for _, c := range []struct {
+		model    string
+		code     int
+		status   notify.Status
+		ok       int
+		passRate float64
+	}{
+		{"good", exitOK, notify.StatusPassed, 6, 1},
+		{"regressed", exitFailed, notify.StatusFailed, 0, 0},
+	} {
+		t.Run(c.model, func(t *testing.T) {
+			hooks := recordHooks(t, secret)
+			model := "../../testdata/models/" + c.model
+			base := testenv.Sim(t, model, nil)
+			cfg := eventsYAML(t, mustAbs(t, model), c.model, "", webhookYAML(hooks.URL))
+			code, out, errs := validate(t, "--endpoint", base+"/v1", "--cases", articleCases, "--config", cfg)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, out, errs)
+			}
+			evs := hooks.received(t)
+			if got := strings.Join(statuses(evs), " "); got != "validate.started validate."+string(c.status) {
+				t.Fatalf("events %q, want started then %s\n%s", got, c.status, errs)
+			}
+			end := evs[1]
+			v := end.Figures.Validation
+			if end.Figures == nil || v == nil || v.Total != 6 || v.Ok != c.ok || v.PassRate != c.passRate || v.Passed != (c.status == notify.StatusPassed) {
+				t.Errorf("validation figures %+v, want %d of 6 (pass rate %g)", v, c.ok, c.passRate)
+			}
+			if end.Model != c.model || end.Schema != "modelship.event/v1" || end.Started.IsZero() || end.Time.Before(end.Started) {
+				t.Errorf("event %+v: want model %s, the schema, started before time", end.Event, c.model)
+			}
+			if strings.Contains(errs, "warning: notification") {
+				t.Errorf("a delivered event was warned about:\n%s", errs)
+			}
+			noSecret(t, secret, map[string]string{"stdout": out, "stderr": errs, "webhook bodies": hooks.allBodies()})
+		})
+	}
+}
+
+func TestBenchNotifies(t *testing.T) {
+	const secret = "bench-hook-secret-77ab"
+	t.Setenv(hookSecretEnv, secret)
+	hooks := recordHooks(t, secret)
+	url := testenv.Sim(t, simModels+"good", nil)
+	cfg := eventsYAML(t, mustAbs(t, simModels+"good"), "good", "", webhookYAML(hooks.URL))
+	code, out, errs := benchCLI(t, "--endpoint", url, "--model", "good", "--prompts", benchPrompts, "--config", cfg,
+		"--requests", "20", "--concurrency", "4", "--min-tokens-per-sec", "1", "--max-error-rate", "0")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	evs := hooks.received(t)
+	if got := strings.Join(statuses(evs), " "); got != "benchmark.started benchmark.passed" {
+		t.Fatalf("events %q\n%s", got, errs)
+	}
+	b := evs[1].Figures.Bench
+	if b == nil || !b.Passed || b.Requests != 20 || b.Errors != 0 || b.TTFT.Count != 20 || b.TTFT.P99 <= 0 || b.TTFT.P50 > b.TTFT.P99 ||
+		b.E2EL.P99 < b.TTFT.P99 || b.OutputTokensPerSec <= 0 {
+		t.Errorf("bench figures %+v", b)
+	}
+	if !strings.HasPrefix(evs[1].Message, "pass") || evs[1].Model != "good" {
+		t.Errorf("event %+v", evs[1].Event)
+	}
+	noSecret(t, secret, map[string]string{"stdout": out, "stderr": errs})
+}
+
+// A sink that cannot be reached warns on stderr and leaves the verdict and
+// exit code alone; one whose secret is not set is left out with a warning
+// naming the reference, and the others still get the event.
+func TestStageNotificationsNeverFailTheStage(t *testing.T) {
+	const secret = "never-fail-secret-0b3d"
+	t.Setenv(hookSecretEnv, secret)
+	t.Setenv("MODELSHIP_TEST_UNSET_TOKEN", "")
+	base := testenv.Sim(t, "../../testdata/models/good", nil)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	cfg := eventsYAML(t, mustAbs(t, "../../testdata/models/good"), "good", "",
+		webhookYAML(closedURL+"/hook")+"  grafana:\n    url: http://127.0.0.1:1\n    token: env:MODELSHIP_TEST_UNSET_TOKEN\n")
+	code, out, errs := validate(t, "--endpoint", base+"/v1", "--cases", articleCases, "--config", cfg)
+	if code != exitOK || !strings.HasPrefix(out, "PASSED: 6 validation cases\n") {
+		t.Fatalf("exit %d, want 0\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		"modelship: warning: notification: grafana left out: notifications.grafana.token: ",
+		"MODELSHIP_TEST_UNSET_TOKEN",
+		"modelship: warning: notification: webhook: validate started not delivered after 3 attempt(s)",
+		"modelship: warning: notification: webhook: validate passed not delivered after 3 attempt(s)",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	noSecret(t, secret, map[string]string{"stdout": out, "stderr": errs})
+}
+
+// jsonLogLines are the stderr lines that are JSON objects.
+func jsonLogLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if !strings.HasPrefix(sc.Text(), "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Errorf("stderr line is not JSON: %v\n%s", err, sc.Text())
+			continue
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
