@@ -286,34 +286,16 @@ func checkEngine(engine string) error {
 	return fmt.Errorf("engine %q: want vllm or sim", engine)
 }
 
+// withGPUs gives ctr the GPUs listed, or all of the engine's (module gpu).
 func withGPUs(ctr *dagger.Container, gpus []string) *dagger.Container {
-	if len(gpus) > 0 {
-		return ctr.ExperimentalWithGPU(gpus)
-	}
-	return ctr.ExperimentalWithAllGPUs()
+	return dag.Gpu().Attach(ctr, dagger.GpuAttachOpts{Gpus: gpus})
 }
 
-// gpuHint is added to the engine's error when it cannot give GPUs.
-const gpuHint = "hint: this Dagger engine cannot give containers GPUs. Start the engine with\n" +
-	"_EXPERIMENTAL_DAGGER_GPU_SUPPORT=1 on a host with an NVIDIA driver and the\n" +
-	"NVIDIA Container Toolkit (nvidia-container-runtime-hook), or run on the CPU\n" +
-	"with --engine sim"
-
 // checkGPUs fails early, before a model is built or served, when the engine
-// cannot attach the GPUs asked for.
+// cannot attach the GPUs asked for: the engine's message and a hint
+// (_EXPERIMENTAL_DAGGER_GPU_SUPPORT, NVIDIA Container Toolkit, --engine sim).
 func (m *Modelship) checkGPUs(ctx context.Context, gpus []string) error {
-	_, err := withGPUs(dag.Container().From(m.BaseImage), gpus).
-		WithExec([]string{"true"}).
-		Sync(ctx)
-	if err == nil {
-		return nil
-	}
-	var execErr *dagger.ExecError
-	msg := err.Error()
-	if errors.As(err, &execErr) {
-		msg = execErr.Message()
-	}
-	return fmt.Errorf("GPUs requested but not available: %s\n%s", msg, gpuHint)
+	return dag.Gpu().Check(ctx, dagger.GpuCheckOpts{Gpus: gpus, Image: m.BaseImage})
 }
 
 // stageError names the stage in an engine error, keeping a failed exec's

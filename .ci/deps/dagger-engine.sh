@@ -132,6 +132,11 @@ start_engine() {
 	# folder of ours there (an empty mount point on the host, removed on stop).
 	rm -rf "$STATE/cni-state"; mkdir -p "$STATE/cni-state"
 	if [ ! -d /var/lib/cni ]; then mkdir -p /var/lib/cni && touch "$STATE/cni.created"; fi
+	# Snapshots are mounted with overlayfs "volatile"; after the engine's
+	# namespace goes away their work dirs keep incompat/volatile and the next
+	# mount of them fails with EINVAL until it is removed (no reboot happened
+	# in between, so the page cache still holds what was written).
+	find "$STATE/engine" -maxdepth 6 -type d -path '*/work/incompat' -prune -exec rm -rf {} + 2>/dev/null || true
 	iptables_snapshot
 	log "starting engine $VERSION (state $STATE/engine, log $STATE/engine.log${digest:+, go sdk $digest})"
 	STATE="$STATE" BIN="$BIN" CACHE="$CACHE" SOCK="$SOCK" DIGEST="$digest" \
