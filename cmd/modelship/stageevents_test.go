@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/notify"
 )
@@ -230,4 +233,162 @@ func jsonLogLines(t *testing.T, s string) []map[string]any {
 		lines = append(lines, m)
 	}
 	return lines
+}
+
+// TestDeployNotifies deploys on the real engine (skipped without one, except
+// under CI=true) inside a GitHub Actions step, with the signed webhook and
+// the real Pushgateway configured: a good release, then a regressed one that
+// fails verify and is rolled back.
+func TestDeployNotifies(t *testing.T) {
+	cli, host := testenv.Docker(t)
+	good := testenv.ServingImage(t, cli, testenv.ImageGood)
+	bad := testenv.ServingImage(t, cli, testenv.ImageRegressed)
+	pushgw := testenv.Pushgateway(t)
+	const secret = "deploy-hook-secret-5e0f9a"
+	t.Setenv(hookSecretEnv, secret)
+	t.Setenv("GITHUB_SERVER_URL", "https://github.com")
+	t.Setenv("GITHUB_REPOSITORY", "acme/models")
+	t.Setenv("GITHUB_RUN_ID", "4242")
+	hooks := recordHooks(t, secret)
+
+	port := freeTCPPort(t)
+	envName := fmt.Sprintf("ev%d", os.Getpid()%100000)
+	tg, err := docker.New(docker.Options{Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Destroy(context.Background(), envName); tg.Close() })
+	root := testenv.RepoRoot()
+	extra := fmt.Sprintf("serving:\n  engine: sim\nsuites:\n  validation: %s\nenvironments:\n  %s:\n    target: docker\n    port: %d\n    docker:\n      host: %s\n",
+		filepath.Join(root, "testdata/suites/validation_cases.json"), envName, port, host)
+	cfg := eventsYAML(t, filepath.Join(root, "testdata/models/good"), "current", extra,
+		webhookYAML(hooks.URL)+"  pushgateway:\n    url: "+pushgw+"\n    job: modelship-test\n")
+	common := []string{"--env", envName, "--config", cfg, "--ledger", filepath.Join(t.TempDir(), "ledger.jsonl")}
+
+	// A good release: started, then passed, with the release's fields.
+	gh := inActions(t)
+	code, out, errs := runCmd(t, append([]string{"deploy", "--image", good.Tag, "--git-sha", "abc1234"}, common...)...)
+	if code != exitOK {
+		t.Fatalf("deploy: exit %d\n%s\n%s", code, out, errs)
+	}
+	evs := hooks.received(t)
+	if got := strings.Join(statuses(evs), " "); got != "deploy.started deploy.passed" {
+		t.Fatalf("events %q\n%s", got, errs)
+	}
+	outs := gh.outputs(t)
+	release := outs["release-id"]
+	for i, e := range evs {
+		if e.Environment != envName || e.Image != good.Tag || e.ModelDigest != good.ModelDigest || e.GitSHA != "abc1234" ||
+			e.Model != "current" || e.RunURL != "https://github.com/acme/models/actions/runs/4242" {
+			t.Errorf("event %d: %+v", i, e.Event)
+		}
+	}
+	if evs[0].Release != "" || evs[1].Release != release || release == "" || !strings.Contains(evs[1].Message, "ready after") ||
+		!strings.Contains(evs[1].Message, "verified in") || evs[1].Started.IsZero() {
+		t.Errorf("passed event: release %q (output %q), message %q", evs[1].Release, release, evs[1].Message)
+	}
+
+	// GitHub Actions: outputs, the group, the summary's release table.
+	sameOutputs(t, outs, map[string]string{
+		"deploy-verdict": "passed", "deploy-endpoint": fmt.Sprintf("http://127.0.0.1:%d", port), "release-id": release,
+		"image-ref": good.Tag, "image-id": outs["image-id"], "model-digest": good.ModelDigest,
+	})
+	if !strings.HasPrefix(outs["image-id"], "sha256:") {
+		t.Errorf("image-id %q", outs["image-id"])
+	}
+	summary := gh.stepSummary(t)
+	if !strings.Contains(summary, "### ✅ modelship deploy passed in "+envName) || !strings.Contains(summary, "| `"+release+"` | `"+good.Tag+"` |") ||
+		!strings.Contains(summary, "Timings: ") {
+		t.Errorf("step summary:\n%s", summary)
+	}
+	if g, e := strings.Index(out, "::group::deploy "+envName+"\n"), strings.Index(out, "::endgroup::"); g < 0 || e < g {
+		t.Errorf("no group around the deploy:\n%s", out)
+	}
+	// Progress off a terminal: JSON log lines with the stage and environment.
+	logged := false
+	for _, l := range jsonLogLines(t, errs) {
+		if l["event.action"] == "deploy" && l["modelship.environment"] == envName && strings.HasPrefix(fmt.Sprint(l["message"]), "plan: ") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no JSON log line for the plan with event.action and modelship.environment:\n%s", errs)
+	}
+
+	// The Pushgateway holds the deploy, read back as Prometheus scrapes it.
+	metrics := httpGet(t, pushgw+"/metrics")
+	want := fmt.Sprintf(`modelship_deploy_timestamp_seconds{env="%s",git_sha="abc1234",image="%s",image_digest="",instance="",job="modelship-test",model="current",model_digest="%s",release="%s",stage="deploy"}`,
+		envName, good.Tag, good.ModelDigest, release)
+	if !strings.Contains(metrics, want) {
+		t.Errorf("pushgateway /metrics lacks\n%s\n%s", want, grepLines(metrics, "modelship_"))
+	}
+
+	// A regressed release fails verify: rolled back, and said so.
+	gh = inActions(t)
+	code, out2, errs2 := runCmd(t, append([]string{"deploy", "--image", bad.Tag}, common...)...)
+	if code != exitFailed {
+		t.Fatalf("regressed deploy: exit %d\n%s\n%s", code, out2, errs2)
+	}
+	evs = hooks.received(t)
+	if got := strings.Join(statuses(evs[2:]), " "); got != "deploy.started deploy.rolled_back" {
+		t.Fatalf("events %q\n%s", got, errs2)
+	}
+	if e := evs[3]; e.Image != bad.Tag || e.Release == "" || e.Release == release || !strings.Contains(e.Message, release) {
+		t.Errorf("rolled_back event: %+v", e.Event)
+	}
+	outs = gh.outputs(t)
+	summary = gh.stepSummary(t)
+	if outs["deploy-verdict"] != "rolled_back" || !strings.Contains(summary, "**What failed:**") ||
+		!strings.Contains(summary, "**Rolled back:** traffic is back on release `"+release+"`") {
+		t.Errorf("outputs %v\nsummary:\n%s", outs, summary)
+	}
+	if !strings.Contains(out2, "::error title=deploy to "+envName+" rolled back::") {
+		t.Errorf("no error annotation:\n%s", out2)
+	}
+	metrics = httpGet(t, pushgw+"/metrics")
+	if !strings.Contains(metrics, `modelship_stage_timestamp_seconds{env="`+envName+`",instance="",job="modelship-test",model="current",stage="deploy",status="rolled_back"}`) {
+		t.Errorf("pushgateway lacks the rolled_back stage:\n%s", grepLines(metrics, "modelship_stage"))
+	}
+
+	// The secret is masked once and shown nowhere else.
+	for name, s := range map[string]string{"stdout": out + out2, "stderr": errs + errs2} {
+		if n := strings.Count(s, secret); n != strings.Count(s, "::add-mask::"+secret) {
+			t.Errorf("%s shows the secret outside ::add-mask::", name)
+		}
+	}
+	if !strings.Contains(out, "::add-mask::"+secret) {
+		t.Errorf("secret not masked:\n%s", out)
+	}
+	noSecret(t, secret, map[string]string{"summary": summary, "webhook bodies": hooks.allBodies(), "pushgateway": metrics})
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
