@@ -392,3 +392,28 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestPreflightNotifiesTheDigest(t *testing.T) {
+	const secret = "preflight-hook-secret-93d1"
+	t.Setenv(hookSecretEnv, secret)
+	hooks := recordHooks(t, secret)
+	model := mustAbs(t, "../../testdata/models/good")
+	cfg := eventsYAML(t, model, "good", "", webhookYAML(hooks.URL))
+	code, out, errs := runCmd(t, "preflight", cfg, "--gpu-memory", "80GiB", "--no-cache")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	evs := hooks.received(t)
+	if got := strings.Join(statuses(evs), " "); got != "preflight.started preflight.passed" {
+		t.Fatalf("events %q\n%s", got, errs)
+	}
+	digest := ""
+	for _, l := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(l, "Digest      "); ok {
+			digest, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	if e := evs[1]; !strings.HasPrefix(digest, "sha256:") || e.ModelDigest != digest || e.Model != "good" || !strings.Contains(e.Message, "fits the GPUs") {
+		t.Errorf("passed event %+v, want digest %q", e.Event, digest)
+	}
+}
