@@ -186,43 +186,48 @@ stop_engine() {
 }
 
 # The engine's CNI setup adds a bridge and iptables rules in the host's
-# network namespace (a mount namespace does not hide those). Remember the
-# rules before the first start; on stop remove the ones that came after and
-# belong to the engine (CNI chains, its bridge, its subnet), nothing else.
+# network namespace (a mount namespace does not hide those). On stop remove
+# exactly the engine's: rules commented name: "dagger" (CNI's per-container
+# rules), rules naming its bridge or its subnet, then the CNI-* chains left
+# empty and unreferenced that were not there before the first start. Other
+# CNI users (a Kubernetes node, say) keep theirs.
 iptables_snapshot() {
 	[ -f "$STATE/iptables.before" ] || iptables-save >"$STATE/iptables.before" 2>/dev/null || true
 }
 
 network_cleanup() {
-	local subnet=""
-	[ -f "$STATE/iptables.before" ] || { ip link del "$BRIDGE" 2>/dev/null || true; return 0; }
-	subnet=$(ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | awk '{print $4}' | head -1)
-	local table="" line
-	local -a dels=() chains=()
-	while IFS= read -r line; do
-		case "$line" in
-		\**) table=${line#\*} ;;
-		:*)
-			local c=${line#:}; c=${c%% *}
-			case "$c" in CNI-* | DAGGER*) grep -qxF -- "$line" "$STATE/iptables.before" ||
-				grep -q "^:$c " "$STATE/iptables.before" || chains+=("$table $c") ;; esac ;;
-		-A*)
-			grep -qxF -- "$line" "$STATE/iptables.before" && continue
-			if [[ $line == *CNI-* || $line == *"$BRIDGE"* || $line == *dagger* || (-n $subnet && $line == *"$subnet"*) ]]; then
-				dels+=("$table ${line#-A }")
-			fi ;;
-		esac
-	done < <(iptables-save 2>/dev/null)
-	local d
-	for d in "${dels[@]}"; do
-		# shellcheck disable=SC2086 # rule specs are iptables-save words
-		eval "iptables -t ${d%% *} -D ${d#* }" 2>/dev/null || true
-	done
-	for d in "${chains[@]}"; do
-		iptables -t "${d%% *}" -F "${d#* }" 2>/dev/null || true
-	done
-	for d in "${chains[@]}"; do
-		iptables -t "${d%% *}" -X "${d#* }" 2>/dev/null || true
+	local net net_re="" table rule c pass
+	net=$(ip -4 route show dev "$BRIDGE" 2>/dev/null | awk '/proto kernel/ {print $1; exit}' || true)
+	case "$net" in
+	*/16) net_re="(-s|-d) ${net%.*.*/16}"; net_re="${net_re//./\\.}\\.[0-9]+\\.[0-9]+" ;;
+	?*) net_re="(-s|-d) ${net//./\\.}" ;;
+	esac
+	ours() {
+		[[ $1 == *'name: \"dagger\"'* || $1 == *"$BRIDGE"* ]] && return 0
+		[[ -n $net_re && $1 =~ $net_re ]]
+	}
+	for table in filter nat mangle raw; do
+		iptables -t "$table" -S >/dev/null 2>&1 || continue
+		while IFS= read -r rule; do
+			ours "$rule" || continue
+			eval "iptables -t $table -D ${rule#-A }" 2>/dev/null || true
+		done < <(iptables -t "$table" -S 2>/dev/null | grep '^-A ')
+		# The firewall plugin's shared chains, when it made them and nobody
+		# else has rules in them any more.
+		if [ "$table" = filter ] && ! grep -q '^:CNI-FORWARD ' "$STATE/iptables.before" 2>/dev/null &&
+			! iptables -S CNI-FORWARD 2>/dev/null | grep '^-A ' | grep -qv -- '-j CNI-ADMIN' &&
+			! iptables -S CNI-ADMIN 2>/dev/null | grep -q '^-A '; then
+			while iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null; do :; done
+			iptables -F CNI-FORWARD 2>/dev/null || true
+		fi
+		for pass in 1 2 3; do
+			for c in $(iptables -t "$table" -S 2>/dev/null | sed -n 's/^-N \(CNI-[^ ]*\)$/\1/p' || true); do
+				grep -q "^:$c " "$STATE/iptables.before" 2>/dev/null && continue
+				iptables -t "$table" -S "$c" 2>/dev/null | grep -q '^-A ' && continue
+				iptables -t "$table" -S 2>/dev/null | grep -Eq -- "-j $c( |\$)" && continue
+				iptables -t "$table" -X "$c" 2>/dev/null || true
+			done
+		done
 	done
 	ip link del "$BRIDGE" 2>/dev/null || true
 	rm -f "$STATE/iptables.before"
