@@ -219,3 +219,19 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// The reusable modules' own test modules, and a module that depends on the
+// root module the way another repository would, pass on the engine.
+func TestModuleTestSuites(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	for _, sub := range []string{"modules/gpu/tests", "modules/vllm/tests", "tests/library"} {
+		t.Run(strings.ReplaceAll(sub, "/", "_"), func(t *testing.T) {
+			r := call(t, filepath.Join(dir, sub), "all")
+			if r.err != nil {
+				t.Fatalf("dagger call all in %s: %v\n%s", sub, r.err, tail(r.stderr))
+			}
+			t.Logf("%s: %.1fs", sub, r.took.Seconds())
+		})
+	}
+}
