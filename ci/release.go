@@ -17,12 +17,16 @@ type stage struct {
 }
 
 // Release takes a checkpoint through the whole path in order: preflight,
-// validate, benchmark, build, publish, and verify (the published image,
-// pulled back from the registry, served and smoke-tested: model listed, one
-// generation, /version reporting the model digest). The first failing stage
-// stops it: nothing after it runs, so a model that fails validation is never
-// published. Returns a directory with report.md (every stage, its result and
-// time), release.txt (the published ref@digest) and each stage's reports.
+// validate, benchmark, build, publish, verify (the published image, pulled
+// back from the registry, served and smoke-tested: model listed, one
+// generation, /version reporting the model digest), and, when a Docker
+// target is given, staging (deploy + the integration suite through the
+// staging endpoint), production (deploy, verified, rolled back
+// automatically on failure) and live (smoke test of production; on failure
+// production is rolled back). The first failing stage stops it: nothing
+// after it runs, so a model that fails validation is never published.
+// Returns a directory with report.md (every stage, its result and time),
+// release.txt (the published ref@digest) and each stage's reports and logs.
 func (m *Modelship) Release(
 	ctx context.Context,
 	// Checkpoint directory.
@@ -53,6 +57,27 @@ func (m *Modelship) Release(
 	// Registry password or token.
 	// +optional
 	password *dagger.Secret,
+	// Docker engine to deploy to (its socket); without it the release ends at verify.
+	// +optional
+	docker *dagger.Socket,
+	// Path of that socket on the Docker host.
+	// +default="/var/run/docker.sock"
+	dockerSocketPath string,
+	// Directory with the config (environments, suites); default this repository's.
+	// +optional
+	config *dagger.Directory,
+	// Config file in config.
+	// +default="modelship.yaml"
+	configFile string,
+	// Staging environment of the config.
+	// +default="staging"
+	stagingEnv string,
+	// Production environment of the config.
+	// +default="production"
+	productionEnv string,
+	// Production endpoint as the Docker host reaches it.
+	// +default="http://127.0.0.1:8000"
+	productionUrl string,
 ) (*dagger.Directory, error) {
 	out := dag.Directory()
 	var (
@@ -103,6 +128,30 @@ func (m *Modelship) Release(
 		{"verify", func(ctx context.Context) (string, error) {
 			return m.Verify(ctx, ref, engine, gpus)
 		}},
+	}
+	if docker != nil {
+		deployTo := func(env string) func(context.Context) (string, error) {
+			return func(ctx context.Context) (string, error) {
+				log, err := m.Deploy(ctx, env, ref, docker, dockerSocketPath, config, configFile, "")
+				out = out.WithNewFile("deploy-"+env+".log", log)
+				return lastLine(log), err
+			}
+		}
+		stages = append(stages,
+			stage{"staging", deployTo(stagingEnv)},
+			stage{"production", deployTo(productionEnv)},
+			stage{"live", func(ctx context.Context) (string, error) {
+				smoke, err := m.VerifyDeployment(ctx, productionUrl, ref, docker, dockerSocketPath, "current")
+				if err == nil {
+					return oneLine(smoke), nil
+				}
+				back, rerr := m.Rollback(ctx, productionEnv, ref, docker, dockerSocketPath, config, configFile, "")
+				if rerr != nil {
+					return "", fmt.Errorf("%w\nrollback failed too: %v", err, rerr)
+				}
+				return "", fmt.Errorf("%w\nrolled back: %s", err, lastLine(back))
+			}},
+		)
 	}
 	var report strings.Builder
 	report.WriteString("# modelship release\n\n| stage | result | time | detail |\n|---|---|---|---|\n")
@@ -165,15 +214,33 @@ func (m *Modelship) Verify(
 
 // Demo runs Release on the bundled tiny model with the simulator, so a
 // newcomer sees the whole pipeline on a laptop in one command: preflight,
-// validation, benchmark, image build, publish to the registry given, and
-// the published image served and smoke-tested.
+// validation, benchmark, image build, publish to the registry given, the
+// published image served and smoke-tested, and with --docker a staging and
+// production deploy on that Docker engine (ports 8100 and 8000).
 func (m *Modelship) Demo(
 	ctx context.Context,
 	// Repository to publish the demo image to (a local registry by default).
 	// +default="localhost:5000/modelship/demo"
 	registry string,
+	// Docker engine to deploy to, e.g. --docker /var/run/docker.sock.
+	// +optional
+	docker *dagger.Socket,
+	// Path of that socket on the Docker host.
+	// +default="/var/run/docker.sock"
+	dockerSocketPath string,
 ) (*dagger.Directory, error) {
-	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil)
+	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil,
+		docker, dockerSocketPath, nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "ready after") {
+			return l
+		}
+	}
+	return ""
 }
 
 func firstLine(ctx context.Context, f *dagger.File) string {
