@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"dagger/modelship/internal/dagger"
 )
@@ -20,6 +21,8 @@ import (
 // Deploy runs `modelship deploy --env ENV --image IMAGE` against a Docker
 // host: blue-green or recreate (from GPU memory), wait for /ready, switch
 // the gateway, verify, roll back automatically on failure. Returns its log.
+//
+// +cache="never"
 func (m *Modelship) Deploy(
 	ctx context.Context,
 	// Environment of the config to deploy to, e.g. staging or production.
@@ -54,6 +57,8 @@ func (m *Modelship) Deploy(
 // Rollback runs `modelship rollback --env ENV` against a Docker host: the
 // previous live release (or the one given) is put back, verified, without
 // a pull. image is any serving image (its modelship binary runs it).
+//
+// +cache="never"
 func (m *Modelship) Rollback(
 	ctx context.Context,
 	// Environment to roll back.
@@ -85,6 +90,8 @@ func (m *Modelship) Rollback(
 // VerifyDeployment smoke-tests a deployed endpoint from the Docker host:
 // the model is listed, one generation succeeds, and /version reports the
 // image's model digest and the image.
+//
+// +cache="never"
 func (m *Modelship) VerifyDeployment(
 	ctx context.Context,
 	// Endpoint as the Docker host reaches it, e.g. http://127.0.0.1:8000.
@@ -178,7 +185,9 @@ func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagg
 		WithNewFile("/in/create.json", string(create)).
 		WithUnixSocket("/var/run/docker.sock", docker).
 		WithEnvVariable("IMAGE", image).
-		WithEnvVariable("STAGE", stage)
+		WithEnvVariable("STAGE", stage).
+		// A deploy changes the world: never replay one from the cache.
+		WithEnvVariable("MODELSHIP_RUN_AT", time.Now().UTC().Format(time.RFC3339Nano))
 	out, code, err := run(ctx, client, []string{"sh", "-c", dockerScript})
 	if err != nil {
 		return "", stageError(stage, err)

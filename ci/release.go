@@ -27,6 +27,8 @@ type stage struct {
 // after it runs, so a model that fails validation is never published.
 // Returns a directory with report.md (every stage, its result and time),
 // release.txt (the published ref@digest) and each stage's reports and logs.
+//
+// +cache="session"
 func (m *Modelship) Release(
 	ctx context.Context,
 	// Checkpoint directory.
@@ -217,6 +219,8 @@ func (m *Modelship) Verify(
 // validation, benchmark, image build, publish to the registry given, the
 // published image served and smoke-tested, and with --docker a staging and
 // production deploy on that Docker engine (ports 8100 and 8000).
+//
+// +cache="session"
 func (m *Modelship) Demo(
 	ctx context.Context,
 	// Repository to publish the demo image to (a local registry by default).

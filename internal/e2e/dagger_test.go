@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -233,5 +234,118 @@ func TestModuleTestSuites(t *testing.T) {
 			}
 			t.Logf("%s: %.1fs", sub, r.took.Seconds())
 		})
+	}
+}
+
+// dockerSocket returns the path of the Docker engine's unix socket
+// (DOCKER_HOST, as .ci/deps/docker.sh prints it); skips without one, fails
+// under CI=true.
+func dockerSocket(t *testing.T) string {
+	host := os.Getenv("DOCKER_HOST")
+	if path, ok := strings.CutPrefix(host, "unix://"); ok {
+		return path
+	}
+	msg := "no Docker engine: run `eval \"$(.ci/deps/docker.sh)\"` first (DOCKER_HOST=unix://...)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: the engine must be started)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// The good model's release goes on to a Docker engine: staging (with the
+// validation suite through the staging endpoint), production, and a smoke
+// test of production; afterwards production serves the new release.
+func TestReleaseDeploysToDocker(t *testing.T) {
+	engine(t)
+	sock := dockerSocket(t)
+	dir := clone(t)
+	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
+	staging, production := id+"-staging", id+"-production"
+	prodPort := freePort(t)
+	cfg := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfg, "suites"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	suite, err := os.ReadFile(filepath.Join(dir, "testdata/suites/validation_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "suites/validation_cases.json"), suite, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`version: 1
+model:
+  path: /models/current
+  served-name: current
+serving:
+  engine: sim
+suites:
+  validation: suites/validation_cases.json
+environments:
+  %s:
+    target: docker
+    port: %d
+  %s:
+    target: docker
+    port: %d
+`, staging, freePort(t), production, prodPort)
+	if err := os.WriteFile(filepath.Join(cfg, "modelship.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeEnvs(t, staging, production) })
+
+	repo := "e2e/" + id
+	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",
+		"--registry", registry(t)+"/"+repo, "--docker", sock, "--docker-socket-path", sock,
+		"--config", cfg, "--staging-env", staging, "--production-env", production,
+		"--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort),
+		"file", "--path", "report.md", "contents")
+	if r.err != nil {
+		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
+	}
+	for _, st := range []string{"publish", "staging", "production", "live"} {
+		if !strings.Contains(r.stdout, "| "+st+" | ok |") {
+			t.Errorf("report: stage %s not ok:\n%s", st, r.stdout)
+		}
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/version", prodPort))
+	if err != nil {
+		t.Fatalf("production after the release: %v", err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("production /version: %v", err)
+	}
+	body, _ := json.Marshal(v)
+	if !strings.Contains(string(body), registry(t)+"/"+repo+"@sha256:") || !strings.Contains(string(body), "sha256:") {
+		t.Errorf("production /version does not report the new release's image: %s", body)
+	}
+	t.Logf("release with staging and production deploys: %.1fs", r.took.Seconds())
+}
+
+// removeEnvs removes what the deploys left on the Docker engine.
+func removeEnvs(t *testing.T, envs ...string) {
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Logf("no docker CLI: leaving the containers of %v", envs)
+		return
+	}
+	for _, env := range envs {
+		out, _ := exec.Command(docker, "ps", "-aq", "--filter", "label=modelship.env="+env).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command(docker, append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+		_ = exec.Command(docker, "network", "rm", "modelship-"+env).Run()
 	}
 }
