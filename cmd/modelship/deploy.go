@@ -12,7 +12,6 @@ import (
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
-	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/fit"
 	"github.com/modelship/modelship/internal/logging"
 	"github.com/modelship/modelship/notify"
@@ -38,7 +37,7 @@ type deployFlags struct {
 func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.env, "env", "", "`environment` of modelship.yaml to deploy to (required), e.g. staging or production")
 	fs.StringVar(&f.config, "config", config.DefaultFile, "modelship.yaml `file`")
-	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate or blue-green (default: the environment's strategy, auto: blue-green when two copies fit in GPU memory)")
+	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate, blue-green or rolling (kubernetes) (default: the environment's strategy; auto on Docker: blue-green when two copies fit in GPU memory; on Kubernetes: rolling)")
 	fs.StringVar(&f.ledger, "ledger", deploy.DefaultLedgerPath(), "JSONL `file` every release event is appended to, for audit")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
@@ -68,16 +67,13 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if !ok || env == nil {
 		return fail(exitUsage, "%s has no environment %q", f.config, f.env)
 	}
-	if env.Target != "docker" {
-		return fail(exitUsage, "environments.%s.target is %s; this version deploys to docker only", f.env, env.Target)
-	}
-	tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath})
+	tg, targetURL, closeTarget, err := newTarget(f.env, env, s.err)
 	if err != nil {
-		return fail(exitUsage, "environments.%s.docker: %v", f.env, err)
+		return fail(exitUsage, "%v", err)
 	}
 	req := deploy.Request{
 		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, GPUs: env.GPUs,
-		Port: env.Port, URL: env.URL, LockTimeout: f.lockTimeout,
+		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
 		Strategy:     env.Strategy,
 		Fit: fit.Options{MaxModelLen: cfg.Serving.MaxModelLen, MaxNumSeqs: cfg.Serving.MaxNumSeqs,
@@ -112,7 +108,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		checks.Suite = st
 	}
 	d := &deploy.Deployer{Target: tg, GPUs: deployGPUs, Verifier: checks, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
-	return d, req, func() { tg.Close() }, exitOK
+	return d, req, closeTarget, exitOK
 }
 
 func firstSet(v ...string) string {
@@ -135,7 +131,9 @@ func runDeploy(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprint(fs.Output(), `Usage: modelship deploy --env NAME --image REF [--config modelship.yaml] [--git-sha SHA] [--strategy S]
 
 Deploys REF to the environment's Docker host (environments.NAME.docker.host,
-else DOCKER_HOST). The model must fit in free GPU memory (checked before
+else DOCKER_HOST) or Kubernetes cluster (environments.NAME.kubernetes: a
+Deployment and a Service; rolling or blue-green; the kubeconfig from
+kubernetes.kubeconfig, KUBECONFIG or ~/.kube/config, or in-cluster). The model must fit in free GPU memory (checked before
 anything is stopped); auto runs blue-green when two copies fit, else
 recreate. The new release must answer /ready (health, the served name in
 /v1/models, one generation) within its load budget; then traffic switches

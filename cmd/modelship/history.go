@@ -11,7 +11,6 @@ import (
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
-	"github.com/modelship/modelship/internal/deploy/docker"
 )
 
 func init() {
@@ -27,9 +26,10 @@ func runHistory(ctx context.Context, args []string, s stdio) int {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship history --env NAME [--json] [--config modelship.yaml]
 
-Lists the environment's releases, oldest first, as the Docker host records
-them (labels on the release containers and their records, so the list
-cannot drift from what runs): release id, outcome (live, superseded,
+Lists the environment's releases, oldest first, as the target records
+them (on Docker, labels on the release containers and their records; on
+Kubernetes, annotations of the release ConfigMaps and Deployments, so the
+list cannot drift from what runs): release id, outcome (live, superseded,
 failed, interrupted, in-progress), * for the one serving now, image, model
 digest, git SHA, who deployed and when.
 
@@ -58,12 +58,12 @@ Flags:
 		fmt.Fprintf(s.err, "modelship history: %s has no environment %q\n", *cfgFile, *envName)
 		return exitUsage
 	}
-	tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath})
+	tg, _, closeTarget, err := newTarget(*envName, env, s.err)
 	if err != nil {
-		fmt.Fprintf(s.err, "modelship history: environments.%s.docker: %v\n", *envName, err)
+		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitUsage
 	}
-	defer tg.Close()
+	defer closeTarget()
 	rels, err := deploy.History(ctx, tg, *envName)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship history: %v\n", err)

@@ -155,7 +155,10 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.ImageID == "" && img.RepoDigest == "" {
+	switch {
+	case req.ImageID == "" && img.ID == "":
+		d.logf("image %s: content digest not known to %s yet (it is fetched where the release runs)", req.Image, d.Target.Describe())
+	case req.ImageID == "" && img.RepoDigest == "":
 		d.logf("image %s is %s (built on this host, no registry digest)", req.Image, short(img.ID))
 	}
 	rels, err := d.Target.Releases(ctx, req.Env)
@@ -337,18 +340,7 @@ func (r *run) cleanupTimeout() time.Duration {
 // start starts the new release and waits until it is ready.
 func (r *run) start(ctx context.Context) error {
 	d, req := r.d, r.req
-	env := append([]string{
-		"MODELSHIP_IMAGE=" + req.Image, "MODELSHIP_IMAGE_DIGEST=" + r.rel.ImageID,
-		"MODELSHIP_DEPLOYED_AT=" + r.rel.DeployedAt.Format(time.RFC3339),
-	}, r.res.Plan.Env...)
-	if req.GitSHA != "" {
-		env = append(env, "MODELSHIP_GIT_SHA="+req.GitSHA)
-	}
-	if req.ServedName != "" {
-		env = append(env, "MODELSHIP_SERVED_MODEL_NAME="+req.ServedName)
-	}
-	// No MODELSHIP_MODEL_DIGEST: the release hashes its own weights, so
-	// /version proves which model it serves.
+	env := ReleaseEnv(r.rel, req.ServedName, r.res.Plan.Env)
 	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: 8000, LoadBudget: r.res.Budget})
 	if err != nil {
 		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
@@ -370,6 +362,24 @@ func (r *run) start(ctx context.Context) error {
 	d.event("ready", r.rel, took.String())
 	d.hook("ready")
 	return ctx.Err()
+}
+
+// ReleaseEnv is the environment a release's serving container gets
+// (KEY=VALUE): the image, its digest, the git SHA and deploy time for
+// /version, the served name, then planEnv. No MODELSHIP_MODEL_DIGEST: the
+// release hashes its own weights, so /version proves which model it serves.
+func ReleaseEnv(rel *Release, servedName string, planEnv []string) []string {
+	env := append([]string{
+		"MODELSHIP_IMAGE=" + rel.Image, "MODELSHIP_IMAGE_DIGEST=" + rel.ImageID,
+		"MODELSHIP_DEPLOYED_AT=" + rel.DeployedAt.Format(time.RFC3339),
+	}, planEnv...)
+	if rel.GitSHA != "" {
+		env = append(env, "MODELSHIP_GIT_SHA="+rel.GitSHA)
+	}
+	if servedName != "" {
+		env = append(env, "MODELSHIP_SERVED_MODEL_NAME="+servedName)
+	}
+	return env
 }
 
 func (r *run) switchTo(ctx context.Context) error {

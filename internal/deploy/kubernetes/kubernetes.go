@@ -314,6 +314,13 @@ func (t *Target) Plan(ctx context.Context, p deploy.Placement) (*deploy.Plan, er
 	return plan, nil
 }
 
+// Surge returns the maxSurge and maxUnavailable the last Plan chose.
+func (t *Target) Surge() (surge, unavailable int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.surge, t.unavailable
+}
+
 func (t *Target) rollout(ctx context.Context) (int, int) {
 	t.mu.Lock()
 	planned, s, u := t.planned, t.surge, t.unavailable
@@ -333,11 +340,12 @@ func (t *Target) rollout(ctx context.Context) (int, int) {
 
 // ---- Image ----------------------------------------------------------------
 
-// Image resolves ref against the images the nodes report: a reference the
-// cluster holds by digest gets its content digest (ID) and repo@digest
-// (RepoDigest), so a rollback runs exactly the same content. An image no
-// node holds yet is left for the kubelet to pull (ID empty). A bare
-// "sha256:..." (a rollback by content) must be on a node.
+// Image resolves ref against the images the nodes report: when a node
+// holds it, ID is its content (manifest) digest and RepoDigest the
+// repo@digest name the runtime knows it by (same repository preferred), so a
+// rollback runs exactly the same content. An image no node holds yet is
+// left for the kubelet to pull (ID empty). A bare "sha256:..." (a rollback
+// by content) must be on a node.
 func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, error) {
 	ref = strings.TrimSpace(ref)
 	if ref == "" || strings.ContainsAny(ref, " \t\n") {
@@ -348,12 +356,13 @@ func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, erro
 		return nil, t.wrap(err, "listing nodes")
 	}
 	info := &deploy.ImageInfo{Ref: ref}
-	want := normalize(ref)
+	byDigest := strings.HasPrefix(ref, "sha256:")
+	want, repo := normalize(ref), repoOf(normalize(ref))
 	for _, n := range nodes.Items {
 		for _, img := range n.Status.Images {
 			match := false
 			for _, name := range img.Names {
-				if name == want || (strings.HasPrefix(ref, "sha256:") && strings.HasSuffix(name, "@"+ref)) {
+				if name == want || (byDigest && strings.HasSuffix(name, "@"+ref)) {
 					match = true
 				}
 			}
@@ -361,23 +370,38 @@ func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, erro
 				continue
 			}
 			for _, name := range img.Names {
-				if i := strings.Index(name, "@sha256:"); i >= 0 {
-					if strings.HasPrefix(ref, "sha256:") && !strings.HasSuffix(name, "@"+ref) {
-						continue
-					}
-					info.RepoDigest, info.ID = name, name[i+1:]
-					return info, nil
+				i := strings.Index(name, "@sha256:")
+				if i < 0 {
+					continue
 				}
+				// Prefer a name in ref's repository.
+				if info.RepoDigest == "" || (!byDigest && name[:i] == repo) {
+					info.RepoDigest, info.ID = name, name[i+1:]
+				}
+			}
+			if info.ID != "" {
+				return info, nil
 			}
 		}
 	}
-	if strings.HasPrefix(ref, "sha256:") {
+	if byDigest {
 		return nil, fmt.Errorf("image %s is on no node of the cluster; roll back by reference instead", ref)
 	}
 	if i := strings.Index(ref, "@sha256:"); i >= 0 {
 		info.RepoDigest, info.ID = ref, ref[i+1:]
 	}
 	return info, nil
+}
+
+// repoOf strips the tag or digest of a normalized name.
+func repoOf(name string) string {
+	if i := strings.Index(name, "@"); i >= 0 {
+		return name[:i]
+	}
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		return name[:i]
+	}
+	return name
 }
 
 // normalize is how the container runtime names an image: docker.io/ and
@@ -398,10 +422,13 @@ func normalize(ref string) string {
 	return name
 }
 
-// imageFor is what a release's container runs: repo@digest when known.
+// imageFor is what a release's container runs: the image's repository at
+// the content digest the nodes reported (exactly what was deployed, even
+// if the tag moves), else the reference as given.
 func (t *Target) imageFor(ctx context.Context, r *deploy.Release) string {
 	if strings.HasPrefix(r.ImageID, "sha256:") && !strings.Contains(r.Image, "@") {
-		if info, err := t.Image(ctx, r.ImageID); err == nil && info.RepoDigest != "" {
+		if info, err := t.Image(ctx, r.ImageID); err == nil && info.RepoDigest != "" &&
+			repoOf(info.RepoDigest) == repoOf(normalize(r.Image)) {
 			return info.RepoDigest
 		}
 	}
@@ -652,17 +679,23 @@ func (t *Target) Rollout(ctx context.Context, dep, release string) (*RolloutStat
 		}
 	}
 	s := d.Status
-	switch {
-	case st.Stalled:
-	case s.UpdatedReplicas < want:
-		st.Reason = fmt.Sprintf("%d of %d replicas updated, %d available", s.UpdatedReplicas, want, s.AvailableReplicas)
-	case s.Replicas > s.UpdatedReplicas:
-		st.Reason = fmt.Sprintf("%d old replicas still running", s.Replicas-s.UpdatedReplicas)
-	case s.AvailableReplicas < s.UpdatedReplicas || s.AvailableReplicas < want:
-		st.Reason = fmt.Sprintf("%d of %d updated replicas available", s.AvailableReplicas, want)
-	default:
+	if !st.Stalled && s.UpdatedReplicas >= want && s.Replicas <= s.UpdatedReplicas && s.AvailableReplicas >= want {
 		st.Ready = true
 		return st, nil
+	}
+	if !st.Stalled {
+		ready := 0
+		if pods, err := t.pods(ctx, dep, release); err == nil {
+			for _, p := range pods {
+				if podReady(&p) && p.DeletionTimestamp == nil {
+					ready++
+				}
+			}
+		}
+		st.Reason = fmt.Sprintf("%d of %d new replicas ready", ready, want)
+		if old := s.Replicas - s.UpdatedReplicas; old > 0 {
+			st.Reason += fmt.Sprintf(", %d old still serving", old)
+		}
 	}
 	st.Explain = t.explain(ctx, dep, release, st.Stalled)
 	if len(st.Explain) > 0 && !st.Stalled {
@@ -728,10 +761,28 @@ func (t *Target) explain(ctx context.Context, dep, release string, logs bool) []
 			}
 		}
 		if logs {
-			for _, l := range t.lastLogs(ctx, p.Name, false, 5) {
+			for _, l := range squeeze(t.lastLogs(ctx, p.Name, false, 10)) {
 				out = append(out, "pod "+p.Name+" log: "+l)
 			}
 		}
+	}
+	return out
+}
+
+// squeeze folds runs of identical lines into one with a count.
+func squeeze(lines []string) []string {
+	var out []string
+	for i := 0; i < len(lines); {
+		j := i
+		for j < len(lines) && lines[j] == lines[i] {
+			j++
+		}
+		if n := j - i; n > 1 {
+			out = append(out, fmt.Sprintf("%s (%d times)", lines[i], n))
+		} else {
+			out = append(out, lines[i])
+		}
+		i = j
 	}
 	return out
 }

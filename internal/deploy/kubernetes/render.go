@@ -103,7 +103,11 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 	r := w.Release
 	dep := DeploymentName(w.Name, r.Strategy, r.ID)
 	labels := w.labels(dep)
+	// The release's facts; its outcome lives in its record (ConfigMap).
 	ann := r.Labels()
+	delete(ann, deploy.LabelOutcome)
+	delete(ann, deploy.LabelReason)
+	delete(ann, deploy.LabelFinished)
 	budget := w.LoadBudget
 	if budget <= 0 {
 		budget = deploy.BaseLoadBudget
@@ -113,6 +117,9 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 	var env []corev1.EnvVar
 	for _, kv := range w.ContainerEnv {
 		k, v, _ := strings.Cut(kv, "=")
+		if v == "" {
+			continue
+		}
 		env = append(env, corev1.EnvVar{Name: k, Value: v})
 	}
 	res := corev1.ResourceRequirements{}
@@ -128,6 +135,9 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 	if r.Strategy == deploy.Recreate {
 		strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	} else {
+		if w.MaxSurge <= 0 && w.MaxUnavailable <= 0 {
+			w.MaxSurge = 1 // the API server refuses 0 and 0
+		}
 		surge, unav := intstr.FromInt32(int32(w.MaxSurge)), intstr.FromInt32(int32(w.MaxUnavailable))
 		strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unav}
 	}
@@ -247,3 +257,49 @@ func YAML(objs ...any) ([]byte, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Manifest is what `modelship render` describes: one release of an
+// environment, as a deploy would apply it.
+type Manifest struct {
+	Env, Image, GitSHA, ServedName, ModelDigest string
+	// ImageID is the image's content digest when known.
+	ImageID string
+	// Strategy: rolling (default) or blue-green.
+	Strategy string
+	// WeightBytes and ReadyTimeout size the load budget (deploy.LoadBudget).
+	WeightBytes  int64
+	ReadyTimeout time.Duration
+	DeployedBy   string
+	Now          time.Time
+	// MaxSurge and MaxUnavailable of a rolling update.
+	MaxSurge, MaxUnavailable int
+}
+
+// Render builds the Deployment and the Service (selecting it) that a deploy
+// of m applies, with a fresh release id.
+func Render(o Options, m Manifest, rand uint16) *Workload {
+	if m.Strategy == "" || m.Strategy == deploy.Auto {
+		m.Strategy = deploy.Rolling
+	}
+	if m.Now.IsZero() {
+		m.Now = time.Now()
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	rel := &deploy.Release{ID: deploy.NewReleaseID(m.Now, rand), Env: m.Env, Image: m.Image, ImageID: m.ImageID,
+		ModelDigest: m.ModelDigest, GitSHA: m.GitSHA, DeployedBy: m.DeployedBy, DeployedAt: m.Now.UTC(),
+		Strategy: m.Strategy, Outcome: deploy.InProgress}
+	return &Workload{Options: o, Env: m.Env, Release: rel, Image: m.Image,
+		ContainerEnv: deploy.ReleaseEnv(rel, m.ServedName, nil), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
+		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable}
+}
+
+// Objects are the release's Deployment and the Service switched to it.
+func (w *Workload) Objects() (*appsv1.Deployment, *corev1.Service) {
+	d := w.Deployment()
+	return d, w.Service(d.Name, w.Release.ID)
+}

@@ -1,0 +1,416 @@
+package kubernetes_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/kubernetes"
+	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/suite"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// env is one environment in its own namespace of the real cluster.
+type env struct {
+	name, ns string
+	cfg      *rest.Config
+	target   *kubernetes.Target
+	d        *deploy.Deployer
+	log      *syncBuffer
+	verify   string // the Service through the API server's proxy
+}
+
+var seq atomic.Int32
+
+func newEnv(t *testing.T, replicas int) *env {
+	t.Helper()
+	cfg := testenv.Kubernetes(t)
+	ns := fmt.Sprintf("modelship-test-%d-%d", os.Getpid()%100000, seq.Add(1))
+	log := &syncBuffer{}
+	tg, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: ns, Name: "llm", Replicas: replicas, ServicePort: 80,
+		ImagePullPolicy: corev1.PullNever, Out: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := tg.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tg.Client().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		tg.Close()
+	})
+	s, err := suite.Load(filepath.Join(testenv.RepoRoot(), "testdata/suites/validation_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := tg.ServiceURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{name: "test", ns: ns, cfg: cfg, target: tg, log: log, verify: url}
+	e.d = &deploy.Deployer{Target: tg, Verifier: &deploy.Checks{Suite: s, Timeout: 30 * time.Second},
+		Out: log, ProgressEvery: 3 * time.Second, DrainTimeout: 90 * time.Second}
+	t.Cleanup(func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("deploy log:\n%s", e.log.String())
+		}
+	})
+	return e
+}
+
+func (e *env) request(img testenv.Built, strategy string) deploy.Request {
+	return deploy.Request{Env: e.name, Image: img.Tag, Engine: "sim", ServedName: "current", URL: e.verify,
+		ReadyTimeout: 40 * time.Second, GitSHA: "0123abc", Strategy: strategy, ModelDigest: img.ModelDigest}
+}
+
+func (e *env) deploy(t *testing.T, img testenv.Built, strategy string) *deploy.Result {
+	t.Helper()
+	res, err := e.d.Deploy(context.Background(), e.request(img, strategy))
+	if err != nil {
+		t.Fatalf("deploy %s: %v", img.Tag, err)
+	}
+	return res
+}
+
+// clusterIP is the Service's address through kube-proxy, from this host:
+// how clients inside the cluster reach it.
+func (e *env) clusterIP(t *testing.T) string {
+	t.Helper()
+	svc, err := e.target.Client().CoreV1().Services(e.ns).Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + svc.Spec.ClusterIP + ":80"
+}
+
+type version struct {
+	Digest string `json:"digest"`
+	Image  string `json:"image"`
+}
+
+func getVersion(t *testing.T, base string) version {
+	t.Helper()
+	resp, err := http.Get(base + "/version")
+	if err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	defer resp.Body.Close()
+	var v version
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	return v
+}
+
+// load sends completions through the Service's ClusterIP without pause
+// until stopped, counting requests and failures (anything but a complete
+// 200). No retries: a refused connection is a failure.
+type load struct {
+	requests, failures atomic.Int64
+	stop               chan struct{}
+	wg                 sync.WaitGroup
+	mu                 sync.Mutex
+	firstErrs          []string
+}
+
+func startLoad(url string, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":4}`
+	for i := 0; i < workers; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
+				var b []byte
+				if err == nil {
+					b, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+					}
+				}
+				l.requests.Add(1)
+				if err != nil {
+					l.failures.Add(1)
+					l.mu.Lock()
+					if len(l.firstErrs) < 5 {
+						l.firstErrs = append(l.firstErrs, err.Error())
+					}
+					l.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) wait(n int64) {
+	for l.requests.Load() < n {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *load) Stop() (requests, failures int64, errs []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.requests.Load(), l.failures.Load(), l.firstErrs
+}
+
+func dump(v any) string { b, _ := json.MarshalIndent(v, "", " "); return string(b) }
+
+var (
+	imgOnce                  sync.Once
+	good, good2, regr, never testenv.Built
+)
+
+// images imports the test images into the cluster's containerd once: the
+// good model (also as good:2, a new reference to deploy), the regressed
+// model and one that never becomes ready.
+func images(t *testing.T) {
+	t.Helper()
+	testenv.Kubernetes(t)
+	imgOnce.Do(func() {
+		good = testenv.ImportImage(t, testenv.ImageGood, "modelship-test/good:2")
+		good2 = good
+		good2.Tag = "modelship-test/good:2"
+		b := testenv.ImportImages(t, testenv.ImageRegressed, testenv.ImageNeverReady)
+		regr, never = b[0], b[1]
+	})
+	if good.Tag == "" {
+		t.Fatal("test images were not imported")
+	}
+}
+
+func TestRollingUpdateUnderLoad(t *testing.T) {
+	images(t)
+	e := newEnv(t, 2)
+	first := e.deploy(t, good, "")
+	if first.Plan.Strategy != deploy.Rolling || !strings.Contains(first.Plan.Why, "maxSurge 1, maxUnavailable 0") {
+		t.Errorf("plan %s: %s, want rolling with maxSurge 1 (pods use no GPU)", first.Plan.Strategy, first.Plan.Why)
+	}
+	url := e.clusterIP(t)
+	if v := getVersion(t, url); v.Image != good.Tag || v.Digest != good.ModelDigest {
+		t.Fatalf("after the first deploy /version = %+v, want image %s digest %s", v, good.Tag, good.ModelDigest)
+	}
+	l := startLoad(url, 4)
+	l.wait(50)
+	before := l.requests.Load()
+	t0 := time.Now()
+	res := e.deploy(t, good2, deploy.Rolling)
+	took := time.Since(t0)
+	during := l.requests.Load() - before
+	reqs, fails, errs := l.Stop()
+	t.Logf("rolling update of 2 replicas under load through the ClusterIP: %d requests during the %s deploy (%d in all), %d failed; rollout ready after %s, switched %s after, old pods terminated %s after, verify %s",
+		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),
+		res.SwitchAfterReady.Round(time.Millisecond), res.DrainedAfter.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
+	}
+	if during < 100 {
+		t.Errorf("only %d requests during the deploy, want at least 100", during)
+	}
+	if v := getVersion(t, url); v.Image != good2.Tag || v.Digest != good.ModelDigest {
+		t.Errorf("/version %+v, want image %s", v, good2.Tag)
+	}
+	// One Deployment, its template the new release, annotated with its facts.
+	d, err := e.target.Client().AppsV1().Deployments(e.ns).Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := d.Spec.Template.Annotations
+	if a[deploy.LabelRelease] != res.Release.ID || a[deploy.LabelModelDigest] != good.ModelDigest || a[deploy.LabelImage] != good2.Tag ||
+		a[deploy.LabelGitSHA] != "0123abc" || a[deploy.LabelDeployedAt] == "" {
+		t.Errorf("pod template annotations %v", a)
+	}
+	hist, err := deploy.History(context.Background(), e.target, e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].Outcome != deploy.Superseded || hist[1].Outcome != deploy.Live || !hist[1].Serving || hist[1].ModelDigest != good.ModelDigest {
+		t.Errorf("history: %s", dump(hist))
+	}
+}
+
+func TestRegressedModelRollsBack(t *testing.T) {
+	images(t)
+	e := newEnv(t, 1)
+	first := e.deploy(t, good, deploy.Rolling)
+	url := e.clusterIP(t)
+	l := startLoad(url, 2)
+	l.wait(20)
+	_, err := e.d.Deploy(context.Background(), e.request(regr, deploy.Rolling))
+	reqs, fails, errs := l.Stop()
+	t.Logf("regressed rolling deploy under load: %d requests, %d failed", reqs, fails)
+	if err == nil {
+		t.Fatal("deploy of the regressed model succeeded, want verify to fail")
+	}
+	msg := err.Error()
+	for _, want := range []string{"verify failed", "Paris", "traffic switched back to " + first.Release.ID, first.Release.ID + " verified again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed during the deploy and rollback, want 0: %q", fails, reqs, errs)
+	}
+	if v := getVersion(t, url); v.Digest != good.ModelDigest || v.Image != good.Tag {
+		t.Errorf("/version through the Service after the rollback = %+v, want the previous digest %s", v, good.ModelDigest)
+	}
+	hist, _ := deploy.History(context.Background(), e.target, e.name)
+	if len(hist) != 2 || !hist[0].Serving || hist[1].Outcome != deploy.Failed || !strings.Contains(hist[1].Reason, "verify failed") {
+		t.Errorf("history: %s", dump(hist))
+	}
+}
+
+func TestStalledRolloutReported(t *testing.T) {
+	images(t)
+	e := newEnv(t, 1)
+	first := e.deploy(t, good, deploy.Rolling)
+	url := e.clusterIP(t)
+	l := startLoad(url, 2)
+	l.wait(20)
+	req := e.request(never, deploy.Rolling)
+	req.ReadyTimeout = 20 * time.Second // progress deadline 18 s
+	_, err := e.d.Deploy(context.Background(), req)
+	reqs, fails, errs := l.Stop()
+	t.Logf("never-ready rolling deploy under load: %d requests, %d failed", reqs, fails)
+	if err == nil {
+		t.Fatal("deploy of a release that never becomes ready succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"ProgressDeadlineExceeded", "probe failed", "statuscode: 503", "previous release " + first.Release.ID + " kept serving"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed while the rollout stalled, want 0: %q", fails, reqs, errs)
+	}
+	if v := getVersion(t, url); v.Digest != good.ModelDigest || v.Image != good.Tag {
+		t.Errorf("/version after the stall = %+v, want the previous release", v)
+	}
+	d, err := e.target.Client().AppsV1().Deployments(e.ns).Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Labels[deploy.LabelRelease]; got != first.Release.ID {
+		t.Errorf("deployment template is release %s after the stall, want it back on %s", got, first.Release.ID)
+	}
+}
+
+func TestBlueGreenSwitchUnderLoad(t *testing.T) {
+	images(t)
+	e := newEnv(t, 1)
+	first := e.deploy(t, good, deploy.BlueGreen)
+	url := e.clusterIP(t)
+	l := startLoad(url, 4)
+	l.wait(50)
+	before := l.requests.Load()
+	t0 := time.Now()
+	res := e.deploy(t, good2, deploy.BlueGreen)
+	took := time.Since(t0)
+	during := l.requests.Load() - before
+	reqs, fails, errs := l.Stop()
+	t.Logf("blue-green switch under load through the ClusterIP: %d requests during the %s deploy (%d in all), %d failed; ready after %s, switched %s after, old pods out of the endpoints %s after, verify %s",
+		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),
+		res.SwitchAfterReady.Round(time.Millisecond), res.DrainedAfter.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
+	}
+	svc, err := e.target.Client().CoreV1().Services(e.ns).Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDep := "llm-" + res.Release.ID
+	if svc.Spec.Selector[kubernetes.LabelDeployment] != wantDep || svc.Annotations[kubernetes.AnnotationServing] != res.Release.ID {
+		t.Errorf("service selector %v annotations %v, want deployment %s", svc.Spec.Selector, svc.Annotations, wantDep)
+	}
+	if _, err := e.target.Client().AppsV1().Deployments(e.ns).Get(context.Background(), "llm-"+first.Release.ID, metav1.GetOptions{}); err == nil {
+		t.Errorf("the previous release's Deployment is still there after verify passed")
+	}
+	if v := getVersion(t, url); v.Image != good2.Tag {
+		t.Errorf("/version %+v, want image %s", v, good2.Tag)
+	}
+}
+
+// TestRenderAcceptedByServer sends render's YAML, read back, to the API
+// server as a server-side dry run: the manifests a GitOps user commits
+// pass the cluster's validation.
+func TestRenderAcceptedByServer(t *testing.T) {
+	e := newEnv(t, 2)
+	for _, strategy := range []string{deploy.Rolling, deploy.BlueGreen} {
+		o := e.target.Options()
+		o.GPUs = 1
+		o.NodeSelector = map[string]string{"nvidia.com/gpu.present": "true"}
+		o.Tolerations = []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+		w := kubernetes.Render(o, kubernetes.Manifest{Env: e.name, Image: "registry.example.com/llm:1", GitSHA: "0123abc", ServedName: "current",
+			ModelDigest: "sha256:" + strings.Repeat("ab", 32), Strategy: strategy, WeightBytes: 8 << 30, DeployedBy: "ci@test"}, 0x3fa9)
+		y, err := kubernetes.YAML(w.Objects())
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs := strings.Split(string(y), "\n---\n")
+		if len(docs) != 2 {
+			t.Fatalf("%d documents, want 2:\n%s", len(docs), y)
+		}
+		var d appsv1.Deployment
+		var s corev1.Service
+		if err := yaml.UnmarshalStrict([]byte(docs[0]), &d); err != nil {
+			t.Fatalf("deployment YAML: %v", err)
+		}
+		if err := yaml.UnmarshalStrict([]byte(docs[1]), &s); err != nil {
+			t.Fatalf("service YAML: %v", err)
+		}
+		// 60 s + 30 s per GiB of 8 GiB = 300 s of startup probe.
+		sp := d.Spec.Template.Spec.Containers[0].StartupProbe
+		if got := sp.PeriodSeconds * sp.FailureThreshold; got != 300 {
+			t.Errorf("startup probe allows %d s, want 300 (the load budget of 8 GiB)", got)
+		}
+		dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"}
+		if _, err := e.target.Client().AppsV1().Deployments(e.ns).Create(context.Background(), &d, dry); err != nil {
+			t.Errorf("%s: server-side dry run rejected the Deployment: %v", strategy, err)
+		}
+		if _, err := e.target.Client().CoreV1().Services(e.ns).Create(context.Background(), &s, dry); err != nil {
+			t.Errorf("%s: server-side dry run rejected the Service: %v", strategy, err)
+		}
+	}
+}
