@@ -23,10 +23,11 @@ func runRollback(ctx context.Context, args []string, s stdio) int {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship rollback --env NAME [--to RELEASE] [--config modelship.yaml]
 
-Deploys an earlier release's image again, by content digest (its image is
-still on the Docker host: no pull, and a moved tag cannot change what comes
-back), with the same strategy choice, readiness wait, verify and automatic
-undo as modelship deploy.
+Deploys an earlier release's image again, by content digest (on Docker its
+image is still on the host: no pull; on Kubernetes the pods run
+REPO@sha256:DIGEST as the nodes reported it; either way a moved tag cannot
+change what comes back), with the same strategy choice, readiness wait,
+verify and automatic undo as modelship deploy.
 
 Flags:
 `)

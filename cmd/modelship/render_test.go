@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeRenderConfig(t *testing.T, envs string) string {
+	t.Helper()
+	dir := t.TempDir()
+	model, _ := filepath.Abs("../../testdata/models/good")
+	cfg := "model: {path: " + model + "}\nserving: {engine: sim}\nenvironments:\n" + envs
+	p := filepath.Join(dir, "modelship.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Render needs no cluster when pods use no GPU and the image is given: a
+// GitOps pipeline can run it anywhere.
+func TestRenderOffline(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	cfg := writeRenderConfig(t, "  prod:\n    target: kubernetes\n    strategy: blue-green\n    kubernetes: {namespace: inference, name: llm, replicas: 2}\n")
+	code, out, errs := runCLI(t, "render", "--env", "prod", "--config", cfg, "--image", "registry.example.com/llm:7", "--git-sha", "0123abc")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"kind: Deployment", "name: llm-2", "namespace: inference", "replicas: 2", "image: registry.example.com/llm:7",
+		"path: /ready", "preStop:", "modelship.git-sha: 0123abc", "modelship.model-digest: sha256:", "---\napiVersion: v1\nkind: Service",
+		"modelship.deployment: llm-2", "modelship.strategy: blue-green"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	cfg := writeRenderConfig(t, "  staging: {}\n  k: {target: kubernetes}\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"render", "--config", cfg}, "--env NAME is required"},
+		{[]string{"render", "--config", cfg, "--env", "nope"}, `has no environment "nope"`},
+		{[]string{"render", "--config", cfg, "--env", "staging", "--image", "x:1"}, "render describes Kubernetes objects only"},
+		{[]string{"render", "--config", cfg, "--env", "k"}, "--image REF is required"},
+		{[]string{"render", "--config", cfg, "--env", "k", "--image", "x:1", "--strategy", "recreate"}, `strategy "recreate": expected rolling or blue-green`},
+	} {
+		code, _, errs := runCLI(t, tc.args...)
+		if code != exitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %d and %q", tc.args, code, errs, exitUsage, tc.want)
+		}
+	}
+	if code, _, errs := runCLI(t, "render", "--help"); code != exitOK || !strings.Contains(errs, "--image") || !strings.Contains(errs, "GitOps") {
+		t.Errorf("--help: exit %d\n%s", code, errs)
+	}
+}
