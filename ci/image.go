@@ -14,17 +14,26 @@ const (
 	labelBinary      = "modelship.binary"
 	labelEngine      = "modelship.engine"
 	labelRevision    = "org.opencontainers.image.revision"
+	labelHealthcheck = "modelship.healthcheck"
 	binaryPath       = "/usr/local/bin/modelship"
 )
+
+// healthcheckJSON is the serving image's health check, Docker's
+// HEALTHCHECK CMD form: modelship smoke against the image's own port (the
+// model listed, one generation, /version answers).
+const healthcheckJSON = `["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000","--timeout","20s"]`
 
 // Build makes the serving image of a checkpoint: the base image (vLLM for
 // engine "vllm", BaseImage for "sim"), the weights in their own layer at
 // /models/current (below the binary, so a change of serving code reuses the
 // weight layer), `modelship serve` as entrypoint on port 8000, and labels:
 // org.opencontainers.image.{revision,source,created,base.name,base.digest},
-// modelship.model-digest, modelship.engine, modelship.binary. The healthcheck
-// command is `modelship serve`'s /ready, checked by modelship deploy and
-// `modelship smoke`.
+// modelship.model-digest, modelship.engine, modelship.binary, and
+// modelship.healthcheck: the health check command (JSON, Docker's
+// HEALTHCHECK CMD form), `modelship smoke` against the image's own port.
+// Dagger v0.19 images carry OCI configs, which have no HEALTHCHECK field
+// (an imported Docker config loses it), so the command travels as a label
+// for the deploy target to set on the containers it creates.
 func (m *Modelship) Build(
 	ctx context.Context,
 	// Checkpoint directory.
@@ -75,7 +84,8 @@ func (m *Modelship) Build(
 		WithLabel("org.opencontainers.image.base.digest", baseDigest).
 		WithLabel(labelModelDigest, digest).
 		WithLabel(labelEngine, engine).
-		WithLabel(labelBinary, binaryPath)
+		WithLabel(labelBinary, binaryPath).
+		WithLabel(labelHealthcheck, healthcheckJSON)
 	if rev != "" {
 		ctr = ctr.WithEnvVariable("MODELSHIP_GIT_SHA", rev).WithLabel(labelRevision, rev)
 	}
