@@ -50,7 +50,7 @@ usage() { echo "usage: $0 up|down" >&2; exit 2; }
 node_ip() { ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -1; }
 
 pidof_saved() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid"; }
-running() { local p; p=$(pidof_saved "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+running() { local p; p=$(pidof_saved "$1") && [ -n "$p" ] && alive "$p"; }
 
 # start NAME CMD... : runs CMD detached (own session), logs to $STATE/log/NAME.log.
 start() {
@@ -163,7 +163,7 @@ up() {
 	if [ ! -f "$RUN/before.done" ]; then
 		for s in "${SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s")"; done >"$RUN/sysctls"
 		ls /run/netns 2>/dev/null >"$RUN/netns.before" || true
-		[ -d /var/lib/cni ] && echo yes >"$RUN/cnidir.before" || echo no >"$RUN/cnidir.before"
+		for d in /var/lib/cni /var/lib/cni/networks /var/lib/cni/results; do [ -d "$d" ] && echo "$d"; done >"$RUN/cnidirs.before"
 		touch "$RUN/before.done"
 	fi
 	pki
@@ -369,15 +369,25 @@ oci_image() {
 	rm -rf "$d"
 }
 
-stop_daemon() {
-	local name=$1 p
-	p=$(pidof_saved "$name") || return 0
-	if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-		kill "$p" 2>/dev/null || true
-		for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-		kill -9 "$p" 2>/dev/null || true
-	fi
-	rm -f "$RUN/$name.pid"
+# alive PID: the process exists and is not a zombie (daemons started by an
+# earlier `up` are reparented to PID 1, which may reap them late).
+alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
+# stop_daemons NAME... : SIGTERM to all, wait up to 10s for all, then SIGKILL.
+stop_daemons() {
+	local name p pids=()
+	for name in "$@"; do
+		p=$(pidof_saved "$name") || continue
+		[ -n "$p" ] && alive "$p" && kill "$p" 2>/dev/null && pids+=("$p")
+		rm -f "$RUN/$name.pid"
+	done
+	for _ in $(seq 1 50); do
+		local any=
+		for p in "${pids[@]}"; do alive "$p" && any=1; done
+		[ -z "$any" ] && return 0
+		sleep 0.2
+	done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
 # Deletes rules jumping to KUBE-*/CNI-* chains from the built-in chains, then
@@ -418,16 +428,19 @@ down() {
 		done
 		kubectl_ delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
 		kubectl_ delete pods --all -A --grace-period=1 --wait=false >/dev/null 2>&1 || true
+		local left
 		for _ in $(seq 1 150); do
-			[ -z "$(kubectl_ get pods -A -o name 2>/dev/null)" ] && break
+			left=$(kubectl_ get pods -A -o name 2>/dev/null || true)
+			[ -z "$left" ] && break
 			sleep 0.2
 		done
+		[ -z "$left" ] || log "pods still there after 30s (their containers are killed below): $(echo $left)"
 	fi
 	if [ -x "${BIN:-}/kube-proxy" ]; then
-		stop_daemon kube-proxy
+		stop_daemons kube-proxy
 		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 	fi
-	stop_daemon kubelet
+	stop_daemons kube-proxy kubelet
 	# Containers the kubelet did not get to delete.
 	if running containerd; then
 		local ids
@@ -438,7 +451,9 @@ down() {
 		ids=$(ctr --address "$CTR_SOCK" -n k8s.io containers ls -q 2>/dev/null || true)
 		for id in $ids; do ctr --address "$CTR_SOCK" -n k8s.io containers rm "$id" >/dev/null 2>&1 || true; done
 	fi
-	for d in coredns kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do stop_daemon "$d"; done
+	stop_daemons coredns kube-scheduler kube-controller-manager
+	stop_daemons kube-apiserver containerd
+	stop_daemons etcd
 	# Any runc shim left behind.
 	for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $CTR_SOCK" 2>/dev/null || true); do kill -9 "$p" 2>/dev/null || true; done
 
@@ -456,7 +471,10 @@ down() {
 	ip link del "$BRIDGE" 2>/dev/null || true
 	clean_chains
 	rm -rf /var/lib/cni/networks/modelship-ci /var/lib/cni/results/modelship-ci-* 2>/dev/null || true
-	if [ "$(cat "$RUN/cnidir.before" 2>/dev/null)" = no ]; then rm -rf /var/lib/cni; fi
+	# host-local's folders, when up created them and they are empty now.
+	for d in /var/lib/cni/networks /var/lib/cni/results /var/lib/cni; do
+		grep -qx "$d" "$RUN/cnidirs.before" 2>/dev/null || rmdir "$d" 2>/dev/null || true
+	done
 	# kubepods cgroups, leaf first.
 	local c
 	for c in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do

@@ -837,6 +837,12 @@ func (t *Target) Status(ctx context.Context, in *deploy.Instance) (*deploy.Statu
 	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
+			// Waiting for something that will not come by itself.
+			if w := cs.State.Waiting; w != nil && slices.Contains(hopeless, w.Reason) {
+				return &deploy.Status{Running: false, ExitCode: -1,
+					Reason: fmt.Sprintf("pod %s cannot start its container: %s: %s", p.Name, w.Reason, w.Message),
+					Logs:   t.explain(ctx, in.ID, in.Release, false)}, nil
+			}
 			term := cs.LastTerminationState.Terminated
 			if term == nil {
 				term = cs.State.Terminated
@@ -851,6 +857,9 @@ func (t *Target) Status(ctx context.Context, in *deploy.Instance) (*deploy.Statu
 	}
 	return &deploy.Status{Running: true}, nil
 }
+
+// hopeless are container waiting reasons that do not resolve by waiting.
+var hopeless = []string{"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"}
 
 // ---- Local endpoints ------------------------------------------------------
 
