@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -413,4 +414,30 @@ func TestRenderAcceptedByServer(t *testing.T) {
 			t.Errorf("%s: server-side dry run rejected the Service: %v", strategy, err)
 		}
 	}
+}
+
+// TestLockIsExclusive: a second deploy to the environment is refused while
+// the Lease is held, naming the holder; released, it can be taken again.
+func TestLockIsExclusive(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	me, _ := os.Hostname()
+	h := deploy.Holder{Who: "alice@ci", Host: me, PID: os.Getpid(), Since: time.Now().UTC(), What: "deploy x:1"}
+	unlock, err := e.target.Lock(ctx, e.name, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.target.Lock(ctx, e.name, deploy.Holder{Who: "bob@ci", Host: me, PID: os.Getpid(), Since: time.Now().UTC()}, nil)
+	var le *deploy.LockedError
+	if !errors.As(err, &le) || le.Holder.Who != "alice@ci" || le.Holder.What != "deploy x:1" {
+		t.Fatalf("second lock: %v, want LockedError naming alice@ci", err)
+	}
+	if err := unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unlock2, err := e.target.Lock(ctx, e.name, h, nil)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	unlock2(ctx)
 }
