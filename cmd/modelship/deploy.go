@@ -67,7 +67,16 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if !ok || env == nil {
 		return fail(exitUsage, "%s has no environment %q", f.config, f.env)
 	}
-	tg, targetURL, closeTarget, err := newTarget(f.env, env, s.err)
+	// The target's notes (Kubernetes: the surge chosen, the Deployment
+	// applied) go wherever the deployer's progress goes, set below or later.
+	var d *deploy.Deployer
+	notes := writerFunc(func(p []byte) (int, error) {
+		if d == nil || d.Out == nil {
+			return s.err.Write(p)
+		}
+		return d.Out.Write(p)
+	})
+	tg, targetURL, closeTarget, err := newTarget(f.env, env, notes)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -107,7 +116,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		}
 		checks.Suite = st
 	}
-	d := &deploy.Deployer{Target: tg, GPUs: deployGPUs, Verifier: checks, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
+	d = &deploy.Deployer{Target: tg, GPUs: deployGPUs, Verifier: checks, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
 	return d, req, closeTarget, exitOK
 }
 

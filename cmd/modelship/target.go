@@ -55,3 +55,8 @@ func kubernetesOptions(env *config.Environment, out io.Writer) kubernetes.Option
 	}
 	return o
 }
+
+// writerFunc is an io.Writer from a function.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -10,11 +10,14 @@
 // endpoint, and roll back automatically when verify fails or the deploy is
 // interrupted.
 //
-// Where releases run is a Target (one file per implementation; the Docker
-// engine is package deploy/docker). Strategies only talk to the Target
-// interface, so a Kubernetes target can follow without touching them.
+// Where releases run is a Target (one package per implementation: a Docker
+// engine is package deploy/docker, a Kubernetes cluster package
+// deploy/kubernetes). Strategies only talk to the Target interface; a
+// target that places releases itself (Kubernetes schedules pods on its own
+// GPUs) also implements Planner, and a rolling update runs the blue-green
+// steps with the target doing the surge.
 //
 // The release history lives with the releases themselves (the target keeps
-// it, on Docker as container labels) and every event is also appended to a
+// it, on Docker as container labels, on Kubernetes as annotations) and every event is also appended to a
 // local JSONL ledger for audit.
 package deploy
