@@ -390,24 +390,36 @@ stop_daemons() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
-# Deletes rules jumping to KUBE-*/CNI-* chains from the built-in chains, then
-# flushes and deletes those chains, in every table, for iptables and ip6tables.
+# Deletes the cluster's iptables chains, in every table, for iptables and
+# ip6tables: every KUBE-* chain, the portmap plugin's CNI-HOSTPORT-* chains,
+# and the per-pod CNI-<hash> chains whose rules carry our network's comment
+# (name: "modelship-ci"). Other CNI users on the machine (the Dagger engine's
+# "dagger" network, its CNI-FORWARD/CNI-ADMIN firewall chains) are left alone.
 clean_chains() {
-	local ipt table chain rule
+	local ipt table chain rule ours
 	for ipt in iptables ip6tables; do
 		command -v "$ipt" >/dev/null || continue
 		for table in filter nat mangle raw; do
 			"$ipt" -t "$table" -S >/dev/null 2>&1 || continue
+			ours=$("$ipt" -t "$table" -S | grep -F 'name: \"modelship-ci\"' | grep -oE -- '-j CNI-[0-9a-f]+' | sed 's/^-j //' | sort -u || true)
+			is_ours() {
+				case "$1" in
+				KUBE-* | CNI-HOSTPORT-*) return 0 ;;
+				esac
+				grep -qx -- "$1" <<<"$ours"
+			}
 			# Rules in any chain that jump to one of ours.
-			{ "$ipt" -t "$table" -S | grep -E -- '-j (KUBE-|CNI-)' | grep -E '^-A ' || true; } | while read -r rule; do
+			{ "$ipt" -t "$table" -S | grep -E '^-A ' | grep -E -- '-j (KUBE-|CNI-)' || true; } | while read -r rule; do
+				chain=$(grep -oE -- '-j (KUBE|CNI)-[^ ]+' <<<"$rule" | sed 's/^-j //')
+				is_ours "$chain" || continue
 				# shellcheck disable=SC2086
 				eval "$ipt -t $table ${rule/-A /-D }" 2>/dev/null || true
 			done
 			for chain in $("$ipt" -t "$table" -S | sed -n 's/^-N \(\(KUBE\|CNI\)-[^ ]*\)$/\1/p'); do
-				"$ipt" -t "$table" -F "$chain" 2>/dev/null || true
+				is_ours "$chain" && "$ipt" -t "$table" -F "$chain" 2>/dev/null || true
 			done
 			for chain in $("$ipt" -t "$table" -S | sed -n 's/^-N \(\(KUBE\|CNI\)-[^ ]*\)$/\1/p'); do
-				"$ipt" -t "$table" -X "$chain" 2>/dev/null || true
+				is_ours "$chain" && "$ipt" -t "$table" -X "$chain" 2>/dev/null || true
 			done
 		done
 	done
