@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,10 @@ func (m *Modelship) Deploy(
 	// Deploy strategy: auto, recreate or blue-green; default the environment's.
 	// +optional
 	strategy string,
+	// Bound on the whole stage (pull, deploy, verify, rollback on failure),
+	// a Go duration; past it the stage fails naming the step that hung.
+	// +default="30m"
+	timeout string,
 ) (string, error) {
 	args := []string{"deploy", "--env", env, "--image", image, "--config", configFile}
 	if rev := m.imageRevision(ctx, image); rev != "" {
@@ -51,7 +56,7 @@ func (m *Modelship) Deploy(
 	if strategy != "" {
 		args = append(args, "--strategy", strategy)
 	}
-	return m.onDockerHost(ctx, "deploy", docker, dockerSocketPath, image, m.configDir(config), args)
+	return m.onDockerHost(ctx, "deploy", docker, dockerSocketPath, image, m.configDir(config), args, timeout)
 }
 
 // Rollback runs `modelship rollback --env ENV` against a Docker host: the
@@ -79,12 +84,15 @@ func (m *Modelship) Rollback(
 	// Release id to go back to; default the newest earlier live release.
 	// +optional
 	to string,
+	// Bound on the whole stage, a Go duration.
+	// +default="30m"
+	timeout string,
 ) (string, error) {
 	args := []string{"rollback", "--env", env, "--config", configFile}
 	if to != "" {
 		args = append(args, "--to", to)
 	}
-	return m.onDockerHost(ctx, "rollback", docker, dockerSocketPath, image, m.configDir(config), args)
+	return m.onDockerHost(ctx, "rollback", docker, dockerSocketPath, image, m.configDir(config), args, timeout)
 }
 
 // VerifyDeployment smoke-tests a deployed endpoint from the Docker host:
@@ -106,13 +114,16 @@ func (m *Modelship) VerifyDeployment(
 	// Served model name.
 	// +default="current"
 	model string,
+	// Bound on the whole stage, a Go duration.
+	// +default="5m"
+	timeout string,
 ) (string, error) {
 	args := []string{"smoke", "--endpoint", endpoint, "--model", model, "--expect-image", image}
 	digest, err := dag.Container().From(image).Label(ctx, labelModelDigest)
 	if err == nil && digest != "" {
 		args = append(args, "--expect-digest", digest)
 	}
-	return m.onDockerHost(ctx, "verify", docker, dockerSocketPath, image, dag.Directory(), args)
+	return m.onDockerHost(ctx, "verify", docker, dockerSocketPath, image, dag.Directory(), args, timeout)
 }
 
 // configDir is the config bundle: the one given, or this repository's
@@ -135,15 +146,35 @@ func (m *Modelship) imageRevision(ctx context.Context, image string) string {
 	return rev
 }
 
+// curlInstall puts curl in the client container, bounded (5 minutes, 30 s
+// per connection) and saying why when the package mirror is out of reach.
+const curlInstall = `timeout 300 sh -c 'apt-get -o Acquire::http::Timeout=30 -o Acquire::Retries=2 update -qq &&
+	apt-get -o Acquire::http::Timeout=30 install -y -qq --no-install-recommends curl >/dev/null' ||
+	{ rc=$?; echo "installing curl in the deploy client failed (exit $rc; 124: no answer from the package mirror in 5m)" >&2; exit $rc; }`
+
 // dockerScript drives the Docker Engine API (1.41, Docker 20.10 and later)
 // over /var/run/docker.sock: pull, create, copy /in/bundle.tar to /tmp,
-// start, wait, print the logs, remove; exits with the container's status.
+// start, stream the logs while it runs, wait, remove; exits with the
+// container's status. Nothing in it can hang silently: every API call has
+// a connect and a total timeout, the pull and the run say what they do and
+// stream their output, and the whole stage is bounded by $TIMEOUT seconds;
+// past it the container is removed and the script exits 124 naming the
+// step that did not finish.
 const dockerScript = `set -eu
-api() { curl -sS --fail-with-body --unix-socket /var/run/docker.sock "$@"; }
 base=http://docker/v1.41
-if ! api -X POST "$base/images/create?fromImage=$(printf %s "$IMAGE" | sed 's/@/%40/; s/:/%3A/g')" > /tmp/pull.log; then
-	cat /tmp/pull.log >&2; exit 125
-fi
+start=$(date +%s)
+left() { l=$((TIMEOUT - ($(date +%s) - start))); [ "$l" -gt 0 ] || l=1; echo "$l"; }
+api() { curl -sS --connect-timeout 10 --max-time 120 --fail-with-body --unix-socket /var/run/docker.sock "$@"; }
+stream() { curl -sS -N --connect-timeout 10 --max-time "$(left)" --fail-with-body --unix-socket /var/run/docker.sock "$@"; }
+timedout() {
+	echo "$STAGE: $1 did not finish within the stage's timeout of ${TIMEOUT}s on the Docker host (raise it with --timeout; --deploy-timeout on release)" >&2
+	exit 124
+}
+echo "$STAGE: pulling $IMAGE on the Docker host" >&2
+rc=0
+stream -X POST "$base/images/create?fromImage=$(printf %s "$IMAGE" | sed 's/@/%40/; s/:/%3A/g')" > /tmp/pull.log || rc=$?
+[ "$rc" != 28 ] || timedout "pulling $IMAGE"
+if [ "$rc" != 0 ]; then cat /tmp/pull.log >&2; exit 125; fi
 if grep -q '"error"' /tmp/pull.log; then
 	echo "pull $IMAGE:" >&2; grep '"error"' /tmp/pull.log >&2; exit 125
 fi
@@ -153,15 +184,25 @@ id=$(api -X POST -H 'Content-Type: application/json' --data-binary @/in/create.j
 trap 'api -X DELETE "$base/containers/$id?force=1" >/dev/null || true' EXIT
 api -X PUT -H 'Content-Type: application/x-tar' --data-binary @/in/bundle.tar "$base/containers/$id/archive?path=/tmp" >/dev/null
 api -X POST "$base/containers/$id/start" >/dev/null
-status=$(api -X POST "$base/containers/$id/wait" | sed -n 's/.*"StatusCode":\([0-9]*\).*/\1/p')
-api "$base/containers/$id/logs?stdout=1&stderr=1"
+echo "$STAGE: modelship $ARGS (container $(printf %.12s "$id") on the Docker host, up to $(left)s)" >&2
+rc=0
+stream "$base/containers/$id/logs?follow=1&stdout=1&stderr=1" || rc=$?
+[ "$rc" != 28 ] || timedout "modelship $ARGS"
+rc=0
+status=$(stream -X POST "$base/containers/$id/wait") || rc=$?
+[ "$rc" != 28 ] || timedout "modelship $ARGS"
+status=$(printf %s "$status" | sed -n 's/.*"StatusCode":\([0-9]*\).*/\1/p')
 exit "${status:-125}"
 `
 
 // onDockerHost runs modelship ARGS from image on the Docker host behind
 // docker, with the host's network, the engine's socket and the config
-// bundle in its working directory.
-func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagger.Socket, socketPath, image string, config *dagger.Directory, args []string) (string, error) {
+// bundle in its working directory, bounded by timeout (a Go duration).
+func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagger.Socket, socketPath, image string, config *dagger.Directory, args []string, timeout string) (string, error) {
+	limit, err := time.ParseDuration(timeout)
+	if err != nil || limit <= 0 {
+		return "", fmt.Errorf("%s: timeout %q: expected a positive Go duration such as 30m or 90s", stage, timeout)
+	}
 	create, err := json.Marshal(map[string]any{
 		"Image":      image,
 		"Entrypoint": []string{binaryPath},
@@ -179,18 +220,23 @@ func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagg
 		return "", err
 	}
 	client := dag.Container().From(m.BaseImage).
-		WithExec([]string{"sh", "-c", "apt-get update -qq && apt-get install -y -qq --no-install-recommends curl >/dev/null"}).
+		WithExec([]string{"sh", "-c", curlInstall}).
 		WithDirectory("/bundle/modelship", config).
 		WithExec([]string{"sh", "-c", "mkdir -p /in && tar -C /bundle -cf /in/bundle.tar modelship"}).
 		WithNewFile("/in/create.json", string(create)).
 		WithUnixSocket("/var/run/docker.sock", docker).
 		WithEnvVariable("IMAGE", image).
 		WithEnvVariable("STAGE", stage).
+		WithEnvVariable("ARGS", strings.Join(args, " ")).
+		WithEnvVariable("TIMEOUT", strconv.Itoa(int(limit.Round(time.Second).Seconds()))).
 		// A deploy changes the world: never replay one from the cache.
 		WithEnvVariable("MODELSHIP_RUN_AT", time.Now().UTC().Format(time.RFC3339Nano))
 	out, code, err := run(ctx, client, []string{"sh", "-c", dockerScript})
 	if err != nil {
 		return "", stageError(stage, err)
+	}
+	if code == 124 {
+		return "", fmt.Errorf("%s: timed out after %s on the Docker host (modelship %s):\n%s", stage, limit, strings.Join(args, " "), out)
 	}
 	if code != 0 {
 		return "", fmt.Errorf("%s: modelship %s exited %d on the Docker host:\n%s", stage, strings.Join(args, " "), code, out)

@@ -80,6 +80,10 @@ func (m *Modelship) Release(
 	// Production endpoint as the Docker host reaches it.
 	// +default="http://127.0.0.1:8000"
 	productionUrl string,
+	// Bound on each Docker stage (staging, production, live), a Go
+	// duration: a stage past it fails naming the step that did not finish.
+	// +default="30m"
+	deployTimeout string,
 ) (*dagger.Directory, error) {
 	out := dag.Directory()
 	var (
@@ -134,7 +138,7 @@ func (m *Modelship) Release(
 	if docker != nil {
 		deployTo := func(env string) func(context.Context) (string, error) {
 			return func(ctx context.Context) (string, error) {
-				log, err := m.Deploy(ctx, env, ref, docker, dockerSocketPath, config, configFile, "")
+				log, err := m.Deploy(ctx, env, ref, docker, dockerSocketPath, config, configFile, "", deployTimeout)
 				out = out.WithNewFile("deploy-"+env+".log", log)
 				return lastLine(log), err
 			}
@@ -143,11 +147,11 @@ func (m *Modelship) Release(
 			stage{"staging", deployTo(stagingEnv)},
 			stage{"production", deployTo(productionEnv)},
 			stage{"live", func(ctx context.Context) (string, error) {
-				smoke, err := m.VerifyDeployment(ctx, productionUrl, ref, docker, dockerSocketPath, "current")
+				smoke, err := m.VerifyDeployment(ctx, productionUrl, ref, docker, dockerSocketPath, "current", deployTimeout)
 				if err == nil {
 					return oneLine(smoke), nil
 				}
-				back, rerr := m.Rollback(ctx, productionEnv, ref, docker, dockerSocketPath, config, configFile, "")
+				back, rerr := m.Rollback(ctx, productionEnv, ref, docker, dockerSocketPath, config, configFile, "", deployTimeout)
 				if rerr != nil {
 					return "", fmt.Errorf("%w\nrollback failed too: %v", err, rerr)
 				}
@@ -203,7 +207,7 @@ func (m *Modelship) Verify(
 		WithEnvVariable("MODELSHIP_IMAGE", ref).
 		AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true})
 	args := []string{"modelship", "smoke", "--endpoint", endpoint(), "--model", "current", "--expect-digest", digest, "--expect-image", ref}
-	tools := m.Tools().WithServiceBinding(serviceHost, svc).WithExec(waitReady())
+	tools := m.Tools().WithServiceBinding(serviceHost, svc).WithExec(waitReady(engine))
 	out, code, err := run(ctx, tools, args)
 	if err != nil {
 		return "", stageError("verify", err)
@@ -234,13 +238,16 @@ func (m *Modelship) Demo(
 	dockerSocketPath string,
 ) (*dagger.Directory, error) {
 	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil,
-		docker, dockerSocketPath, nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000")
+		docker, dockerSocketPath, nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000", "10m")
 }
 
+// lastLine is the last line of a deploy log that says what happened (the
+// outcome, not its timings or a warning printed after it).
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "ready after") {
+		l := strings.TrimSpace(lines[i])
+		if l != "" && !strings.HasPrefix(l, "ready after") && !strings.HasPrefix(l, "modelship: warning:") {
 			return l
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"dagger/modelship/internal/dagger"
 )
@@ -156,7 +157,7 @@ func (m *Modelship) Validate(
 	tools := m.Tools().
 		WithServiceBinding(serviceHost, svc).
 		WithFile("/in/cases"+suiteExt(ctx, cases), cases).
-		WithExec(waitReady())
+		WithExec(waitReady(engine))
 	return gate(ctx, "validate", tools, args, "/reports")
 }
 
@@ -215,7 +216,7 @@ func (m *Modelship) Benchmark(
 		tools = tools.WithFile("/in/baseline.json", baseline)
 		args = append(args, "--baseline", "/in/baseline.json", "--max-regression", maxRegression)
 	}
-	return gate(ctx, "benchmark", tools.WithExec(waitReady()), args, "/reports")
+	return gate(ctx, "benchmark", tools.WithExec(waitReady(engine)), args, "/reports")
 }
 
 // gate runs a modelship gate command in tools and returns its report
@@ -255,11 +256,42 @@ func run(ctx context.Context, ctr *dagger.Container, args []string) (string, int
 	return out, code, nil
 }
 
-// waitReady waits (up to 10 minutes: vLLM loads weights) until the bound
-// model service passes modelship smoke: the model is listed and generates.
-func waitReady() []string {
-	smoke := fmt.Sprintf("modelship smoke --endpoint %s --model current --timeout 30s", endpoint())
-	return []string{"sh", "-c", "for i in $(seq 600); do " + smoke + " >/dev/null 2>&1 && exit 0; sleep 1; done; " + smoke}
+// waitReady waits until the bound model service passes modelship smoke
+// (the model is listed and generates): up to 10 minutes for vllm (it loads
+// weights), 2 for the simulator. It is never silent: every 10 seconds it
+// says on stderr how long it has waited and why the service is not ready,
+// and past the budget it fails (exit 124) with the last check's output, so
+// a service the tools container cannot reach (network rules gone, DNS)
+// ends the stage with that reason instead of hanging.
+func waitReady(engine string) []string {
+	budget := readyBudget(engine)
+	smoke := fmt.Sprintf("modelship smoke --endpoint %s --model current --timeout 10s", endpoint())
+	script := fmt.Sprintf(`budget=%d; start=$(date +%%s); said=$start
+while :; do
+	if out=$(%s 2>&1); then
+		echo "model service %s ready after $(( $(date +%%s) - start ))s" >&2; exit 0
+	fi
+	now=$(date +%%s)
+	if [ $((now - start)) -ge $budget ]; then
+		echo "model service %s not ready after $((now - start))s (budget ${budget}s); last check:" >&2
+		printf '%%s\n' "$out" >&2
+		exit 124
+	fi
+	if [ $((now - said)) -ge 10 ]; then
+		echo "waiting for model service %s: $((now - start))s of ${budget}s; last check: $(printf '%%s' "$out" | tail -n 1)" >&2
+		said=$now
+	fi
+	sleep 1
+done`, int(budget.Seconds()), smoke, endpoint(), endpoint(), endpoint())
+	return []string{"sh", "-c", script}
+}
+
+// readyBudget is how long waitReady waits for a model service to be ready.
+func readyBudget(engine string) time.Duration {
+	if engine == "sim" {
+		return 2 * time.Minute
+	}
+	return 10 * time.Minute
 }
 
 func endpoint() string { return fmt.Sprintf("http://%s:%d", serviceHost, servingPort) }
