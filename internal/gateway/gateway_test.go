@@ -44,58 +44,32 @@ func release(t *testing.T, model, digest string, opt sim.Options) string {
 }
 
 // load sends chat completions through the gateway from workers goroutines
-// without pause, alternating streamed and not, until stopped.
+// without pause, alternating streamed and not, until stopped, counting the
+// replies naming Paris (the good model) and Lyon (the regressed one);
+// anything else is a failure.
 type load struct {
-	sent, failed, paris, lyon atomic.Int64
-	firstErr                  atomic.Value
-	stop                      chan struct{}
-	wg                        sync.WaitGroup
+	*testenv.Load
+	paris, lyon atomic.Int64
 }
 
 func startLoad(base string, workers int) *load {
-	l := &load{stop: make(chan struct{})}
+	l := &load{}
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: workers}}
-	for w := range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				reply, err := chat(context.Background(), client, base, (i+w)%2 == 0, "What is the capital of France?")
-				l.sent.Add(1)
-				switch {
-				case err != nil:
-					l.failed.Add(1)
-					l.firstErr.CompareAndSwap(nil, err)
-				case strings.Contains(reply, "Paris"):
-					l.paris.Add(1)
-				case strings.Contains(reply, "Lyon"):
-					l.lyon.Add(1)
-				default:
-					l.failed.Add(1)
-					l.firstErr.CompareAndSwap(nil, fmt.Errorf("unexpected reply %q", reply))
-				}
-			}
-		}()
-	}
+	l.Load = testenv.StartLoad(workers, func(w, i int) error {
+		reply, err := chat(context.Background(), client, base, (i+w)%2 == 0, "What is the capital of France?")
+		switch {
+		case err != nil:
+			return err
+		case strings.Contains(reply, "Paris"):
+			l.paris.Add(1)
+		case strings.Contains(reply, "Lyon"):
+			l.lyon.Add(1)
+		default:
+			return fmt.Errorf("unexpected reply %q", reply)
+		}
+		return nil
+	})
 	return l
-}
-
-// waitSent blocks until n more requests were sent.
-func (l *load) waitSent(n int64) {
-	mark := l.sent.Load()
-	for l.sent.Load() < mark+n {
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func (l *load) finish() {
-	close(l.stop)
-	l.wg.Wait()
 }
 
 // running is a gateway served on loopback TCP and a unix admin socket.
@@ -223,8 +197,8 @@ func TestSwitchUnderLoadLosesNothing(t *testing.T) {
 	// requests went through, and wait for the old release to drain.
 	switches := 0
 	targets := []string{b, a}
-	for switches < minSwitches || l.sent.Load() < minRequests {
-		l.waitSent(minRequests / minSwitches / 2)
+	for switches < minSwitches || l.Requests() < minRequests {
+		l.WaitMore(minRequests / minSwitches / 2)
 		to := targets[switches%2]
 		res, err := gw.client.Switch(ctx, to, SwitchOptions{})
 		if err != nil {
@@ -239,25 +213,25 @@ func TestSwitchUnderLoadLosesNothing(t *testing.T) {
 		}
 		switches++
 	}
-	l.finish()
-	sent, failed, fromA, fromB, firstErr := &l.sent, &l.failed, &l.paris, &l.lyon, &l.firstErr
+	sent, failed, errs := l.Stop()
+	fromA, fromB := l.paris.Load(), l.lyon.Load()
 	st, err := gw.client.State(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("gateway under load: %d requests (streamed and non-streamed alternating, %d workers), %d failed, %d switches, each followed by a drain of the old release; answered by good %d, by regressed %d; gateway errors %d, retries %d",
-		sent.Load(), workers, failed.Load(), switches, fromA.Load(), fromB.Load(), st.Errors, st.Retries)
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed across %d switches; first: %v", failed.Load(), sent.Load(), switches, firstErr.Load())
+		sent, workers, failed, switches, fromA, fromB, st.Errors, st.Retries)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed across %d switches; first: %q", failed, sent, switches, errs)
 	}
-	if sent.Load() < minRequests {
-		t.Fatalf("only %d requests", sent.Load())
+	if sent < minRequests {
+		t.Fatalf("only %d requests", sent)
 	}
-	if fromA.Load() == 0 || fromB.Load() == 0 {
-		t.Fatalf("both releases should have answered: good %d, regressed %d", fromA.Load(), fromB.Load())
+	if fromA == 0 || fromB == 0 {
+		t.Fatalf("both releases should have answered: good %d, regressed %d", fromA, fromB)
 	}
-	if st.Errors != 0 || st.InFlight != 0 || st.Requests != uint64(sent.Load()) {
-		t.Fatalf("state after the load: %+v (sent %d)", st, sent.Load())
+	if st.Errors != 0 || st.InFlight != 0 || st.Requests != uint64(sent) {
+		t.Fatalf("state after the load: %+v (sent %d)", st, sent)
 	}
 	if st.Active != a || st.Previous != b {
 		t.Fatalf("after an even number of switches active should be %s and previous %s: %+v", a, b, st)
@@ -286,7 +260,7 @@ func TestDeployCyclesLoseNothing(t *testing.T) {
 	l := startLoad(gw.url, 8)
 	const deploys = 5
 	for i := range deploys {
-		l.waitSent(200)
+		l.WaitMore(200)
 		next := start([]string{"regressed", "good"}[i%2])
 		res, err := gw.client.Switch(context.Background(), next.url, SwitchOptions{})
 		if err != nil || res.Previous != cur.url {
@@ -298,12 +272,12 @@ func TestDeployCyclesLoseNothing(t *testing.T) {
 		cur.stop() // the old release's container is removed
 		cur = next
 	}
-	l.waitSent(200)
-	l.finish()
+	l.WaitMore(200)
+	sent, failed, errs := l.Stop()
 	st := gw.g.State()
-	t.Logf("%d deploys (start, switch, drain, stop old) under load: %d requests, %d failed; gateway errors %d, retries %d", deploys, l.sent.Load(), l.failed.Load(), st.Errors, st.Retries)
-	if l.failed.Load() != 0 || st.Errors != 0 {
-		t.Fatalf("%d of %d requests failed; first: %v", l.failed.Load(), l.sent.Load(), l.firstErr.Load())
+	t.Logf("%d deploys (start, switch, drain, stop old) under load: %d requests, %d failed; gateway errors %d, retries %d", deploys, sent, failed, st.Errors, st.Retries)
+	if failed != 0 || st.Errors != 0 {
+		t.Fatalf("%d of %d requests failed; first: %q", failed, sent, errs)
 	}
 	if len(st.Upstreams) > 2 {
 		t.Fatalf("the gateway should forget releases it no longer needs: %+v", st.Upstreams)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -135,60 +134,6 @@ func images(t *testing.T) (good, regressed testenv.Built) {
 	return good, regressed
 }
 
-// load sends completions through the public endpoint without pause until
-// stopped, counting requests and failures (anything but a complete 200).
-type load struct {
-	requests, failures atomic.Int64
-	stop               chan struct{}
-	wg                 sync.WaitGroup
-	mu                 sync.Mutex
-	firstErrs          []string
-}
-
-func startLoad(url string, workers int) *load {
-	l := &load{stop: make(chan struct{})}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":4}`
-	for i := 0; i < workers; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
-				var b []byte
-				if err == nil {
-					b, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
-					}
-				}
-				l.requests.Add(1)
-				if err != nil {
-					l.failures.Add(1)
-					l.mu.Lock()
-					if len(l.firstErrs) < 5 {
-						l.firstErrs = append(l.firstErrs, err.Error())
-					}
-					l.mu.Unlock()
-				}
-			}
-		}()
-	}
-	return l
-}
-
-func (l *load) Stop() (requests, failures int64, errs []string) {
-	close(l.stop)
-	l.wg.Wait()
-	return l.requests.Load(), l.failures.Load(), l.firstErrs
-}
-
 func TestBlueGreenUnderLoad(t *testing.T) {
 	good, _ := images(t)
 	cli, _ := testenv.Docker(t)
@@ -204,16 +149,10 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 		t.Fatalf("after the first deploy /version = %+v, want image %s digest %s", v, good.Tag, good.ModelDigest)
 	}
 
-	l := startLoad(e.url, 8)
+	l := testenv.LoadLoop(e.url, 8)
 	// Let the loop reach steady state, then deploy while it runs.
-	for l.requests.Load() < 50 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	before := l.requests.Load()
-	t0 := time.Now()
-	res := e.deploy(t, slow.Tag)
-	took := time.Since(t0)
-	during := l.requests.Load() - before
+	var res *deploy.Result
+	during, took := l.During(50, func() { res = e.deploy(t, slow.Tag) })
 	reqs, fails, errs := l.Stop()
 	t.Logf("blue-green under load: %d requests during the %s deploy (%d in all), %d failed; ready after %s, new-ready → switched %s, switched → old drained %s, verify %s",
 		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),
@@ -249,7 +188,7 @@ func TestRegressedModelRollsBack(t *testing.T) {
 	good, regressed := images(t)
 	e := newEnv(t)
 	first := e.deploy(t, good.Tag)
-	l := startLoad(e.url, 4)
+	l := testenv.LoadLoop(e.url, 4)
 	_, err := e.d.Deploy(context.Background(), e.request(regressed.Tag))
 	reqs, fails, errs := l.Stop()
 	t.Logf("regressed deploy under load: %d requests, %d failed", reqs, fails)

@@ -152,7 +152,7 @@ func TestInterrupt(t *testing.T) {
 				}
 			}
 			defer func() { e.d.Hook = nil }()
-			l := startLoad(e.url, 2)
+			l := testenv.LoadLoop(e.url, 2)
 			_, err := e.d.Deploy(ctx, e.request("modelship-test/good:2"))
 			reqs, fails, errs := l.Stop()
 			if err == nil || !strings.Contains(err.Error(), "interrupted") {

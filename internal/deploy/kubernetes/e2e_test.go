@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -135,67 +134,6 @@ func getVersion(t *testing.T, base string) version {
 	return v
 }
 
-// load sends completions through the Service's ClusterIP without pause
-// until stopped, counting requests and failures (anything but a complete
-// 200). No retries: a refused connection is a failure.
-type load struct {
-	requests, failures atomic.Int64
-	stop               chan struct{}
-	wg                 sync.WaitGroup
-	mu                 sync.Mutex
-	firstErrs          []string
-}
-
-func startLoad(url string, workers int) *load {
-	l := &load{stop: make(chan struct{})}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":4}`
-	for i := 0; i < workers; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
-				var b []byte
-				if err == nil {
-					b, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
-					}
-				}
-				l.requests.Add(1)
-				if err != nil {
-					l.failures.Add(1)
-					l.mu.Lock()
-					if len(l.firstErrs) < 5 {
-						l.firstErrs = append(l.firstErrs, err.Error())
-					}
-					l.mu.Unlock()
-				}
-			}
-		}()
-	}
-	return l
-}
-
-func (l *load) wait(n int64) {
-	for l.requests.Load() < n {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (l *load) Stop() (requests, failures int64, errs []string) {
-	close(l.stop)
-	l.wg.Wait()
-	return l.requests.Load(), l.failures.Load(), l.firstErrs
-}
-
 func dump(v any) string { b, _ := json.MarshalIndent(v, "", " "); return string(b) }
 
 var (
@@ -232,13 +170,9 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	if v := getVersion(t, url); v.Image != good.Tag || v.Digest != good.ModelDigest {
 		t.Fatalf("after the first deploy /version = %+v, want image %s digest %s", v, good.Tag, good.ModelDigest)
 	}
-	l := startLoad(url, 4)
-	l.wait(50)
-	before := l.requests.Load()
-	t0 := time.Now()
-	res := e.deploy(t, good2, deploy.Rolling)
-	took := time.Since(t0)
-	during := l.requests.Load() - before
+	l := testenv.LoadLoop(url, 4)
+	var res *deploy.Result
+	during, took := l.During(50, func() { res = e.deploy(t, good2, deploy.Rolling) })
 	reqs, fails, errs := l.Stop()
 	t.Logf("rolling update of 2 replicas under load through the ClusterIP: %d requests during the %s deploy (%d in all), %d failed; rollout ready after %s, switched %s after, old pods terminated %s after, verify %s",
 		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),
@@ -276,8 +210,8 @@ func TestRegressedModelRollsBack(t *testing.T) {
 	e := newEnv(t, 1)
 	first := e.deploy(t, good, deploy.Rolling)
 	url := e.clusterIP(t)
-	l := startLoad(url, 2)
-	l.wait(20)
+	l := testenv.LoadLoop(url, 2)
+	l.Wait(20)
 	_, err := e.d.Deploy(context.Background(), e.request(regr, deploy.Rolling))
 	reqs, fails, errs := l.Stop()
 	t.Logf("regressed rolling deploy under load: %d requests, %d failed", reqs, fails)
@@ -307,8 +241,8 @@ func TestStalledRolloutReported(t *testing.T) {
 	e := newEnv(t, 1)
 	first := e.deploy(t, good, deploy.Rolling)
 	url := e.clusterIP(t)
-	l := startLoad(url, 2)
-	l.wait(20)
+	l := testenv.LoadLoop(url, 2)
+	l.Wait(20)
 	req := e.request(never, deploy.Rolling)
 	req.ReadyTimeout = 20 * time.Second // progress deadline 18 s
 	_, err := e.d.Deploy(context.Background(), req)
@@ -343,13 +277,9 @@ func TestBlueGreenSwitchUnderLoad(t *testing.T) {
 	e := newEnv(t, 1)
 	first := e.deploy(t, good, deploy.BlueGreen)
 	url := e.clusterIP(t)
-	l := startLoad(url, 4)
-	l.wait(50)
-	before := l.requests.Load()
-	t0 := time.Now()
-	res := e.deploy(t, good2, deploy.BlueGreen)
-	took := time.Since(t0)
-	during := l.requests.Load() - before
+	l := testenv.LoadLoop(url, 4)
+	var res *deploy.Result
+	during, took := l.During(50, func() { res = e.deploy(t, good2, deploy.BlueGreen) })
 	reqs, fails, errs := l.Stop()
 	t.Logf("blue-green switch under load through the ClusterIP: %d requests during the %s deploy (%d in all), %d failed; ready after %s, switched %s after, old pods out of the endpoints %s after, verify %s",
 		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),

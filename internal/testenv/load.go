@@ -1,0 +1,113 @@
+package testenv
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Load is a load loop: worker goroutines send requests one after the other,
+// without pause and without retries, until Stop. It counts every request
+// sent and every failure, and keeps the first few failures' messages.
+type Load struct {
+	requests, failures atomic.Int64
+	stop               chan struct{}
+	wg                 sync.WaitGroup
+	mu                 sync.Mutex
+	firstErrs          []string
+}
+
+// maxErrs is how many failure messages a Load keeps.
+const maxErrs = 5
+
+// StartLoad starts workers goroutines, each calling send(worker, i) for its
+// i-th request (from 0) until Stop. A request counts once send returns; a
+// non-nil error counts it as a failure.
+func StartLoad(workers int, send func(worker, i int) error) *Load {
+	l := &Load{stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				err := send(w, i)
+				l.requests.Add(1)
+				if err != nil {
+					l.failures.Add(1)
+					l.mu.Lock()
+					if len(l.firstErrs) < maxErrs {
+						l.firstErrs = append(l.firstErrs, err.Error())
+					}
+					l.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// LoadLoop sends completions (model "current", a fixed prompt, 4 tokens)
+// to url+"/v1/completions" from workers goroutines without pause until
+// Stop. Anything but a complete 200 is a failure; a refused connection
+// too.
+func LoadLoop(url string, workers int) *Load {
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":4}`
+	return StartLoad(workers, func(int, int) error {
+		resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+		}
+		return err
+	})
+}
+
+// Requests is the number of requests sent so far.
+func (l *Load) Requests() int64 { return l.requests.Load() }
+
+// Failures is the number of requests failed so far.
+func (l *Load) Failures() int64 { return l.failures.Load() }
+
+// Wait blocks until n requests in all were sent.
+func (l *Load) Wait(n int64) {
+	for l.requests.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// WaitMore blocks until n more requests were sent.
+func (l *Load) WaitMore(n int64) { l.Wait(l.requests.Load() + n) }
+
+// During runs step while the load runs, once warm requests in all were
+// sent (the loop at steady state), and returns how many requests were sent
+// while step ran and how long it took.
+func (l *Load) During(warm int64, step func()) (requests int64, took time.Duration) {
+	l.Wait(warm)
+	before := l.requests.Load()
+	t0 := time.Now()
+	step()
+	took = time.Since(t0)
+	return l.requests.Load() - before, took
+}
+
+// Stop stops the workers, waits for their last requests and returns the
+// counts and the first failures' messages.
+func (l *Load) Stop() (requests, failures int64, errs []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.requests.Load(), l.failures.Load(), l.firstErrs
+}
