@@ -357,3 +357,46 @@ func removeEnvs(t *testing.T, envs ...string) {
 		_ = exec.Command(docker, "network", "rm", "modelship-"+env).Run()
 	}
 }
+
+// The README's main job, .ci/demo, run as a newcomer runs it: `dagger call
+// demo --docker SOCK --docker-socket-path SOCK export` on the bundled tiny
+// model, then its report on stdout with every stage ok, staging and
+// production on the Docker engine. It deploys the repository's own staging
+// (port 8100) and production (port 8000) environments, removed afterwards.
+// Bounded: a stage that cannot finish fails the script with its reason
+// (MODELSHIP_DEMO_TIMEOUT bounds the whole call) instead of hanging.
+func TestDemoScript(t *testing.T) {
+	engine(t)
+	dockerSocket(t)
+	dir := clone(t)
+	t.Cleanup(func() { removeEnvs(t, "staging", "production") })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(dir, ".ci/demo"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MODELSHIP_DEMO_TIMEOUT=15m")
+	cmd.WaitDelay = 30 * time.Second
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf(".ci/demo: %v (after %s)\n%s", err, took.Round(time.Second), tail(errb.String()))
+	}
+	report := out.String()
+	if !strings.HasPrefix(report, "# modelship release") {
+		t.Fatalf(".ci/demo printed no release report on stdout:\n%s", report)
+	}
+	for _, st := range []string{"preflight", "validate", "benchmark", "build", "publish", "verify", "staging", "production", "live"} {
+		if !strings.Contains(report, "| "+st+" | ok |") {
+			t.Errorf("report: stage %s not ok:\n%s", st, report)
+		}
+	}
+	for _, want := range []string{"localhost:5000/modelship/demo@sha256:", "live on staging", "live on production"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	t.Logf(".ci/demo: %.1fs\n%s", took.Seconds(), report)
+}
