@@ -2,14 +2,11 @@ package testenv
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // PushgatewayEnv names the environment variable holding the path of the
@@ -36,16 +33,14 @@ func Pushgateway(t testing.TB) (baseURL string) {
 		t.Skip(msg)
 	}
 	dir := t.TempDir()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken before the gateway binds it
-		url, err := startPushgateway(t, bin, dir)
-		if err == nil {
-			return url
-		}
-		lastErr = err
-	}
-	t.Fatalf("testenv: starting prometheus-pushgateway: %v", lastErr)
-	return ""
+	return startServer(t, "prometheus-pushgateway", func(port int) (*exec.Cmd, string) {
+		cmd := exec.Command(bin,
+			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+			"--persistence.file="+filepath.Join(dir, "pushgateway-"+strconv.Itoa(port)+".data"),
+			"--log.level=warn")
+		cmd.Dir = dir
+		return cmd, "/-/ready"
+	})
 }
 
 func pushgatewayBinary() (string, error) {
@@ -63,68 +58,4 @@ func pushgatewayBinary() (string, error) {
 		return "", fmt.Errorf("prometheus-pushgateway is not on PATH nor at %s", debian)
 	}
 	return debian, nil
-}
-
-func startPushgateway(t testing.TB, bin, dir string) (string, error) {
-	port, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin,
-		"--web.listen-address="+addr,
-		"--persistence.file="+filepath.Join(dir, "pushgateway-"+strconv.Itoa(port)+".data"),
-		"--log.level=warn")
-	cmd.Dir = dir
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	}
-	base := "http://" + addr
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return "", fmt.Errorf("prometheus-pushgateway exited before it was ready: %s", out.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", fmt.Errorf("prometheus-pushgateway not ready on %s after 30s: %s", base, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("prometheus-pushgateway output:\n%s", out.String())
-		}
-	})
-	return base, nil
 }

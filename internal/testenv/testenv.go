@@ -119,18 +119,12 @@ func MockLLMConfig(t testing.TB, config string) (baseURL string) {
 			t.Fatal(err)
 		}
 	}
-	// The port is found free and then handed to node; another process may
-	// take it in between, so a start that fails is tried again.
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		url, err := startMockLLM(t, main, dir, cfgPath)
-		if err == nil {
-			return url
-		}
-		lastErr = err
-	}
-	t.Fatalf("testenv: starting mock-llm: %v", lastErr)
-	return ""
+	return startServer(t, "mock-llm", func(port int) (*exec.Cmd, string) {
+		cmd := exec.Command("node", main, "--config", cfgPath)
+		cmd.Dir = dir // not the repository: mock-llm would read ./mock-llm.yaml
+		cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
+		return cmd, "/health"
+	})
 }
 
 func mockLLMMain() (string, error) {
@@ -195,19 +189,39 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startMockLLM(t testing.TB, main, dir, cfgPath string) (string, error) {
-	port, err := freePort()
-	if err != nil {
-		return "", err
+// startServer runs a server program on a free loopback port and returns
+// its base URL (http://127.0.0.1:PORT). newCmd builds the command for the
+// port and names the path that answers 200 once the server is ready. The
+// port is found free and then handed to the program; another process may
+// take it in between, so a start that fails is tried again, 3 times in all.
+func startServer(t testing.TB, name string, newCmd func(port int) (cmd *exec.Cmd, readyPath string)) string {
+	t.Helper()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err == nil {
+			cmd, readyPath := newCmd(port)
+			base := "http://127.0.0.1:" + strconv.Itoa(port)
+			if err = startProcess(t, name, cmd, base+readyPath); err == nil {
+				return base
+			}
+		}
+		lastErr = err
 	}
-	cmd := exec.Command("node", main, "--config", cfgPath)
-	cmd.Dir = dir // not the repository: mock-llm would read ./mock-llm.yaml
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
+	t.Fatalf("testenv: starting %s: %v", name, lastErr)
+	return ""
+}
+
+// startProcess starts cmd in a process group of its own, its output
+// collected, and waits until GET readyURL answers 200 (30 s at most). The
+// group is stopped at cleanup (SIGTERM, SIGKILL after 5 s) and the output
+// logged when the test failed.
+func startProcess(t testing.TB, name string, cmd *exec.Cmd, readyURL string) error {
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return err
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -226,16 +240,15 @@ func startMockLLM(t testing.TB, main, dir, cfgPath string) (string, error) {
 		}
 	}
 
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case <-exited:
-			return "", fmt.Errorf("mock-llm exited before it was ready: %s", out.String())
+			return fmt.Errorf("%s exited before it was ready: %s", name, out.String())
 		default:
 		}
-		resp, err := client.Get(base + "/health")
+		resp, err := client.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -244,15 +257,15 @@ func startMockLLM(t testing.TB, main, dir, cfgPath string) (string, error) {
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("mock-llm not healthy on %s after 30s: %s", base, out.String())
+			return fmt.Errorf("%s not ready at %s after 30s: %s", name, readyURL, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("mock-llm output:\n%s", out.String())
+			t.Logf("%s output:\n%s", name, out.String())
 		}
 	})
-	return base, nil
+	return nil
 }
