@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,30 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/internal/gateway"
+	"github.com/modelship/modelship/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from a running command.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // namedRelease answers GET /ready with readyCode and everything else with
 // its name.
@@ -75,7 +56,7 @@ func TestGatewayCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var gwErr syncBuffer
+	var gwErr testenv.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", sock, "--upstream", a, "--state", state}, stdio{in: strings.NewReader(""), out: io.Discard, err: &gwErr})

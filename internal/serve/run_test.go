@@ -2,7 +2,6 @@ package serve
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,29 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // harness is one Run with the fake engine.
 type harness struct {
@@ -47,7 +29,7 @@ type harness struct {
 	events     string // the fake engine's event log
 	sigs       chan os.Signal
 	done       chan error
-	logs       *syncBuffer
+	logs       *testenv.SyncBuffer
 }
 
 func startRun(t *testing.T, mod func(*Config), env ...string) *harness {
@@ -68,7 +50,7 @@ func startRun(t *testing.T, mod func(*Config), env ...string) *harness {
 		events:     filepath.Join(t.TempDir(), "events"),
 		sigs:       make(chan os.Signal, 4),
 		done:       make(chan error, 1),
-		logs:       &syncBuffer{},
+		logs:       &testenv.SyncBuffer{},
 	}
 	cfg := Default()
 	cfg.ModelPath = "/models/fake"

@@ -179,22 +179,34 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// syncBuffer collects the process output.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes: a process's or
+// a running command's output, a log sink.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String is what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// FreePort is a loopback TCP port free when it is asked for.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // startServer runs a server program on a free loopback port and returns
@@ -225,7 +237,7 @@ func startServer(t testing.TB, name string, newCmd func(port int) (cmd *exec.Cmd
 // group is stopped at cleanup (SIGTERM, SIGKILL after 5 s) and the output
 // logged when the test failed.
 func startProcess(t testing.TB, name string, cmd *exec.Cmd, readyURL string) error {
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,30 +27,8 @@ type env struct {
 	url    string
 	target *docker.Target
 	d      *deploy.Deployer
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 	ledger string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 var envSeq atomic.Int32
@@ -75,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{name: name, port: freePort(t), target: tg, log: &syncBuffer{}, ledger: filepath.Join(t.TempDir(), "ledger.jsonl")}
+	e := &env{name: name, port: testenv.FreePort(t), target: tg, log: &testenv.SyncBuffer{}, ledger: filepath.Join(t.TempDir(), "ledger.jsonl")}
 	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.d = &deploy.Deployer{Target: tg, Verifier: &deploy.Checks{Suite: s, Timeout: 30 * time.Second},
 		Ledger: &deploy.Ledger{Path: e.ledger}, Out: e.log, ProgressEvery: time.Second, DrainTimeout: 30 * time.Second}

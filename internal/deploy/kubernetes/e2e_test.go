@@ -1,7 +1,6 @@
 package kubernetes_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,25 +26,13 @@ import (
 	"github.com/modelship/modelship/suite"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // env is one environment in its own namespace of the real cluster.
 type env struct {
 	name, ns string
 	cfg      *rest.Config
 	target   *kubernetes.Target
 	d        *deploy.Deployer
-	log      *syncBuffer
+	log      *testenv.SyncBuffer
 	verify   string // the Service through the API server's proxy
 }
 
@@ -55,7 +42,7 @@ func newEnv(t *testing.T, replicas int) *env {
 	t.Helper()
 	cfg := testenv.Kubernetes(t)
 	ns := fmt.Sprintf("modelship-test-%d-%d", os.Getpid()%100000, seq.Add(1))
-	log := &syncBuffer{}
+	log := &testenv.SyncBuffer{}
 	tg, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: ns, Name: "llm", Replicas: replicas, ServicePort: 80,
 		ImagePullPolicy: corev1.PullNever, Out: log})
 	if err != nil {
