@@ -55,9 +55,8 @@ Exit codes: 0 valid, 2 invalid or unreadable.
 		fmt.Fprintln(s.err, "modelship config check: expected at most one FILE")
 		return exitUsage
 	}
-	c, err := config.Load(file)
-	if err != nil {
-		fmt.Fprintln(s.err, err)
+	c, ok := loadConfig(s, file)
+	if !ok {
 		return exitUsage
 	}
 	if _, err := os.Stat(c.ModelPath()); err != nil {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"strings"
+
+	"github.com/modelship/modelship/internal/config"
 )
 
 // parseFlags parses args with fs, allowing flags to come before, between or
@@ -35,6 +39,32 @@ func parseFlags(fs *flag.FlagSet, args []string) (positional []string, err error
 			return append(positional, args...), nil
 		}
 	}
+}
+
+// parseArgs is parseFlags for a command's run: when ok is false the
+// command returns code at once, exitOK after --help (fs printed its usage)
+// and exitUsage on a bad flag (fs printed what is wrong).
+func parseArgs(fs *flag.FlagSet, args []string) (positional []string, code int, ok bool) {
+	positional, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, exitOK, false
+	}
+	if err != nil {
+		return nil, exitUsage, false
+	}
+	return positional, exitOK, true
+}
+
+// loadConfig reads the modelship.yaml file. When it cannot, the error
+// (naming the file, field and line) is printed and ok is false: the command
+// returns exitUsage.
+func loadConfig(s stdio, file string) (cfg *config.Config, ok bool) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		fmt.Fprintln(s.err, err)
+		return nil, false
+	}
+	return cfg, true
 }
 
 // anyFlag reports whether some argument looks like a flag.

@@ -73,12 +73,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship gateway: unexpected argument %q (subcommands: switch, state, wait-drained, health)\n", pos[0])
@@ -126,12 +123,9 @@ Flags:
 
 // gatewayClientFlags parses a client subcommand's flags; fs must define them.
 func gatewayClientFlags(fs *flag.FlagSet, args []string, s stdio) (code int, ok bool) {
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK, false
-	}
-	if err != nil {
-		return exitUsage, false
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code, false
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship gateway %s: unexpected argument %q\n", fs.Name(), pos[0])

@@ -27,12 +27,9 @@ func runGPU(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(fs.Output(), "Usage: modelship gpu [--json]\n\nLists every NVIDIA GPU NVML reports: index, UUID, name, memory total/used/free and\ncompute capability, plus the driver and CUDA driver versions.\nExit 4 when NVML (the NVIDIA driver library) is not available.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship gpu: unexpected argument %q\n", pos[0])

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"text/tabwriter"
@@ -37,20 +36,16 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 || *envName == "" {
 		fmt.Fprintln(s.err, "modelship history: --env NAME is required and nothing else")
 		return exitUsage
 	}
-	cfg, err := config.Load(*cfgFile)
-	if err != nil {
-		fmt.Fprintln(s.err, err)
+	cfg, ok := loadConfig(s, *cfgFile)
+	if !ok {
 		return exitUsage
 	}
 	env, ok := cfg.Environments[*envName]

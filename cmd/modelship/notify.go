@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"slices"
@@ -58,12 +57,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship notify: unexpected argument %q\n", pos[0])
@@ -73,6 +69,7 @@ Flags:
 		fmt.Fprintln(s.err, "modelship notify: --stage and --status are required")
 		return exitUsage
 	}
+	var err error
 	if e.Stage, err = notify.ParseStage(*stage); err != nil {
 		fmt.Fprintf(s.err, "modelship notify: --stage: %v\n", err)
 		return exitUsage

@@ -62,12 +62,9 @@ Flags:
 `, config.DefaultFile)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	file := config.DefaultFile
 	switch len(pos) {
@@ -78,9 +75,8 @@ Flags:
 		fmt.Fprintf(s.err, "modelship preflight: want at most one config FILE, got %d arguments\n", len(pos))
 		return exitUsage
 	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		fmt.Fprintln(s.err, err)
+	cfg, ok := loadConfig(s, file)
+	if !ok {
 		return exitUsage
 	}
 	gaOut := s.out // GitHub Actions commands stay off a --json stdout

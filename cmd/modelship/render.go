@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -44,12 +43,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship render: unexpected argument %q\n", pos[0])
@@ -59,9 +55,8 @@ Flags:
 		fmt.Fprintln(s.err, "modelship render: --env NAME is required")
 		return exitUsage
 	}
-	cfg, err := config.Load(*cfgFile)
-	if err != nil {
-		fmt.Fprintln(s.err, err)
+	cfg, ok := loadConfig(s, *cfgFile)
+	if !ok {
 		return exitUsage
 	}
 	env, ok := cfg.Environments[*envName]
@@ -94,6 +89,7 @@ Flags:
 	// The cluster is optional: only the surge (with GPUs) and a default
 	// image need it.
 	var tg *kubernetes.Target
+	var err error
 	if opts.GPUs > 0 || m.Image == "" {
 		if tg, err = kubernetes.New(opts); err == nil {
 			defer tg.Close()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -83,12 +82,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(s.err, "modelship trigger: "+format+"\n", a...)
@@ -115,6 +111,7 @@ Flags:
 		return v, nil
 	}
 	srv := &trigger.Server{HFRef: *hfRef, HFRepos: hfRepos, MLflowAlias: *mlAlias, MLflowModels: mlModels, MaxAge: *maxAge}
+	var err error
 	if srv.HFSecret, err = secret("hf-secret", *hfSecret); err != nil {
 		return usageErr("%v", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -91,12 +90,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(s.err, "modelship validate: "+format+"\n", a...)
@@ -120,8 +116,7 @@ Flags:
 	ga.MaskEnv("OPENAI_API_KEY")
 	var cfg *config.Config
 	if *cfgFile != "" {
-		if cfg, err = config.Load(*cfgFile); err != nil {
-			fmt.Fprintln(s.err, err)
+		if cfg, ok = loadConfig(s, *cfgFile); !ok {
 			return exitUsage
 		}
 		ga.MaskSecrets(cfg)
