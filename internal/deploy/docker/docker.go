@@ -9,7 +9,8 @@
 //     environment's port, the stable endpoint traffic is switched at; its
 //     state lives in volume modelship-ENV-gateway;
 //   - one container per release, modelship-ENV-RELEASE, labelled with the
-//     release's facts (image, digests, git SHA, who, when);
+//     release's facts (image, digests, git SHA, who, when), with the health
+//     check of its image's modelship.healthcheck label (see Healthcheck);
 //   - one never-started container per finished release,
 //     modelship-ENV-RELEASE-record, whose labels hold the release's
 //     outcome, so the history outlives the release's container and cannot
@@ -495,8 +496,21 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	if len(spec.GPUs) > 0 {
 		hc.DeviceRequests = DeviceRequests(spec.GPUs)
 	}
-	_, err := t.cli.ContainerCreate(ctx, &container.Config{
+	img, err := t.cli.ImageInspect(ctx, r.ImageID)
+	if err != nil {
+		return nil, t.wrap(err, "inspecting image "+r.ImageID)
+	}
+	var imgLabels map[string]string
+	if img.Config != nil {
+		imgLabels = img.Config.Labels
+	}
+	health, err := Healthcheck(imgLabels, spec.LoadBudget)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", r.Image, err)
+	}
+	_, err = t.cli.ContainerCreate(ctx, &container.Config{
 		Image: r.ImageID, Env: spec.Env, Labels: labels, ExposedPorts: nat.PortSet{port: {}},
+		Healthcheck: health,
 	}, hc, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		networkName(r.Env): {Aliases: []string{name}},
 	}}, nil, name)
@@ -513,6 +527,70 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 		return nil, t.wrap(err, "starting release container "+name)
 	}
 	return t.Instance(ctx, r.Env, r.ID)
+}
+
+// LabelHealthcheck is the serving image's label holding its health check
+// command as a JSON array in Docker's HEALTHCHECK exec form, e.g.
+// ["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000"].
+// Images built with Dagger v0.19 cannot carry a HEALTHCHECK in their
+// config, so the target sets it on each release container from this label.
+const LabelHealthcheck = "modelship.healthcheck"
+
+// Health check timings of a release container: probe every 10 s, a probe
+// taking over 5 s fails, unhealthy after 3 failures in a row.
+const (
+	HealthInterval = 10 * time.Second
+	HealthTimeout  = 5 * time.Second
+	HealthRetries  = 3
+)
+
+// Healthcheck is the health check of a release container whose image has
+// labels: the command of LabelHealthcheck (a JSON array starting with CMD,
+// CMD-SHELL or NONE; a bare exec array gets CMD in front), run every
+// HealthInterval with HealthTimeout, HealthRetries failures to be
+// unhealthy, and failures not counted during loadBudget (the start
+// period: weights are loading). Nil when the label is absent or blank (the
+// image's own HEALTHCHECK, if any, applies); an error naming the label and
+// the expected form when it is not such an array.
+func Healthcheck(labels map[string]string, loadBudget time.Duration) (*container.HealthConfig, error) {
+	raw := strings.TrimSpace(labels[LabelHealthcheck])
+	if raw == "" {
+		return nil, nil
+	}
+	const want = `expected a JSON array of strings such as ["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000"]`
+	var test []string
+	if err := json.Unmarshal([]byte(raw), &test); err != nil {
+		return nil, fmt.Errorf("label %s %q: %v; %s", LabelHealthcheck, raw, err, want)
+	}
+	if len(test) == 0 {
+		return nil, fmt.Errorf("label %s is an empty array; %s", LabelHealthcheck, want)
+	}
+	switch test[0] {
+	case "NONE":
+		if len(test) != 1 {
+			return nil, fmt.Errorf("label %s: NONE takes no command; %s", LabelHealthcheck, want)
+		}
+		return &container.HealthConfig{Test: test}, nil
+	case "CMD", "CMD-SHELL":
+	default:
+		test = append([]string{"CMD"}, test...)
+	}
+	if len(test) < 2 || strings.TrimSpace(test[1]) == "" {
+		return nil, fmt.Errorf("label %s names no command after %s; %s", LabelHealthcheck, test[0], want)
+	}
+	if test[0] == "CMD-SHELL" && len(test) != 2 {
+		return nil, fmt.Errorf("label %s: CMD-SHELL takes one shell command string, got %d; %s", LabelHealthcheck, len(test)-1, want)
+	}
+	if loadBudget < 0 {
+		loadBudget = 0
+	}
+	return &container.HealthConfig{
+		Test:        test,
+		Interval:    HealthInterval,
+		Timeout:     HealthTimeout,
+		StartPeriod: loadBudget,
+		Retries:     HealthRetries,
+	}, nil
 }
 
 // DeviceRequests is `--gpus device=UUID,...`.
