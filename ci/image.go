@@ -20,8 +20,9 @@ const (
 
 // healthcheckJSON is the serving image's health check, Docker's
 // HEALTHCHECK CMD form: modelship smoke against the image's own port (the
-// model listed, one generation, /version answers).
-const healthcheckJSON = `["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000","--timeout","20s"]`
+// model listed, one generation, /version answers), within 4s so it finishes
+// inside the 5s timeout the Docker target gives each check.
+const healthcheckJSON = `["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000","--timeout","4s"]`
 
 // Build makes the serving image of a checkpoint: the base image (vLLM for
 // engine "vllm", BaseImage for "sim"), the weights in their own layer at
