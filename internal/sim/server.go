@@ -352,6 +352,12 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 	}
 	s.m.generationTokens.Add(float64(generated))
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
+	// Counted before the last bytes go out, so a client that has read its
+	// reply already sees it in /metrics; the crash comes after the flush.
+	s.m.e2e.Observe(time.Since(arrival).Seconds())
+	s.m.success.WithLabelValues(seqs[0].finish).Inc()
+	n := s.done.Add(1)
+	crash := s.opt.CrashAfter > 0 && n >= int64(s.opt.CrashAfter) && s.opt.OnCrash != nil
 	if stream != nil {
 		stream.finish(seqs, u)
 	} else if chat {
@@ -368,9 +374,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		}
 		writeJSON(w, http.StatusOK, resp)
 	}
-	s.m.e2e.Observe(time.Since(arrival).Seconds())
-	s.m.success.WithLabelValues(seqs[0].finish).Inc()
-	if n := s.done.Add(1); s.opt.CrashAfter > 0 && n >= int64(s.opt.CrashAfter) && s.opt.OnCrash != nil {
+	if crash {
 		http.NewResponseController(w).Flush()
 		s.crash.Do(s.opt.OnCrash)
 	}

@@ -714,6 +714,10 @@ func TestCrashAfter(t *testing.T) {
 		want := int32(0)
 		if i >= 3 {
 			want = 1
+			// The crash follows the flush of the third reply: wait, bounded.
+			for deadline := time.Now().Add(5 * time.Second); crashes.Load() == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		if c := crashes.Load(); c != want {
 			t.Fatalf("after %d requests OnCrash called %d times, want %d", i, c, want)
