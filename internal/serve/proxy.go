@@ -13,8 +13,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -77,7 +79,18 @@ type Proxy struct {
 
 	readyMu   sync.Mutex // serializes checks so concurrent probes share one
 	lastReady ReadyStatus
+
+	draining atomic.Bool // set by DrainPath: answer with Connection: close
 }
+
+// DrainPath is the pre-stop hook of the serving container (Kubernetes
+// lifecycle.preStop.httpGet): GET DrainPath?wait=5s makes every later
+// response carry "Connection: close" (so clients move their keep-alive
+// connections to other replicas instead of having an idle one closed under
+// them at shutdown), makes /ready answer 503, and returns after wait (at
+// most 60s) — the time endpoint removal needs to reach every proxy — before
+// the kubelet sends SIGTERM and serve drains what is still in flight.
+const DrainPath = "/-/drain"
 
 // NewProxy returns a handler that forwards to the engine at engineURL (e.g.
 // http://127.0.0.1:8001) and reports info on GET /version.
@@ -131,7 +144,32 @@ func (p *Proxy) Version() VersionInfo {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
 	switch r.URL.Path {
+	case DrainPath:
+		if !allowGet(w, r) {
+			return
+		}
+		wait := 5 * time.Second
+		if q := r.URL.Query().Get("wait"); q != "" {
+			d, err := time.ParseDuration(q)
+			if err != nil || d < 0 || d > time.Minute {
+				writeJSON(w, http.StatusBadRequest, apiError("wait: expected a duration from 0s to 60s, got "+strconv.Quote(q), "invalid_request_error", http.StatusBadRequest))
+				return
+			}
+			wait = d
+		}
+		p.draining.Store(true)
+		w.Header().Set("Connection", "close")
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"draining": true, "waited": wait.String()})
 	case "/version":
 		if !allowGet(w, r) {
 			return
@@ -142,6 +180,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st := p.Ready(r.Context())
+		if p.draining.Load() {
+			st = ReadyStatus{Model: st.Model, Check: "draining", Reason: "draining before shutdown", CheckedAt: time.Now().UTC()}
+		}
 		code := http.StatusOK
 		if !st.Ready {
 			code = http.StatusServiceUnavailable

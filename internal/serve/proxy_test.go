@@ -326,3 +326,40 @@ func TestProxyPassesClientCancellationToEngine(t *testing.T) {
 	cancel() // the client hangs up mid-stream
 	within(t, engineSawCancel, "the engine seeing the client's cancellation")
 }
+
+// The pre-stop hook: after GET /-/drain every response asks the client to
+// close its connection, and /ready says the replica is going away.
+func TestDrainHook(t *testing.T) {
+	eng := httptest.NewServer(&fakeEngineHandler{health: 200, models: []string{"llama"}, genStatus: 200, genBody: `{"choices":[{"text":"!"}]}`})
+	defer eng.Close()
+	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{ServedModelName: "llama"}))
+	defer srv.Close()
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, _ := get("/v1/models"); resp.Close || resp.StatusCode != 200 {
+		t.Fatalf("before the drain: status %d, close %v", resp.StatusCode, resp.Close)
+	}
+	if resp, body := get(DrainPath + "?wait=2m"); resp.StatusCode != 400 || !strings.Contains(body, "0s to 60s") {
+		t.Fatalf("wait=2m: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get("/v1/models"); resp.Close {
+		t.Fatal("a refused drain request started draining")
+	}
+	if resp, body := get(DrainPath + "?wait=10ms"); resp.StatusCode != 200 || !strings.Contains(body, `"draining": true`) {
+		t.Fatalf("drain: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get("/v1/models"); !resp.Close || resp.StatusCode != 200 {
+		t.Fatalf("after the drain: status %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	if resp, body := get("/ready"); resp.StatusCode != 503 || !strings.Contains(body, `"check": "draining"`) {
+		t.Fatalf("/ready while draining: %d %s", resp.StatusCode, body)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/serve"
 )
 
 // Label keys of the objects the target creates. The release's facts (image,
@@ -38,10 +39,13 @@ const (
 	// GPUResource is the extended resource GPUs are requested as.
 	GPUResource corev1.ResourceName = "nvidia.com/gpu"
 
-	// PreStopSeconds is how long the kubelet waits (preStop sleep action,
-	// run by the kubelet itself: no shell needed in the image) before it
-	// sends SIGTERM, so the endpoint removal reaches every kube-proxy
-	// before `modelship serve` stops accepting connections.
+	// PreStopSeconds is how long the pre-stop hook holds the pod before the
+	// kubelet sends SIGTERM, so the endpoint removal reaches every
+	// kube-proxy before `modelship serve` stops accepting connections. The
+	// hook is serve's own drain endpoint (GET /-/drain?wait=5s, an httpGet
+	// run by the kubelet: no shell needed in the image): meanwhile every
+	// response says "Connection: close", so clients leave their keep-alive
+	// connections to this pod instead of having one closed under a request.
 	PreStopSeconds = 5
 	// drainSeconds is serve's drain (30s) + engine stop (15s) + margin.
 	drainSeconds = 30 + 15 + 10
@@ -183,7 +187,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 						LivenessProbe: &corev1.Probe{ProbeHandler: httpGet("/health"), PeriodSeconds: 10,
 							TimeoutSeconds: 5, FailureThreshold: 3},
 						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
-							Sleep: &corev1.SleepAction{Seconds: PreStopSeconds}}},
+							HTTPGet: &corev1.HTTPGetAction{Path: fmt.Sprintf("%s?wait=%ds", serve.DrainPath, PreStopSeconds), Port: intstr.FromString("http")}}},
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 					}},
 				},
