@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 // engine returns the dagger CLI to call, skipping the test when no engine
@@ -24,11 +26,7 @@ func engine(t *testing.T) string {
 	host := os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST")
 	cli := os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN")
 	if host == "" || cli == "" {
-		msg := "no Dagger engine: run `eval \"$(.ci/deps/dagger-engine.sh start)\"` first"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: the engine must be started)")
-		}
-		t.Skip(msg)
+		testenv.Unavailable(t, "no Dagger engine: run `eval \"$(.ci/deps/dagger-engine.sh start)\"` first")
 	}
 	if _, err := os.Stat(cli); err != nil {
 		t.Fatalf("_EXPERIMENTAL_DAGGER_CLI_BIN: %v", err)
@@ -253,11 +251,7 @@ func dockerSocket(t *testing.T) string {
 	if path, ok := strings.CutPrefix(host, "unix://"); ok {
 		return path
 	}
-	msg := "no Docker engine: run `eval \"$(.ci/deps/docker.sh)\"` first (DOCKER_HOST=unix://...)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: the engine must be started)")
-	}
-	t.Skip(msg)
+	testenv.Unavailable(t, "no Docker engine: run `eval \"$(.ci/deps/docker.sh)\"` first (DOCKER_HOST=unix://...)")
 	return ""
 }
 

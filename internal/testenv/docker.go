@@ -47,7 +47,7 @@ func Docker(t testing.TB) (*client.Client, string) {
 	}
 	if err != nil {
 		msg := fmt.Sprintf("no Docker engine answers at %s (%v); start one with: eval \"$(.ci/deps/docker.sh)\"", host, err)
-		unavailable(t, msg)
+		Unavailable(t, msg)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli, host

@@ -33,7 +33,7 @@ func Kubernetes(t testing.TB) *rest.Config {
 	t.Helper()
 	fail := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...) + "; start a cluster with: eval \"$(.ci/deps/k8s-cluster.sh up)\""
-		unavailable(t, msg)
+		Unavailable(t, msg)
 	}
 	path := os.Getenv("KUBECONFIG")
 	if path == "" {
@@ -103,7 +103,7 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 	addr := os.Getenv(CtrAddressEnv)
 	if addr == "" {
 		msg := CtrAddressEnv + " is not set (the cluster's containerd socket); start a cluster with: eval \"$(.ci/deps/k8s-cluster.sh up)\""
-		unavailable(t, msg)
+		Unavailable(t, msg)
 	}
 	bin := StaticBinary(t)
 	modelDir := filepath.Join(RepoRoot(), img.Model)

@@ -27,7 +27,7 @@ func Pushgateway(t testing.TB) (baseURL string) {
 	bin, err := pushgatewayBinary()
 	if err != nil {
 		msg := fmt.Sprintf("testenv: prometheus-pushgateway unavailable: %v; install it with .ci/deps/pushgateway.sh (apt-get install prometheus-pushgateway) or set %s", err, PushgatewayEnv)
-		unavailable(t, msg)
+		Unavailable(t, msg)
 	}
 	dir := t.TempDir()
 	return startServer(t, "prometheus-pushgateway", func(port int) (*exec.Cmd, string) {

@@ -106,7 +106,7 @@ func MockLLMConfig(t testing.TB, config string) (baseURL string) {
 	}
 	if err != nil {
 		msg := fmt.Sprintf("testenv: @dwmkerr/mock-llm unavailable: %v; install it with .ci/deps/mock-llm.sh (npm install --prefix DIR @dwmkerr/mock-llm@%s) and set %s=DIR if not the default", err, MockLLMVersion, MockLLMDirEnv)
-		unavailable(t, msg)
+		Unavailable(t, msg)
 	}
 
 	dir := t.TempDir()
@@ -124,10 +124,10 @@ func MockLLMConfig(t testing.TB, config string) (baseURL string) {
 	})
 }
 
-// unavailable skips the test because what it needs is missing, msg saying
+// Unavailable skips the test because what it needs is missing, msg saying
 // what and how to get it; under CI=true, where every test must run, it
 // fails instead.
-func unavailable(t testing.TB, msg string) {
+func Unavailable(t testing.TB, msg string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
