@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -110,4 +111,24 @@ func (l *Load) Stop() (requests, failures int64, errs []string) {
 	close(l.stop)
 	l.wg.Wait()
 	return l.requests.Load(), l.failures.Load(), l.firstErrs
+}
+
+// RolledBack checks that a deploy of the regressed test model failed the way
+// every target must fail it: verify caught the wrong answer ("Paris"
+// missing), traffic went back to the previous release and that release was
+// verified again; and that no request failed meanwhile.
+func RolledBack(t testing.TB, err error, previous string, reqs, fails int64, errs []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("deploy of the regressed model succeeded, want verify to fail")
+	}
+	msg := err.Error()
+	for _, want := range []string{"verify failed", "Paris", "traffic switched back to " + previous, previous + " verified again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed during the deploy and rollback, want 0: %q", fails, reqs, errs)
+	}
 }
