@@ -29,6 +29,7 @@ type deployFlags struct {
 	env, config, strategy, ledger string
 	lockTimeout, readyTimeout     time.Duration
 	logFormat                     string
+	kube                          kubeFlags
 
 	cfg *config.Config // set by deploySetup: notifications, secrets to mask
 }
@@ -41,6 +42,7 @@ func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.StringVar(&f.logFormat, "log-format", "", "progress `format` on stderr: text (as is) or json (structured log lines) (default: text on a terminal, JSON elsewhere; or $MODELSHIP_LOG_FORMAT)")
+	f.kube.register(fs)
 }
 
 // deploySetup reads the config and builds the deployer and the request
@@ -75,7 +77,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		}
 		return d.Out.Write(p)
 	})
-	tg, targetURL, closeTarget, err := newTarget(f.env, env, notes)
+	tg, targetURL, closeTarget, err := newTarget(f.env, env, f.kube, notes)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}

@@ -22,6 +22,8 @@ func runHistory(ctx context.Context, args []string, s stdio) int {
 	envName := fs.String("env", "", "`environment` of modelship.yaml (required)")
 	cfgFile := fs.String("config", config.DefaultFile, "modelship.yaml `file`")
 	asJSON := fs.Bool("json", false, "print the releases as a JSON array")
+	var kube kubeFlags
+	kube.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship history --env NAME [--json] [--config modelship.yaml]
 
@@ -53,7 +55,7 @@ Flags:
 		fmt.Fprintf(s.err, "modelship history: %s has no environment %q\n", *cfgFile, *envName)
 		return exitUsage
 	}
-	tg, _, closeTarget, err := newTarget(*envName, env, s.err)
+	tg, _, closeTarget, err := newTarget(*envName, env, kube, s.err)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitUsage

@@ -25,6 +25,8 @@ func runRender(ctx context.Context, args []string, s stdio) int {
 	image := fs.String("image", "", "serving image `reference` (default: the image of the release serving the environment now, read from the cluster)")
 	gitSHA := fs.String("git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
 	strategy := fs.String("strategy", "", "rolling or blue-green (default: the environment's strategy; auto renders rolling)")
+	var kube kubeFlags
+	kube.register(fs)
 	readyTimeout := fs.Duration("ready-timeout", 0, "load budget that sizes the startup probe and progress deadline (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship render --env NAME [--image REF] [--config modelship.yaml] [--git-sha SHA] [--strategy S]
@@ -68,7 +70,11 @@ Flags:
 		fmt.Fprintf(s.err, "modelship render: environments.%s.target is %s; render describes Kubernetes objects only\n", *envName, env.Target)
 		return exitUsage
 	}
-	opts := kubernetesOptions(env, s.err)
+	if err := kube.check(*envName, env); err != nil {
+		fmt.Fprintf(s.err, "modelship render: %v\n", err)
+		return exitUsage
+	}
+	opts := kubernetesOptions(env, kube, s.err)
 	m := kubernetes.Manifest{Env: *envName, Image: *image, GitSHA: *gitSHA, ServedName: cfg.Model.ServedName,
 		Strategy: firstSet(*strategy, env.Strategy), ReadyTimeout: firstDuration(*readyTimeout, time.Duration(env.ReadyTimeout)),
 		DeployedBy: deploy.DeployedBy(), MaxSurge: 1}

@@ -50,6 +50,7 @@ func TestRenderErrors(t *testing.T) {
 		{[]string{"render", "--config", cfg, "--env", "nope"}, `has no environment "nope"`},
 		{[]string{"render", "--config", cfg, "--env", "staging", "--image", "x:1"}, "render describes Kubernetes objects only"},
 		{[]string{"render", "--config", cfg, "--env", "k"}, "--image REF is required"},
+		{[]string{"render", "--config", cfg, "--env", "k", "--image", "x:1", "--kube-server", "ftp://h"}, `--kube-server "ftp://h": expected the API server's URL`},
 		{[]string{"render", "--config", cfg, "--env", "k", "--image", "x:1", "--strategy", "recreate"}, `strategy "recreate": expected rolling or blue-green`},
 	} {
 		code, _, errs := runCLI(t, tc.args...)

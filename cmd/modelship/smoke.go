@@ -21,7 +21,7 @@ func init() {
 func runSmoke(ctx context.Context, args []string, s stdio) int {
 	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
 	fs.SetOutput(s.err)
-	endpoint := fs.String("endpoint", "", "base `URL` of the deployment, with or without /v1 (required), e.g. http://host:8000")
+	endpoint := fs.String("endpoint", "", "base `URL` of the deployment, with or without /v1, e.g. http://host:8000 (default: the --env environment's url; on Kubernetes its Service through the API server)")
 	var opt smoke.Options
 	fs.StringVar(&opt.Model, "model", "", "served model `name` /v1/models must list (default: the first one listed)")
 	fs.StringVar(&opt.ExpectDigest, "expect-digest", "", "model `digest` (sha256:...) GET /version must report")
@@ -30,9 +30,11 @@ func runSmoke(ctx context.Context, args []string, s stdio) int {
 	keyEnv := fs.String("api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	cfgFile := fs.String("config", "", "modelship.yaml `file` whose notifications: section is told the verify stage's outcome (default: modelship.yaml when there is one)")
-	envName := fs.String("env", "", "`environment` the endpoint belongs to, for the events (staging, production)")
+	envName := fs.String("env", "", "`environment` of the config the endpoint belongs to (staging, production): for the events, and the endpoint when --endpoint is not given")
+	var kube kubeFlags
+	kube.register(fs)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship smoke --endpoint URL [--model NAME] [--expect-digest D] [--expect-image REF] [--timeout 60s] [--json]
+		fmt.Fprint(fs.Output(), `Usage: modelship smoke --endpoint URL | --env NAME [--model NAME] [--expect-digest D] [--expect-image REF] [--timeout 60s] [--json]
 
 Checks a deployed endpoint, typically right after a switch:
   models      GET /v1/models lists the served model (--model, else the first)
@@ -58,7 +60,19 @@ Flags:
 		return exitUsage
 	}
 	if *endpoint == "" {
-		fmt.Fprintln(s.err, "modelship smoke: --endpoint URL is required")
+		if *envName == "" {
+			fmt.Fprintln(s.err, "modelship smoke: --endpoint URL or --env NAME is required")
+			return exitUsage
+		}
+		url, closeTarget, err := envEndpoint(firstSet(*cfgFile, config.DefaultFile), *envName, kube, s)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
+			return exitUsage
+		}
+		defer closeTarget()
+		*endpoint = url
+	} else if kube != (kubeFlags{}) {
+		fmt.Fprintln(s.err, "modelship smoke: --kubeconfig and --kube-server go with --env (the endpoint is then the environment's Service), not with --endpoint")
 		return exitUsage
 	}
 	if _, err := smoke.ParseEndpoint(*endpoint); err != nil {
@@ -120,6 +134,28 @@ Flags:
 		return exitFailed
 	}
 	return exitOK
+}
+
+// envEndpoint is where environment name of file is reached: its url, or
+// for a Kubernetes environment without one, its Service through the API
+// server's service proxy (valid until the returned func is called).
+func envEndpoint(file, name string, kube kubeFlags, s stdio) (string, func(), error) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return "", nil, err
+	}
+	env, ok := cfg.Environments[name]
+	if !ok || env == nil {
+		return "", nil, fmt.Errorf("%s has no environment %q", file, name)
+	}
+	if env.URL != "" {
+		return env.URL, func() {}, kube.check(name, env)
+	}
+	_, url, closeTarget, err := newTarget(name, env, kube, s.err)
+	if err != nil {
+		return "", nil, err
+	}
+	return url, closeTarget, nil
 }
 
 func smokeOrDash(s string) string {

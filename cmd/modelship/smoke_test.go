@@ -13,6 +13,34 @@ import (
 	"github.com/modelship/modelship/internal/testenv"
 )
 
+// smoke --env checks the environment's own endpoint: its url from the
+// config, as verify after a deploy does.
+func TestSmokeEnvEndpoint(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("c", 64)
+	eng, _ := url.Parse(testenv.Sim(t, "../../testdata/models/good", nil))
+	ts := httptest.NewServer(serve.NewProxy(eng, serve.VersionInfo{ServedModelName: "current", Digest: digest, Image: "reg/llm:2"}))
+	defer ts.Close()
+	cfg := writeRenderConfig(t, "  production: {url: "+ts.URL+"}\n  k: {target: kubernetes}\n")
+	code, out, errs := runCLI(t, "smoke", "--env", "production", "--config", cfg, "--expect-digest", digest)
+	if code != exitOK || !strings.Contains(out, "smoke "+ts.URL) || !strings.HasSuffix(out, "passed\n") {
+		t.Fatalf("smoke --env production: exit %d:\n%s%s", code, out, errs)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"smoke", "--env", "nope", "--config", cfg}, `has no environment "nope"`},
+		{[]string{"smoke", "--env", "production", "--config", cfg, "--kubeconfig", "/x"}, "are for a kubernetes target; environments.production.target is docker"},
+		{[]string{"smoke", "--env", "k", "--config", cfg, "--kube-server", "10.0.0.5:6443"}, `--kube-server "10.0.0.5:6443": expected the API server's URL`},
+		{[]string{"smoke", "--env", "k", "--config", cfg, "--kubeconfig", "/nonexistent/kubeconfig"}, "/nonexistent/kubeconfig"},
+	} {
+		code, out, errs := runCLI(t, tc.args...)
+		if code != exitUsage || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s%s", tc.args, code, exitUsage, tc.want, out, errs)
+		}
+	}
+}
+
 func TestSmokeCommand(t *testing.T) {
 	digest := "sha256:" + strings.Repeat("a", 64)
 	other := "sha256:" + strings.Repeat("b", 64)
@@ -45,7 +73,8 @@ func TestSmokeCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"smoke", "--help"}, exitOK, "--expect-digest"},
-		{[]string{"smoke"}, exitUsage, "--endpoint URL is required"},
+		{[]string{"smoke"}, exitUsage, "--endpoint URL or --env NAME is required"},
+		{[]string{"smoke", "--endpoint", ts.URL, "--kubeconfig", "/x"}, exitUsage, "go with --env"},
 		{[]string{"smoke", "--endpoint", "ftp://x"}, exitUsage, "scheme must be http or https"},
 		{[]string{"smoke", "--endpoint", ts.URL, "--timeout", "0s"}, exitUsage, "--timeout must be positive"},
 		{[]string{"smoke", "--endpoint", ts.URL, "--api-key-env", "MODELSHIP_TEST_UNSET_KEY"}, exitUsage, "$MODELSHIP_TEST_UNSET_KEY is empty or not set"},

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
+	"net/url"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -16,7 +18,10 @@ import (
 // a Docker host or a Kubernetes cluster. out receives the target's notes.
 // The returned URL is where verify reaches the environment when it has no
 // url of its own ("" for Docker, whose url always has a default).
-func newTarget(name string, env *config.Environment, out io.Writer) (deploy.Target, string, func(), error) {
+func newTarget(name string, env *config.Environment, kube kubeFlags, out io.Writer) (deploy.Target, string, func(), error) {
+	if err := kube.check(name, env); err != nil {
+		return nil, "", nil, err
+	}
 	switch env.Target {
 	case "docker":
 		tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath})
@@ -25,7 +30,7 @@ func newTarget(name string, env *config.Environment, out io.Writer) (deploy.Targ
 		}
 		return tg, "", func() { tg.Close() }, nil
 	case "kubernetes":
-		tg, err := kubernetes.New(kubernetesOptions(env, out))
+		tg, err := kubernetes.New(kubernetesOptions(env, kube, out))
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("environments.%s.kubernetes: %w", name, err)
 		}
@@ -39,10 +44,39 @@ func newTarget(name string, env *config.Environment, out io.Writer) (deploy.Targ
 	return nil, "", nil, fmt.Errorf("environments.%s.target: expected docker or kubernetes, got %q", name, env.Target)
 }
 
-// kubernetesOptions maps environments.NAME.kubernetes onto the target's options.
-func kubernetesOptions(env *config.Environment, out io.Writer) kubernetes.Options {
+// kubeFlags say how to reach a kubernetes target's cluster from where
+// modelship runs, over what the environment says: a kubeconfig mounted
+// elsewhere (a secret in a container) and the API server's address as
+// seen from there.
+type kubeFlags struct{ kubeconfig, server string }
+
+func (k *kubeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig `file` for a kubernetes target, instead of environments.ENV.kubernetes.kubeconfig, $KUBECONFIG or ~/.kube/config")
+	fs.StringVar(&k.server, "kube-server", "", "Kubernetes API server `URL` to use instead of the kubeconfig's (e.g. from a container, where a kubeconfig's 127.0.0.1 is the container itself)")
+}
+
+// check says what is wrong with the flags for environment name.
+func (k kubeFlags) check(name string, env *config.Environment) error {
+	if k.kubeconfig == "" && k.server == "" {
+		return nil
+	}
+	if env.Target != "kubernetes" {
+		return fmt.Errorf("--kubeconfig and --kube-server are for a kubernetes target; environments.%s.target is %s", name, env.Target)
+	}
+	if k.server != "" {
+		u, err := url.Parse(k.server)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("--kube-server %q: expected the API server's URL, e.g. https://10.0.0.5:6443", k.server)
+		}
+	}
+	return nil
+}
+
+// kubernetesOptions maps environments.NAME.kubernetes, and the flags over
+// it, onto the target's options.
+func kubernetesOptions(env *config.Environment, kube kubeFlags, out io.Writer) kubernetes.Options {
 	k := env.Kubernetes
-	o := kubernetes.Options{Kubeconfig: k.Kubeconfig, Context: k.Context, Namespace: k.Namespace, Name: k.Name,
+	o := kubernetes.Options{Kubeconfig: firstSet(kube.kubeconfig, k.Kubeconfig), Server: kube.server, Context: k.Context, Namespace: k.Namespace, Name: k.Name,
 		Replicas: k.Replicas, GPUs: k.GPUs, NodeSelector: k.NodeSelector, ServicePort: k.ServicePort,
 		ImagePullPolicy: corev1.PullPolicy(k.ImagePullPolicy), Out: out}
 	for _, t := range k.Tolerations {

@@ -72,6 +72,9 @@ type Options struct {
 	Kubeconfig string
 	// Context in the kubeconfig; "" uses its current context.
 	Context string
+	// Server, when set, is the API server's URL instead of the kubeconfig's
+	// (a container reaching a cluster whose kubeconfig names 127.0.0.1).
+	Server string
 	// Namespace and Name of the objects (Service NAME, Deployment NAME...).
 	Namespace, Name string
 	// Replicas of a release.
@@ -134,7 +137,9 @@ func New(opt Options) (*Target, error) {
 		if opt.Kubeconfig != "" {
 			rules.ExplicitPath = opt.Kubeconfig
 		}
-		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opt.Context})
+		overrides := &clientcmd.ConfigOverrides{CurrentContext: opt.Context}
+		overrides.ClusterInfo.Server = opt.Server
+		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 		var err error
 		if cfg, err = cc.ClientConfig(); err != nil {
 			where := "KUBECONFIG, ~/.kube/config or the in-cluster service account"
@@ -190,9 +195,24 @@ func (t *Target) wrap(err error, what string) error {
 	}
 	var op *net.OpError
 	if errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("%w: kubernetes API server %s does not answer (%s): %v", deploy.ErrUnreachable, t.host, what, err)
+		return fmt.Errorf("%w: kubernetes API server %s does not answer (%s): %v%s", deploy.ErrUnreachable, t.host, what, err, loopbackHint(t.host))
 	}
 	return fmt.Errorf("kubernetes %s: %s: %w", t.host, what, err)
+}
+
+// loopbackHint explains an unreachable API server whose address is a
+// loopback one: from inside a container (a Dagger function, a CI job's
+// service container) that address is the container itself.
+func loopbackHint(host string) string {
+	u, err := url.Parse(host)
+	if err != nil {
+		return ""
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); (ip == nil || !ip.IsLoopback()) && h != "localhost" {
+		return ""
+	}
+	return fmt.Sprintf("; %s is a loopback address: inside a container it is the container itself, so give the address the container reaches the API server at (modelship --kube-server, or kubeServer of the Dagger functions)", h)
 }
 
 func (t *Target) deployments() typedDeployments {
