@@ -9,9 +9,14 @@
 # server, controller-manager, scheduler, containerd (Debian, private root,
 # state and socket) + runc, CNI bridge (Debian plugins), kubelet (cgroupfs),
 # kube-proxy (iptables), CoreDNS as a host process on the bridge gateway.
-# No image is pulled: the sandbox image is our own pause binary, imported with
-# `ctr -n k8s.io images import`; tests import their images the same way
-# (K8S_CTR and K8S_CTR_ADDRESS are printed for them).
+# Nothing is pulled from the internet: the sandbox image is our own pause
+# binary, imported with `ctr -n k8s.io images import`; tests import their
+# images the same way (K8S_CTR_ADDRESS is printed for them), or publish
+# them to the local registry $MODELSHIP_CI_REGISTRY (127.0.0.1:5000, started
+# with the Dagger engine), which containerd pulls from over plain http.
+# K8S_NODE_SERVER is the API server at the node's address, for clients in
+# containers (a Dagger function), to whom the kubeconfig's 127.0.0.1 is
+# themselves; the server certificate names that address too.
 #
 # PKI is made with openssl. Everything lives under $K8S_CI_STATE (default
 # /var/lib/modelship-ci/k8s) and /run/modelship-ci/k8s; `down` deletes the
@@ -40,6 +45,7 @@ SERVICE_IP=10.96.0.1
 DNS_IP=10.96.0.10
 DNS_PORT=1053
 CTR_SOCK="$RUN/containerd/containerd.sock"
+REGISTRY="${MODELSHIP_CI_REGISTRY:-127.0.0.1:5000}"
 NODE="$(hostname | tr 'A-Z_' 'a-z-')"
 SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet net.ipv4.ip_forward)
 log() { echo "k8s-cluster.sh: $*" >&2; }
@@ -230,6 +236,8 @@ state = "$RUN/containerd/state"
   # root here lacks CAP_SYS_RESOURCE: without this every sandbox fails.
   restrict_oom_score_adj = true
   enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$STATE/certs.d"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni"
@@ -237,6 +245,13 @@ state = "$RUN/containerd/state"
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
       SystemdCgroup = false
+EOF
+	# The local registry is plain http.
+	mkdir -p "$STATE/certs.d/$REGISTRY"
+	cat >"$STATE/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
 EOF
 	mkdir -p "$STATE/cni"
 	cat >"$STATE/cni/10-modelship-ci.conflist" <<EOF
@@ -342,6 +357,7 @@ print_exports() {
 	echo "export KUBECONFIG=$KCFG"
 	echo "export K8S_CTR_ADDRESS=$CTR_SOCK"
 	echo "export K8S_CI_BIN=$BIN"
+	echo "export K8S_NODE_SERVER=https://$(node_ip):6443"
 }
 
 # oci_image BINARY PATH_IN_IMAGE NAME OUT.tar: an OCI image layout of one
