@@ -11,17 +11,25 @@ import (
 	"dagger/modelship/internal/dagger"
 )
 
-// A Docker target is driven from the Docker host itself: modelship deploy
-// probes the releases it starts on the host's loopback (ports published on
-// 127.0.0.1), which a Dagger container cannot reach. So each of deploy,
-// verify and rollback runs the modelship binary of the serving image in a
-// short-lived container on the target engine, with the host's network and
-// the engine's socket; a tools container with curl drives it through the
-// Docker Engine API (create, copy the config in, start, wait, logs, remove).
+// Deploy targets. A Docker target is driven from the Docker host itself:
+// modelship deploy probes the releases it starts on the host's loopback
+// (ports published on 127.0.0.1), which a Dagger container cannot reach. So
+// each of deploy, verify and rollback runs the modelship binary of the
+// serving image in a short-lived container on the target engine, with the
+// host's network and the engine's socket; a tools container with curl
+// drives it through the Docker Engine API (create, copy the config in,
+// start, wait, logs, remove).
+//
+// A Kubernetes target is reached through its API server only (rollouts,
+// the Service through the API server's service proxy), so the same
+// modelship runs in a Dagger container from the serving image, with the
+// kubeconfig mounted as a secret.
 
-// Deploy runs `modelship deploy --env ENV --image IMAGE` against a Docker
-// host: blue-green or recreate (from GPU memory), wait for /ready, switch
-// the gateway, verify, roll back automatically on failure. Returns its log.
+// Deploy runs `modelship deploy --env ENV --image IMAGE` against the
+// environment's target: a Docker host (--docker: blue-green or recreate,
+// from GPU memory) or a Kubernetes cluster (--kubeconfig: rolling or
+// blue-green on the Service selector); waits for /ready, switches,
+// verifies, rolls back automatically on failure. Returns its log.
 //
 // +cache="never"
 func (m *Modelship) Deploy(
@@ -30,18 +38,34 @@ func (m *Modelship) Deploy(
 	env string,
 	// Published serving image (repository@sha256:...).
 	image string,
-	// The Docker engine's socket, e.g. --docker /var/run/docker.sock.
+	// For a Docker target: the Docker engine's socket, e.g. --docker /var/run/docker.sock.
+	// +optional
 	docker *dagger.Socket,
 	// Path of that socket on the Docker host (mounted into the deployer container).
 	// +default="/var/run/docker.sock"
 	dockerSocketPath string,
+	// For a Kubernetes target: a kubeconfig with its credentials inline
+	// (kubectl config view --raw --minify --flatten), e.g.
+	// --kubeconfig file:$HOME/.kube/config or env:KUBECONFIG_DATA. Mounted
+	// as a secret: never logged, never in a layer.
+	// +optional
+	kubeconfig *dagger.Secret,
+	// The same kubeconfig as a file, for one that is not secret-managed;
+	// it is turned into a secret before use.
+	// +optional
+	kubeconfigFile *dagger.File,
+	// The Kubernetes API server's URL as the pipeline's containers reach it,
+	// instead of the kubeconfig's (a kubeconfig naming 127.0.0.1 or
+	// localhost means the container itself), e.g. https://10.0.0.5:6443.
+	// +optional
+	kubeServer string,
 	// Directory with the config and the files it names (suites); default this repository's.
 	// +optional
 	config *dagger.Directory,
 	// Config file in config.
 	// +default="modelship.yaml"
 	configFile string,
-	// Deploy strategy: auto, recreate or blue-green; default the environment's.
+	// Deploy strategy: auto, recreate, blue-green or rolling (Kubernetes); default the environment's.
 	// +optional
 	strategy string,
 	// Bound on the whole stage (pull, deploy, verify, rollback on failure),
@@ -49,6 +73,14 @@ func (m *Modelship) Deploy(
 	// +default="30m"
 	timeout string,
 ) (string, error) {
+	tg, err := newTarget(ctx, "deploy", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer)
+	if err != nil {
+		return "", err
+	}
+	return m.deploy(ctx, tg, env, image, m.configDir(config), configFile, strategy, timeout)
+}
+
+func (m *Modelship) deploy(ctx context.Context, tg *target, env, image string, config *dagger.Directory, configFile, strategy, timeout string) (string, error) {
 	args := []string{"deploy", "--env", env, "--image", image, "--config", configFile}
 	if rev := m.imageRevision(ctx, image); rev != "" {
 		args = append(args, "--git-sha", rev)
@@ -56,12 +88,13 @@ func (m *Modelship) Deploy(
 	if strategy != "" {
 		args = append(args, "--strategy", strategy)
 	}
-	return m.onDockerHost(ctx, "deploy", docker, dockerSocketPath, image, m.configDir(config), args, timeout)
+	return m.onTarget(ctx, "deploy", tg, image, config, args, timeout)
 }
 
-// Rollback runs `modelship rollback --env ENV` against a Docker host: the
-// previous live release (or the one given) is put back, verified, without
-// a pull. image is any serving image (its modelship binary runs it).
+// Rollback runs `modelship rollback --env ENV` against the environment's
+// target (a Docker host or a Kubernetes cluster): the previous live
+// release (or the one given) is put back and verified, without a pull on
+// Docker. image is any serving image (its modelship binary runs it).
 //
 // +cache="never"
 func (m *Modelship) Rollback(
@@ -70,11 +103,21 @@ func (m *Modelship) Rollback(
 	env string,
 	// A serving image whose modelship binary runs the rollback (e.g. the current one).
 	image string,
-	// The Docker engine's socket.
+	// For a Docker target: the Docker engine's socket.
+	// +optional
 	docker *dagger.Socket,
 	// Path of that socket on the Docker host.
 	// +default="/var/run/docker.sock"
 	dockerSocketPath string,
+	// For a Kubernetes target: a kubeconfig with its credentials inline (see deploy).
+	// +optional
+	kubeconfig *dagger.Secret,
+	// The same kubeconfig as a file.
+	// +optional
+	kubeconfigFile *dagger.File,
+	// The Kubernetes API server's URL as the pipeline's containers reach it (see deploy).
+	// +optional
+	kubeServer string,
 	// Directory with the config and the files it names; default this repository's.
 	// +optional
 	config *dagger.Directory,
@@ -88,29 +131,59 @@ func (m *Modelship) Rollback(
 	// +default="30m"
 	timeout string,
 ) (string, error) {
+	tg, err := newTarget(ctx, "rollback", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer)
+	if err != nil {
+		return "", err
+	}
+	return m.rollback(ctx, tg, env, image, m.configDir(config), configFile, to, timeout)
+}
+
+func (m *Modelship) rollback(ctx context.Context, tg *target, env, image string, config *dagger.Directory, configFile, to, timeout string) (string, error) {
 	args := []string{"rollback", "--env", env, "--config", configFile}
 	if to != "" {
 		args = append(args, "--to", to)
 	}
-	return m.onDockerHost(ctx, "rollback", docker, dockerSocketPath, image, m.configDir(config), args, timeout)
+	return m.onTarget(ctx, "rollback", tg, image, config, args, timeout)
 }
 
-// VerifyDeployment smoke-tests a deployed endpoint from the Docker host:
-// the model is listed, one generation succeeds, and /version reports the
-// image's model digest and the image.
+// VerifyDeployment smoke-tests a deployed endpoint from where the target
+// reaches it: the model is listed, one generation succeeds, and /version
+// reports the image's model digest and the image. On a Docker host, the
+// endpoint given (as the host reaches it); on Kubernetes, the
+// environment's url or else its Service through the API server.
 //
 // +cache="never"
 func (m *Modelship) VerifyDeployment(
 	ctx context.Context,
-	// Endpoint as the Docker host reaches it, e.g. http://127.0.0.1:8000.
-	endpoint string,
 	// The serving image that should be live there.
 	image string,
-	// The Docker engine's socket.
+	// Endpoint as the Docker host reaches it, e.g. http://127.0.0.1:8000.
+	// +optional
+	endpoint string,
+	// Environment of the config whose endpoint to check (instead of endpoint).
+	// +optional
+	env string,
+	// For a Docker target: the Docker engine's socket.
+	// +optional
 	docker *dagger.Socket,
 	// Path of that socket on the Docker host.
 	// +default="/var/run/docker.sock"
 	dockerSocketPath string,
+	// For a Kubernetes target: a kubeconfig with its credentials inline (see deploy).
+	// +optional
+	kubeconfig *dagger.Secret,
+	// The same kubeconfig as a file.
+	// +optional
+	kubeconfigFile *dagger.File,
+	// The Kubernetes API server's URL as the pipeline's containers reach it (see deploy).
+	// +optional
+	kubeServer string,
+	// Directory with the config (for env); default this repository's.
+	// +optional
+	config *dagger.Directory,
+	// Config file in config.
+	// +default="modelship.yaml"
+	configFile string,
 	// Served model name.
 	// +default="current"
 	model string,
@@ -118,12 +191,126 @@ func (m *Modelship) VerifyDeployment(
 	// +default="5m"
 	timeout string,
 ) (string, error) {
-	args := []string{"smoke", "--endpoint", endpoint, "--model", model, "--expect-image", image}
+	tg, err := newTarget(ctx, "verify", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer)
+	if err != nil {
+		return "", err
+	}
+	return m.verifyDeployment(ctx, tg, image, endpoint, env, m.configDir(config), configFile, model, timeout)
+}
+
+func (m *Modelship) verifyDeployment(ctx context.Context, tg *target, image, endpoint, env string, config *dagger.Directory, configFile, model, timeout string) (string, error) {
+	var args []string
+	switch {
+	case endpoint != "" && env != "":
+		return "", fmt.Errorf("verify: give endpoint or env, not both")
+	case endpoint != "":
+		args = []string{"smoke", "--endpoint", endpoint}
+		config = dag.Directory()
+	case env != "":
+		args = []string{"smoke", "--env", env, "--config", configFile}
+	default:
+		return "", fmt.Errorf("verify: endpoint (as the target reaches it) or env (of the config) is required")
+	}
+	args = append(args, "--model", model, "--expect-image", image)
 	digest, err := dag.Container().From(image).Label(ctx, labelModelDigest)
 	if err == nil && digest != "" {
 		args = append(args, "--expect-digest", digest)
 	}
-	return m.onDockerHost(ctx, "verify", docker, dockerSocketPath, image, dag.Directory(), args, timeout)
+	return m.onTarget(ctx, "verify", tg, image, config, args, timeout)
+}
+
+// target is where a deploy stage's modelship runs: on a Docker host
+// (docker, its socket) or against a Kubernetes cluster (kubeconfig).
+type target struct {
+	docker     *dagger.Socket
+	socketPath string
+	kubeconfig *dagger.Secret
+	kubeServer string
+}
+
+// newTarget checks that exactly one target is given and makes a file
+// kubeconfig a secret.
+func newTarget(ctx context.Context, stage string, docker *dagger.Socket, socketPath string, kubeconfig *dagger.Secret, kubeconfigFile *dagger.File, kubeServer string) (*target, error) {
+	if kubeconfig != nil && kubeconfigFile != nil {
+		return nil, fmt.Errorf("%s: give kubeconfig (a secret) or kubeconfigFile, not both", stage)
+	}
+	if kubeconfigFile != nil {
+		digest, err := kubeconfigFile.Digest(ctx)
+		if err != nil {
+			return nil, stageError(stage+": kubeconfigFile", err)
+		}
+		data, err := kubeconfigFile.Contents(ctx)
+		if err != nil {
+			return nil, stageError(stage+": kubeconfigFile", err)
+		}
+		kubeconfig = dag.SetSecret("modelship-kubeconfig-"+strings.TrimPrefix(digest, "sha256:")[:16], data)
+	}
+	switch {
+	case docker != nil && kubeconfig != nil:
+		return nil, fmt.Errorf("%s: give docker (a Docker target) or kubeconfig (a Kubernetes target), not both", stage)
+	case docker == nil && kubeconfig == nil:
+		return nil, fmt.Errorf("%s: no target: give docker (a Docker engine's socket, e.g. --docker /var/run/docker.sock) or kubeconfig (a Kubernetes cluster, e.g. --kubeconfig file:$HOME/.kube/config)", stage)
+	case kubeServer != "" && kubeconfig == nil:
+		return nil, fmt.Errorf("%s: kubeServer is for a Kubernetes target; give kubeconfig too", stage)
+	}
+	return &target{docker: docker, socketPath: socketPath, kubeconfig: kubeconfig, kubeServer: kubeServer}, nil
+}
+
+// onTarget runs modelship ARGS from image where tg is reached, bounded by
+// timeout (a Go duration), with the config bundle in its working directory.
+func (m *Modelship) onTarget(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, timeout string) (string, error) {
+	limit, err := time.ParseDuration(timeout)
+	if err != nil || limit <= 0 {
+		return "", fmt.Errorf("%s: timeout %q: expected a positive Go duration such as 30m or 90s", stage, timeout)
+	}
+	if tg.docker != nil {
+		return m.onDockerHost(ctx, stage, tg.docker, tg.socketPath, image, config, args, limit)
+	}
+	return onCluster(ctx, stage, tg, image, config, args, limit)
+}
+
+// kubeconfigPath is where the kubeconfig secret is mounted.
+const kubeconfigPath = "/run/secrets/modelship/kubeconfig"
+
+// onCluster runs modelship ARGS from image in a Dagger container that
+// reaches the cluster through the kubeconfig secret; stopped (SIGTERM, so
+// a deploy undoes what it started, then SIGKILL 30 s later) past limit.
+func onCluster(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
+	args = append(args, "--kubeconfig", kubeconfigPath)
+	if tg.kubeServer != "" {
+		args = append(args, "--kube-server", tg.kubeServer)
+	}
+	secs := strconv.Itoa(int(limit.Round(time.Second).Seconds()))
+	ctr := dag.Container().From(image).
+		WithDirectory("/tmp/modelship", config).
+		WithWorkdir("/tmp/modelship").
+		WithMountedSecret(kubeconfigPath, tg.kubeconfig).
+		WithEnvVariable("MODELSHIP_LOG_FORMAT", "text").
+		// A deploy changes the world: never replay one from the cache.
+		WithEnvVariable("MODELSHIP_RUN_AT", time.Now().UTC().Format(time.RFC3339Nano)).
+		WithExec(append([]string{"timeout", "-k", "30", secs, binaryPath}, args...),
+			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := ctr.ExitCode(ctx)
+	if err != nil {
+		return "", stageError(stage, err)
+	}
+	stdout, err := ctr.Stdout(ctx)
+	if err != nil {
+		return "", stageError(stage, err)
+	}
+	stderr, err := ctr.Stderr(ctx)
+	if err != nil {
+		return "", stageError(stage, err)
+	}
+	out := stderr + stdout
+	cmd := "modelship " + strings.Join(args, " ")
+	switch code {
+	case 0:
+		return out, nil
+	case 124, 137:
+		return "", fmt.Errorf("%s: timed out after %s against the cluster (%s; raise it with --timeout, --deploy-timeout on release):\n%s", stage, limit, cmd, out)
+	}
+	return "", fmt.Errorf("%s: %s exited %d:\n%s", stage, cmd, code, out)
 }
 
 // configDir is the config bundle: the one given, or this repository's
@@ -197,12 +384,8 @@ exit "${status:-125}"
 
 // onDockerHost runs modelship ARGS from image on the Docker host behind
 // docker, with the host's network, the engine's socket and the config
-// bundle in its working directory, bounded by timeout (a Go duration).
-func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagger.Socket, socketPath, image string, config *dagger.Directory, args []string, timeout string) (string, error) {
-	limit, err := time.ParseDuration(timeout)
-	if err != nil || limit <= 0 {
-		return "", fmt.Errorf("%s: timeout %q: expected a positive Go duration such as 30m or 90s", stage, timeout)
-	}
+// bundle in its working directory, bounded by limit.
+func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagger.Socket, socketPath, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
 	create, err := json.Marshal(map[string]any{
 		"Image":      image,
 		"Entrypoint": []string{binaryPath},

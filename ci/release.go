@@ -19,11 +19,11 @@ type stage struct {
 // Release takes a checkpoint through the whole path in order: preflight,
 // validate, benchmark, build, publish, verify (the published image, pulled
 // back from the registry, served and smoke-tested: model listed, one
-// generation, /version reporting the model digest), and, when a Docker
-// target is given, staging (deploy + the integration suite through the
-// staging endpoint), production (deploy, verified, rolled back
-// automatically on failure) and live (smoke test of production; on failure
-// production is rolled back). The first failing stage stops it: nothing
+// generation, /version reporting the model digest), and, when a target is
+// given (a Docker engine or a Kubernetes cluster), staging (deploy + the
+// integration suite through the staging endpoint), production (deploy,
+// verified, rolled back automatically on failure) and live (smoke test of
+// production; on failure production is rolled back). The first failing stage stops it: nothing
 // after it runs, so a model that fails validation is never published.
 // Returns a directory with report.md (every stage, its result and time),
 // release.txt (the published ref@digest) and each stage's reports and logs.
@@ -59,12 +59,26 @@ func (m *Modelship) Release(
 	// Registry password or token.
 	// +optional
 	password *dagger.Secret,
-	// Docker engine to deploy to (its socket); without it the release ends at verify.
+	// Docker engine to deploy to (its socket); without it or a kubeconfig
+	// the release ends at verify.
 	// +optional
 	docker *dagger.Socket,
 	// Path of that socket on the Docker host.
 	// +default="/var/run/docker.sock"
 	dockerSocketPath string,
+	// Kubernetes cluster to deploy to: a kubeconfig with its credentials
+	// inline (kubectl config view --raw --minify --flatten), e.g.
+	// --kubeconfig file:$HOME/.kube/config; mounted as a secret.
+	// +optional
+	kubeconfig *dagger.Secret,
+	// The same kubeconfig as a file.
+	// +optional
+	kubeconfigFile *dagger.File,
+	// The Kubernetes API server's URL as the pipeline's containers reach it,
+	// instead of the kubeconfig's (one naming 127.0.0.1 means the container
+	// itself), e.g. https://10.0.0.5:6443.
+	// +optional
+	kubeServer string,
 	// Directory with the config (environments, suites); default this repository's.
 	// +optional
 	config *dagger.Directory,
@@ -77,14 +91,24 @@ func (m *Modelship) Release(
 	// Production environment of the config.
 	// +default="production"
 	productionEnv string,
-	// Production endpoint as the Docker host reaches it.
+	// Production endpoint as the Docker host reaches it (Docker; on
+	// Kubernetes the live check goes to the environment's url, else its
+	// Service through the API server).
 	// +default="http://127.0.0.1:8000"
 	productionUrl string,
-	// Bound on each Docker stage (staging, production, live), a Go
+	// Bound on each deploy stage (staging, production, live), a Go
 	// duration: a stage past it fails naming the step that did not finish.
 	// +default="30m"
 	deployTimeout string,
 ) (*dagger.Directory, error) {
+	var tg *target
+	if docker != nil || kubeconfig != nil || kubeconfigFile != nil || kubeServer != "" {
+		var err error
+		if tg, err = newTarget(ctx, "release", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer); err != nil {
+			return nil, err
+		}
+	}
+	cfg := m.configDir(config)
 	out := dag.Directory()
 	var (
 		image *dagger.Container
@@ -135,10 +159,14 @@ func (m *Modelship) Release(
 			return m.Verify(ctx, ref, engine, gpus)
 		}},
 	}
-	if docker != nil {
+	if tg != nil {
+		liveURL := productionUrl
+		if tg.docker == nil {
+			liveURL = ""
+		}
 		deployTo := func(env string) func(context.Context) (string, error) {
 			return func(ctx context.Context) (string, error) {
-				log, err := m.Deploy(ctx, env, ref, docker, dockerSocketPath, config, configFile, "", deployTimeout)
+				log, err := m.deploy(ctx, tg, env, ref, cfg, configFile, "", deployTimeout)
 				out = out.WithNewFile("deploy-"+env+".log", log)
 				return lastLine(log), err
 			}
@@ -147,11 +175,15 @@ func (m *Modelship) Release(
 			stage{"staging", deployTo(stagingEnv)},
 			stage{"production", deployTo(productionEnv)},
 			stage{"live", func(ctx context.Context) (string, error) {
-				smoke, err := m.VerifyDeployment(ctx, productionUrl, ref, docker, dockerSocketPath, "current", deployTimeout)
-				if err == nil {
-					return oneLine(smoke), nil
+				env := ""
+				if liveURL == "" {
+					env = productionEnv
 				}
-				back, rerr := m.Rollback(ctx, productionEnv, ref, docker, dockerSocketPath, config, configFile, "", deployTimeout)
+				smoke, err := m.verifyDeployment(ctx, tg, ref, liveURL, env, cfg, configFile, "current", deployTimeout)
+				if err == nil {
+					return oneLine(smokeLine(smoke)), nil
+				}
+				back, rerr := m.rollback(ctx, tg, productionEnv, ref, cfg, configFile, "", deployTimeout)
 				if rerr != nil {
 					return "", fmt.Errorf("%w\nrollback failed too: %v", err, rerr)
 				}
@@ -238,7 +270,7 @@ func (m *Modelship) Demo(
 	dockerSocketPath string,
 ) (*dagger.Directory, error) {
 	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil,
-		docker, dockerSocketPath, nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000", "10m")
+		docker, dockerSocketPath, nil, nil, "", nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000", "10m")
 }
 
 // lastLine is the last line of a deploy log that says what happened (the
@@ -252,6 +284,17 @@ func lastLine(s string) string {
 		}
 	}
 	return ""
+}
+
+// smokeLine is modelship smoke's headline ("smoke URL (model M)") from a
+// log that may carry other lines before it.
+func smokeLine(log string) string {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.HasPrefix(l, "smoke ") {
+			return l
+		}
+	}
+	return log
 }
 
 func firstLine(ctx context.Context, f *dagger.File) string {

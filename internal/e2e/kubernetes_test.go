@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/modelship/modelship/internal/testenv"
+)
+
+// flatKubeconfig writes KUBECONFIG with its certificates and keys inline,
+// as `kubectl config view --raw --minify --flatten` does: the form a
+// kubeconfig takes as a secret. It returns the path and the client key
+// (base64, as in the file), which no output may show.
+func flatKubeconfig(t *testing.T) (path, key string) {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(os.Getenv("KUBECONFIG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmdapi.MinifyConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range cfg.AuthInfos {
+		key = base64.StdEncoding.EncodeToString(u.ClientKeyData)
+	}
+	if key == "" {
+		t.Fatal("the flattened kubeconfig has no client key")
+	}
+	path = filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path, key
+}
+
+// nodeServer is the API server as a container on this machine reaches it
+// (printed by .ci/deps/k8s-cluster.sh up): the kubeconfig's 127.0.0.1 is
+// the container itself.
+func nodeServer(t *testing.T) string {
+	s := os.Getenv("K8S_NODE_SERVER")
+	if s == "" {
+		testenv.Unavailable(t, "K8S_NODE_SERVER is not set: start the cluster with eval \"$(.ci/deps/k8s-cluster.sh up)\"")
+	}
+	return s
+}
+
+// The good model's release goes on to a Kubernetes cluster through `dagger
+// call release --kubeconfig`: staging by rolling update (with the
+// validation suite through the Service), production by blue-green on the
+// Service selector, and a smoke test of production through the API
+// server. The pods pull the published image from the registry, and the
+// production Service ends up serving it; the kubeconfig's key shows
+// nowhere in the output.
+func TestReleaseDeploysToKubernetes(t *testing.T) {
+	engine(t)
+	rest := testenv.Kubernetes(t)
+	server := nodeServer(t)
+	kubeconfig, key := flatKubeconfig(t)
+	cs, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := clone(t)
+	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
+	ns := "modelship-" + id
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
+			t.Logf("deleting namespace %s: %v", ns, err)
+		}
+	})
+	cfg := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfg, "suites"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	suite, err := os.ReadFile(filepath.Join(dir, "testdata/suites/validation_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "suites/validation_cases.json"), suite, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staging, production := id+"-staging", id+"-production"
+	yaml := fmt.Sprintf(`version: 1
+model:
+  path: /models/current
+  served-name: current
+serving:
+  engine: sim
+suites:
+  validation: suites/validation_cases.json
+environments:
+  %s:
+    target: kubernetes
+    strategy: rolling
+    kubernetes: {namespace: %s, name: llm-staging, service-port: 80}
+  %s:
+    target: kubernetes
+    strategy: blue-green
+    kubernetes: {namespace: %s, name: llm, service-port: 80}
+`, staging, ns, production, ns)
+	if err := os.WriteFile(filepath.Join(cfg, "modelship.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	repo := "e2e/" + id
+	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",
+		"--registry", registry(t)+"/"+repo,
+		"--kubeconfig", "file:"+kubeconfig, "--kube-server", server,
+		"--config", cfg, "--staging-env", staging, "--production-env", production,
+		"file", "--path", "report.md", "contents")
+	if r.err != nil {
+		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
+	}
+	for _, st := range []string{"publish", "staging", "production", "live"} {
+		if !strings.Contains(r.stdout, "| "+st+" | ok |") {
+			t.Errorf("report: stage %s not ok:\n%s", st, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr, key) {
+		t.Error("the kubeconfig's client key appears in the output of dagger call")
+	}
+
+	// What the cluster serves now, through the production Service.
+	body, err := cs.CoreV1().Services(ns).ProxyGet("http", "llm", "80", "version", nil).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("production /version through the Service: %v", err)
+	}
+	var v struct {
+		Image  string `json:"image"`
+		Digest string `json:"digest"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("production /version: %v: %s", err, body)
+	}
+	if !strings.HasPrefix(v.Image, registry(t)+"/"+repo+"@sha256:") {
+		t.Errorf("production serves %s, want the release's image %s/%s@sha256:...: %s", v.Image, registry(t), repo, body)
+	}
+	if !strings.HasPrefix(v.Digest, "sha256:") {
+		t.Errorf("production /version reports no model digest: %s", body)
+	}
+	deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range deps.Items {
+		names = append(names, d.Name)
+	}
+	if len(names) < 2 {
+		t.Errorf("deployments in %s: %v, want the staging one and production's blue-green one", ns, names)
+	}
+	t.Logf("release with staging (rolling) and production (blue-green) on Kubernetes: %.1fs; deployments %v", r.took.Seconds(), names)
+}
+
+// The deploy functions say which target they need: neither a Docker socket
+// nor a kubeconfig, both, or a server without a kubeconfig is refused
+// before anything runs.
+func TestDeployTargetArguments(t *testing.T) {
+	engine(t)
+	sock := dockerSocket(t)
+	dir := clone(t)
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy", "--env", "staging", "--image", "x"}, "deploy: no target: give docker"},
+		{[]string{"deploy", "--env", "staging", "--image", "x", "--docker", sock, "--kubeconfig", "file:" + kc}, "deploy: give docker (a Docker target) or kubeconfig (a Kubernetes target), not both"},
+		{[]string{"rollback", "--env", "staging", "--image", "x", "--docker", sock, "--kube-server", "https://10.0.0.5:6443"}, "rollback: kubeServer is for a Kubernetes target"},
+		{[]string{"deploy", "--env", "staging", "--image", "x", "--kubeconfig", "file:" + kc, "--kubeconfig-file", kc}, "not both"},
+	} {
+		r := call(t, dir, tc.args...)
+		if r.err == nil || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("dagger call %v: err %v, want a failure saying %q:\n%s", tc.args, r.err, tc.want, tail(r.stderr))
+		}
+	}
+}
