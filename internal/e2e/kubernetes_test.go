@@ -66,7 +66,8 @@ func nodeServer(t *testing.T) string {
 // Service selector, and a smoke test of production through the API
 // server. The pods pull the published image from the registry, and the
 // production Service ends up serving it; the kubeconfig's key shows
-// nowhere in the output.
+// nowhere in the output. verify-deployment then checks production again
+// with the kubeconfig given as a file.
 func TestReleaseDeploysToKubernetes(t *testing.T) {
 	engine(t)
 	rest := testenv.Kubernetes(t)
@@ -170,7 +171,21 @@ environments:
 	if len(names) < 2 {
 		t.Errorf("deployments in %s: %v, want the staging one and production's blue-green one", ns, names)
 	}
-	t.Logf("release with staging (rolling) and production (blue-green) on Kubernetes: %.1fs; deployments %v", r.took.Seconds(), names)
+	t.Logf("release with staging (rolling) and production (blue-green) on Kubernetes: %.1fs; deployments %v\n%s", r.took.Seconds(), names, r.stdout)
+
+	// The same cluster through a kubeconfig given as a file: the smoke
+	// test of production on its own.
+	r = call(t, dir, "verify-deployment", "--image", v.Image, "--env", production,
+		"--kubeconfig-file", kubeconfig, "--kube-server", server, "--config", cfg)
+	if r.err != nil {
+		t.Fatalf("verify-deployment --kubeconfig-file: %v\n%s", r.err, tail(r.stderr))
+	}
+	if !strings.Contains(r.stdout, "/version reports the expected digest "+v.Digest) || !strings.Contains(r.stdout, "passed") {
+		t.Errorf("verify-deployment did not check the production release's digest:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout+r.stderr, key) {
+		t.Error("the kubeconfig's client key appears in the output of dagger call verify-deployment")
+	}
 }
 
 // The deploy functions say which target they need: neither a Docker socket
