@@ -121,10 +121,13 @@ func (m *Modelship) commit(ctx context.Context) (sha, created string) {
 // Publish pushes a serving image to a registry under two tags, the git
 // commit (org.opencontainers.image.revision) and the model digest
 // (modelship.model-digest, as sha256-HEX), plus tag when given; returns
-// the pushed image as repository@sha256:digest.
+// the pushed image as repository@sha256:digest. The image is the one
+// given, or built from model here (as build does), which is how a CI job
+// builds and pushes in one call.
 func (m *Modelship) Publish(
 	ctx context.Context,
-	// Serving image (from build).
+	// Serving image (from build); or give model instead.
+	// +optional
 	image *dagger.Container,
 	// Repository to push to, e.g. ghcr.io/acme/llm or 127.0.0.1:5000/acme/llm.
 	registry string,
@@ -137,7 +140,27 @@ func (m *Modelship) Publish(
 	// Registry password or token.
 	// +optional
 	password *dagger.Secret,
+	// Checkpoint directory to build the serving image from, instead of image.
+	// +optional
+	model *dagger.Directory,
+	// Inference engine of the image built from model: vllm or sim.
+	// +default="vllm"
+	engine string,
+	// Git commit the image built from model is built from; default the repository's HEAD.
+	// +optional
+	revision string,
 ) (string, error) {
+	switch {
+	case image != nil && model != nil:
+		return "", fmt.Errorf("publish: give image or model (to build the image from), not both")
+	case image == nil && model == nil:
+		return "", fmt.Errorf("publish: give image (a serving image from build) or model (a checkpoint directory to build it from)")
+	case model != nil:
+		var err error
+		if image, err = m.Build(ctx, model, engine, revision); err != nil {
+			return "", err
+		}
+	}
 	rev, err := image.Label(ctx, labelRevision)
 	if err != nil {
 		return "", stageError("publish", err)

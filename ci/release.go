@@ -151,7 +151,7 @@ func (m *Modelship) Release(
 		}},
 		{"publish", func(ctx context.Context) (string, error) {
 			var err error
-			ref, err = m.Publish(ctx, image, registry, "", username, password)
+			ref, err = m.Publish(ctx, image, registry, "", username, password, nil, engine, "")
 			out = out.WithNewFile("release.txt", ref+"\n")
 			return ref, err
 		}},

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// daggerCall is one `dagger call` a workflow step makes: the function and
+// the flags given to it (the chained calls after it are the core API's).
+type daggerCall struct {
+	where, fn string
+	flags     []string
+}
+
+// workflowCalls lists the dagger calls of the repository's workflows
+// (steps using dagger/dagger-for-github with verb call).
+func workflowCalls(t *testing.T, root string) []daggerCall {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(root, ".github/workflows/*.yml"))
+	expr := regexp.MustCompile(`\$\{\{[^}]*\}\}`)
+	var calls []daggerCall
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf struct {
+			Jobs map[string]struct {
+				Steps []struct {
+					Name string            `yaml:"name"`
+					Uses string            `yaml:"uses"`
+					With map[string]string `yaml:"with"`
+				} `yaml:"steps"`
+			} `yaml:"jobs"`
+		}
+		if err := yaml.Unmarshal(b, &wf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for job, j := range wf.Jobs {
+			for _, st := range j.Steps {
+				if !strings.HasPrefix(st.Uses, "dagger/dagger-for-github@") || st.With["verb"] != "call" {
+					continue
+				}
+				words := strings.Fields(expr.ReplaceAllString(st.With["args"], "X"))
+				if len(words) == 0 {
+					t.Errorf("%s: job %s step %q calls no function", filepath.Base(f), job, st.Name)
+					continue
+				}
+				c := daggerCall{where: filepath.Base(f) + ": job " + job + ", step " + st.Name, fn: words[0]}
+				for i := 1; i < len(words); i++ {
+					w := words[i]
+					if !strings.HasPrefix(w, "--") {
+						break // a chained call (export, file, ...)
+					}
+					name, _, hasValue := strings.Cut(strings.TrimPrefix(w, "--"), "=")
+					c.flags = append(c.flags, name)
+					if !hasValue && i+1 < len(words) && !strings.HasPrefix(words[i+1], "--") {
+						i++ // --flag value
+					}
+				}
+				calls = append(calls, c)
+			}
+		}
+	}
+	sort.Slice(calls, func(i, j int) bool { return calls[i].where < calls[j].where })
+	return calls
+}
+
+// Every `dagger call` in the workflows names a function of this module and
+// only arguments it has: actionlint checks a workflow's syntax, not that
+// the pipeline it calls takes what it is given.
+func TestWorkflowCallsMatchTheModule(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	calls := workflowCalls(t, dir)
+	if len(calls) < 5 {
+		t.Fatalf("found %d dagger calls in the workflows, want the deploy workflow's (at least 5)", len(calls))
+	}
+	args := map[string]map[string]bool{}
+	flagLine := regexp.MustCompile(`(?m)^\s+--([a-z0-9-]+)\s`)
+	for _, c := range calls {
+		known, ok := args[c.fn]
+		if !ok {
+			r := call(t, dir, c.fn, "--help")
+			if r.err != nil {
+				t.Errorf("%s: dagger call %s --help: %v\n%s", c.where, c.fn, r.err, tail(r.stderr))
+				args[c.fn] = nil
+				continue
+			}
+			known = map[string]bool{}
+			for _, m := range flagLine.FindAllStringSubmatch(r.stdout+r.stderr, -1) {
+				known[m[1]] = true
+			}
+			if !known["help"] && len(known) == 0 {
+				t.Fatalf("dagger call %s --help lists no arguments:\n%s", c.fn, r.stdout)
+			}
+			args[c.fn] = known
+		}
+		if known == nil {
+			continue
+		}
+		for _, f := range c.flags {
+			if !known[f] {
+				t.Errorf("%s: dagger call %s has no argument --%s", c.where, c.fn, f)
+			}
+		}
+	}
+}
