@@ -175,6 +175,34 @@ func TestReleaseGoodModel(t *testing.T) {
 		first.took.Seconds(), second.took.Seconds(), first.took.Seconds()/second.took.Seconds())
 }
 
+// publish --model builds the serving image and pushes it in one call, as
+// the deploy workflow's build job does: the same tags as a release (the
+// given revision, the model digest, the extra tag) and a ref@digest.
+func TestPublishBuildsFromModel(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	repo := fmt.Sprintf("e2e/publish-%d", time.Now().UnixNano())
+	rev := strings.Repeat("ab", 20)
+	r := call(t, dir, "publish", "--model", "testdata/models/good", "--engine", "sim", "--revision", rev,
+		"--registry", registry(t)+"/"+repo, "--tag", "v1")
+	if r.err != nil {
+		t.Fatalf("publish --model: %v\n%s", r.err, tail(r.stderr))
+	}
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(registry(t)+"/"+repo) + `@sha256:[0-9a-f]{64}\s*$`).MatchString(r.stdout) {
+		t.Errorf("publish printed %q, want %s/%s@sha256:...", r.stdout, registry(t), repo)
+	}
+	got := strings.Join(tags(t, repo), " ")
+	for _, want := range []string{rev, "sha256-", "v1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("registry tags of %s = %q, want one containing %q", repo, got, want)
+		}
+	}
+	r = call(t, dir, "publish", "--registry", registry(t)+"/"+repo)
+	if r.err == nil || !strings.Contains(r.stderr, "give image (a serving image from build) or model") {
+		t.Errorf("publish with neither image nor model: err %v, want the reason:\n%s", r.err, tail(r.stderr))
+	}
+}
+
 // The regressed model fails validation: the release stops there, says
 // which cases failed, and nothing is published.
 func TestReleaseRegressedModelStopsAtValidate(t *testing.T) {
