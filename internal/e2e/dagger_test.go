@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -283,15 +282,6 @@ func dockerSocket(t *testing.T) string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // The good model's release goes on to a Docker engine: staging (with the
 // validation suite through the staging endpoint), production, and a smoke
 // test of production; afterwards production serves the new release.
@@ -301,37 +291,14 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	dir := clone(t)
 	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
 	staging, production := id+"-staging", id+"-production"
-	prodPort := freePort(t)
-	cfg := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(cfg, "suites"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	suite, err := os.ReadFile(filepath.Join(dir, "testdata/suites/validation_cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg, "suites/validation_cases.json"), suite, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	yaml := fmt.Sprintf(`version: 1
-model:
-  path: /models/current
-  served-name: current
-serving:
-  engine: sim
-suites:
-  validation: suites/validation_cases.json
-environments:
-  %s:
+	prodPort := testenv.FreePort(t)
+	cfg := configBundle(t, dir, fmt.Sprintf(`  %s:
     target: docker
     port: %d
   %s:
     target: docker
     port: %d
-`, staging, freePort(t), production, prodPort)
-	if err := os.WriteFile(filepath.Join(cfg, "modelship.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, staging, testenv.FreePort(t), production, prodPort))
 	t.Cleanup(func() { removeEnvs(t, staging, production) })
 
 	repo := "e2e/" + id
@@ -362,6 +329,39 @@ environments:
 		t.Errorf("production /version does not report the new release's image: %s", body)
 	}
 	t.Logf("release with staging and production deploys: %.1fs", r.took.Seconds())
+}
+
+// configBundle is a config directory for the deploy stages: modelship.yaml
+// serving the image's own checkpoint (/models/current, engine sim, served
+// as "current") with the validation suite as the verify suite, and the
+// environments given (YAML, indented under environments:).
+func configBundle(t *testing.T, repo, environments string) string {
+	t.Helper()
+	cfg := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfg, "suites"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	suite, err := os.ReadFile(filepath.Join(repo, "testdata/suites/validation_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "suites/validation_cases.json"), suite, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := `version: 1
+model:
+  path: /models/current
+  served-name: current
+serving:
+  engine: sim
+suites:
+  validation: suites/validation_cases.json
+environments:
+` + environments
+	if err := os.WriteFile(filepath.Join(cfg, "modelship.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // removeEnvs removes what the deploys left on the Docker engine.

@@ -90,28 +90,8 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 			t.Logf("deleting namespace %s: %v", ns, err)
 		}
 	})
-	cfg := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(cfg, "suites"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	suite, err := os.ReadFile(filepath.Join(dir, "testdata/suites/validation_cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg, "suites/validation_cases.json"), suite, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	staging, production := id+"-staging", id+"-production"
-	yaml := fmt.Sprintf(`version: 1
-model:
-  path: /models/current
-  served-name: current
-serving:
-  engine: sim
-suites:
-  validation: suites/validation_cases.json
-environments:
-  %s:
+	cfg := configBundle(t, dir, fmt.Sprintf(`  %s:
     target: kubernetes
     strategy: rolling
     kubernetes: {namespace: %s, name: llm-staging, service-port: 80}
@@ -119,10 +99,7 @@ environments:
     target: kubernetes
     strategy: blue-green
     kubernetes: {namespace: %s, name: llm, service-port: 80}
-`, staging, ns, production, ns)
-	if err := os.WriteFile(filepath.Join(cfg, "modelship.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, staging, ns, production, ns))
 
 	repo := "e2e/" + id
 	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",

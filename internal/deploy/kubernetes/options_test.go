@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 // writeKubeconfig writes a kubeconfig whose cluster is at server, with an
@@ -36,18 +36,6 @@ current-context: c
 		t.Fatal(err)
 	}
 	return path
-}
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // Server replaces the kubeconfig's API server address, the rest of the
@@ -79,7 +67,7 @@ func TestServerOverridesKubeconfig(t *testing.T) {
 func TestUnreachableLoopbackServerHint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tg, err := New(Options{Kubeconfig: writeKubeconfig(t, "https://"+closedAddr(t)), Name: "llm"})
+	tg, err := New(Options{Kubeconfig: writeKubeconfig(t, fmt.Sprintf("https://127.0.0.1:%d", testenv.FreePort(t))), Name: "llm"})
 	if err != nil {
 		t.Fatal(err)
 	}
