@@ -141,11 +141,7 @@ func TestReleaseGoodModel(t *testing.T) {
 	if first.err != nil {
 		t.Fatalf("release: %v\n%s", first.err, tail(first.stderr))
 	}
-	for _, st := range []string{"preflight", "validate", "benchmark", "build", "publish", "verify"} {
-		if !strings.Contains(first.stdout, "| "+st+" | ok |") {
-			t.Errorf("report: stage %s not ok:\n%s", st, first.stdout)
-		}
-	}
+	stagesOK(t, first.stdout, "preflight", "validate", "benchmark", "build", "publish", "verify")
 	if !strings.Contains(first.stdout, registry(t)+"/"+repo+"@sha256:") {
 		t.Errorf("report does not name the published ref@digest:\n%s", first.stdout)
 	}
@@ -165,11 +161,7 @@ func TestReleaseGoodModel(t *testing.T) {
 	if ref1 == "" || ref1 != ref2 {
 		t.Errorf("second identical release published %q, the first %q: want the same image from the cache", ref2, ref1)
 	}
-	for _, st := range []string{"preflight", "validate", "benchmark", "build", "publish", "verify"} {
-		if !strings.Contains(second.stdout, "| "+st+" | ok |") {
-			t.Errorf("second report: stage %s not ok:\n%s", st, second.stdout)
-		}
-	}
+	stagesOK(t, second.stdout, "preflight", "validate", "benchmark", "build", "publish", "verify")
 	t.Logf("release: first %.1fs, second identical (cached) %.1fs (%.0fx faster)",
 		first.took.Seconds(), second.took.Seconds(), first.took.Seconds()/second.took.Seconds())
 }
@@ -310,11 +302,7 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
 	}
-	for _, st := range []string{"publish", "staging", "production", "live"} {
-		if !strings.Contains(r.stdout, "| "+st+" | ok |") {
-			t.Errorf("report: stage %s not ok:\n%s", st, r.stdout)
-		}
-	}
+	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/version", prodPort))
 	if err != nil {
 		t.Fatalf("production after the release: %v", err)
@@ -329,6 +317,16 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 		t.Errorf("production /version does not report the new release's image: %s", body)
 	}
 	t.Logf("release with staging and production deploys: %.1fs", r.took.Seconds())
+}
+
+// stagesOK checks that a release report (report.md) says ok for each stage.
+func stagesOK(t *testing.T, report string, stages ...string) {
+	t.Helper()
+	for _, st := range stages {
+		if !strings.Contains(report, "| "+st+" | ok |") {
+			t.Errorf("report: stage %s not ok:\n%s", st, report)
+		}
+	}
 }
 
 // configBundle is a config directory for the deploy stages: modelship.yaml
@@ -410,11 +408,7 @@ func TestDemoScript(t *testing.T) {
 	if !strings.HasPrefix(report, "# modelship release") {
 		t.Fatalf(".ci/demo printed no release report on stdout:\n%s", report)
 	}
-	for _, st := range []string{"preflight", "validate", "benchmark", "build", "publish", "verify", "staging", "production", "live"} {
-		if !strings.Contains(report, "| "+st+" | ok |") {
-			t.Errorf("report: stage %s not ok:\n%s", st, report)
-		}
-	}
+	stagesOK(t, report, "preflight", "validate", "benchmark", "build", "publish", "verify", "staging", "production", "live")
 	for _, want := range []string{"localhost:5000/modelship/demo@sha256:", "live on staging", "live on production"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)

@@ -110,11 +110,7 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
 	}
-	for _, st := range []string{"publish", "staging", "production", "live"} {
-		if !strings.Contains(r.stdout, "| "+st+" | ok |") {
-			t.Errorf("report: stage %s not ok:\n%s", st, r.stdout)
-		}
-	}
+	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
 	if strings.Contains(r.stdout+r.stderr, key) {
 		t.Error("the kubeconfig's client key appears in the output of dagger call")
 	}
