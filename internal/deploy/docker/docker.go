@@ -713,8 +713,20 @@ func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
 	return t.wrap(err, "removing "+in.Name)
 }
 
-// Record writes the release's outcome as a never-started container's labels.
+// Record writes the release's outcome as a never-started container's
+// labels. A release that went live is also set to restart unless stopped,
+// like the gateway, so both come back after a daemon restart or a reboot
+// (while the deploy watched it, it ran without restarts: a crash had to
+// show).
 func (t *Target) Record(ctx context.Context, r *deploy.Release) error {
+	if r.Outcome == deploy.Live {
+		_, err := t.cli.ContainerUpdate(ctx, releaseName(r.Env, r.ID), container.UpdateConfig{
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return t.wrap(err, "setting release "+r.ID+" to restart unless stopped")
+		}
+	}
 	name := recordName(r.Env, r.ID)
 	if err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return t.wrap(err, "replacing record "+name)

@@ -145,6 +145,17 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 	if v := e.version(t); v.Image != slow.Tag || v.Digest != slow.ModelDigest {
 		t.Errorf("/version %+v, want image %s digest %s", v, slow.Tag, slow.ModelDigest)
 	}
+	// The live release restarts with the engine (after a reboot), as the
+	// gateway does.
+	for _, name := range []string{"modelship-" + e.name + "-" + res.Release.ID, "modelship-" + e.name + "-gateway"} {
+		c, err := cli.ContainerInspect(context.Background(), name)
+		if err != nil {
+			t.Fatalf("inspecting %s: %v", name, err)
+		}
+		if p := c.HostConfig.RestartPolicy.Name; p != "unless-stopped" {
+			t.Errorf("%s restart policy %q, want unless-stopped", name, p)
+		}
+	}
 	// The previous release's container is gone, its image is not.
 	if in, err := e.target.Instance(context.Background(), e.name, first.Release.ID); err != nil || in != nil {
 		t.Errorf("previous release's container: %v %v, want removed", in, err)
