@@ -20,7 +20,17 @@ func startDeployEvents(ev *stageNotifier, req deploy.Request) {
 	if req.ServedName != "" {
 		ev.Event.Model = req.ServedName
 	}
-	ev.Start()
+}
+
+// releaseStarted posts the stage's "started" event once the deployer has
+// made its release, so the event names it like the ones after it (a
+// deploy refused before that, by the lock say, only reports its failure).
+func releaseStarted(ev *stageNotifier, rel *deploy.Release) {
+	ev.Event.Release, ev.Event.Image = rel.ID, rel.Image
+	ev.Event.ImageDigest = pinnedDigest(rel.Image)
+	ev.Event.ModelDigest = firstSet(rel.ModelDigest, ev.Event.ModelDigest)
+	ev.Event.GitSHA = firstSet(rel.GitSHA, ev.Event.GitSHA)
+	ev.Post(notify.StatusStarted)
 }
 
 // finishDeploy reports how a deploy (stage deploy) or a rollback (stage
@@ -157,6 +167,8 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, d *deploy.Deploye
 	ga.MaskSecrets(f.cfg)
 	ev := stageEvents(f.cfg, stage, ga, s.err)
 	startDeployEvents(ev, req)
+	ev.Begin()
+	d.Started = func(rel *deploy.Release) { releaseStarted(ev, rel) }
 	format, _ := logging.ParseFormat(f.logFormat) // checked by deploySetup
 	out, flush := stageProgress(s.err, format, stage, req.Env)
 	d.Out = out

@@ -97,15 +97,26 @@ func eventsConfig(cfg *config.Config, errw io.Writer) *config.Config {
 
 // Start posts the stage's started event.
 func (sn *stageNotifier) Start() {
-	if sn == nil {
-		return
+	sn.Begin()
+	sn.Post(notify.StatusStarted)
+}
+
+// Begin starts the stage's clock (its duration, the Grafana region)
+// without posting anything: for a stage whose "started" event waits for
+// what it starts (a deploy's release id).
+func (sn *stageNotifier) Begin() {
+	if sn != nil {
+		sn.started = time.Now()
 	}
-	sn.started = time.Now()
-	if sn.n == nil {
+}
+
+// Post sends the stage's event with status now, timed at the stage's start.
+func (sn *stageNotifier) Post(status notify.Status) {
+	if sn == nil || sn.n == nil {
 		return
 	}
 	e := sn.Event
-	e.Status, e.Time = notify.StatusStarted, sn.started
+	e.Status, e.Time = status, sn.started
 	e.FillFromEnv(nil)
 	sn.n.Post(e)
 }

@@ -283,7 +283,8 @@ func TestDeployNotifies(t *testing.T) {
 			t.Errorf("event %d: %+v", i, e.Event)
 		}
 	}
-	if evs[0].Release != "" || evs[1].Release != release || release == "" || !strings.Contains(evs[1].Message, "ready after") ||
+	// Both name the release (one Slack message per release, not two).
+	if evs[0].Release != release || evs[1].Release != release || release == "" || !strings.Contains(evs[1].Message, "ready after") ||
 		!strings.Contains(evs[1].Message, "verified in") || evs[1].Started.IsZero() {
 		t.Errorf("passed event: release %q (output %q), message %q", evs[1].Release, release, evs[1].Message)
 	}
@@ -333,7 +334,7 @@ func TestDeployNotifies(t *testing.T) {
 	if got := strings.Join(statuses(evs[2:]), " "); got != "deploy.started deploy.rolled_back" {
 		t.Fatalf("events %q\n%s", got, errs2)
 	}
-	if e := evs[3]; e.Image != bad.Tag || e.Release == "" || e.Release == release || !strings.Contains(e.Message, release) {
+	if e := evs[3]; e.Image != bad.Tag || e.Release == "" || e.Release == release || e.Release != evs[2].Release || !strings.Contains(e.Message, release) {
 		t.Errorf("rolled_back event: %+v", e.Event)
 	}
 	outs = gh.outputs(t)

@@ -34,6 +34,10 @@ type Deployer struct {
 	// "started", "ready", "switched", "drained", "verified"); tests use it
 	// to interrupt a deploy at a precise point.
 	Hook func(step string)
+	// Started, when set, is called once a deploy or rollback has made its
+	// release (id, image, model digest known), before anything changes on
+	// the target: where the "started" notification goes out.
+	Started func(r *Release)
 }
 
 // Request is one deploy.
@@ -236,6 +240,9 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	d.event("started", rel, plan.Why)
+	if d.Started != nil {
+		d.Started(rel)
+	}
 	d.logf("release %s: %s → %s (load budget %s)", rel.ID, req.Image, req.Env, res.Budget)
 	err = r.execute(ctx)
 	return res, err
