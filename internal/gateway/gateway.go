@@ -238,6 +238,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.u.release() }()
 	u.requests.Add(1)
 	r = r.WithContext(context.WithValue(r.Context(), holderKey{}, h))
+	// Full duplex, as modelship serve's proxy: an upstream answering before
+	// it has the whole request body must not have the body closed under it.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	g.rp.ServeHTTP(w, r)
 }
 

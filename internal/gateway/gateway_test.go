@@ -451,6 +451,14 @@ func TestNoActiveReleaseAndHealth(t *testing.T) {
 	}
 }
 
+// The gateway lets an answer start while the request body is still being
+// sent, as modelship serve's proxy does (see testenv.CheckDuplex).
+func TestGatewayIsFullDuplex(t *testing.T) {
+	up := testenv.DuplexUpstream(t)
+	gw := startGateway(t, Options{Upstream: up.URL})
+	testenv.CheckDuplex(t, gw.url+"/v1/chat/completions")
+}
+
 func TestUpstreamDownIsA503(t *testing.T) {
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()

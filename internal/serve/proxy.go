@@ -189,6 +189,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, code, st)
 	default:
+		// Full duplex: an engine may start answering (a stream's first
+		// token) before the transport has sent it all of the request body;
+		// otherwise the server discards and closes the unread body when the
+		// answer starts, which closes the engine connection mid-stream.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		p.rp.ServeHTTP(w, r)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -255,6 +257,19 @@ func TestProxyStreamsWithoutBuffering(t *testing.T) {
 	if string(rest) != "\ndata: {\"chunk\":2}\n\ndata: [DONE]\n\n" {
 		t.Fatalf("rest = %q", rest)
 	}
+}
+
+// An engine may answer (the first token of a stream) before it has read
+// the whole request body. The proxy must keep sending the body while the
+// answer streams back (full duplex): by default Go's server discards and
+// closes a request body that is unread when the response starts, which
+// here blocked the answer or, when the transport was still sending the
+// body, closed the engine connection mid-stream (the drain test's flake).
+func TestProxyIsFullDuplex(t *testing.T) {
+	eng := testenv.DuplexUpstream(t)
+	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{}))
+	defer srv.Close()
+	testenv.CheckDuplex(t, srv.URL+"/v1/chat/completions")
 }
 
 func TestProxyPassesThroughStatusHeadersAndBody(t *testing.T) {
