@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +61,12 @@ func (m *Modelship) Deploy(
 	// localhost means the container itself), e.g. https://10.0.0.5:6443.
 	// +optional
 	kubeServer string,
+	// Secrets the config's env: and file: references name (the
+	// notifications' Slack URL, webhook secret, Grafana token), e.g.
+	// --secrets env:MODELSHIP_WEBHOOK_SECRET,file:/run/secrets/slack-url:
+	// modelship gets each under the same variable or path. Never logged.
+	// +optional
+	secrets []*dagger.Secret,
 	// Directory with the config and the files it names (suites); default this repository's.
 	// +optional
 	config *dagger.Directory,
@@ -73,7 +81,7 @@ func (m *Modelship) Deploy(
 	// +default="30m"
 	timeout string,
 ) (string, error) {
-	tg, err := newTarget(ctx, "deploy", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer)
+	tg, err := newTarget(ctx, "deploy", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer, secrets)
 	if err != nil {
 		return "", err
 	}
@@ -118,6 +126,12 @@ func (m *Modelship) Rollback(
 	// The Kubernetes API server's URL as the pipeline's containers reach it (see deploy).
 	// +optional
 	kubeServer string,
+	// Secrets the config's env: and file: references name (the
+	// notifications' Slack URL, webhook secret, Grafana token), e.g.
+	// --secrets env:MODELSHIP_WEBHOOK_SECRET,file:/run/secrets/slack-url:
+	// modelship gets each under the same variable or path. Never logged.
+	// +optional
+	secrets []*dagger.Secret,
 	// Directory with the config and the files it names; default this repository's.
 	// +optional
 	config *dagger.Directory,
@@ -131,7 +145,7 @@ func (m *Modelship) Rollback(
 	// +default="30m"
 	timeout string,
 ) (string, error) {
-	tg, err := newTarget(ctx, "rollback", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer)
+	tg, err := newTarget(ctx, "rollback", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer, secrets)
 	if err != nil {
 		return "", err
 	}
@@ -160,7 +174,9 @@ func (m *Modelship) VerifyDeployment(
 	// Endpoint as the Docker host reaches it, e.g. http://127.0.0.1:8000.
 	// +optional
 	endpoint string,
-	// Environment of the config whose endpoint to check (instead of endpoint).
+	// Environment of the config: its endpoint is checked when endpoint is
+	// not given (on Kubernetes its Service through the API server); either
+	// way it names the environment in the verify stage's notifications.
 	// +optional
 	env string,
 	// For a Docker target: the Docker engine's socket.
@@ -178,7 +194,13 @@ func (m *Modelship) VerifyDeployment(
 	// The Kubernetes API server's URL as the pipeline's containers reach it (see deploy).
 	// +optional
 	kubeServer string,
-	// Directory with the config (for env); default this repository's.
+	// Secrets the config's env: and file: references name (the
+	// notifications' Slack URL, webhook secret, Grafana token), e.g.
+	// --secrets env:MODELSHIP_WEBHOOK_SECRET,file:/run/secrets/slack-url:
+	// modelship gets each under the same variable or path. Never logged.
+	// +optional
+	secrets []*dagger.Secret,
+	// Directory with the config (environments, notifications); default this repository's.
 	// +optional
 	config *dagger.Directory,
 	// Config file in config.
@@ -191,7 +213,7 @@ func (m *Modelship) VerifyDeployment(
 	// +default="5m"
 	timeout string,
 ) (string, error) {
-	tg, err := newTarget(ctx, "verify", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer)
+	tg, err := newTarget(ctx, "verify", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer, secrets)
 	if err != nil {
 		return "", err
 	}
@@ -199,17 +221,16 @@ func (m *Modelship) VerifyDeployment(
 }
 
 func (m *Modelship) verifyDeployment(ctx context.Context, tg *target, image, endpoint, env string, config *dagger.Directory, configFile, model, timeout string) (string, error) {
-	var args []string
-	switch {
-	case endpoint != "" && env != "":
-		return "", fmt.Errorf("verify: give endpoint or env, not both")
-	case endpoint != "":
-		args = []string{"smoke", "--endpoint", endpoint}
-		config = dag.Directory()
-	case env != "":
-		args = []string{"smoke", "--env", env, "--config", configFile}
-	default:
+	if endpoint == "" && env == "" {
 		return "", fmt.Errorf("verify: endpoint (as the target reaches it) or env (of the config) is required")
+	}
+	// The config's notifications hear of the check (stage verify).
+	args := []string{"smoke", "--config", configFile}
+	if endpoint != "" {
+		args = append(args, "--endpoint", endpoint)
+	}
+	if env != "" {
+		args = append(args, "--env", env)
 	}
 	args = append(args, "--model", model, "--expect-image", image)
 	digest, err := dag.Container().From(image).Label(ctx, labelModelDigest)
@@ -220,17 +241,51 @@ func (m *Modelship) verifyDeployment(ctx context.Context, tg *target, image, end
 }
 
 // target is where a deploy stage's modelship runs: on a Docker host
-// (docker, its socket) or against a Kubernetes cluster (kubeconfig).
+// (docker, its socket) or against a Kubernetes cluster (kubeconfig), and
+// the secrets its config refers to.
 type target struct {
 	docker     *dagger.Socket
 	socketPath string
 	kubeconfig *dagger.Secret
 	kubeServer string
+	secrets    []namedSecret
+}
+
+// namedSecret is a secret and the config reference it answers: env:NAME
+// (a variable) or file:PATH (a file).
+type namedSecret struct {
+	ref    string // "env:NAME" or "file:/abs/path"
+	secret *dagger.Secret
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// nameSecrets reads each secret's URI (env://NAME, file://PATH, as the
+// CLI's env:NAME and file:PATH make them) for the reference it answers.
+func nameSecrets(ctx context.Context, stage string, secrets []*dagger.Secret) ([]namedSecret, error) {
+	var out []namedSecret
+	for i, sec := range secrets {
+		uri, err := sec.URI(ctx)
+		if err != nil {
+			return nil, stageError(fmt.Sprintf("%s: secrets[%d]", stage, i), err)
+		}
+		scheme, rest, _ := strings.Cut(uri, ":")
+		rest = strings.TrimPrefix(rest, "//")
+		switch {
+		case scheme == "env" && envName.MatchString(rest):
+			out = append(out, namedSecret{"env:" + rest, sec})
+		case scheme == "file" && strings.HasPrefix(rest, "/") && !strings.ContainsAny(rest, "\n\r "):
+			out = append(out, namedSecret{"file:" + rest, sec})
+		default:
+			return nil, fmt.Errorf("%s: secrets[%d]: expected env:NAME or file:/absolute/path (the reference the config uses), got a %q secret", stage, i, scheme)
+		}
+	}
+	return out, nil
 }
 
 // newTarget checks that exactly one target is given and makes a file
 // kubeconfig a secret.
-func newTarget(ctx context.Context, stage string, docker *dagger.Socket, socketPath string, kubeconfig *dagger.Secret, kubeconfigFile *dagger.File, kubeServer string) (*target, error) {
+func newTarget(ctx context.Context, stage string, docker *dagger.Socket, socketPath string, kubeconfig *dagger.Secret, kubeconfigFile *dagger.File, kubeServer string, secrets []*dagger.Secret) (*target, error) {
 	if kubeconfig != nil && kubeconfigFile != nil {
 		return nil, fmt.Errorf("%s: give kubeconfig (a secret) or kubeconfigFile, not both", stage)
 	}
@@ -253,7 +308,11 @@ func newTarget(ctx context.Context, stage string, docker *dagger.Socket, socketP
 	case kubeServer != "" && kubeconfig == nil:
 		return nil, fmt.Errorf("%s: kubeServer is for a Kubernetes target; give kubeconfig too", stage)
 	}
-	return &target{docker: docker, socketPath: socketPath, kubeconfig: kubeconfig, kubeServer: kubeServer}, nil
+	named, err := nameSecrets(ctx, stage, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return &target{docker: docker, socketPath: socketPath, kubeconfig: kubeconfig, kubeServer: kubeServer, secrets: named}, nil
 }
 
 // onTarget runs modelship ARGS from image where tg is reached, bounded by
@@ -264,7 +323,7 @@ func (m *Modelship) onTarget(ctx context.Context, stage string, tg *target, imag
 		return "", fmt.Errorf("%s: timeout %q: expected a positive Go duration such as 30m or 90s", stage, timeout)
 	}
 	if tg.docker != nil {
-		return m.onDockerHost(ctx, stage, tg.docker, tg.socketPath, image, config, args, limit)
+		return m.onDockerHost(ctx, stage, tg, image, config, args, limit)
 	}
 	return onCluster(ctx, stage, tg, image, config, args, limit)
 }
@@ -276,16 +335,26 @@ const kubeconfigPath = "/run/secrets/modelship/kubeconfig"
 // reaches the cluster through the kubeconfig secret; stopped (SIGTERM, so
 // a deploy undoes what it started, then SIGKILL 30 s later) past limit.
 func onCluster(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
-	args = append(args, "--kubeconfig", kubeconfigPath)
-	if tg.kubeServer != "" {
-		args = append(args, "--kube-server", tg.kubeServer)
+	// A smoke test of a given endpoint does not go through the cluster.
+	if !slices.Contains(args, "--endpoint") {
+		args = append(args, "--kubeconfig", kubeconfigPath)
+		if tg.kubeServer != "" {
+			args = append(args, "--kube-server", tg.kubeServer)
+		}
 	}
 	secs := strconv.Itoa(int(limit.Round(time.Second).Seconds()))
 	ctr := dag.Container().From(image).
 		WithDirectory("/tmp/modelship", config).
 		WithWorkdir("/tmp/modelship").
-		WithMountedSecret(kubeconfigPath, tg.kubeconfig).
-		WithEnvVariable("MODELSHIP_LOG_FORMAT", "text").
+		WithMountedSecret(kubeconfigPath, tg.kubeconfig)
+	for _, sec := range tg.secrets {
+		if name, ok := strings.CutPrefix(sec.ref, "env:"); ok {
+			ctr = ctr.WithSecretVariable(name, sec.secret)
+		} else {
+			ctr = ctr.WithMountedSecret(strings.TrimPrefix(sec.ref, "file:"), sec.secret)
+		}
+	}
+	ctr = ctr.WithEnvVariable("MODELSHIP_LOG_FORMAT", "text").
 		// A deploy changes the world: never replay one from the cache.
 		WithEnvVariable("MODELSHIP_RUN_AT", time.Now().UTC().Format(time.RFC3339Nano)).
 		WithExec(append([]string{"timeout", "-k", "30", secs, binaryPath}, args...),
@@ -370,6 +439,23 @@ id=$(api -X POST -H 'Content-Type: application/json' --data-binary @/in/create.j
 [ -n "$id" ] || { echo "could not create the $STAGE container" >&2; exit 125; }
 trap 'api -X DELETE "$base/containers/$id?force=1" >/dev/null || true' EXIT
 api -X PUT -H 'Content-Type: application/x-tar' --data-binary @/in/bundle.tar "$base/containers/$id/archive?path=/tmp" >/dev/null
+if [ -n "${SECRETS:-}" ]; then
+	# The secrets, as files for the runner's wrapper to read: written on a
+	# tmpfs here (never in a snapshot), copied in, deleted.
+	s=/secrets/b/modelship-secrets
+	mkdir -p "$s/env" "$s/file"
+	printf '%s\n' "$SECRETS" | while read -r i ref; do
+		eval "v=\${MODELSHIP_SECRET_$i}"
+		case $ref in
+		env:*) printf '%s' "$v" >"$s/env/${ref#env:}" ;;
+		file:*) printf '%s' "$v" >"$s/file/$i"; echo "$i ${ref#file:}" >>"$s/files" ;;
+		esac
+	done
+	tar -C /secrets/b -cf /secrets/secrets.tar modelship-secrets
+	rm -rf /secrets/b
+	api -X PUT -H 'Content-Type: application/x-tar' --data-binary @/secrets/secrets.tar "$base/containers/$id/archive?path=/tmp" >/dev/null
+	rm -f /secrets/secrets.tar
+fi
 api -X POST "$base/containers/$id/start" >/dev/null
 echo "$STAGE: modelship $ARGS (container $(printf %.12s "$id") on the Docker host, up to $(left)s)" >&2
 rc=0
@@ -382,13 +468,33 @@ status=$(printf %s "$status" | sed -n 's/.*"StatusCode":\([0-9]*\).*/\1/p')
 exit "${status:-125}"
 `
 
+// secretsWrapper runs in the runner container when secrets were given: it
+// exports each env: secret and writes each file: secret at its path (from
+// the files dockerScript copied in), deletes those, then runs modelship.
+const secretsWrapper = `set -eu
+d=/tmp/modelship-secrets
+for f in "$d"/env/*; do
+	[ -e "$f" ] || continue
+	v=$(cat "$f"); export "${f##*/}=$v"
+done
+if [ -f "$d/files" ]; then
+	while read -r i p; do mkdir -p "${p%/*}"; cp "$d/file/$i" "$p"; chmod 600 "$p"; done <"$d/files"
+fi
+rm -rf "$d"
+exec ` + binaryPath + ` "$@"`
+
 // onDockerHost runs modelship ARGS from image on the Docker host behind
-// docker, with the host's network, the engine's socket and the config
-// bundle in its working directory, bounded by limit.
-func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagger.Socket, socketPath, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
+// tg's socket, with the host's network, the engine's socket, the config
+// bundle in its working directory and the secrets under their names,
+// bounded by limit.
+func (m *Modelship) onDockerHost(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
+	entrypoint := []string{binaryPath}
+	if len(tg.secrets) > 0 {
+		entrypoint = []string{"/bin/sh", "-c", secretsWrapper, "modelship"}
+	}
 	create, err := json.Marshal(map[string]any{
 		"Image":      image,
-		"Entrypoint": []string{binaryPath},
+		"Entrypoint": entrypoint,
 		"Cmd":        args,
 		"WorkingDir": "/tmp/modelship",
 		"Env":        []string{"DOCKER_HOST=unix:///var/run/docker.sock"},
@@ -396,7 +502,7 @@ func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagg
 		"Labels":     map[string]string{"modelship.role": "runner", "modelship.stage": stage},
 		"HostConfig": map[string]any{
 			"NetworkMode": "host",
-			"Binds":       []string{socketPath + ":/var/run/docker.sock"},
+			"Binds":       []string{tg.socketPath + ":/var/run/docker.sock"},
 		},
 	})
 	if err != nil {
@@ -407,13 +513,20 @@ func (m *Modelship) onDockerHost(ctx context.Context, stage string, docker *dagg
 		WithDirectory("/bundle/modelship", config).
 		WithExec([]string{"sh", "-c", "mkdir -p /in && tar -C /bundle -cf /in/bundle.tar modelship"}).
 		WithNewFile("/in/create.json", string(create)).
-		WithUnixSocket("/var/run/docker.sock", docker).
+		WithUnixSocket("/var/run/docker.sock", tg.docker).
+		WithMountedTemp("/secrets").
 		WithEnvVariable("IMAGE", image).
 		WithEnvVariable("STAGE", stage).
 		WithEnvVariable("ARGS", strings.Join(args, " ")).
 		WithEnvVariable("TIMEOUT", strconv.Itoa(int(limit.Round(time.Second).Seconds()))).
 		// A deploy changes the world: never replay one from the cache.
 		WithEnvVariable("MODELSHIP_RUN_AT", time.Now().UTC().Format(time.RFC3339Nano))
+	var refs []string
+	for i, sec := range tg.secrets {
+		client = client.WithSecretVariable(fmt.Sprintf("MODELSHIP_SECRET_%d", i), sec.secret)
+		refs = append(refs, fmt.Sprintf("%d %s", i, sec.ref))
+	}
+	client = client.WithEnvVariable("SECRETS", strings.Join(refs, "\n"))
 	out, code, err := run(ctx, client, []string{"sh", "-c", dockerScript})
 	if err != nil {
 		return "", stageError(stage, err)

@@ -79,6 +79,11 @@ func (m *Modelship) Release(
 	// itself), e.g. https://10.0.0.5:6443.
 	// +optional
 	kubeServer string,
+	// Secrets the config's env: and file: references name (the
+	// notifications'), e.g. --secrets env:MODELSHIP_WEBHOOK_SECRET: the
+	// deploy stages' modelship gets each under the same name. Never logged.
+	// +optional
+	secrets []*dagger.Secret,
 	// Directory with the config (environments, suites); default this repository's.
 	// +optional
 	config *dagger.Directory,
@@ -102,9 +107,9 @@ func (m *Modelship) Release(
 	deployTimeout string,
 ) (*dagger.Directory, error) {
 	var tg *target
-	if docker != nil || kubeconfig != nil || kubeconfigFile != nil || kubeServer != "" {
+	if docker != nil || kubeconfig != nil || kubeconfigFile != nil || kubeServer != "" || len(secrets) > 0 {
 		var err error
-		if tg, err = newTarget(ctx, "release", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer); err != nil {
+		if tg, err = newTarget(ctx, "release", docker, dockerSocketPath, kubeconfig, kubeconfigFile, kubeServer, secrets); err != nil {
 			return nil, err
 		}
 	}
@@ -175,11 +180,7 @@ func (m *Modelship) Release(
 			stage{"staging", deployTo(stagingEnv)},
 			stage{"production", deployTo(productionEnv)},
 			stage{"live", func(ctx context.Context) (string, error) {
-				env := ""
-				if liveURL == "" {
-					env = productionEnv
-				}
-				smoke, err := m.verifyDeployment(ctx, tg, ref, liveURL, env, cfg, configFile, "current", deployTimeout)
+				smoke, err := m.verifyDeployment(ctx, tg, ref, liveURL, productionEnv, cfg, configFile, "current", deployTimeout)
 				if err == nil {
 					return oneLine(smokeLine(smoke)), nil
 				}
@@ -270,7 +271,7 @@ func (m *Modelship) Demo(
 	dockerSocketPath string,
 ) (*dagger.Directory, error) {
 	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil,
-		docker, dockerSocketPath, nil, nil, "", nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000", "10m")
+		docker, dockerSocketPath, nil, nil, "", nil, nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000", "10m")
 }
 
 // lastLine is the last line of a deploy log that says what happened (the

@@ -284,25 +284,29 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
 	staging, production := id+"-staging", id+"-production"
 	prodPort := testenv.FreePort(t)
+	// The deploy runs on the Docker host's network: the receiver on its loopback.
+	hook, notifications := hookServer(t, "127.0.0.1")
 	cfg := configBundle(t, dir, fmt.Sprintf(`  %s:
     target: docker
     port: %d
   %s:
     target: docker
     port: %d
-`, staging, testenv.FreePort(t), production, prodPort))
+`, staging, testenv.FreePort(t), production, prodPort)+notifications)
 	t.Cleanup(func() { removeEnvs(t, staging, production) })
 
 	repo := "e2e/" + id
 	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",
 		"--registry", registry(t)+"/"+repo, "--docker", sock, "--docker-socket-path", sock,
-		"--config", cfg, "--staging-env", staging, "--production-env", production,
+		"--secrets", "env:"+hookSecretEnv, "--config", cfg, "--staging-env", staging, "--production-env", production,
 		"--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort),
 		"file", "--path", "report.md", "contents")
 	if r.err != nil {
 		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
 	}
 	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
+	hook.expect(t, r.stdout+r.stderr, "deploy.started "+staging, "deploy.passed "+staging,
+		"deploy.started "+production, "deploy.passed "+production, "verify.passed "+production)
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/version", prodPort))
 	if err != nil {
 		t.Fatalf("production after the release: %v", err)

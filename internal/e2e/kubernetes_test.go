@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,12 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 		}
 	})
 	staging, production := id+"-staging", id+"-production"
+	// The deploy runs in a Dagger container: the receiver on the node's address.
+	node, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook, notifications := hookServer(t, node.Hostname())
 	cfg := configBundle(t, dir, fmt.Sprintf(`  %s:
     target: kubernetes
     strategy: rolling
@@ -99,18 +106,20 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
     target: kubernetes
     strategy: blue-green
     kubernetes: {namespace: %s, name: llm, service-port: 80}
-`, staging, ns, production, ns))
+`, staging, ns, production, ns)+notifications)
 
 	repo := "e2e/" + id
 	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",
 		"--registry", registry(t)+"/"+repo,
-		"--kubeconfig", "file:"+kubeconfig, "--kube-server", server,
+		"--kubeconfig", "file:"+kubeconfig, "--kube-server", server, "--secrets", "env:"+hookSecretEnv,
 		"--config", cfg, "--staging-env", staging, "--production-env", production,
 		"file", "--path", "report.md", "contents")
 	if r.err != nil {
 		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
 	}
 	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
+	hook.expect(t, r.stdout+r.stderr, "deploy.started "+staging, "deploy.passed "+staging,
+		"deploy.started "+production, "deploy.passed "+production, "verify.passed "+production)
 	if strings.Contains(r.stdout+r.stderr, key) {
 		t.Error("the kubeconfig's client key appears in the output of dagger call")
 	}
