@@ -134,7 +134,15 @@ type Environment struct {
 	// ReadyTimeout bounds how long a new release may take to become ready;
 	// 0 sizes it from the checkpoint.
 	ReadyTimeout Duration `yaml:"ready-timeout"`
+	// KeepReleases is how many releases the environment keeps (their
+	// records and, on Docker, their images); older ones are pruned after
+	// each deploy and rollback, never the serving one nor the one a
+	// rollback would go back to. Default 10, at least 2.
+	KeepReleases int `yaml:"keep-releases"`
 }
+
+// DefaultKeepReleases is environments.NAME.keep-releases when not given.
+const DefaultKeepReleases = 10
 
 // DockerTarget is a Docker Engine reached like the docker CLI does.
 type DockerTarget struct {

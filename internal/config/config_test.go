@@ -41,6 +41,15 @@ func TestDefaults(t *testing.T) {
 		c.Serving.TensorParallelSize != 1 || c.Serving.Port != 8000 || c.Gates.Validate.PassRate != 1 || c.Version != 1 {
 		t.Errorf("defaults not applied: %+v %+v", c.Serving, c.Gates)
 	}
+	c, err = Parse("m.yaml", []byte("model: {path: /m}\nenvironments:\n  staging: {}\n  production: {keep-releases: 3}\n  canary: {port: 9000, keep-releases: ~}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for env, want := range map[string]int{"staging": DefaultKeepReleases, "production": 3, "canary": DefaultKeepReleases} {
+		if got := c.Environments[env].KeepReleases; got != want {
+			t.Errorf("environments.%s.keep-releases = %d, want %d", env, got, want)
+		}
+	}
 }
 
 // Each bad file must be refused with the file, line, column and what was expected.
@@ -68,6 +77,10 @@ func TestErrors(t *testing.T) {
 		{"two envs one port", "model: {path: /m}\nenvironments:\n  staging: {port: 9000}\n  production: {port: 9000}\n", []string{"port 9000 is already used by environment production"}},
 		{"duplicate key", "model: {path: /m}\nmodel: {path: /n}\n", []string{"m.yaml:2:1:", "key given twice"}},
 		{"bool", "model: {path: /m}\nenvironments:\n  staging: {docker: {tls-verify: maybe}}\n", []string{"expected true or false"}},
+		{"keep one release", "model: {path: /m}\nenvironments:\n  staging: {keep-releases: 1}\n", []string{"m.yaml:3:28:", "environments.staging.keep-releases", "expected 2 or more (the serving release and one to roll back to), got 1"}},
+		{"keep zero releases", "model: {path: /m}\nenvironments:\n  production:\n    keep-releases: 0\n", []string{"m.yaml:4:20:", "environments.production.keep-releases", "expected 2 or more", "got 0"}},
+		{"keep negative", "model: {path: /m}\nenvironments:\n  staging: {keep-releases: -5}\n", []string{"m.yaml:3:28:", "staging.keep-releases", "got -5"}},
+		{"keep not a number", "model: {path: /m}\nenvironments:\n  staging: {keep-releases: all}\n", []string{"m.yaml:3:28:", "staging.keep-releases", `expected an integer, got "all"`}},
 		{"webhook url", "model: {path: /m}\nnotifications:\n  webhook: {url: 'ftp://x', secret: env:S}\n", []string{"m.yaml:3:18:", "expected an http(s) URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

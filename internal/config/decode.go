@@ -59,7 +59,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	d.decode(root.Content[0], reflect.ValueOf(c).Elem(), "")
 	if len(d.errs) == 0 {
-		c.applyDefaults()
+		c.applyDefaults(d.given)
 		c.validate(d)
 	}
 	if len(d.errs) > 0 {
@@ -110,6 +110,13 @@ func (d *decoder) at(path string) *yaml.Node {
 		}
 		path = path[:i]
 	}
+}
+
+// given reports whether the file gives a value (not null) at path: a
+// default must not hide an explicit 0 that is out of range.
+func (d *decoder) given(path string) bool {
+	n, ok := d.nodes[path]
+	return ok && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null")
 }
 
 func join(path, key string) string {

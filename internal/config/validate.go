@@ -9,7 +9,9 @@ import (
 	"strings"
 )
 
-func (c *Config) applyDefaults() {
+// applyDefaults fills in what the file left out; given says whether the
+// file gave a key path a value (for defaults where 0 is not "unset").
+func (c *Config) applyDefaults(given func(path string) bool) {
 	if c.Version == 0 {
 		c.Version = 1
 	}
@@ -47,6 +49,9 @@ func (c *Config) applyDefaults() {
 		}
 		if e.Strategy == "" {
 			e.Strategy = "auto"
+		}
+		if e.KeepReleases == 0 && !given("environments."+name+".keep-releases") {
+			e.KeepReleases = DefaultKeepReleases
 		}
 		if e.Port == 0 {
 			switch name {
@@ -182,6 +187,9 @@ func (c *Config) validate(d *decoder) {
 			bad(p+".port", "required for environments other than staging (8100) and production (8000)")
 		}
 		port(p+".port", e.Port)
+		if e.KeepReleases < 2 {
+			bad(p+".keep-releases", "expected 2 or more (the serving release and one to roll back to), got %d", e.KeepReleases)
+		}
 		if other, dup := ports[e.Port]; dup && e.Target == "docker" {
 			bad(p+".port", "port %d is already used by environment %s", e.Port, other)
 		}
