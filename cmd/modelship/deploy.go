@@ -86,6 +86,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
 		Strategy:     env.Strategy,
+		KeepReleases: env.KeepReleases,
 		Fit: fit.Options{MaxModelLen: cfg.Serving.MaxModelLen, MaxNumSeqs: cfg.Serving.MaxNumSeqs,
 			GPUMemoryUtilization: cfg.Serving.GPUMemoryUtilization, TensorParallelSize: cfg.Serving.TensorParallelSize},
 	}

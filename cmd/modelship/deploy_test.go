@@ -114,3 +114,31 @@ func TestDeployUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestDeploySetupKeepReleases: deploy and rollback prune to the
+// environment's keep-releases (default 10).
+func TestDeploySetupKeepReleases(t *testing.T) {
+	root := testenv.RepoRoot()
+	cfg := filepath.Join(t.TempDir(), "modelship.yaml")
+	yaml := fmt.Sprintf(`model: {path: %s}
+serving: {engine: sim}
+environments:
+  staging: {docker: {host: unix:///nonexistent/docker.sock}}
+  production: {keep-releases: 4, docker: {host: unix:///nonexistent/docker.sock}}
+`, filepath.Join(root, "testdata/models/good"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for env, want := range map[string]int{"production": 4, "staging": 10} {
+		var errb strings.Builder
+		f := &deployFlags{env: env, config: cfg}
+		_, req, closeFn, code := deploySetup(context.Background(), f, stdio{in: strings.NewReader(""), out: &errb, err: &errb}, "deploy")
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", env, code, errb.String())
+		}
+		closeFn()
+		if req.KeepReleases != want {
+			t.Errorf("%s: request keeps %d releases, want %d", env, req.KeepReleases, want)
+		}
+	}
+}

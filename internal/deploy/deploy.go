@@ -73,6 +73,10 @@ type Request struct {
 	DeployedBy string
 	// What names the operation in the lock ("deploy", "rollback to R").
 	What string
+	// KeepReleases is how many releases the environment keeps: once the
+	// outcome is recorded, older ones are pruned when the target is a
+	// Pruner (see Prunable for what is always kept). 0 prunes nothing.
+	KeepReleases int
 }
 
 // Result is what a deploy did, with the timings the log prints.
@@ -245,6 +249,8 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	}
 	d.logf("release %s: %s → %s (load budget %s)", rel.ID, req.Image, req.Env, res.Budget)
 	err = r.execute(ctx)
+	// The outcome is recorded; prune while the lock is still held.
+	d.prune(ctx, req)
 	return res, err
 }
 

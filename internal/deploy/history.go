@@ -41,21 +41,15 @@ func (d *Deployer) Rollback(ctx context.Context, rr RollbackRequest) (*Result, e
 	if rr.To != "" {
 		i := slices.IndexFunc(rels, func(r *Release) bool { return r.ID == rr.To })
 		if i < 0 {
-			return nil, fmt.Errorf("environment %s has no release %s (see modelship history --env %s)", rr.Env, rr.To, rr.Env)
+			return nil, fmt.Errorf("environment %s has no release %s (see modelship history --env %s; releases older than the newest keep-releases are pruned)", rr.Env, rr.To, rr.Env)
 		}
 		to = rels[i]
 		if cur != nil && cur.ID == to.ID {
 			return nil, fmt.Errorf("release %s is already serving %s", to.ID, rr.Env)
 		}
 	} else {
-		for i := len(rels) - 1; i >= 0; i-- {
-			r := rels[i]
-			if r.Outcome == Live && !r.Serving && (cur == nil || r.DeployedAt.Before(cur.DeployedAt)) {
-				to = r
-				break
-			}
-		}
-		if to == nil {
+		// The same choice pruning keeps (Prunable), so it is always there.
+		if to = RollbackTarget(rels); to == nil {
 			return nil, fmt.Errorf("environment %s has no earlier live release to roll back to", rr.Env)
 		}
 	}
