@@ -296,17 +296,8 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	t.Cleanup(func() { removeEnvs(t, staging, production) })
 
 	repo := "e2e/" + id
-	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",
-		"--registry", registry(t)+"/"+repo, "--docker", sock, "--docker-socket-path", sock,
-		"--secrets", "env:"+hookSecretEnv, "--config", cfg, "--staging-env", staging, "--production-env", production,
-		"--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort),
-		"file", "--path", "report.md", "contents")
-	if r.err != nil {
-		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
-	}
-	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
-	hook.expect(t, r.stdout+r.stderr, "deploy.started "+staging, "deploy.passed "+staging,
-		"deploy.started "+production, "deploy.passed "+production, "verify.passed "+production)
+	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook,
+		"--docker", sock, "--docker-socket-path", sock, "--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort))
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/version", prodPort))
 	if err != nil {
 		t.Fatalf("production after the release: %v", err)
@@ -331,6 +322,27 @@ func stagesOK(t *testing.T, report string, stages ...string) {
 			t.Errorf("report: stage %s not ok:\n%s", st, report)
 		}
 	}
+}
+
+// releaseDeploys runs `dagger call release` of the good model (engine sim)
+// to repo with the target arguments given, deploying staging and
+// production of the config directory cfg, and checks that every stage
+// passed and that the deploys' and the live check's notifications reached
+// hook, signed with the secret given through --secrets. It returns the
+// call (stdout: report.md).
+func releaseDeploys(t *testing.T, dir, repo, cfg, staging, production string, hook *hooks, target ...string) result {
+	t.Helper()
+	args := append([]string{"release", "--model", "testdata/models/good", "--engine", "sim",
+		"--registry", registry(t) + "/" + repo, "--secrets", "env:" + hookSecretEnv,
+		"--config", cfg, "--staging-env", staging, "--production-env", production}, target...)
+	r := call(t, dir, append(args, "file", "--path", "report.md", "contents")...)
+	if r.err != nil {
+		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
+	}
+	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
+	hook.expect(t, r.stdout+r.stderr, "deploy.started "+staging, "deploy.passed "+staging,
+		"deploy.started "+production, "deploy.passed "+production, "verify.passed "+production)
+	return r
 }
 
 // configBundle is a config directory for the deploy stages: modelship.yaml

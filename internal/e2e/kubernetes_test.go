@@ -109,17 +109,7 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 `, staging, ns, production, ns)+notifications)
 
 	repo := "e2e/" + id
-	r := call(t, dir, "release", "--model", "testdata/models/good", "--engine", "sim",
-		"--registry", registry(t)+"/"+repo,
-		"--kubeconfig", "file:"+kubeconfig, "--kube-server", server, "--secrets", "env:"+hookSecretEnv,
-		"--config", cfg, "--staging-env", staging, "--production-env", production,
-		"file", "--path", "report.md", "contents")
-	if r.err != nil {
-		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
-	}
-	stagesOK(t, r.stdout, "publish", "staging", "production", "live")
-	hook.expect(t, r.stdout+r.stderr, "deploy.started "+staging, "deploy.passed "+staging,
-		"deploy.started "+production, "deploy.passed "+production, "verify.passed "+production)
+	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, "--kubeconfig", "file:"+kubeconfig, "--kube-server", server)
 	if strings.Contains(r.stdout+r.stderr, key) {
 		t.Error("the kubeconfig's client key appears in the output of dagger call")
 	}
