@@ -19,6 +19,11 @@
 //     container names are unique on an engine and created atomically, so
 //     two deploys (from any machine) cannot both hold it.
 //
+// Releases beyond the environment's keep-releases are pruned after each
+// deploy (Prune): their records and stopped containers, and their images
+// when nothing kept uses them, so that old multi-GB serving images do not
+// fill the disk.
+//
 // The gateway runs the modelship binary of the first image deployed to the
 // environment, tagged modelship-gateway:ENV so that it stays on disk
 // whatever happens to releases; its admin socket is inside its container and
@@ -36,6 +41,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -777,6 +783,92 @@ func (t *Target) Releases(ctx context.Context, env string) ([]*deploy.Release, e
 	return out, nil
 }
 
+// Prune deletes the dropped releases of env (deploy.Pruner): the release
+// container when one is left (stopped; a running one is left alone with
+// its record and reported), the record, then each dropped release's image
+// by content id, without force, unless a kept release or the gateway uses
+// it. The engine itself refuses to delete an image a container still
+// uses (another environment's) or one with several tags; such images stay
+// quietly. A release the gateway serves is never touched.
+func (t *Target) Prune(ctx context.Context, env string, drop []*deploy.Release) error {
+	rels, err := t.Releases(ctx, env)
+	if err != nil {
+		return err
+	}
+	dropped := map[string]bool{}
+	for _, r := range drop {
+		dropped[r.ID] = true
+	}
+	// Images that stay whatever happens: the kept releases' and the
+	// gateway's (its container's image and its tag).
+	keep := map[string]bool{}
+	for _, r := range rels {
+		if !dropped[r.ID] {
+			keep[r.ImageID] = true
+		}
+	}
+	gw := gatewayName(env)
+	if ins, err := t.cli.ContainerInspect(ctx, gw); err == nil {
+		keep[ins.Image] = true
+	} else if !cerrdefs.IsNotFound(err) {
+		return t.wrap(err, "inspecting the gateway "+gw+" (to keep its image)")
+	}
+	if img, err := t.cli.ImageInspect(ctx, gatewayTag(env)); err == nil {
+		keep[img.ID] = true
+	} else if !cerrdefs.IsNotFound(err) {
+		return t.wrap(err, "inspecting the gateway image "+gatewayTag(env)+" (to keep it)")
+	}
+	var errs []error
+	var images []string
+	for _, r := range drop {
+		if i := slices.IndexFunc(rels, func(x *deploy.Release) bool { return x.ID == r.ID }); i >= 0 && rels[i].Serving {
+			errs = append(errs, fmt.Errorf("release %s serves %s: not pruned", r.ID, env))
+			continue
+		}
+		if err := t.pruneContainers(ctx, env, r.ID); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", r.ID, err))
+			continue
+		}
+		if r.ImageID != "" && !keep[r.ImageID] && !slices.Contains(images, r.ImageID) {
+			images = append(images, r.ImageID)
+		}
+	}
+	// Images last: two dropped releases may share one.
+	for _, id := range images {
+		_, err := t.cli.ImageRemove(ctx, id, image.RemoveOptions{Force: false, PruneChildren: false})
+		if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
+			continue // removed, already gone, or still used / tagged elsewhere
+		}
+		errs = append(errs, t.wrap(err, "removing image "+id))
+	}
+	return errors.Join(errs...)
+}
+
+// pruneContainers removes a release's container (unless it runs) and
+// then its record, so that the release is not half there: with the record
+// gone, a left container would show the release in progress again.
+func (t *Target) pruneContainers(ctx context.Context, env, release string) error {
+	name := releaseName(env, release)
+	ins, err := t.cli.ContainerInspect(ctx, name)
+	switch {
+	case cerrdefs.IsNotFound(err):
+	case err != nil:
+		return t.wrap(err, "inspecting "+name)
+	case ins.State != nil && (ins.State.Running || ins.State.Restarting):
+		return fmt.Errorf("its container %s is running: left it and its record (stop it, then the next deploy prunes it)", name)
+	default:
+		// No force: a container started meanwhile is refused, not killed.
+		if err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return t.wrap(err, "removing "+name)
+		}
+	}
+	rec := recordName(env, release)
+	if err := t.cli.ContainerRemove(ctx, rec, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return t.wrap(err, "removing record "+rec)
+	}
+	return nil
+}
+
 // Destroy removes everything the target created for env (tests, teardown).
 func (t *Target) Destroy(ctx context.Context, env string) error {
 	list, err := t.cli.ContainerList(ctx, container.ListOptions{All: true,
@@ -795,3 +887,8 @@ func (t *Target) Destroy(ctx context.Context, env string) error {
 	_, _ = t.cli.ImageRemove(ctx, gatewayTag(env), image.RemoveOptions{})
 	return nil
 }
+
+var (
+	_ deploy.Target = (*Target)(nil)
+	_ deploy.Pruner = (*Target)(nil)
+)
