@@ -21,7 +21,8 @@
 //     the kubelet followed by serve's own drain on SIGTERM.
 //   - ConfigMap NAME-release-RELEASE per release: its annotations hold the
 //     release's facts and outcome (the history), as the Deployment's and
-//     pods' annotations do while it runs.
+//     pods' annotations do while it runs; those of releases beyond the
+//     environment's keep-releases are deleted after each deploy (Prune).
 //   - While a deploy runs, Lease NAME-lock: created atomically, so two
 //     deploys cannot both hold it.
 //
@@ -1314,6 +1315,64 @@ func (t *Target) Releases(ctx context.Context, env string) ([]*deploy.Release, e
 	return out, nil
 }
 
+// Prune deletes the dropped releases of env (deploy.Pruner): each one's
+// record (ConfigMap NAME-release-RELEASE) and, for a blue-green release
+// whose Deployment NAME-RELEASE is still there (a deploy that could not
+// clean up after itself), that Deployment first. The release the Service
+// serves and the Deployment it selects are never touched. Images are the
+// nodes': the kubelet's image garbage collection frees unused ones.
+func (t *Target) Prune(ctx context.Context, env string, drop []*deploy.Release) error {
+	var selected, serves string
+	svc, err := t.cs.CoreV1().Services(t.opt.Namespace).Get(ctx, t.opt.Name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		selected, serves = svc.Spec.Selector[LabelDeployment], svc.Annotations[AnnotationServing]
+	case !apierrors.IsNotFound(err):
+		return t.wrap(err, "reading service "+t.opt.Name+" (to keep what it serves)")
+	}
+	var errs []error
+	for _, r := range drop {
+		dep := DeploymentName(t.opt.Name, deploy.BlueGreen, r.ID)
+		if r.ID == serves || dep == selected {
+			errs = append(errs, fmt.Errorf("release %s serves %s (service %s): not pruned", r.ID, env, t.opt.Name))
+			continue
+		}
+		if err := t.pruneDeployment(ctx, dep, r.ID); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", r.ID, err))
+			continue
+		}
+		name := recordName(t.opt.Name, r.ID)
+		if err := t.cs.CoreV1().ConfigMaps(t.opt.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("release %s: %w", r.ID, t.wrap(err, "deleting record "+name)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pruneDeployment deletes blue-green Deployment dep when it exists and is
+// release's (this instance's, by its labels; by uid, so a Deployment
+// recreated meanwhile is not the one deleted).
+func (t *Target) pruneDeployment(ctx context.Context, dep, release string) error {
+	d, err := t.deployments().Get(ctx, dep, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return t.wrap(err, "reading deployment "+dep)
+	}
+	if d.Labels[LabelInstance] != t.opt.Name || d.Labels[deploy.LabelRelease] != release {
+		return nil // not ours
+	}
+	err = t.deployments().Delete(ctx, dep, metav1.DeleteOptions{
+		PropagationPolicy: ptr(metav1.DeletePropagationBackground),
+		Preconditions:     &metav1.Preconditions{UID: &d.UID},
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return t.wrap(err, "deleting deployment "+dep)
+}
+
 // Destroy deletes everything the target created for env (tests, teardown).
 func (t *Target) Destroy(ctx context.Context, env string) error {
 	sel := labels.SelectorFromSet(map[string]string{LabelInstance: t.opt.Name}).String()
@@ -1341,4 +1400,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 var (
 	_ deploy.Target  = (*Target)(nil)
 	_ deploy.Planner = (*Target)(nil)
+	_ deploy.Pruner  = (*Target)(nil)
 )
