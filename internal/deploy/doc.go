@@ -19,5 +19,7 @@
 //
 // The release history lives with the releases themselves (the target keeps
 // it, on Docker as container labels, on Kubernetes as annotations) and every event is also appended to a
-// local JSONL ledger for audit.
+// local JSONL ledger for audit. A target that is a Pruner drops the
+// releases beyond Request.KeepReleases after each deploy and rollback
+// (Prunable: never the serving release nor the rollback target).
 package deploy

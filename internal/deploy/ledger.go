@@ -12,7 +12,7 @@ import (
 // Event is one line of the ledger.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Event   string    `json:"event"` // started, ready, switched, verified, rolled-back, failed, live, interrupted
+	Event   string    `json:"event"` // started, ready, switched, verified, rolled-back, failed, live, interrupted, pruned
 	Release *Release  `json:"release"`
 	Detail  string    `json:"detail,omitempty"`
 }
