@@ -64,9 +64,9 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		return nil, deploy.Request{}, nil, exitUsage
 	}
 	f.cfg = cfg
-	env, ok := cfg.Environments[f.env]
-	if !ok || env == nil {
-		return fail(exitUsage, "%s has no environment %q", f.config, f.env)
+	env, err := cfg.Environment(f.env)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	// The target's notes (Kubernetes: the surge chosen, the Deployment
 	// applied) go wherever the deployer's progress goes, set below or later.

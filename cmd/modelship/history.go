@@ -50,9 +50,9 @@ Flags:
 	if !ok {
 		return exitUsage
 	}
-	env, ok := cfg.Environments[*envName]
-	if !ok || env == nil {
-		fmt.Fprintf(s.err, "modelship history: %s has no environment %q\n", *cfgFile, *envName)
+	env, err := cfg.Environment(*envName)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitUsage
 	}
 	tg, _, closeTarget, err := newTarget(*envName, env, kube, s.err)

@@ -61,9 +61,9 @@ Flags:
 	if !ok {
 		return exitUsage
 	}
-	env, ok := cfg.Environments[*envName]
-	if !ok || env == nil {
-		fmt.Fprintf(s.err, "modelship render: %s has no environment %q\n", *cfgFile, *envName)
+	env, err := cfg.Environment(*envName)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship render: %v\n", err)
 		return exitUsage
 	}
 	if env.Target != "kubernetes" {
@@ -95,7 +95,6 @@ Flags:
 	// The cluster is optional: only the surge (with GPUs) and a default
 	// image need it.
 	var tg *kubernetes.Target
-	var err error
 	if opts.GPUs > 0 || m.Image == "" {
 		if tg, err = kubernetes.New(opts); err == nil {
 			defer tg.Close()

@@ -144,9 +144,9 @@ func envEndpoint(file, name string, kube kubeFlags, s stdio) (string, func(), er
 	if err != nil {
 		return "", nil, err
 	}
-	env, ok := cfg.Environments[name]
-	if !ok || env == nil {
-		return "", nil, fmt.Errorf("%s has no environment %q", file, name)
+	env, err := cfg.Environment(name)
+	if err != nil {
+		return "", nil, err
 	}
 	if env.URL != "" {
 		return env.URL, func() {}, kube.check(name, env)

@@ -30,6 +30,12 @@ func TestLoadRepoConfig(t *testing.T) {
 	if got := c.ModelPath(); got != filepath.Join("../..", "testdata/models/good") {
 		t.Errorf("ModelPath = %q", got)
 	}
+	if e, err := c.Environment("production"); err != nil || e != c.Environments["production"] {
+		t.Errorf("Environment(production) = %v, %v", e, err)
+	}
+	if _, err := c.Environment("prod"); err == nil || err.Error() != `../../modelship.yaml has no environment "prod"` {
+		t.Errorf("Environment(prod) error = %v", err)
+	}
 }
 
 func TestDefaults(t *testing.T) {

@@ -235,6 +235,15 @@ func (c *Config) validate(d *decoder) {
 	}
 }
 
+// Environment is environments.NAME, or an error naming the config file
+// when it has no such environment.
+func (c *Config) Environment(name string) (*Environment, error) {
+	if e := c.Environments[name]; e != nil {
+		return e, nil
+	}
+	return nil, fmt.Errorf("%s has no environment %q", c.File, name)
+}
+
 // ModelPath is model.path resolved against the config file's directory.
 func (c *Config) ModelPath() string {
 	if c.Model.Path == "" || filepath.IsAbs(c.Model.Path) {
