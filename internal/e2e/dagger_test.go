@@ -298,18 +298,9 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	repo := "e2e/" + id
 	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook,
 		"--docker", sock, "--docker-socket-path", sock, "--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort))
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/version", prodPort))
-	if err != nil {
-		t.Fatalf("production after the release: %v", err)
-	}
-	defer resp.Body.Close()
-	var v map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatalf("production /version: %v", err)
-	}
-	body, _ := json.Marshal(v)
-	if !strings.Contains(string(body), registry(t)+"/"+repo+"@sha256:") || !strings.Contains(string(body), "sha256:") {
-		t.Errorf("production /version does not report the new release's image: %s", body)
+	v := testenv.GetVersion(t, fmt.Sprintf("http://127.0.0.1:%d", prodPort))
+	if !strings.HasPrefix(v.Image, registry(t)+"/"+repo+"@sha256:") || !strings.HasPrefix(v.Digest, "sha256:") {
+		t.Errorf("production /version = %+v, want the new release's image %s/%s@sha256:... and a model digest", v, registry(t), repo)
 	}
 	t.Logf("release with staging and production deploys: %.1fs", r.took.Seconds())
 }

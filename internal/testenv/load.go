@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,6 +112,28 @@ func (l *Load) Stop() (requests, failures int64, errs []string) {
 	close(l.stop)
 	l.wg.Wait()
 	return l.requests.Load(), l.failures.Load(), l.firstErrs
+}
+
+// Version is what the deploy tests read of a release's GET /version
+// (modelship serve's, through whatever routes to it).
+type Version struct {
+	Digest string `json:"digest"`
+	Image  string `json:"image"`
+}
+
+// GetVersion reads GET base/version.
+func GetVersion(t testing.TB, base string) Version {
+	t.Helper()
+	resp, err := http.Get(base + "/version")
+	if err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	defer resp.Body.Close()
+	var v Version
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	return v
 }
 
 // RolledBack checks that a deploy of the regressed test model failed the way

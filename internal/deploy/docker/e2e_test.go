@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,23 +76,9 @@ func (e *env) deploy(t *testing.T, image string) *deploy.Result {
 	return res
 }
 
-type version struct {
-	Digest string `json:"digest"`
-	Image  string `json:"image"`
-}
-
-func (e *env) version(t *testing.T) version {
+func (e *env) version(t *testing.T) testenv.Version {
 	t.Helper()
-	resp, err := http.Get(e.url + "/version")
-	if err != nil {
-		t.Fatalf("GET /version: %v", err)
-	}
-	defer resp.Body.Close()
-	var v version
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatalf("GET /version: %v", err)
-	}
-	return v
+	return testenv.GetVersion(t, e.url)
 }
 
 // images builds (or finds) the test images and tags aliases of the good one,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,25 +101,6 @@ func (e *env) clusterIP(t *testing.T) string {
 	return "http://" + svc.Spec.ClusterIP + ":80"
 }
 
-type version struct {
-	Digest string `json:"digest"`
-	Image  string `json:"image"`
-}
-
-func getVersion(t *testing.T, base string) version {
-	t.Helper()
-	resp, err := http.Get(base + "/version")
-	if err != nil {
-		t.Fatalf("GET /version: %v", err)
-	}
-	defer resp.Body.Close()
-	var v version
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatalf("GET /version: %v", err)
-	}
-	return v
-}
-
 func dump(v any) string { b, _ := json.MarshalIndent(v, "", " "); return string(b) }
 
 var (
@@ -154,7 +134,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 		t.Errorf("plan %s: %s, want rolling with maxSurge 1 (pods use no GPU)", first.Plan.Strategy, first.Plan.Why)
 	}
 	url := e.clusterIP(t)
-	if v := getVersion(t, url); v.Image != good.Tag || v.Digest != good.ModelDigest {
+	if v := testenv.GetVersion(t, url); v.Image != good.Tag || v.Digest != good.ModelDigest {
 		t.Fatalf("after the first deploy /version = %+v, want image %s digest %s", v, good.Tag, good.ModelDigest)
 	}
 	l := testenv.LoadLoop(url, 4)
@@ -170,7 +150,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	if during < 100 {
 		t.Errorf("only %d requests during the deploy, want at least 100", during)
 	}
-	if v := getVersion(t, url); v.Image != good2.Tag || v.Digest != good.ModelDigest {
+	if v := testenv.GetVersion(t, url); v.Image != good2.Tag || v.Digest != good.ModelDigest {
 		t.Errorf("/version %+v, want image %s", v, good2.Tag)
 	}
 	// One Deployment, its template the new release, annotated with its facts.
@@ -203,7 +183,7 @@ func TestRegressedModelRollsBack(t *testing.T) {
 	reqs, fails, errs := l.Stop()
 	t.Logf("regressed rolling deploy under load: %d requests, %d failed", reqs, fails)
 	testenv.RolledBack(t, err, first.Release.ID, reqs, fails, errs)
-	if v := getVersion(t, url); v.Digest != good.ModelDigest || v.Image != good.Tag {
+	if v := testenv.GetVersion(t, url); v.Digest != good.ModelDigest || v.Image != good.Tag {
 		t.Errorf("/version through the Service after the rollback = %+v, want the previous digest %s", v, good.ModelDigest)
 	}
 	hist, _ := deploy.History(context.Background(), e.target, e.name)
@@ -236,7 +216,7 @@ func TestStalledRolloutReported(t *testing.T) {
 	if fails != 0 {
 		t.Errorf("%d of %d requests failed while the rollout stalled, want 0: %q", fails, reqs, errs)
 	}
-	if v := getVersion(t, url); v.Digest != good.ModelDigest || v.Image != good.Tag {
+	if v := testenv.GetVersion(t, url); v.Digest != good.ModelDigest || v.Image != good.Tag {
 		t.Errorf("/version after the stall = %+v, want the previous release", v)
 	}
 	d, err := e.target.Client().AppsV1().Deployments(e.ns).Get(context.Background(), "llm", metav1.GetOptions{})
@@ -274,7 +254,7 @@ func TestBlueGreenSwitchUnderLoad(t *testing.T) {
 	if _, err := e.target.Client().AppsV1().Deployments(e.ns).Get(context.Background(), "llm-"+first.Release.ID, metav1.GetOptions{}); err == nil {
 		t.Errorf("the previous release's Deployment is still there after verify passed")
 	}
-	if v := getVersion(t, url); v.Image != good2.Tag {
+	if v := testenv.GetVersion(t, url); v.Image != good2.Tag {
 		t.Errorf("/version %+v, want image %s", v, good2.Tag)
 	}
 }

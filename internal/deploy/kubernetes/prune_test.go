@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 // TestKeepReleases: with keep-releases 2, the third deploy prunes the
@@ -65,7 +66,7 @@ func TestKeepReleases(t *testing.T) {
 	if !strings.Contains(e.log.String(), "pruned 1 old release: "+first.Release.ID) {
 		t.Errorf("the log does not say release %s was pruned", first.Release.ID)
 	}
-	if v := getVersion(t, e.clusterIP(t)); v.Image != good.Tag {
+	if v := testenv.GetVersion(t, e.clusterIP(t)); v.Image != good.Tag {
 		t.Errorf("/version %+v, want image %s", v, good.Tag)
 	}
 }
