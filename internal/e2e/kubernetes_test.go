@@ -119,10 +119,7 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("production /version through the Service: %v", err)
 	}
-	var v struct {
-		Image  string `json:"image"`
-		Digest string `json:"digest"`
-	}
+	var v testenv.Version
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Fatalf("production /version: %v: %s", err, body)
 	}
