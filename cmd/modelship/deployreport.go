@@ -26,11 +26,19 @@ func startDeployEvents(ev *stageNotifier, req deploy.Request) {
 // made its release, so the event names it like the ones after it (a
 // deploy refused before that, by the lock say, only reports its failure).
 func releaseStarted(ev *stageNotifier, rel *deploy.Release) {
-	ev.Event.Release, ev.Event.Image = rel.ID, rel.Image
-	ev.Event.ImageDigest = pinnedDigest(rel.Image)
-	ev.Event.ModelDigest = firstSet(rel.ModelDigest, ev.Event.ModelDigest)
-	ev.Event.GitSHA = firstSet(rel.GitSHA, ev.Event.GitSHA)
+	releaseEvent(ev, rel)
 	ev.Post(notify.StatusStarted)
+}
+
+// releaseEvent puts the release's facts on the stage's events: its id,
+// image, model digest (the image's label, else the checkpoint's) and git
+// SHA when it has one.
+func releaseEvent(ev *stageNotifier, rel *deploy.Release) {
+	ev.Event.Release, ev.Event.Image, ev.Event.ModelDigest = rel.ID, rel.Image, rel.ModelDigest
+	ev.Event.ImageDigest = pinnedDigest(rel.Image)
+	if rel.GitSHA != "" {
+		ev.Event.GitSHA = rel.GitSHA
+	}
 }
 
 // finishDeploy reports how a deploy (stage deploy) or a rollback (stage
@@ -51,11 +59,7 @@ func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *d
 		rel = res.Release
 	}
 	if rel != nil {
-		ev.Event.Release, ev.Event.Image, ev.Event.ModelDigest = rel.ID, rel.Image, rel.ModelDigest
-		ev.Event.ImageDigest = pinnedDigest(rel.Image)
-		if rel.GitSHA != "" {
-			ev.Event.GitSHA = rel.GitSHA
-		}
+		releaseEvent(ev, rel)
 	}
 	msg := ""
 	switch {
