@@ -1,0 +1,89 @@
+// Package serving is the serving contract: what a modelship serving image
+// is (its labels, environment names, paths and port, the pinned engine
+// images) and how the `serving:` section of modelship.yaml becomes the
+// engine's command line.
+//
+// Every stage starts the engine from this one package: `modelship serve`
+// turns Settings into vLLM's argv with Argv, the Dagger module bakes
+// Settings into the image's environment and labels, and the deploy targets
+// set an environment's Settings on the containers they start. vLLM's own
+// flags and startup refusals are recorded as data (vllm.json, read by
+// VLLM), so that `modelship config check` and the simulator refuse exactly
+// what vLLM would.
+//
+// The package depends on the standard library only, so the Dagger module
+// (a Go module of its own) imports it too.
+package serving
+
+// The serving image's layout.
+const (
+	// Port is the public port of `modelship serve` in every serving image.
+	Port = 8000
+	// EnginePort is the engine's port on 127.0.0.1 behind the proxy.
+	EnginePort = 8001
+	// ModelDir is where a serving image keeps the checkpoint.
+	ModelDir = "/models/current"
+	// BinaryPath is where the modelship binary sits in a serving image.
+	BinaryPath = "/usr/local/bin/modelship"
+	// DefaultServedName is the model id clients send when none is configured.
+	DefaultServedName = "current"
+)
+
+// Labels of a serving image, beside the OCI ones.
+const (
+	// LabelModelDigest is the checkpoint's content digest (sha256:...).
+	LabelModelDigest = "modelship.model-digest"
+	// LabelEngine is the engine the image runs: vllm or sim.
+	LabelEngine = "modelship.engine"
+	// LabelBinary is the path of the modelship binary in the image.
+	LabelBinary = "modelship.binary"
+	// LabelHealthcheck is the image's health check, Docker's HEALTHCHECK CMD
+	// form as JSON (OCI configs have no HEALTHCHECK field).
+	LabelHealthcheck = "modelship.healthcheck"
+	// LabelSettings is the serving settings baked into the image, as the
+	// engine flags they become (JSON list of strings): what `docker
+	// inspect` shows of how the engine will start.
+	LabelSettings = "modelship.engine-flags"
+	// LabelRevision is the git commit the image was built from.
+	LabelRevision = "org.opencontainers.image.revision"
+)
+
+// Environment variables `modelship serve` reads in a serving container.
+const (
+	EnvModelPath   = "MODEL_PATH"
+	EnvEngine      = "MODELSHIP_ENGINE"
+	EnvServedName  = "MODELSHIP_SERVED_MODEL_NAME"
+	EnvModelDigest = "MODELSHIP_MODEL_DIGEST"
+	EnvPort        = "PORT"
+	EnvGitSHA      = "MODELSHIP_GIT_SHA"
+	EnvImage       = "MODELSHIP_IMAGE"
+	EnvImageDigest = "MODELSHIP_IMAGE_DIGEST"
+	EnvDeployedAt  = "MODELSHIP_DEPLOYED_AT"
+	// EnvSimArgs are the simulator's own options (latency, faults) as shell
+	// words; vLLM's command line has no room for them.
+	EnvSimArgs = "MODELSHIP_SIM_ARGS"
+)
+
+// Engines.
+const (
+	// EngineVLLM serves on GPUs with vLLM.
+	EngineVLLM = "vllm"
+	// EngineSim serves on the CPU with `modelship sim`, which takes vLLM's
+	// command line and refuses what vLLM refuses.
+	EngineSim = "sim"
+)
+
+// Engines lists the engines a serving image may run.
+var Engines = []string{EngineVLLM, EngineSim}
+
+// VLLMProgram is how a serving image starts vLLM: `vllm serve MODEL
+// FLAGS...`. The simulator is started with the same argv (its argv[0] is
+// "vllm"), so a CPU run executes exactly the command line a GPU server would.
+var VLLMProgram = []string{"vllm", "serve"}
+
+// DefaultBaseImage is the base of the simulator's serving image.
+const DefaultBaseImage = "debian:bookworm-slim"
+
+// VLLMImage is the pinned vLLM image, the release whose flags and startup
+// rules vllm.json records.
+func VLLMImage() string { return VLLM().Image }
