@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/serving"
 )
 
 func init() {
@@ -21,6 +25,7 @@ func runConfig(ctx context.Context, args []string, s stdio) int {
 	fs.SetOutput(s.err)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: modelship config check [FILE]
+       modelship config serving [FILE] [--env E]
 
 Reads FILE (default %s) strictly: an unknown key, a wrong type or an
 out-of-range value is an error naming the file, line and column. Prints the
@@ -28,9 +33,16 @@ config with every default filled in. Secrets are shown as their references
 (env:NAME, file:PATH), never as values; a reference that cannot be resolved
 here is a warning, since CI may provide it later.
 
+`+"`config serving`"+` prints, as JSON, what the serving contract makes of the
+serving: section (with environment E's override): the engine, its image, the
+container environment that carries the settings, and the engine's command line.
+
 Exit codes: 0 valid, 2 invalid or unreadable.
 `, config.DefaultFile)
 		fs.PrintDefaults()
+	}
+	if len(args) > 0 && args[0] == "serving" {
+		return runConfigServing(args[1:], s)
 	}
 	if len(args) == 0 || args[0] != "check" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
@@ -63,6 +75,12 @@ Exit codes: 0 valid, 2 invalid or unreadable.
 		fmt.Fprintf(s.err, "%s: model.path: %s does not exist (relative paths are read from the config file's folder)\n", file, c.ModelPath())
 		return exitUsage
 	}
+	if errs := checkServingAgainstModel(ctx, c); len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(s.err, err)
+		}
+		return exitUsage
+	}
 	secrets := c.Secrets()
 	paths := make([]string, 0, len(secrets))
 	for p := range secrets {
@@ -80,5 +98,105 @@ Exit codes: 0 valid, 2 invalid or unreadable.
 		return exitFailed
 	}
 	fmt.Fprintf(s.out, "# %s is valid; defaults filled in\n%s", file, out)
+	return exitOK
+}
+
+// checkServingAgainstModel applies vLLM's startup rules that need the
+// checkpoint (max-model-len above its context, tensor-parallel-size not
+// dividing its attention heads) to the file's serving settings and each
+// environment's, and a chat template that is not in the checkpoint. Each
+// error names the key that gave the value, with its line and column.
+func checkServingAgainstModel(ctx context.Context, c *config.Config) []error {
+	info, err := checkpoint.Inspect(ctx, c.ModelPath(), checkpoint.Options{})
+	if err != nil {
+		return []error{c.Errorf("model.path", "%v", err)}
+	}
+	rules := serving.VLLM()
+	keyOf := map[string]string{serving.RuleMaxModelLen: "max-model-len", serving.RuleTensorParallel: "tensor-parallel-size"}
+	envs := []string{""}
+	for name := range c.Environments {
+		envs = append(envs, name)
+	}
+	sort.Strings(envs)
+	seen := map[string]bool{}
+	var errs []error
+	for _, env := range envs {
+		s := c.Serving.Settings
+		if env != "" {
+			s = c.ServingFor(env)
+		}
+		for _, r := range rules.CheckModel(s, modelFacts(info)) {
+			path := c.ServingKey(env, keyOf[r.Rule])
+			if !seen[path] {
+				seen[path] = true
+				errs = append(errs, c.Errorf(path, "vLLM %s would refuse to start: %s", rules.Version, r.Msg))
+			}
+		}
+		if t := s.ChatTemplate; t != "" {
+			path := c.ServingKey(env, "chat-template")
+			if _, err := os.Stat(filepath.Join(c.ModelPath(), t)); err != nil && !seen[path] {
+				seen[path] = true
+				errs = append(errs, c.Errorf(path, "%s is not in the checkpoint directory %s", t, c.ModelPath()))
+			}
+		}
+	}
+	return errs
+}
+
+// ServingContract is what `modelship config serving` prints: how the
+// serving section reaches the engine.
+type ServingContract struct {
+	Engine     string           `json:"engine"`
+	Image      string           `json:"image"`
+	ServedName string           `json:"served_name"`
+	Settings   serving.Settings `json:"settings"`
+	// Env is the serving container's environment carrying the settings.
+	Env []string `json:"env"`
+	// Argv is the engine's command line in a serving image.
+	Argv []string `json:"argv"`
+	// VLLM is the version whose flags and rules the settings were checked
+	// against.
+	VLLM string `json:"vllm"`
+}
+
+func runConfigServing(args []string, s stdio) int {
+	fs := flag.NewFlagSet("config serving", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	env := fs.String("env", "", "apply this environment's serving override")
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	file := config.DefaultFile
+	if len(pos) == 1 {
+		file = pos[0]
+	} else if len(pos) > 1 {
+		fmt.Fprintln(s.err, "modelship config serving: expected at most one FILE")
+		return exitUsage
+	}
+	c, ok := loadConfig(s, file)
+	if !ok {
+		return exitUsage
+	}
+	settings := c.Serving.Settings
+	if *env != "" {
+		if _, err := c.Environment(*env); err != nil {
+			fmt.Fprintln(s.err, err)
+			return exitUsage
+		}
+		settings = c.ServingFor(*env)
+	}
+	out := ServingContract{Engine: c.Serving.Engine, Image: c.Serving.Image, ServedName: c.Model.ServedName,
+		Settings: settings, Env: settings.Env(), VLLM: serving.VLLM().Version,
+		Argv: settings.Argv(serving.ModelDir, []string{c.Model.ServedName}, "127.0.0.1", serving.EnginePort)}
+	if out.Env == nil {
+		out.Env = []string{}
+	}
+	enc := json.NewEncoder(s.out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		fmt.Fprintln(s.err, err)
+		return exitFailed
+	}
 	return exitOK
 }

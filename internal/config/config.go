@@ -12,14 +12,12 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // DefaultFile is the file `modelship` reads when none is named.
 const DefaultFile = "modelship.yaml"
-
-// DefaultVLLMImage is the pinned vLLM base image used when serving.image is
-// not set.
-const DefaultVLLMImage = "vllm/vllm-openai:v0.11.0"
 
 // Config is the whole of modelship.yaml.
 type Config struct {
@@ -35,6 +33,8 @@ type Config struct {
 
 	// File is the path the config was read from (not part of the YAML).
 	File string `yaml:"-"`
+	// pos is where each key path was read: line, column.
+	pos map[string][2]int
 }
 
 // Model names the checkpoint and the name clients ask for.
@@ -46,24 +46,21 @@ type Model struct {
 	ServedName string `yaml:"served-name"`
 }
 
-// Serving says how the model is served.
+// Serving says how the model is served: the engine, its image, and the
+// engine settings of the serving contract (package serving), each of which
+// becomes a vLLM flag.
 type Serving struct {
-	// Engine is "vllm" (a GPU) or "sim" (the modelship simulator, a CPU).
+	// Engine is "vllm" (a GPU) or "sim" (the modelship simulator, a CPU),
+	// which takes vLLM's command line and refuses what vLLM refuses.
 	Engine string `yaml:"engine"`
-	// Image is the serving base image (vLLM's OpenAI server image).
+	// Image is the serving base image for engine vllm; default the pinned
+	// vLLM image whose flags the contract records.
 	Image string `yaml:"image"`
-	// MaxModelLen is vLLM's --max-model-len; 0 takes the checkpoint's.
-	MaxModelLen int `yaml:"max-model-len"`
-	// GPUMemoryUtilization is vLLM's --gpu-memory-utilization, in (0, 1].
-	GPUMemoryUtilization float64 `yaml:"gpu-memory-utilization"`
-	// TensorParallelSize is vLLM's --tensor-parallel-size, at least 1.
-	TensorParallelSize int `yaml:"tensor-parallel-size"`
-	// MaxNumSeqs is vLLM's --max-num-seqs; 0 leaves vLLM's default (256).
-	MaxNumSeqs int `yaml:"max-num-seqs"`
-	// Port is the public port of the serving container.
-	Port int `yaml:"port"`
-	// EngineArgs are passed to the engine unchanged.
-	EngineArgs []string `yaml:"engine-args"`
+	// Settings are vLLM's flags: max-model-len, gpu-memory-utilization,
+	// tensor-parallel-size, max-num-seqs, dtype, quantization,
+	// kv-cache-dtype, enable-prefix-caching, trust-remote-code,
+	// chat-template and engine-args.
+	serving.Settings `yaml:",inline"`
 }
 
 // Suites are the files the gates run.
@@ -134,6 +131,9 @@ type Environment struct {
 	// ReadyTimeout bounds how long a new release may take to become ready;
 	// 0 sizes it from the checkpoint.
 	ReadyTimeout Duration `yaml:"ready-timeout"`
+	// Serving overrides the file's serving settings in this environment
+	// (e.g. a larger max-model-len in production); see ServingFor.
+	Serving serving.Settings `yaml:"serving,omitempty"`
 	// KeepReleases is how many releases the environment keeps (their
 	// records and, on Docker, their images); older ones are pruned after
 	// each deploy and rollback, never the serving one nor the one a

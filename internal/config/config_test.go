@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/modelship/modelship/serving"
 )
 
 func TestLoadRepoConfig(t *testing.T) {
@@ -43,8 +45,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Serving.Engine != "vllm" || c.Serving.Image != DefaultVLLMImage || c.Serving.GPUMemoryUtilization != 0.9 ||
-		c.Serving.TensorParallelSize != 1 || c.Serving.Port != 8000 || c.Gates.Validate.PassRate != 1 || c.Version != 1 {
+	if c.Serving.Engine != "vllm" || c.Serving.Image != serving.VLLMImage() || c.Serving.GPUMemoryUtilization != 0.9 ||
+		c.Serving.TensorParallelSize != 1 || c.Gates.Validate.PassRate != 1 || c.Version != 1 {
 		t.Errorf("defaults not applied: %+v %+v", c.Serving, c.Gates)
 	}
 	c, err = Parse("m.yaml", []byte("model: {path: /m}\nenvironments:\n  staging: {}\n  production: {keep-releases: 3}\n  canary: {port: 9000, keep-releases: ~}\n"))
@@ -70,10 +72,16 @@ func TestErrors(t *testing.T) {
 		{"wrong type float", "model: {path: /m}\nserving:\n  gpu-memory-utilization: high\n", []string{"m.yaml:3:27:", `expected a number, got "high"`}},
 		{"string for mapping", "model: /m\n", []string{"m.yaml:1:8:", "model: expected a mapping"}},
 		{"list expected", "model: {path: /m}\nserving:\n  engine-args: --x\n", []string{"m.yaml:3:16:", "expected a list"}},
-		{"out of range util", "model: {path: /m}\nserving:\n  gpu-memory-utilization: 1.5\n", []string{"m.yaml:3:27:", "serving.gpu-memory-utilization", "expected a fraction from above 0 to 1, got 1.5"}},
+		{"out of range util", "model: {path: /m}\nserving:\n  gpu-memory-utilization: 1.5\n", []string{"m.yaml:3:27:", "serving.gpu-memory-utilization", "expected a fraction above 0 and at most 1, got 1.5"}},
 		{"bad engine", "model: {path: /m}\nserving: {engine: tgi}\n", []string{"m.yaml:2:19:", `expected "vllm" or "sim", got "tgi"`}},
-		{"tp zero", "model: {path: /m}\nserving: {tensor-parallel-size: -2}\n", []string{"serving.tensor-parallel-size", "expected 1 or more, got -2"}},
-		{"port", "model: {path: /m}\nserving: {port: 70000}\n", []string{"m.yaml:2:17:", "expected a port from 1 to 65535"}},
+		{"tp zero", "model: {path: /m}\nserving: {tensor-parallel-size: -2}\n", []string{"serving.tensor-parallel-size", "expected 1 or more (or leave it out for the default), got -2"}},
+		{"serving.port is not a setting", "model: {path: /m}\nserving: {port: 70000}\n", []string{"m.yaml:2:11:", `unknown key "port" in serving`}},
+		{"unknown vLLM flag", "model: {path: /m}\nserving:\n  engine-args: [--enforce-eager, --no-such-flag]\n", []string{"m.yaml:3:34:", "serving.engine-args[1]", "vLLM v0.16.0 has no flag --no-such-flag"}},
+		{"vLLM flag value of the wrong type", "model: {path: /m}\nserving:\n  engine-args: [--max-num-batched-tokens, lots]\n", []string{"serving.engine-args", "invalid human_readable_int value: 'lots'"}},
+		{"dtype not among vLLM's choices", "model: {path: /m}\nserving: {dtype: fp4}\n", []string{"m.yaml:2:18:", "serving.dtype", "invalid choice: 'fp4'"}},
+		{"a flag modelship owns", "model: {path: /m}\nserving: {engine-args: [--port, '9000']}\n", []string{"serving.engine-args[0]", "set by modelship"}},
+		{"an environment's override is checked where it is given", "model: {path: /m}\nenvironments:\n  production:\n    serving: {kv-cache-dtype: int3}\n", []string{"m.yaml:4:31:", "environments.production.serving.kv-cache-dtype", "invalid choice: 'int3'"}},
+		{"chat template outside the checkpoint", "model: {path: /m}\nserving: {chat-template: ../t.jinja}\n", []string{"serving.chat-template", "inside the checkpoint directory"}},
 		{"missing path", "model: {served-name: x}\n", []string{"m.yaml:1:8:", "model.path: required"}},
 		{"bad duration", "model: {path: /m}\ngates:\n  bench: {max-latency-p99: soon}\n", []string{"m.yaml:3:28:", "expected a duration like 90s"}},
 		{"syntax", "model:\n  path: [a\n", []string{"m.yaml:", "invalid YAML"}},
@@ -104,7 +112,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestAllProblemsReported(t *testing.T) {
-	_, err := Parse("m.yaml", []byte("model: {path: /m}\nserving: {engine: tgi, port: 0, gpu-memory-utilization: 2}\n"))
+	_, err := Parse("m.yaml", []byte("model: {path: /m}\nserving: {engine: tgi, max-num-seqs: 0, gpu-memory-utilization: 2}\n"))
 	if err == nil {
 		t.Fatal("accepted")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,10 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)
+	}
+	c.pos = make(map[string][2]int, len(d.nodes))
+	for p, n := range d.nodes {
+		c.pos[p] = [2]int{n.Line, n.Column}
 	}
 	return c, nil
 }
@@ -263,17 +268,26 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "expected a mapping, got %s", kindName(n))
 		return
 	}
-	t := v.Type()
-	fields := map[string]int{}
+	fields := map[string][]int{}
 	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
+	var collect func(t reflect.Type, index []int)
+	collect = func(t reflect.Type, index []int) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")
+			at := append(slices.Clone(index), i)
+			if f.Anonymous && slices.Contains(tag[1:], "inline") && f.Type.Kind() == reflect.Struct {
+				collect(f.Type, at)
+				continue
+			}
+			if tag[0] == "" || tag[0] == "-" {
+				continue
+			}
+			fields[tag[0]] = at
+			names = append(names, tag[0])
 		}
-		fields[tag] = i
-		names = append(names, tag)
 	}
+	collect(v.Type(), nil)
 	sort.Strings(names)
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -293,7 +307,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		seen[k.Value] = true
 		d.nodes[join(path, k.Value)] = k
-		d.decode(val, v.Field(fi), join(path, k.Value))
+		d.decode(val, v.FieldByIndex(fi), join(path, k.Value))
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // applyDefaults fills in what the file left out; given says whether the
@@ -23,16 +26,13 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 		s.Engine = "vllm"
 	}
 	if s.Image == "" {
-		s.Image = DefaultVLLMImage
+		s.Image = serving.VLLMImage()
 	}
 	if s.GPUMemoryUtilization == 0 {
 		s.GPUMemoryUtilization = 0.9
 	}
 	if s.TensorParallelSize == 0 {
 		s.TensorParallelSize = 1
-	}
-	if s.Port == 0 {
-		s.Port = 8000
 	}
 	if c.Gates.Validate.PassRate == 0 {
 		c.Gates.Validate.PassRate = 1
@@ -136,18 +136,8 @@ func (c *Config) validate(d *decoder) {
 		bad("model.served-name", "expected a name without spaces, got %q", c.Model.ServedName)
 	}
 	s := c.Serving
-	oneOf("serving.engine", s.Engine, "vllm", "sim")
-	fraction("serving.gpu-memory-utilization", s.GPUMemoryUtilization, true)
-	if s.TensorParallelSize < 1 {
-		bad("serving.tensor-parallel-size", "expected 1 or more, got %d", s.TensorParallelSize)
-	}
-	if s.MaxModelLen < 0 {
-		bad("serving.max-model-len", "expected 0 (the checkpoint's) or more, got %d", s.MaxModelLen)
-	}
-	if s.MaxNumSeqs < 0 {
-		bad("serving.max-num-seqs", "expected 0 (vLLM's default) or more, got %d", s.MaxNumSeqs)
-	}
-	port("serving.port", s.Port)
+	oneOf("serving.engine", s.Engine, serving.Engines...)
+	c.validateServing(d, bad)
 
 	g := c.Gates
 	fraction("gates.validate.pass-rate", g.Validate.PassRate, true)
@@ -392,4 +382,91 @@ func validateKubernetes(bad func(path, format string, args ...any), p string, k 
 			}
 		}
 	}
+}
+
+// validateServing checks the serving settings, the file's and each
+// environment's as it will run (its override over the file's), as vLLM's
+// command line would: ranges, choices and types from the recorded vLLM
+// flags, and engine-args flag by flag. A problem is reported at the key
+// that gave the value.
+func (c *Config) validateServing(d *decoder, bad func(path, format string, args ...any)) {
+	// given says whether this section gave the key; an environment reports
+	// only what it gives, what it inherits is reported once at serving.
+	check := func(prefix string, s serving.Settings, given func(key string) bool) {
+		report := func(key, format string, args ...any) {
+			if base, _, _ := strings.Cut(key, "["); given(base) {
+				bad(prefix+key, format, args...)
+			}
+		}
+		if s.GPUMemoryUtilization < 0 || s.GPUMemoryUtilization > 1 {
+			report("gpu-memory-utilization", "expected a fraction above 0 and at most 1, got %g", s.GPUMemoryUtilization)
+		}
+		for _, k := range []struct {
+			key string
+			v   int
+		}{{"tensor-parallel-size", s.TensorParallelSize}, {"max-model-len", s.MaxModelLen}, {"max-num-seqs", s.MaxNumSeqs}} {
+			if k.v < 0 {
+				report(k.key, "expected 1 or more (or leave it out for the default), got %d", k.v)
+			}
+		}
+		if t := s.ChatTemplate; t != "" && (filepath.IsAbs(t) || strings.HasPrefix(filepath.Clean(t), "..")) {
+			report("chat-template", "expected a file inside the checkpoint directory, relative to it (it travels in the image with the weights), got %q", t)
+		}
+		for _, p := range serving.VLLM().Check(s) {
+			report(p.Key, "%s", p.Msg)
+		}
+	}
+	check("serving.", c.Serving.Settings, func(string) bool { return true })
+	names := make([]string, 0, len(c.Environments))
+	for name, e := range c.Environments {
+		if e != nil && !reflect.ValueOf(e.Serving).IsZero() {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		prefix := "environments." + name + ".serving."
+		check(prefix, c.ServingFor(name), func(key string) bool { return d.given(prefix + key) })
+	}
+}
+
+// ServingFor is the serving settings environment env runs with: the
+// file's, with the environment's `serving:` override over them.
+func (c *Config) ServingFor(env string) serving.Settings {
+	s := c.Serving.Settings
+	if e := c.Environments[env]; e != nil {
+		s = s.Override(e.Serving)
+	}
+	return s
+}
+
+// ServingKey is the key path a serving setting of environment env was
+// read from: the environment's override when it gives the key, else the
+// file's serving section (env "" is the file's).
+func (c *Config) ServingKey(env, key string) string {
+	if env != "" {
+		if p := "environments." + env + ".serving." + key; c.pos[p] != ([2]int{}) {
+			return p
+		}
+	}
+	return "serving." + key
+}
+
+// Errorf is an error about the value at a key path (serving.max-model-len),
+// naming the file, line and column it was read from: for checks made after
+// loading, against the checkpoint or the GPUs.
+func (c *Config) Errorf(path, format string, args ...any) error {
+	e := &Error{File: c.File, Path: path, Msg: fmt.Sprintf(format, args...)}
+	for p := path; p != ""; {
+		if pos, ok := c.pos[p]; ok {
+			e.Line, e.Column = pos[0], pos[1]
+			break
+		}
+		i := strings.LastIndex(p, ".")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return e
 }
