@@ -48,7 +48,13 @@ func register(c command) {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	s := stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}
+	var code int
+	if args, serveForm, ok := vllmMode(os.Args[0], os.Args[1:]); ok {
+		code = runVLLM(ctx, args, serveForm, os.Getenv, s)
+	} else {
+		code = run(ctx, os.Args[1:], s)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/serving"
 )
 
 func init() {
@@ -66,13 +67,9 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	cfg, envErr := serve.LoadEnv(getenv)
 
-	engine := fs.String("engine", cfg.Engine, "engine to run: vllm (python3 -m vllm.entrypoints.openai.api_server) or sim (modelship sim) [$MODELSHIP_ENGINE]")
-	engineCmd := fs.String("engine-cmd", serve.JoinWords(cfg.EngineCommand), "command that starts the engine, shell words, replacing the default (vllm: python3 -m vllm.entrypoints.openai.api_server; sim: this modelship binary + sim) [$MODELSHIP_ENGINE_CMD]")
+	engine := fs.String("engine", cfg.Engine, "engine to run: vllm (`vllm serve`) or sim (the same command line, run by modelship's simulator) [$MODELSHIP_ENGINE]")
+	engineCmd := fs.String("engine-cmd", serving.JoinWords(cfg.EngineCommand), "program that replaces `vllm serve`, shell words, e.g. \"/opt/venv/bin/vllm serve\" [$MODELSHIP_ENGINE_CMD]")
 	name := fs.String("served-model-name", cfg.ServedModelName, "model name clients use and /ready expects in /v1/models; empty means the model path [$MODELSHIP_SERVED_MODEL_NAME]")
-	fs.IntVar(&cfg.MaxModelLen, "max-model-len", cfg.MaxModelLen, "engine --max-model-len; 0 leaves the engine's default [$MAX_MODEL_LEN]")
-	fs.Float64Var(&cfg.GPUMemoryUtilization, "gpu-memory-utilization", cfg.GPUMemoryUtilization, "engine --gpu-memory-utilization, a fraction in (0, 1]; 0 leaves the engine's default [$GPU_MEMORY_UTILIZATION]")
-	fs.IntVar(&cfg.TensorParallelSize, "tensor-parallel-size", cfg.TensorParallelSize, "engine --tensor-parallel-size; 0 leaves the engine's default [$TENSOR_PARALLEL_SIZE]")
-	engineArgs := fs.String("engine-args", serve.JoinWords(cfg.EngineArgs), "extra engine arguments, shell words, e.g. \"--enforce-eager --dtype bfloat16\" [$MODELSHIP_ENGINE_ARGS]")
 	fs.StringVar(&cfg.Host, "host", cfg.Host, "public address to listen on; empty means every interface")
 	fs.IntVar(&cfg.Port, "port", cfg.Port, "public port serving the OpenAI API, /version and /ready [$PORT]")
 	fs.IntVar(&cfg.EnginePort, "engine-port", cfg.EnginePort, "engine port on 127.0.0.1; 0 picks a free one [$MODELSHIP_ENGINE_PORT]")
@@ -102,7 +99,10 @@ status (128+N if signal N killed it; 1 if it exited 0).
 
 MODEL_PATH defaults to $MODEL_PATH, then /models/current.
 Every setting comes from its flag, else its environment variable, else the
-default (flag > env > default).
+default (flag > env > default). The engine settings of modelship.yaml's
+serving: section come from the environment below (the serving contract) and
+become vLLM's flags: the engine starts as
+  vllm serve MODEL_PATH --served-model-name NAME --host 127.0.0.1 --port P FLAGS...
 
 Flags:
 `)
@@ -133,11 +133,8 @@ Flags:
 		return fail("want at most one MODEL_PATH, got %q", pos)
 	}
 	cfg.Engine, cfg.ServedModelName = *engine, *name
-	if cfg.EngineCommand, err = serve.SplitWords(*engineCmd); err != nil {
+	if cfg.EngineCommand, err = serving.SplitWords(*engineCmd); err != nil {
 		return fail("--engine-cmd: %v", err)
-	}
-	if cfg.EngineArgs, err = serve.SplitWords(*engineArgs); err != nil {
-		return fail("--engine-args: %v", err)
 	}
 	cfg.DeployedAt = time.Time{}
 	if *deployedAt != "" {

@@ -34,27 +34,26 @@ func TestServeConfigPrecedence(t *testing.T) {
 		{name: "env over default", env: map[string]string{"MODEL_PATH": "/m", "MAX_MODEL_LEN": "4096", "GPU_MEMORY_UTILIZATION": "0.9",
 			"PORT": "9000", "MODELSHIP_ENGINE_ARGS": "--enforce-eager", "MODELSHIP_MODEL_DIGEST": "sha256:aa"},
 			check: func(t *testing.T, c serve.Config, hash bool) {
-				if c.ModelPath != "/m" || c.MaxModelLen != 4096 || c.GPUMemoryUtilization != 0.9 || c.Port != 9000 ||
-					!reflect.DeepEqual(c.EngineArgs, []string{"--enforce-eager"}) || c.ModelDigest != "sha256:aa" || hash {
+				if c.ModelPath != "/m" || c.Settings.MaxModelLen != 4096 || c.Settings.GPUMemoryUtilization != 0.9 || c.Port != 9000 ||
+					!reflect.DeepEqual(c.Settings.EngineArgs, []string{"--enforce-eager"}) || c.ModelDigest != "sha256:aa" || hash {
 					t.Errorf("env config = %+v hash=%v", c, hash)
 				}
 			}},
 		{name: "flag over env", env: map[string]string{"MODEL_PATH": "/m", "MAX_MODEL_LEN": "4096", "PORT": "9000", "MODELSHIP_ENGINE_ARGS": "--enforce-eager"},
-			args: []string{"/flagged", "--max-model-len", "8192", "--port", "9100", "--engine-args", "--dtype 'bfloat16'", "--drain-timeout", "5s",
-				"--engine-cmd", "/opt/py -m vllm.entrypoints.openai.api_server", "--deployed-at", "2025-01-02T03:04:05Z", "--no-digest"},
+			args: []string{"/flagged", "--port", "9100", "--drain-timeout", "5s",
+				"--engine-cmd", "/opt/venv/bin/vllm serve", "--deployed-at", "2025-01-02T03:04:05Z", "--no-digest"},
 			check: func(t *testing.T, c serve.Config, hash bool) {
-				if c.ModelPath != "/flagged" || c.MaxModelLen != 8192 || c.Port != 9100 || c.DrainTimeout != 5*time.Second ||
-					!reflect.DeepEqual(c.EngineArgs, []string{"--dtype", "bfloat16"}) ||
-					!reflect.DeepEqual(c.EngineCommand, []string{"/opt/py", "-m", "vllm.entrypoints.openai.api_server"}) ||
+				if c.ModelPath != "/flagged" || c.Settings.MaxModelLen != 4096 || c.Port != 9100 || c.DrainTimeout != 5*time.Second ||
+					!reflect.DeepEqual(c.EngineCommand, []string{"/opt/venv/bin/vllm", "serve"}) ||
 					!c.DeployedAt.Equal(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)) || hash {
 					t.Errorf("flag config = %+v hash=%v", c, hash)
 				}
 			}},
 		{name: "sim re-executes modelship", args: []string{"--engine", "sim", "--served-model-name", "tiny"},
 			check: func(t *testing.T, c serve.Config, hash bool) {
-				argv := serve.EngineArgs(c)
-				if c.Self == "" || argv[0] != c.Self || argv[1] != "sim" || argv[2] != "/models/current" {
-					t.Errorf("sim argv = %q", argv)
+				program, argv := serve.Command(c)
+				if c.Self == "" || program != c.Self || argv[0] != "vllm" || argv[1] != "serve" || argv[2] != "/models/current" {
+					t.Errorf("sim command = %s %q", program, argv)
 				}
 			}},
 	}
@@ -77,8 +76,8 @@ func TestServeConfigErrors(t *testing.T) {
 		want string
 	}{
 		{args: []string{"--engine", "tgi"}, want: `engine "tgi": want "vllm" or "sim"`},
-		{env: map[string]string{"MAX_MODEL_LEN": "4k"}, want: `MAX_MODEL_LEN="4k": want a positive whole number of tokens`},
-		{args: []string{"--engine-args", `--x "open`}, want: "--engine-args: unterminated double quote"},
+		{env: map[string]string{"MAX_MODEL_LEN": "4k"}, want: `MAX_MODEL_LEN="4k": expected a whole number of 1 or more`},
+		{env: map[string]string{"MODELSHIP_ENGINE_ARGS": `--x "open`}, want: "MODELSHIP_ENGINE_ARGS=\"--x \\\"open\": unterminated double quote"},
 		{args: []string{"--deployed-at", "now"}, want: `--deployed-at "now": want an RFC 3339 time`},
 		{args: []string{"a", "b"}, want: "want at most one MODEL_PATH"},
 		{args: []string{"--port", "8001"}, want: "port and engine port are both 8001"},
@@ -106,14 +105,14 @@ func TestServeHelp(t *testing.T) {
 		t.Fatalf("serve --help = %d", code)
 	}
 	help := errb.String()
-	for _, f := range []string{"engine", "engine-cmd", "served-model-name", "max-model-len", "gpu-memory-utilization",
-		"tensor-parallel-size", "engine-args", "host", "port", "engine-port", "drain-timeout", "stop-timeout", "model-digest",
+	for _, f := range []string{"engine", "engine-cmd", "served-model-name", "host", "port", "engine-port", "drain-timeout", "stop-timeout", "model-digest",
 		"no-digest", "image", "image-digest", "git-sha", "deployed-at"} {
 		if !strings.Contains(help, "\n  -"+f+" ") && !strings.Contains(help, "\n  -"+f+"\n") {
 			t.Errorf("help does not explain -%s", f)
 		}
 	}
-	for _, want := range []string{"/ready", "/version", "/health", "SIGTERM", "flag > env > default"} {
+	for _, want := range []string{"/ready", "/version", "/health", "SIGTERM", "flag > env > default", "vllm serve MODEL_PATH",
+		"MAX_MODEL_LEN", "TENSOR_PARALLEL_SIZE", "MODELSHIP_DTYPE", "MODELSHIP_ENGINE_ARGS"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help does not mention %s", want)
 		}
@@ -148,10 +147,10 @@ func TestServeExitsWithEngineStatus(t *testing.T) {
 // A checkpoint the engine cannot load takes serve down with a non-zero
 // status instead of leaving a container that never becomes ready.
 func TestServeSimCorruptCheckpoint(t *testing.T) {
-	bin := modelshipBinary(t)
+	useBinaryAsEngine(t, modelshipBinary(t))
 	model, _ := filepath.Abs("../../testdata/models/corrupt")
 	var out, errb serveLogBuffer
-	code := run(context.Background(), []string{"serve", model, "--engine", "sim", "--engine-cmd", serve.JoinWords([]string{bin, "sim"}),
+	code := run(context.Background(), []string{"serve", model, "--engine", "sim",
 		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest"}, stdio{out: &out, err: &errb})
 	if code == exitOK {
 		t.Fatalf("serve of a corrupt checkpoint exited 0; stderr:\n%s", errb.String())
@@ -164,7 +163,7 @@ func TestServeSimCorruptCheckpoint(t *testing.T) {
 // TestServeSim runs the real simulator behind serve, end to end: ready,
 // a generation through the proxy, /version, and a clean stop.
 func TestServeSim(t *testing.T) {
-	bin := modelshipBinary(t)
+	useBinaryAsEngine(t, modelshipBinary(t))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +178,7 @@ func TestServeSim(t *testing.T) {
 	done := make(chan int, 1)
 	var errb serveLogBuffer
 	go func() {
-		done <- run(ctx, []string{"serve", model, "--engine", "sim", "--engine-cmd", serve.JoinWords([]string{bin, "sim"}), "--served-model-name", "good",
+		done <- run(ctx, []string{"serve", model, "--engine", "sim", "--served-model-name", "good",
 			"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--engine-port", "0", "--git-sha", "abc123"}, stdio{out: io.Discard, err: &errb})
 	}()
 	t.Cleanup(func() {
@@ -253,4 +252,12 @@ func (s *serveLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// useBinaryAsEngine makes serve start the simulator from bin (a built
+// modelship) as a serving image does: bin run with argv[0] "vllm".
+func useBinaryAsEngine(t *testing.T, bin string) {
+	old := engineLookup
+	engineLookup = func() (string, error) { return bin, nil }
+	t.Cleanup(func() { engineLookup = old })
 }

@@ -17,45 +17,42 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // Engines Run can start.
 const (
-	EngineVLLM = "vllm" // python3 -m vllm.entrypoints.openai.api_server
-	EngineSim  = "sim"  // modelship sim, the CPU simulator
+	EngineVLLM = serving.EngineVLLM // vllm serve MODEL ...
+	EngineSim  = serving.EngineSim  // the same argv, run by modelship's simulator
 )
-
-// DefaultVLLMCommand is the command that starts vLLM's OpenAI server; the
-// engine arguments follow it.
-var DefaultVLLMCommand = []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}
 
 // Config is everything Run needs. Build it with Default or LoadEnv and
 // override fields from flags.
 type Config struct {
 	// Engine is EngineVLLM or EngineSim.
 	Engine string
-	// EngineCommand replaces the program that starts the engine (for vllm
-	// DefaultVLLMCommand; for sim [Self, "sim"]). The engine arguments are
-	// appended to it.
+	// EngineCommand replaces the program that starts vLLM (`vllm serve`),
+	// e.g. ["/opt/venv/bin/vllm", "serve"]; the checkpoint and the flags
+	// follow it. Empty: `vllm` from PATH for engine vllm, and for sim this
+	// modelship binary (Self) run with argv[0] "vllm", so that both engines
+	// get the same command line.
 	EngineCommand []string
-	// Self is the modelship executable, re-executed as `Self sim ...` for the
-	// sim engine.
+	// Self is the modelship executable, which runs the simulator when
+	// started as "vllm".
 	Self string
 	// ModelPath is the checkpoint directory or file given to the engine.
 	ModelPath string
 	// ServedModelName is the model name clients use and /ready expects in
 	// /v1/models; empty means ModelPath, as vLLM does.
 	ServedModelName string
-	// MaxModelLen, GPUMemoryUtilization and TensorParallelSize are passed to
-	// the engine when non-zero; zero leaves the engine's own default.
-	MaxModelLen          int
-	GPUMemoryUtilization float64
-	TensorParallelSize   int
-	// EngineArgs are extra engine arguments appended last.
-	EngineArgs []string
+	// Settings are the engine settings of the serving contract; each set
+	// one becomes a vLLM flag (serving.Settings.Flags).
+	Settings serving.Settings
 	// EngineEnv is added to the engine's environment (KEY=VALUE).
 	EngineEnv []string
 
@@ -104,9 +101,9 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Engine:           EngineVLLM,
-		ModelPath:        "/models/current",
-		Port:             8000,
-		EnginePort:       8001,
+		ModelPath:        serving.ModelDir,
+		Port:             serving.Port,
+		EnginePort:       serving.EnginePort,
 		DrainTimeout:     30 * time.Second,
 		StopTimeout:      15 * time.Second,
 		ReadyTTL:         5 * time.Second,
@@ -114,24 +111,34 @@ func Default() Config {
 	}
 }
 
-// Env lists the environment variables LoadEnv reads and what each sets.
-var Env = []struct{ Name, Help string }{
-	{"MODEL_PATH", "checkpoint path (default /models/current)"},
-	{"MODELSHIP_ENGINE", "engine: vllm or sim"},
-	{"MODELSHIP_ENGINE_CMD", "command that starts the engine, shell words"},
-	{"MODELSHIP_SERVED_MODEL_NAME", "model name served in the API"},
-	{"MAX_MODEL_LEN", "engine --max-model-len"},
-	{"GPU_MEMORY_UTILIZATION", "engine --gpu-memory-utilization (0 < f <= 1)"},
-	{"TENSOR_PARALLEL_SIZE", "engine --tensor-parallel-size"},
-	{"MODELSHIP_ENGINE_ARGS", "extra engine arguments, shell words"},
-	{"PORT", "public port"},
-	{"MODELSHIP_ENGINE_PORT", "engine port on 127.0.0.1"},
-	{"MODELSHIP_MODEL_DIGEST", "model digest for /version (computed when empty)"},
-	{"MODELSHIP_IMAGE", "image reference for /version"},
-	{"MODELSHIP_IMAGE_DIGEST", "image digest for /version"},
-	{"MODELSHIP_GIT_SHA", "git commit for /version"},
-	{"MODELSHIP_DEPLOYED_AT", "deploy time for /version, RFC 3339 (default: start time)"},
-}
+// Env lists the environment variables LoadEnv reads and what each sets;
+// the engine settings' variables are the serving contract's (serving.Env).
+var Env = func() []struct{ Name, Help string } {
+	env := []struct{ Name, Help string }{
+		{serving.EnvModelPath, "checkpoint path (default " + serving.ModelDir + ")"},
+		{serving.EnvEngine, "engine: vllm or sim"},
+		{"MODELSHIP_ENGINE_CMD", "program that replaces `vllm serve`, shell words"},
+		{serving.EnvServedName, "model name served in the API"},
+	}
+	names := serving.EnvNames()
+	for _, k := range serving.Keys() {
+		for name, key := range names {
+			if key == k {
+				env = append(env, struct{ Name, Help string }{name, "serving." + k + " (the engine flag it becomes)"})
+			}
+		}
+	}
+	return append(env, []struct{ Name, Help string }{
+		{serving.EnvSimArgs, "the simulator's own options (latency, faults), shell words; engine sim only"},
+		{serving.EnvPort, "public port"},
+		{"MODELSHIP_ENGINE_PORT", "engine port on 127.0.0.1"},
+		{serving.EnvModelDigest, "model digest for /version (computed when empty)"},
+		{serving.EnvImage, "image reference for /version"},
+		{serving.EnvImageDigest, "image digest for /version"},
+		{serving.EnvGitSHA, "git commit for /version"},
+		{serving.EnvDeployedAt, "deploy time for /version, RFC 3339 (default: start time)"},
+	}...)
+}()
 
 // LoadEnv returns Default overridden by the environment variables listed in
 // Env, read with getenv (os.Getenv in production). An empty variable counts
@@ -162,35 +169,29 @@ func LoadEnv(getenv func(string) string) (Config, error) {
 		if strings.TrimSpace(v) == "" {
 			return
 		}
-		w, err := SplitWords(v)
+		w, err := serving.SplitWords(v)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 			return
 		}
 		*dst = w
 	}
-	str("MODEL_PATH", &c.ModelPath)
-	str("MODELSHIP_ENGINE", &c.Engine)
+	str(serving.EnvModelPath, &c.ModelPath)
+	str(serving.EnvEngine, &c.Engine)
 	words("MODELSHIP_ENGINE_CMD", &c.EngineCommand)
-	str("MODELSHIP_SERVED_MODEL_NAME", &c.ServedModelName)
-	num("MAX_MODEL_LEN", &c.MaxModelLen, 1, "a positive whole number of tokens")
-	if v := strings.TrimSpace(getenv("GPU_MEMORY_UTILIZATION")); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(f > 0 && f <= 1) {
-			errs = append(errs, fmt.Sprintf("GPU_MEMORY_UTILIZATION=%q: want a fraction in (0, 1], e.g. 0.9", v))
-		} else {
-			c.GPUMemoryUtilization = f
-		}
+	str(serving.EnvServedName, &c.ServedModelName)
+	settings, err := serving.FromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err.Error())
 	}
-	num("TENSOR_PARALLEL_SIZE", &c.TensorParallelSize, 1, "a positive number of GPUs")
-	words("MODELSHIP_ENGINE_ARGS", &c.EngineArgs)
-	num("PORT", &c.Port, 0, "a TCP port number")
+	c.Settings = settings
+	num(serving.EnvPort, &c.Port, 0, "a TCP port number")
 	num("MODELSHIP_ENGINE_PORT", &c.EnginePort, 0, "a TCP port number")
-	str("MODELSHIP_MODEL_DIGEST", &c.ModelDigest)
-	str("MODELSHIP_IMAGE", &c.Image)
-	str("MODELSHIP_IMAGE_DIGEST", &c.ImageDigest)
-	str("MODELSHIP_GIT_SHA", &c.GitSHA)
-	if v := strings.TrimSpace(getenv("MODELSHIP_DEPLOYED_AT")); v != "" {
+	str(serving.EnvModelDigest, &c.ModelDigest)
+	str(serving.EnvImage, &c.Image)
+	str(serving.EnvImageDigest, &c.ImageDigest)
+	str(serving.EnvGitSHA, &c.GitSHA)
+	if v := strings.TrimSpace(getenv(serving.EnvDeployedAt)); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("MODELSHIP_DEPLOYED_AT=%q: want an RFC 3339 time such as 2025-01-02T15:04:05Z", v))
@@ -228,15 +229,6 @@ func (c *Config) Validate() error {
 	if c.Listener == nil && c.Port != 0 && c.Port == c.EnginePort {
 		return fmt.Errorf("port and engine port are both %d: they must differ", c.Port)
 	}
-	if c.MaxModelLen < 0 {
-		return fmt.Errorf("max model len %d: want a positive number of tokens", c.MaxModelLen)
-	}
-	if c.GPUMemoryUtilization < 0 || c.GPUMemoryUtilization > 1 {
-		return fmt.Errorf("gpu memory utilization %g: want a fraction in (0, 1]", c.GPUMemoryUtilization)
-	}
-	if c.TensorParallelSize < 0 {
-		return fmt.Errorf("tensor parallel size %d: want a positive number of GPUs", c.TensorParallelSize)
-	}
 	if c.DrainTimeout < 0 || c.StopTimeout < 0 {
 		return fmt.Errorf("drain and stop timeouts must not be negative")
 	}
@@ -251,41 +243,21 @@ func (c *Config) servedName() string {
 	return c.ModelPath
 }
 
-// EngineArgs returns the full command line (program first) that starts the
-// engine on 127.0.0.1:c.EnginePort. It is pure: the same Config always gives
-// the same argv.
-//
-//	vllm: python3 -m vllm.entrypoints.openai.api_server --model PATH --served-model-name NAME
-//	      --host 127.0.0.1 --port P [--max-model-len N] [--gpu-memory-utilization F]
-//	      [--tensor-parallel-size N] [extra...]
-//	sim:  SELF sim PATH --served-model-name NAME --host 127.0.0.1 --port P [same optional flags] [extra...]
-func EngineArgs(c Config) []string {
-	var argv []string
+// Command is the program to execute and the command line (argv[0]
+// first) that starts the engine on 127.0.0.1:c.EnginePort: the serving
+// contract's `vllm serve MODEL --served-model-name NAME --host 127.0.0.1
+// --port P FLAGS...` for both engines. For sim the program is this
+// modelship binary, which runs the simulator when argv[0] is "vllm". It is
+// pure: the same Config always gives the same command.
+func Command(c Config) (program string, argv []string) {
+	argv = c.Settings.Argv(c.ModelPath, []string{c.servedName()}, "127.0.0.1", c.EnginePort)
 	switch {
 	case len(c.EngineCommand) > 0:
-		argv = append(argv, c.EngineCommand...)
+		argv = append(slices.Clone(c.EngineCommand), argv[len(serving.VLLMProgram):]...)
+		return argv[0], argv
 	case c.Engine == EngineSim:
-		argv = append(argv, c.Self, "sim")
+		return c.Self, argv
 	default:
-		argv = append(argv, DefaultVLLMCommand...)
+		return argv[0], argv
 	}
-	if c.Engine == EngineSim {
-		argv = append(argv, c.ModelPath)
-	} else {
-		argv = append(argv, "--model", c.ModelPath)
-	}
-	argv = append(argv,
-		"--served-model-name", c.servedName(),
-		"--host", "127.0.0.1",
-		"--port", strconv.Itoa(c.EnginePort))
-	if c.MaxModelLen > 0 {
-		argv = append(argv, "--max-model-len", strconv.Itoa(c.MaxModelLen))
-	}
-	if c.GPUMemoryUtilization > 0 {
-		argv = append(argv, "--gpu-memory-utilization", strconv.FormatFloat(c.GPUMemoryUtilization, 'f', -1, 64))
-	}
-	if c.TensorParallelSize > 0 {
-		argv = append(argv, "--tensor-parallel-size", strconv.Itoa(c.TensorParallelSize))
-	}
-	return append(argv, c.EngineArgs...)
 }

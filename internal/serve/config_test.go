@@ -5,52 +5,50 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/serving"
 )
 
-func TestEngineArgs(t *testing.T) {
-	vllm := []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}
+func TestCommand(t *testing.T) {
+	vllm := []string{"vllm", "serve"}
 	tests := []struct {
-		name string
-		cfg  func(*Config)
-		want []string
+		name    string
+		cfg     func(*Config)
+		program string
+		want    []string
 	}{
-		{name: "vllm defaults", cfg: func(c *Config) {},
-			want: append(vllm, "--model", "/models/current", "--served-model-name", "/models/current", "--host", "127.0.0.1", "--port", "8001")},
+		{name: "vllm defaults", cfg: func(c *Config) {}, program: "vllm",
+			want: append(vllm, "/models/current", "--served-model-name", "/models/current", "--host", "127.0.0.1", "--port", "8001")},
 		{name: "vllm everything", cfg: func(c *Config) {
 			c.ServedModelName = "llama-3-8b"
-			c.MaxModelLen = 4096
-			c.GPUMemoryUtilization = 0.9
-			c.TensorParallelSize = 2
+			c.Settings = serving.Settings{MaxModelLen: 4096, GPUMemoryUtilization: 0.9, TensorParallelSize: 2,
+				EngineArgs: []string{"--enforce-eager", "--dtype", "bfloat16"}}
 			c.EnginePort = 9001
-			c.EngineArgs = []string{"--enforce-eager", "--dtype", "bfloat16"}
-		}, want: append(vllm, "--model", "/models/current", "--served-model-name", "llama-3-8b", "--host", "127.0.0.1", "--port", "9001",
+		}, program: "vllm", want: append(vllm, "/models/current", "--served-model-name", "llama-3-8b", "--host", "127.0.0.1", "--port", "9001",
 			"--max-model-len", "4096", "--gpu-memory-utilization", "0.9", "--tensor-parallel-size", "2", "--enforce-eager", "--dtype", "bfloat16")},
-		{name: "vllm engine command override", cfg: func(c *Config) {
-			c.EngineCommand = []string{"/opt/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"}
+		{name: "vllm program override", cfg: func(c *Config) {
+			c.EngineCommand = []string{"/opt/venv/bin/vllm", "serve"}
 			c.ServedModelName = "m"
-		}, want: []string{"/opt/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "/models/current",
+		}, program: "/opt/venv/bin/vllm", want: []string{"/opt/venv/bin/vllm", "serve", "/models/current",
 			"--served-model-name", "m", "--host", "127.0.0.1", "--port", "8001"}},
+		// The simulator runs the very same command line: only the program
+		// differs (this binary, with argv[0] "vllm").
 		{name: "sim", cfg: func(c *Config) {
 			c.Engine = EngineSim
 			c.Self = "/usr/local/bin/modelship"
 			c.ModelPath = "testdata/tiny"
 			c.ServedModelName = "tiny"
-			c.MaxModelLen = 2048
-			c.EngineArgs = []string{"--latency", "10ms"}
-		}, want: []string{"/usr/local/bin/modelship", "sim", "testdata/tiny", "--served-model-name", "tiny", "--host", "127.0.0.1",
-			"--port", "8001", "--max-model-len", "2048", "--latency", "10ms"}},
-		{name: "sim engine command override", cfg: func(c *Config) {
-			c.Engine = EngineSim
-			c.EngineCommand = []string{"/tmp/modelship", "sim"}
-			c.ServedModelName = "tiny"
-		}, want: []string{"/tmp/modelship", "sim", "/models/current", "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", "8001"}},
+			c.Settings = serving.Settings{MaxModelLen: 2048}
+		}, program: "/usr/local/bin/modelship", want: append(vllm, "testdata/tiny", "--served-model-name", "tiny", "--host", "127.0.0.1",
+			"--port", "8001", "--max-model-len", "2048")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Default()
 			tt.cfg(&c)
-			if got := EngineArgs(c); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("EngineArgs =\n %q\nwant\n %q", got, tt.want)
+			program, argv := Command(c)
+			if program != tt.program || !reflect.DeepEqual(argv, tt.want) {
+				t.Errorf("Command = %q\n %q\nwant %q\n %q", program, argv, tt.program, tt.want)
 			}
 		})
 	}
@@ -58,21 +56,29 @@ func TestEngineArgs(t *testing.T) {
 
 func TestLoadEnv(t *testing.T) {
 	env := map[string]string{
-		"MODEL_PATH":                  "/models/llama",
-		"MODELSHIP_ENGINE":            "sim",
-		"MODELSHIP_ENGINE_CMD":        "/opt/py/bin/python -m vllm.entrypoints.openai.api_server",
-		"MODELSHIP_SERVED_MODEL_NAME": "llama",
-		"MAX_MODEL_LEN":               "4096",
-		"GPU_MEMORY_UTILIZATION":      "0.85",
-		"TENSOR_PARALLEL_SIZE":        "4",
-		"MODELSHIP_ENGINE_ARGS":       `--enforce-eager --chat-template '{{ a }}'`,
-		"PORT":                        "9000",
-		"MODELSHIP_ENGINE_PORT":       "9100",
-		"MODELSHIP_MODEL_DIGEST":      "sha256:aa",
-		"MODELSHIP_IMAGE":             "ghcr.io/acme/llm:1",
-		"MODELSHIP_IMAGE_DIGEST":      "sha256:bb",
-		"MODELSHIP_GIT_SHA":           "deadbeef",
-		"MODELSHIP_DEPLOYED_AT":       "2025-06-01T12:00:00Z",
+		"MODEL_PATH":                      "/models/llama",
+		"MODELSHIP_ENGINE":                "sim",
+		"MODELSHIP_ENGINE_CMD":            "/opt/venv/bin/vllm serve",
+		"MODELSHIP_SERVED_MODEL_NAME":     "llama",
+		"MAX_MODEL_LEN":                   "4096",
+		"GPU_MEMORY_UTILIZATION":          "0.85",
+		"TENSOR_PARALLEL_SIZE":            "4",
+		"MODELSHIP_ENGINE_ARGS":           `--enforce-eager --override-generation-config '{"temperature": 0.5}'`,
+		"MODELSHIP_MAX_NUM_SEQS":          "64",
+		"MODELSHIP_DTYPE":                 "bfloat16",
+		"MODELSHIP_QUANTIZATION":          "fp8",
+		"MODELSHIP_KV_CACHE_DTYPE":        "fp8",
+		"MODELSHIP_ENABLE_PREFIX_CACHING": "false",
+		"MODELSHIP_TRUST_REMOTE_CODE":     "true",
+		"MODELSHIP_CHAT_TEMPLATE":         "chat.jinja",
+		"MODELSHIP_SIM_ARGS":              "--ttft 5ms",
+		"PORT":                            "9000",
+		"MODELSHIP_ENGINE_PORT":           "9100",
+		"MODELSHIP_MODEL_DIGEST":          "sha256:aa",
+		"MODELSHIP_IMAGE":                 "ghcr.io/acme/llm:1",
+		"MODELSHIP_IMAGE_DIGEST":          "sha256:bb",
+		"MODELSHIP_GIT_SHA":               "deadbeef",
+		"MODELSHIP_DEPLOYED_AT":           "2025-06-01T12:00:00Z",
 	}
 	c, err := LoadEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -81,12 +87,12 @@ func TestLoadEnv(t *testing.T) {
 	want := Default()
 	want.ModelPath = "/models/llama"
 	want.Engine = EngineSim
-	want.EngineCommand = []string{"/opt/py/bin/python", "-m", "vllm.entrypoints.openai.api_server"}
+	want.EngineCommand = []string{"/opt/venv/bin/vllm", "serve"}
 	want.ServedModelName = "llama"
-	want.MaxModelLen = 4096
-	want.GPUMemoryUtilization = 0.85
-	want.TensorParallelSize = 4
-	want.EngineArgs = []string{"--enforce-eager", "--chat-template", "{{ a }}"}
+	no := false
+	want.Settings = serving.Settings{MaxModelLen: 4096, GPUMemoryUtilization: 0.85, TensorParallelSize: 4, MaxNumSeqs: 64,
+		Dtype: "bfloat16", Quantization: "fp8", KVCacheDtype: "fp8", EnablePrefixCaching: &no, TrustRemoteCode: true,
+		ChatTemplate: "chat.jinja", EngineArgs: []string{"--enforce-eager", "--override-generation-config", `{"temperature": 0.5}`}}
 	want.Port = 9000
 	want.EnginePort = 9100
 	want.ModelDigest = "sha256:aa"
@@ -129,10 +135,10 @@ func TestLoadEnvErrors(t *testing.T) {
 		t.Fatal("LoadEnv accepted malformed values")
 	}
 	for _, want := range []string{
-		`MAX_MODEL_LEN="4k": want a positive whole number of tokens`,
-		`GPU_MEMORY_UTILIZATION="90": want a fraction in (0, 1]`,
-		`TENSOR_PARALLEL_SIZE="0": want a positive number of GPUs`,
-		`MODELSHIP_ENGINE_ARGS: unterminated single quote at byte 4`,
+		`MAX_MODEL_LEN="4k": expected a whole number of 1 or more`,
+		`GPU_MEMORY_UTILIZATION="90": expected a fraction above 0 and at most 1`,
+		`TENSOR_PARALLEL_SIZE="0": expected a whole number of 1 or more`,
+		`MODELSHIP_ENGINE_ARGS="--x 'open": unterminated single quote at byte 4`,
 		`PORT="http": want a TCP port number`,
 		`MODELSHIP_DEPLOYED_AT="yesterday": want an RFC 3339 time`,
 	} {
@@ -152,7 +158,6 @@ func TestValidate(t *testing.T) {
 		{"sim without self", func(c *Config) { c.Engine = EngineSim }, "engine sim needs the modelship executable"},
 		{"same ports", func(c *Config) { c.EnginePort = 8000 }, "port and engine port are both 8000"},
 		{"port range", func(c *Config) { c.Port = 70000 }, "port 70000: want 0-65535"},
-		{"gpu fraction", func(c *Config) { c.GPUMemoryUtilization = 1.5 }, "gpu memory utilization 1.5"},
 		{"empty model", func(c *Config) { c.ModelPath = "" }, "model path is empty"},
 	}
 	for _, tt := range tests {

@@ -45,6 +45,9 @@ type VersionInfo struct {
 	ModelshipVersion string `json:"modelship_version"`
 	Engine           string `json:"engine"`         // "vllm" or "sim"
 	EngineVersion    string `json:"engine_version"` // from the engine's GET /version; "" until ready
+	// EngineArgv is the command line the engine was started with, the
+	// serving contract's `vllm serve MODEL ...` (the same for sim).
+	EngineArgv []string `json:"engine_argv"`
 }
 
 // ReadyStatus is the body of GET /ready.

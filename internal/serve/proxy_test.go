@@ -43,7 +43,7 @@ func TestVersionEndpoint(t *testing.T) {
 	info := VersionInfo{
 		ServedModelName: "llama", ModelPath: "/models/current", DigestStatus: DigestComputing,
 		Image: "ghcr.io/acme/llm:abc", ImageDigest: "sha256:1", GitSHA: "abc",
-		DeployedAt: "2025-01-02T03:04:05Z", ModelshipVersion: "v1.0.0", Engine: "vllm",
+		DeployedAt: "2025-01-02T03:04:05Z", ModelshipVersion: "v1.0.0", Engine: "vllm", EngineArgv: []string{"vllm", "serve"},
 	}
 	p := NewProxy(mustURL(t, "http://127.0.0.1:1"), info)
 	srv := httptest.NewServer(p)
@@ -75,7 +75,10 @@ func TestVersionEndpoint(t *testing.T) {
 			t.Errorf("/version %s = %#v, want %#v", k, m[k], v)
 		}
 	}
-	if len(m) != len(want) {
+	if argv, ok := m["engine_argv"].([]any); !ok || len(argv) != 2 || argv[0] != "vllm" {
+		t.Errorf("/version engine_argv = %#v, want the engine's command line", m["engine_argv"])
+	}
+	if len(m) != len(want)+1 {
 		t.Errorf("/version has keys %v, want exactly %d", m, len(want))
 	}
 

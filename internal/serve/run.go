@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/buildinfo"
+	"github.com/modelship/modelship/serving"
 )
 
 // ExitError reports that the engine exited without being asked to.
@@ -108,6 +109,8 @@ func Run(ctx context.Context, cfg Config) error {
 		ModelshipVersion: buildinfo.String(),
 		Engine:           cfg.Engine,
 	}
+	program, argv := Command(cfg)
+	info.EngineArgv = argv
 	switch {
 	case cfg.ModelDigest != "":
 		info.DigestStatus = DigestProvided
@@ -140,8 +143,8 @@ func Run(ctx context.Context, cfg Config) error {
 		sigs = ch
 	}
 
-	argv := EngineArgs(cfg)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(program, argv[1:]...)
+	cmd.Args = argv // for sim, argv[0] "vllm" makes modelship the simulator
 	cmd.Env = append(os.Environ(), cfg.EngineEnv...)
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	if cmd.Stdout == nil {
@@ -152,10 +155,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = 2 * time.Second // do not hang on output pipes a grandchild keeps open
-	log.Info("starting engine", "engine", cfg.Engine, "model", info.ServedModelName, "engine_addr", engineURL.Host, "cmd", JoinWords(argv))
+	log.Info("starting engine", "engine", cfg.Engine, "model", info.ServedModelName, "engine_addr", engineURL.Host, "cmd", serving.JoinWords(argv))
 	if err := cmd.Start(); err != nil {
 		ln.Close()
-		return fmt.Errorf("start engine %q: %w", argv[0], err)
+		return fmt.Errorf("start engine %q: %w", program, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
