@@ -87,8 +87,8 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
 		Strategy:     env.Strategy,
 		KeepReleases: env.KeepReleases,
-		Fit: fit.Options{MaxModelLen: cfg.Serving.MaxModelLen, MaxNumSeqs: cfg.Serving.MaxNumSeqs,
-			GPUMemoryUtilization: cfg.Serving.GPUMemoryUtilization, TensorParallelSize: cfg.Serving.TensorParallelSize},
+		Settings:     cfg.ServingFor(f.env),
+		Fit:          fit.FromSettings(cfg.ServingFor(f.env)),
 	}
 	if f.strategy != "" {
 		req.Strategy = f.strategy

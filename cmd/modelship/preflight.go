@@ -103,12 +103,7 @@ Flags:
 	switch {
 	case devices != nil:
 		rep.GPUs = devices
-		rep.Fit, err = fit.Compute(info, devices, fit.Options{
-			MaxModelLen:          cfg.Serving.MaxModelLen,
-			MaxNumSeqs:           cfg.Serving.MaxNumSeqs,
-			GPUMemoryUtilization: cfg.Serving.GPUMemoryUtilization,
-			TensorParallelSize:   cfg.Serving.TensorParallelSize,
-		})
+		rep.Fit, err = fit.Compute(info, devices, fit.FromSettings(cfg.Serving.Settings))
 		if err != nil {
 			fmt.Fprintf(s.err, "modelship preflight: %s: serving: %v\n", file, err)
 			return exitUsage

@@ -77,7 +77,7 @@ Flags:
 	opts := kubernetesOptions(env, kube, s.err)
 	m := kubernetes.Manifest{Env: *envName, Image: *image, GitSHA: *gitSHA, ServedName: cfg.Model.ServedName,
 		Strategy: firstSet(*strategy, env.Strategy), ReadyTimeout: firstDuration(*readyTimeout, time.Duration(env.ReadyTimeout)),
-		DeployedBy: deploy.DeployedBy(), MaxSurge: 1}
+		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(*envName)}
 	if m.Strategy != deploy.Auto && m.Strategy != deploy.Rolling && m.Strategy != deploy.BlueGreen {
 		fmt.Fprintf(s.err, "modelship render: strategy %q: expected rolling or blue-green\n", m.Strategy)
 		return exitUsage

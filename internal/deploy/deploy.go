@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/serving"
 )
 
 // Deployer runs deploys and rollbacks against one target.
@@ -58,7 +60,10 @@ type Request struct {
 	// modelship.model-digest label.
 	ModelDigest string
 	Fit         fit.Options
-	GPUs        []string // the environment's GPUs; empty: choose
+	// Settings are the environment's serving settings (the file's with
+	// the environment's override): the release's engine flags.
+	Settings serving.Settings
+	GPUs     []string // the environment's GPUs; empty: choose
 	// Port and PublishIP are the environment's public endpoint; URL is how
 	// verify reaches it.
 	Port      int
@@ -173,7 +178,7 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: serving(rels)}
+	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: liveRelease(rels)}
 	var plan *Plan
 	if p, ok := d.Target.(Planner); ok {
 		plan, err = p.Plan(ctx, placement)
@@ -215,7 +220,7 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if rels, err = d.Target.Releases(ctx, req.Env); err != nil {
 		return nil, err
 	}
-	current := serving(rels)
+	current := liveRelease(rels)
 	if err := d.Target.Router(ctx, RouterSpec{Env: req.Env, Port: req.Port, PublishIP: req.PublishIP}, img); err != nil {
 		return nil, fmt.Errorf("deploy to %s: %w", req.Env, err)
 	}
@@ -353,8 +358,13 @@ func (r *run) cleanupTimeout() time.Duration {
 // start starts the new release and waits until it is ready.
 func (r *run) start(ctx context.Context) error {
 	d, req := r.d, r.req
-	env := ReleaseEnv(r.rel, req.ServedName, r.res.Plan.Env)
-	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: 8000, LoadBudget: r.res.Budget})
+	settings := req.Settings
+	if u := r.res.Plan.GPUMemoryUtilization; u > 0 {
+		settings.GPUMemoryUtilization = u
+	}
+	env := ReleaseEnv(r.rel, req.ServedName, settings)
+	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: serving.Port,
+		LoadBudget: r.res.Budget, SharedMemory: settings.NeedsSharedMemory()})
 	if err != nil {
 		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
 	}
@@ -381,16 +391,32 @@ func (r *run) start(ctx context.Context) error {
 // (KEY=VALUE): the image, its digest, the git SHA and deploy time for
 // /version, the served name, then planEnv. No MODELSHIP_MODEL_DIGEST: the
 // release hashes its own weights, so /version proves which model it serves.
-func ReleaseEnv(rel *Release, servedName string, planEnv []string) []string {
-	env := append([]string{
-		"MODELSHIP_IMAGE=" + rel.Image, "MODELSHIP_IMAGE_DIGEST=" + rel.ImageID,
-		"MODELSHIP_DEPLOYED_AT=" + rel.DeployedAt.Format(time.RFC3339),
-	}, planEnv...)
+func ReleaseEnv(rel *Release, servedName string, settings serving.Settings) []string {
+	env := []string{
+		serving.EnvImage + "=" + rel.Image, serving.EnvImageDigest + "=" + rel.ImageID,
+		serving.EnvDeployedAt + "=" + rel.DeployedAt.Format(time.RFC3339),
+	}
 	if rel.GitSHA != "" {
-		env = append(env, "MODELSHIP_GIT_SHA="+rel.GitSHA)
+		env = append(env, serving.EnvGitSHA+"="+rel.GitSHA)
 	}
 	if servedName != "" {
-		env = append(env, "MODELSHIP_SERVED_MODEL_NAME="+servedName)
+		env = append(env, serving.EnvServedName+"="+servedName)
+	}
+	// The environment's settings replace whatever the image baked in; a
+	// setting the environment leaves out is cleared, so the release runs
+	// exactly the settings modelship.yaml gives for it.
+	set := map[string]string{}
+	for _, kv := range settings.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		set[k] = v
+	}
+	names := make([]string, 0, len(serving.EnvNames()))
+	for name := range serving.EnvNames() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		env = append(env, name+"="+set[name])
 	}
 	return env
 }
@@ -560,8 +586,8 @@ func (r *run) undo(ctx context.Context) (string, error) {
 	return strings.Join(did, ", "), nil
 }
 
-// serving is the release the router points at, or nil.
-func serving(rels []*Release) *Release {
+// liveRelease is the release the router points at, or nil.
+func liveRelease(rels []*Release) *Release {
 	for _, r := range rels {
 		if r.Serving {
 			return r

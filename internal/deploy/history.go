@@ -36,7 +36,7 @@ func (d *Deployer) Rollback(ctx context.Context, rr RollbackRequest) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	cur := serving(rels)
+	cur := liveRelease(rels)
 	var to *Release
 	if rr.To != "" {
 		i := slices.IndexFunc(rels, func(r *Release) bool { return r.ID == rr.To })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -59,11 +60,11 @@ type Placement struct {
 type Plan struct {
 	Strategy string   // recreate or blue-green
 	GPUs     []string // UUIDs to attach; empty for sim
-	// Env is extra container environment (e.g. GPU_MEMORY_UTILIZATION for
-	// a copy sized to fit twice).
-	Env      []string
-	Estimate *fit.Estimate // nil for sim
-	Why      string        // one sentence for the log
+	// GPUMemoryUtilization, when set, replaces the setting so that a copy
+	// is sized to fit twice (blue-green).
+	GPUMemoryUtilization float64
+	Estimate             *fit.Estimate // nil for sim
+	Why                  string        // one sentence for the log
 }
 
 // ErrNoFit is wrapped by Plan's error when the model does not fit.
@@ -142,7 +143,7 @@ func MakePlan(ctx context.Context, p Placement, gpus GPUSource) (*Plan, error) {
 	case strategy == Auto && est.TwoCopies, strategy == BlueGreen:
 		plan.Strategy = BlueGreen
 		plan.Why = fmt.Sprintf("two copies fit: one takes %s per GPU at gpu-memory-utilization %.2f, GPUs have %s free", gib(est.Footprint), est.CopyUtilization, freeList(est))
-		plan.Env = append(plan.Env, fmt.Sprintf("GPU_MEMORY_UTILIZATION=%.2f", est.CopyUtilization))
+		plan.GPUMemoryUtilization = math.Round(est.CopyUtilization*100) / 100
 	default:
 		plan.Strategy = Recreate
 		plan.Why = fmt.Sprintf("two copies do not fit (one takes %s per GPU, GPUs have %s free): recreate, with downtime", gib(est.Footprint), freeList(est))

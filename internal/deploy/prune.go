@@ -37,7 +37,7 @@ func Prunable(rels []*Release, keep int) []*Release {
 	if keep < 1 || len(rels) <= keep {
 		return nil
 	}
-	cur := serving(rels)
+	cur := liveRelease(rels)
 	if cur == nil && slices.ContainsFunc(rels, wentLive) {
 		return nil
 	}
@@ -56,7 +56,7 @@ func Prunable(rels []*Release, keep int) []*Release {
 // newest release that went live and does not serve, deployed before the
 // serving one (any, when none serves); nil when there is none.
 func RollbackTarget(rels []*Release) *Release {
-	cur := serving(rels)
+	cur := liveRelease(rels)
 	for i := len(rels) - 1; i >= 0; i-- {
 		r := rels[i]
 		if wentLive(r) && !r.Serving && (cur == nil || r.DeployedAt.Before(cur.DeployedAt)) {

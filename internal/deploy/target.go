@@ -74,6 +74,10 @@ type Spec struct {
 	GPUs []string
 	// Port is the container's serving port (8000).
 	Port int
+	// SharedMemory asks for a large memory-backed /dev/shm: tensor-parallel
+	// workers exchange tensors through it (Docker: --ipc host is not used;
+	// a private shm of ShmSize; Kubernetes: an emptyDir of medium Memory).
+	SharedMemory bool
 	// LoadBudget is how long the release may take to become ready (sized
 	// from the checkpoint); a target that probes by itself (Kubernetes'
 	// startup probe and progress deadline) sizes its probes from it.

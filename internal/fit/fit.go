@@ -8,6 +8,7 @@ import (
 
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/gpu"
+	"github.com/modelship/modelship/serving"
 )
 
 // GiB is 2^30 bytes, the unit vLLM's log lines use (it prints "GB" in
@@ -327,3 +328,9 @@ func orDefault(v, def int) int {
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 func roundUp(a, m int64) int64 { return ceilDiv(a, m) * m }
+
+// FromSettings are the fit options of a release's serving settings.
+func FromSettings(s serving.Settings) Options {
+	return Options{MaxModelLen: s.MaxModelLen, MaxNumSeqs: s.MaxNumSeqs,
+		GPUMemoryUtilization: s.GPUMemoryUtilization, TensorParallelSize: s.TensorParallelSize}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/serving"
 )
 
 // Docker returns a client for the engine DOCKER_HOST names (started for
@@ -100,7 +101,7 @@ type TestImage struct {
 	// Model is the checkpoint directory copied to /models/current
 	// (relative to the repository root, e.g. testdata/models/good).
 	Model string
-	// Env is added to the image (e.g. MODELSHIP_ENGINE_ARGS=--never-ready).
+	// Env is added to the image (e.g. MODELSHIP_SIM_ARGS=--never-ready).
 	Env []string
 	// LoadSeconds, when positive, replaces the simulator's load time
 	// (modelship-sim.json load_seconds): a model that takes a while to load,
@@ -113,8 +114,8 @@ type TestImage struct {
 var (
 	ImageGood       = TestImage{Tag: "modelship-test/good:1", Model: "testdata/models/good"}
 	ImageRegressed  = TestImage{Tag: "modelship-test/regressed:1", Model: "testdata/models/regressed"}
-	ImageCrash      = TestImage{Tag: "modelship-test/crash:1", Model: "testdata/models/good", Env: []string{"MODEL_PATH=/models/missing"}}
-	ImageNeverReady = TestImage{Tag: "modelship-test/never-ready:1", Model: "testdata/models/good", Env: []string{"MODELSHIP_ENGINE_ARGS=--never-ready"}}
+	ImageCrash      = TestImage{Tag: "modelship-test/crash:1", Model: "testdata/models/good", Env: []string{serving.EnvModelPath + "=/models/missing"}}
+	ImageNeverReady = TestImage{Tag: "modelship-test/never-ready:1", Model: "testdata/models/good", Env: []string{serving.EnvSimArgs + "=--never-ready"}}
 	ImageSlowLoad   = TestImage{Tag: "modelship-test/good-slow-load:1", Model: "testdata/models/good", LoadSeconds: 8}
 )
 
@@ -130,9 +131,11 @@ var images struct {
 }
 
 // ServingImage builds img FROM scratch on the engine (once per process; not
-// at all when an image with the same content label exists): the static
-// modelship binary at /modelship, the checkpoint at /models/current,
-// ENTRYPOINT ["/modelship", "serve"], engine sim, served name "current".
+// at all when an image with the same content label exists), laid out by the
+// serving contract as the Dagger module lays out a vLLM image: the static
+// modelship binary at /usr/local/bin/modelship, the checkpoint at
+// /models/current, ENTRYPOINT [modelship, "serve"], engine sim (which
+// runs vLLM's own command line), served name "current".
 func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 	t.Helper()
 	images.mu.Lock()
@@ -149,15 +152,17 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	env := append([]string{"MODEL_PATH=/models/current", "MODELSHIP_ENGINE=sim", "MODELSHIP_SERVED_MODEL_NAME=current", "HOME=/tmp"}, img.Env...)
+	env := append([]string{serving.EnvModelPath + "=" + serving.ModelDir, serving.EnvEngine + "=" + serving.EngineSim,
+		serving.EnvServedName + "=" + serving.DefaultServedName, "HOME=/tmp"}, img.Env...)
 	var df strings.Builder
-	df.WriteString("FROM scratch\nCOPY modelship /modelship\nCOPY model /models/current\nCOPY tmp /tmp\n")
+	fmt.Fprintf(&df, "FROM scratch\nCOPY modelship %s\nCOPY model %s\nCOPY tmp /tmp\n", serving.BinaryPath, serving.ModelDir)
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")
 		fmt.Fprintf(&df, "ENV %s=%q\n", k, v)
 	}
-	fmt.Fprintf(&df, "LABEL modelship.model-digest=%q\n", info.Digest)
-	df.WriteString("ENTRYPOINT [\"/modelship\", \"serve\"]\n")
+	fmt.Fprintf(&df, "LABEL %s=%q %s=%q %s=%q\n", serving.LabelModelDigest, info.Digest, serving.LabelEngine, serving.EngineSim,
+		serving.LabelBinary, serving.BinaryPath)
+	fmt.Fprintf(&df, "ENTRYPOINT [%q, \"serve\"]\n", serving.BinaryPath)
 
 	var ctxTar bytes.Buffer
 	h := sha256.New()

@@ -59,12 +59,13 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/serving"
 )
 
 // Labels of the objects the target creates, beside the release's own.
 const (
 	LabelRole   = "modelship.role" // release, gateway, record, lock
-	LabelBinary = "modelship.binary"
+	LabelBinary = serving.LabelBinary
 	LabelHolder = "modelship.lock-holder" // JSON deploy.Holder
 
 	roleRelease = "release"
@@ -73,7 +74,12 @@ const (
 	roleLock    = "lock"
 
 	// ServePort is the port `modelship serve` listens on inside a release.
-	ServePort = 8000
+	ServePort = serving.Port
+	// ShmSize is a tensor-parallel release's /dev/shm (Docker's default is
+	// 64 MiB; NCCL between the workers needs far more). vLLM's docs run
+	// its image with --ipc=host; a private shm of this size keeps the
+	// container's IPC namespace its own.
+	ShmSize = 16 << 30
 	// adminSocket is the gateway's admin socket inside its container.
 	adminSocket = "unix:///run/modelship/gateway.sock"
 )
@@ -502,6 +508,10 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	if len(spec.GPUs) > 0 {
 		hc.DeviceRequests = DeviceRequests(spec.GPUs)
 	}
+	if spec.SharedMemory {
+		hc.IpcMode = container.IPCModePrivate
+		hc.ShmSize = ShmSize
+	}
 	img, err := t.cli.ImageInspect(ctx, r.ImageID)
 	if err != nil {
 		return nil, t.wrap(err, "inspecting image "+r.ImageID)
@@ -540,7 +550,7 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 // ["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000"].
 // Images built with Dagger v0.19 cannot carry a HEALTHCHECK in their
 // config, so the target sets it on each release container from this label.
-const LabelHealthcheck = "modelship.healthcheck"
+const LabelHealthcheck = serving.LabelHealthcheck
 
 // Health check timings of a release container: probe every 10 s, a probe
 // taking over 5 s fails, unhealthy after 3 failures in a row.

@@ -541,7 +541,7 @@ func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, _ *deploy.I
 func (t *Target) Workload(ctx context.Context, spec *deploy.Spec) *Workload {
 	surge, unav := t.rollout(ctx)
 	return &Workload{Options: t.opt, Env: spec.Release.Env, Release: spec.Release, Image: t.imageFor(ctx, spec.Release),
-		ContainerEnv: spec.Env, LoadBudget: spec.LoadBudget, MaxSurge: surge, MaxUnavailable: unav}
+		ContainerEnv: spec.Env, LoadBudget: spec.LoadBudget, MaxSurge: surge, MaxUnavailable: unav, SharedMemory: spec.SharedMemory}
 }
 
 // Start applies the release's Deployment: creates NAME-RELEASE

@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/serving"
 )
 
 // Label keys of the objects the target creates. The release's facts (image,
@@ -35,7 +36,7 @@ const (
 	AnnotationHolder = "modelship.lock-holder"
 
 	// ServePort is the port `modelship serve` listens on in the container.
-	ServePort = 8000
+	ServePort = serving.Port
 	// GPUResource is the extended resource GPUs are requested as.
 	GPUResource corev1.ResourceName = "nvidia.com/gpu"
 
@@ -65,6 +66,9 @@ type Workload struct {
 	LoadBudget time.Duration
 	// MaxSurge and MaxUnavailable for rolling updates (as counts).
 	MaxSurge, MaxUnavailable int
+	// SharedMemory mounts a memory-backed emptyDir at /dev/shm (tensor
+	// parallelism: the container runtime's 64 MiB default is too small).
+	SharedMemory bool
 }
 
 // DeploymentName is the Deployment a release of strategy runs in: the one
@@ -121,7 +125,8 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 	var env []corev1.EnvVar
 	for _, kv := range w.ContainerEnv {
 		k, v, _ := strings.Cut(kv, "=")
-		if v == "" {
+		// An empty serving setting is kept: it clears what the image baked.
+		if _, setting := serving.EnvNames()[k]; v == "" && !setting {
 			continue
 		}
 		env = append(env, corev1.EnvVar{Name: k, Value: v})
@@ -151,6 +156,13 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 	if pull == "" {
 		pull = corev1.PullIfNotPresent
 	}
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	if w.SharedMemory {
+		volumes = append(volumes, corev1.Volume{Name: "dshm", VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "dshm", MountPath: "/dev/shm"})
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: dep, Namespace: w.Namespace, Labels: labels, Annotations: ann},
@@ -168,11 +180,13 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 					Tolerations:                   w.Tolerations,
 					EnableServiceLinks:            ptr(false),
 					AutomountServiceAccountToken:  ptr(false),
+					Volumes:                       volumes,
 					Containers: []corev1.Container{{
 						Name:            "serve",
 						Image:           w.Image,
 						ImagePullPolicy: pull,
 						Env:             env,
+						VolumeMounts:    mounts,
 						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: ServePort, Protocol: corev1.ProtocolTCP}},
 						Resources:       res,
 						// The engine answers /health once the weights are
@@ -277,6 +291,8 @@ type Manifest struct {
 	Now          time.Time
 	// MaxSurge and MaxUnavailable of a rolling update.
 	MaxSurge, MaxUnavailable int
+	// Settings are the environment's serving settings.
+	Settings serving.Settings
 }
 
 // Render builds the Deployment and the Service (selecting it) that a deploy
@@ -298,8 +314,8 @@ func Render(o Options, m Manifest, rand uint16) *Workload {
 		ModelDigest: m.ModelDigest, GitSHA: m.GitSHA, DeployedBy: m.DeployedBy, DeployedAt: m.Now.UTC(),
 		Strategy: m.Strategy, Outcome: deploy.InProgress}
 	return &Workload{Options: o, Env: m.Env, Release: rel, Image: m.Image,
-		ContainerEnv: deploy.ReleaseEnv(rel, m.ServedName, nil), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
-		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable}
+		ContainerEnv: deploy.ReleaseEnv(rel, m.ServedName, m.Settings), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
+		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable, SharedMemory: m.Settings.NeedsSharedMemory()}
 }
 
 // Objects are the release's Deployment and the Service switched to it.
