@@ -15,6 +15,7 @@ import (
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/gpu"
 	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/serving"
 )
 
 // MockGPUs is a GPUSource over the 8 × H100 NVML mock, GPU i holding used[i] GiB.
@@ -107,4 +108,20 @@ func TestPlan(t *testing.T) {
 		t.Errorf("70B on one H100: %v, want ErrNoFit", err)
 	}
 	t.Logf("70B on one H100: %v", err)
+}
+
+// TestPlanTensorParallel: tensor-parallel-size 2 places one copy on two
+// GPUs, and the release gets both, with shared memory.
+func TestPlanTensorParallel(t *testing.T) {
+	s := serving.Settings{MaxModelLen: 8192, MaxNumSeqs: 16, TensorParallelSize: 2}
+	plan, err := MakePlan(context.Background(), Placement{Engine: "vllm", Model: Llama3_8B(), Fit: fit.FromSettings(s)}, MockGPUs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.GPUs) != 2 || plan.GPUs[0] == plan.GPUs[1] {
+		t.Errorf("tensor-parallel-size 2 planned on GPUs %q, want two", plan.GPUs)
+	}
+	if !s.NeedsSharedMemory() {
+		t.Error("tensor-parallel-size 2 does not ask for shared memory")
+	}
 }

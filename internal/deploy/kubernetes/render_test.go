@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/serving"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -26,14 +27,19 @@ func TestRenderGolden(t *testing.T) {
 		file     string
 		strategy string
 		surge    int
+		settings serving.Settings
 	}{
-		{"render-rolling.golden.yaml", deploy.Rolling, 0},
-		{"render-blue-green.golden.yaml", deploy.BlueGreen, 1},
+		{"render-rolling.golden.yaml", deploy.Rolling, 0, serving.Settings{}},
+		{"render-blue-green.golden.yaml", deploy.BlueGreen, 1, serving.Settings{}},
+		// Tensor parallel: the settings in the container's environment
+		// and a memory-backed /dev/shm.
+		{"render-tensor-parallel.golden.yaml", deploy.Rolling, 0, serving.Settings{TensorParallelSize: 2, MaxModelLen: 8192,
+			GPUMemoryUtilization: 0.9, Dtype: "bfloat16", EngineArgs: []string{"--enforce-eager"}}},
 	} {
 		t.Run(tc.strategy, func(t *testing.T) {
 			w := Render(o, Manifest{Env: "production", Image: "registry.example.com/llm:1.2", GitSHA: "0123abc", ServedName: "current",
 				ModelDigest: "sha256:0f0f", Strategy: tc.strategy, WeightBytes: 14 << 30, DeployedBy: "alice@ci", Now: now,
-				MaxSurge: tc.surge, MaxUnavailable: 1 - tc.surge}, 0x3fa9)
+				MaxSurge: tc.surge, MaxUnavailable: 1 - tc.surge, Settings: tc.settings}, 0x3fa9)
 			got, err := YAML(w.Objects())
 			if err != nil {
 				t.Fatal(err)
