@@ -96,9 +96,10 @@ func TestDeployWorkflowShape(t *testing.T) {
 			} `yaml:"workflow_dispatch"`
 		} `yaml:"on"`
 		Jobs map[string]struct {
-			RunsOn      any `yaml:"runs-on"`
-			Needs       any `yaml:"needs"`
-			Environment any `yaml:"environment"`
+			RunsOn      any               `yaml:"runs-on"`
+			Needs       any               `yaml:"needs"`
+			Environment any               `yaml:"environment"`
+			Env         map[string]string `yaml:"env"`
 			Steps       []struct {
 				Uses string            `yaml:"uses"`
 				With map[string]string `yaml:"with"`
@@ -142,6 +143,18 @@ func TestDeployWorkflowShape(t *testing.T) {
 		if calls == 0 {
 			t.Errorf("%s makes no dagger call", name)
 		}
+		// Checkpoints live in Git LFS: a checkout without it gives the
+		// stages pointer files instead of weights.
+		for _, s := range j.Steps {
+			if strings.HasPrefix(s.Uses, "actions/checkout@") && s.With["lfs"] != "true" {
+				t.Errorf("%s: %s without lfs: true", name, s.Uses)
+			}
+		}
+	}
+	// The validate job serves the model on the GPU runner's GPUs: its
+	// Dagger engine must be started with GPU support.
+	if wf.Jobs["validate"].Env["_EXPERIMENTAL_DAGGER_GPU_SUPPORT"] == "" {
+		t.Error("validate: the Dagger engine is not started with GPU support (_EXPERIMENTAL_DAGGER_GPU_SUPPORT)")
 	}
 	if got := fmtAny(wf.Jobs["validate"].RunsOn); got != "[self-hosted gpu]" {
 		t.Errorf("validate runs on %s, want the self-hosted GPU runner", got)
