@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/gpu"
 	"github.com/modelship/modelship/internal/fit"
 	"github.com/modelship/modelship/serving"
 )
@@ -20,7 +21,7 @@ import (
 // Deployer runs deploys and rollbacks against one target.
 type Deployer struct {
 	Target   Target
-	GPUs     GPUSource // nil: this machine's GPUs (gpu.Detect)
+	GPUs     GPUSource // nil: the target's (GPUProber), else this machine's (gpu.Detect)
 	Verifier Verifier
 	Ledger   *Ledger // nil: no ledger
 	Out      io.Writer
@@ -180,10 +181,20 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	}
 	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: liveRelease(rels)}
 	var plan *Plan
+	gpus := d.GPUs
+	if p, ok := d.Target.(GPUProber); ok && gpus == nil {
+		gpus = func(ctx context.Context) ([]gpu.Device, error) {
+			devs, err := p.GPUs(ctx, img)
+			if err == nil {
+				d.logf("GPUs of %s (probed there, from the release's image): %s", d.Target.Describe(), describeGPUs(devs))
+			}
+			return devs, err
+		}
+	}
 	if p, ok := d.Target.(Planner); ok {
 		plan, err = p.Plan(ctx, placement)
 	} else {
-		plan, err = MakePlan(ctx, placement, d.GPUs)
+		plan, err = MakePlan(ctx, placement, gpus)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("deploy to %s: %w (nothing was changed)", req.Env, err)
@@ -618,4 +629,16 @@ func oneLine(s string) string {
 		s = s[:600] + "…"
 	}
 	return s
+}
+
+// describeGPUs is "2 × NVIDIA H100 80GB HBM3 (79.1 GiB free of 80.0 GiB, ...)".
+func describeGPUs(devs []gpu.Device) string {
+	if len(devs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(devs))
+	for i, d := range devs {
+		parts[i] = fmt.Sprintf("%d %s %s (%s free of %s)", d.Index, d.UUID, d.Name, gib(int64(d.MemoryFree)), gib(int64(d.MemoryTotal)))
+	}
+	return fmt.Sprintf("%d GPU(s): %s", len(devs), strings.Join(parts, "; "))
 }

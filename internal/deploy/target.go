@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/modelship/modelship/gpu"
 )
 
 // Target is where releases run: a Docker host now, a Kubernetes cluster
@@ -108,6 +110,13 @@ type Status struct {
 	// says why it will not become ready (a Kubernetes rollout that exceeded
 	// its progress deadline, with the events that explain it).
 	Reason string
+}
+
+// GPUProber is implemented by targets whose host's GPUs must be read
+// there (a Docker host, which may be another machine than the deployer's):
+// Deploy plans on what the probe reports instead of this machine's GPUs.
+type GPUProber interface {
+	GPUs(ctx context.Context, img *ImageInfo) ([]gpu.Device, error)
 }
 
 // Planner is implemented by targets that place releases themselves (a

@@ -11,11 +11,15 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/gpu"
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 // mockGPUs is the 8 × H100 NVML mock with nothing running.
@@ -79,4 +83,30 @@ func TestGPUPlacement(t *testing.T) {
 		t.Errorf("log does not explain the recreate:\n%s", e.log)
 	}
 	e.serving(t, good.Tag)
+}
+
+// TestGPUsProbedOnTheDockerHost: GPUs are planned from the Docker host, by
+// a probe container of the release's image with every GPU attached, never
+// from the deployer's machine. This host's engine cannot give GPUs to
+// containers: the deploy fails before anything changes, saying which host
+// and why, and leaves no probe container behind.
+func TestGPUsProbedOnTheDockerHost(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	req := e.request("modelship-test/good:2")
+	req.Engine, req.Fit = "vllm", fit.Options{MaxModelLen: 8192, TensorParallelSize: 1}
+	req.Model = llama(8_030_261_248, 16_060_522_496, 32, 4096, 14336, 32)
+	_, err := e.d.Deploy(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "cannot give GPUs to containers") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("vllm deploy on a host without the NVIDIA runtime: %v", err)
+	}
+	t.Logf("%v", err)
+	e.serving(t, good.Tag)
+	cli, _ := testenv.Docker(t)
+	left, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", docker.LabelRole+"=gpu-probe"))})
+	if err != nil || len(left) > 0 {
+		t.Errorf("GPU probe containers left behind: %d (%v)", len(left), err)
+	}
 }
