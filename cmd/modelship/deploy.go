@@ -77,7 +77,11 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		}
 		return d.Out.Write(p)
 	})
-	tg, targetURL, closeTarget, err := newTarget(f.env, env, f.kube, notes)
+	creds, err := cfg.RegistryCredentials(nil)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	tg, targetURL, closeTarget, err := newTarget(f.env, env, f.kube, notes, creds)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}

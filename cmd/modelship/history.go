@@ -55,7 +55,7 @@ Flags:
 		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitUsage
 	}
-	tg, _, closeTarget, err := newTarget(*envName, env, kube, s.err)
+	tg, _, closeTarget, err := newTarget(*envName, env, kube, s.err, nil)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitUsage

@@ -12,25 +12,32 @@ import (
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
+	"github.com/modelship/modelship/internal/registryauth"
 )
 
 // newTarget is the deploy target of environment name (environments.NAME.target):
 // a Docker host or a Kubernetes cluster. out receives the target's notes.
 // The returned URL is where verify reaches the environment when it has no
 // url of its own ("" for Docker, whose url always has a default).
-func newTarget(name string, env *config.Environment, kube kubeFlags, out io.Writer) (deploy.Target, string, func(), error) {
+//
+// creds are sent when the target pulls (deploy, rollback); nil for commands
+// that pull nothing.
+func newTarget(name string, env *config.Environment, kube kubeFlags, out io.Writer, creds *registryauth.Store) (deploy.Target, string, func(), error) {
 	if err := kube.check(name, env); err != nil {
 		return nil, "", nil, err
 	}
 	switch env.Target {
 	case "docker":
-		tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath})
+		tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath,
+			Credentials: creds})
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("environments.%s.docker: %w", name, err)
 		}
 		return tg, "", func() { tg.Close() }, nil
 	case "kubernetes":
-		tg, err := kubernetes.New(kubernetesOptions(env, kube, out))
+		opts := kubernetesOptions(env, kube, out)
+		opts.Credentials = creds
+		tg, err := kubernetes.New(opts)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("environments.%s.kubernetes: %w", name, err)
 		}

@@ -104,12 +104,19 @@ type BenchGate struct {
 	MaxRegression float64 `yaml:"max-regression"`
 }
 
-// Registry is where serving images are pushed.
+// Registry is where serving images come from, and the credentials that
+// deploys send when they pull them (Docker: the X-Registry-Auth header;
+// Kubernetes: an image pull secret).
 type Registry struct {
-	// Repository, e.g. registry.example.com/ai-inference.
+	// Repository, e.g. registry.example.com/ai-inference: its host is the
+	// registry Username and Password log in to.
 	Repository string `yaml:"repository"`
 	Username   string `yaml:"username"`
 	Password   Secret `yaml:"password"`
+	// DockerConfig is a Docker config.json with the logins inline ("auths",
+	// as `docker login` writes it), as a secret reference: every registry
+	// it names.
+	DockerConfig Secret `yaml:"docker-config"`
 }
 
 // Environment is one place the model is deployed (staging, production).

@@ -175,3 +175,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRegistryCredentials(t *testing.T) {
+	c, err := Parse("m.yaml", []byte("model: {path: /m}\nregistry:\n  repository: 127.0.0.1:5001/acme/llm\n  username: ci\n  password: env:REG_PASS\n  docker-config: env:DOCKER_CFG\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"REG_PASS": "pw", "DOCKER_CFG": `{"auths": {"ghcr.io": {"username": "bob", "password": "tok"}}}`}
+	store, err := c.RegistryCredentials(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr, ok := store.For("127.0.0.1:5001/acme/llm:1"); !ok || cr.Username != "ci" || cr.Password != "pw" {
+		t.Errorf("registry.username/password: %v %v", cr, ok)
+	}
+	if cr, ok := store.For("ghcr.io/acme/llm:1"); !ok || cr.Username != "bob" {
+		t.Errorf("registry.docker-config: %v %v", cr, ok)
+	}
+	env["DOCKER_CFG"] = "{broken"
+	if _, err := c.RegistryCredentials(func(k string) string { return env[k] }); err == nil ||
+		!strings.Contains(err.Error(), "m.yaml:6:18: registry.docker-config: env:DOCKER_CFG: not a Docker config.json (JSON with \"auths\"): invalid JSON at byte 2") {
+		t.Errorf("a broken docker config: %v", err)
+	}
+	for yaml, want := range map[string]string{
+		"model: {path: /m}\nregistry: {username: ci}\n":                     "registry.username and registry.password go together",
+		"model: {path: /m}\nregistry: {username: ci, password: env:P}\n":    "registry.repository: required with registry.username",
+		"model: {path: /m}\nregistry: {docker-config: '{\"auths\": {}}'}\n": "secrets are never values in the file",
+	} {
+		if _, err := Parse("m.yaml", []byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
+		}
+	}
+}

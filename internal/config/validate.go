@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/modelship/modelship/internal/registryauth"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -152,6 +153,11 @@ func (c *Config) validate(d *decoder) {
 	if c.Registry.Repository != "" && strings.Contains(c.Registry.Repository, "://") {
 		bad("registry.repository", "expected host/path without a scheme, got %q", c.Registry.Repository)
 	}
+	if r := c.Registry; (r.Username != "") != r.Password.IsSet() {
+		bad("registry.username", "registry.username and registry.password go together")
+	} else if r.Username != "" && r.Repository == "" {
+		bad("registry.repository", "required with registry.username: the registry they log in to")
+	}
 
 	names := make([]string, 0, len(c.Environments))
 	for name := range c.Environments {
@@ -252,6 +258,7 @@ func (c *Config) Secrets() map[string]Secret {
 		}
 	}
 	add("registry.password", c.Registry.Password)
+	add("registry.docker-config", c.Registry.DockerConfig)
 	if n := c.Notifications; n.Slack != nil {
 		add("notifications.slack.webhook-url", n.Slack.WebhookURL)
 	}
@@ -469,4 +476,34 @@ func (c *Config) Errorf(path, format string, args ...any) error {
 		p = p[:i]
 	}
 	return e
+}
+
+// RegistryCredentials are the logins deploys send when they pull: the
+// registry.docker-config file's and registry.username/password for the
+// registry of registry.repository (which wins for its host). nil when none
+// is configured. getenv is os.Getenv when nil.
+func (c *Config) RegistryCredentials(getenv func(string) string) (*registryauth.Store, error) {
+	r := c.Registry
+	var store *registryauth.Store
+	if r.DockerConfig.IsSet() {
+		data, err := r.DockerConfig.Resolve(getenv)
+		if err != nil {
+			return nil, c.Errorf("registry.docker-config", "%v", err)
+		}
+		if store, err = registryauth.ParseDockerConfig([]byte(data)); err != nil {
+			return nil, c.Errorf("registry.docker-config", "%s: %v", r.DockerConfig, err)
+		}
+	}
+	if r.Username != "" {
+		pass, err := r.Password.Resolve(getenv)
+		if err != nil {
+			return nil, c.Errorf("registry.password", "%v", err)
+		}
+		host, err := registryauth.Registry(r.Repository)
+		if err != nil {
+			return nil, c.Errorf("registry.repository", "%v", err)
+		}
+		store = store.With(registryauth.Credential{Registry: host, Username: r.Username, Password: pass})
+	}
+	return store, nil
 }

@@ -59,6 +59,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/registryauth"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -100,6 +101,9 @@ type Options struct {
 	LockStaleAfter time.Duration
 	// SwitchReadyTimeout bounds the gateway's own /ready check at a switch.
 	SwitchReadyTimeout time.Duration
+	// Credentials are sent with every pull from a registry they name
+	// (X-Registry-Auth); nil pulls anonymously.
+	Credentials *registryauth.Store
 }
 
 // Target deploys to one Docker engine.
@@ -238,8 +242,20 @@ func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, erro
 	return info, nil
 }
 
+// pull pulls ref with the registry's credentials when there are some; a
+// registry's refusal says which registry and whether credentials were sent.
 func (t *Target) pull(ctx context.Context, ref string) error {
-	rc, err := t.cli.ImagePull(ctx, ref, image.PullOptions{})
+	var opt image.PullOptions
+	cred, ok := t.opt.Credentials.For(ref)
+	var with *registryauth.Credential
+	if ok {
+		opt.RegistryAuth, with = cred.Header(), &cred
+	}
+	return registryauth.Refused(ref, t.pullWith(ctx, ref, opt), with)
+}
+
+func (t *Target) pullWith(ctx context.Context, ref string, opt image.PullOptions) error {
+	rc, err := t.cli.ImagePull(ctx, ref, opt)
 	if err != nil {
 		return t.wrap(err, "pulling "+ref)
 	}

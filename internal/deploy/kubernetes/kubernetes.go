@@ -64,6 +64,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/registryauth"
 )
 
 // Options configure a Target (environments.ENV.kubernetes).
@@ -97,6 +98,9 @@ type Options struct {
 	SwitchTimeout time.Duration
 	// Config, when set, is used instead of loading a kubeconfig (tests).
 	Config *rest.Config
+	// Credentials for the image's registry become an image pull secret
+	// (NAME-registry, .dockerconfigjson) that the pods name; nil: none.
+	Credentials *registryauth.Store
 }
 
 // Target deploys to one namespace of a Kubernetes cluster.
@@ -553,6 +557,9 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 		return nil, errors.New("kubernetes target: GPUs are requested per pod (environments.<env>.kubernetes.gpus), not by UUID")
 	}
 	w := t.Workload(ctx, spec)
+	if err := t.pullSecret(ctx, w); err != nil {
+		return nil, err
+	}
 	want := w.Deployment()
 	r := spec.Release
 	r.Outcome = deploy.InProgress
@@ -1402,3 +1409,30 @@ var (
 	_ deploy.Planner = (*Target)(nil)
 	_ deploy.Pruner  = (*Target)(nil)
 )
+
+// pullSecret creates or updates the image pull secret NAME-registry with
+// the credentials for w's image, when there are some, and names it in w.
+// Only that registry's login goes into the cluster.
+func (t *Target) pullSecret(ctx context.Context, w *Workload) error {
+	cred, ok := t.opt.Credentials.For(w.Image)
+	if !ok {
+		return nil
+	}
+	name := t.opt.Name + "-registry"
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.opt.Namespace,
+			Labels: map[string]string{LabelName: "modelship", LabelInstance: t.opt.Name, LabelManagedBy: "modelship"}},
+		Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: cred.DockerConfigJSON()},
+	}
+	secrets := t.cs.CoreV1().Secrets(t.opt.Namespace)
+	_, err := secrets.Update(ctx, sec, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return t.wrap(err, "writing the image pull secret "+name+" (registry "+cred.Registry+")")
+	}
+	w.PullSecret = name
+	return nil
+}

@@ -69,6 +69,8 @@ type Workload struct {
 	// SharedMemory mounts a memory-backed emptyDir at /dev/shm (tensor
 	// parallelism: the container runtime's 64 MiB default is too small).
 	SharedMemory bool
+	// PullSecret names the image pull secret the pods use ("" none).
+	PullSecret string
 }
 
 // DeploymentName is the Deployment a release of strategy runs in: the one
@@ -181,6 +183,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 					EnableServiceLinks:            ptr(false),
 					AutomountServiceAccountToken:  ptr(false),
 					Volumes:                       volumes,
+					ImagePullSecrets:              pullSecrets(w.PullSecret),
 					Containers: []corev1.Container{{
 						Name:            "serve",
 						Image:           w.Image,
@@ -322,4 +325,11 @@ func Render(o Options, m Manifest, rand uint16) *Workload {
 func (w *Workload) Objects() (*appsv1.Deployment, *corev1.Service) {
 	d := w.Deployment()
 	return d, w.Service(d.Name, w.Release.ID)
+}
+
+func pullSecrets(name string) []corev1.LocalObjectReference {
+	if name == "" {
+		return nil
+	}
+	return []corev1.LocalObjectReference{{Name: name}}
 }

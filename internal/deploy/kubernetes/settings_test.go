@@ -3,10 +3,14 @@ package kubernetes_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/modelship/modelship/internal/deploy/kubernetes"
+	"github.com/modelship/modelship/internal/registryauth"
 	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/serving"
 )
@@ -34,5 +38,41 @@ func TestSettingsReachTheEngine(t *testing.T) {
 	if len(pod.Volumes) != 1 || pod.Volumes[0].EmptyDir == nil || pod.Volumes[0].EmptyDir.Medium != "Memory" ||
 		len(pod.Containers[0].VolumeMounts) != 1 || pod.Containers[0].VolumeMounts[0].MountPath != "/dev/shm" {
 		t.Errorf("tensor-parallel-size 2: volumes %+v mounts %+v, want a memory emptyDir at /dev/shm", pod.Volumes, pod.Containers[0].VolumeMounts)
+	}
+}
+
+// TestImagePullSecret: with credentials for the image's registry, the
+// deploy writes them to an image pull secret that the pods name; only
+// that registry's login goes into the cluster.
+func TestImagePullSecret(t *testing.T) {
+	images(t)
+	e := newEnv(t, 1)
+	o := e.target.Options()
+	o.Credentials = new(registryauth.Store).
+		With(registryauth.Credential{Registry: "docker.io", Username: "ci", Password: "pw"}).
+		With(registryauth.Credential{Registry: "ghcr.io", Username: "other", Password: "x"})
+	tg, err := kubernetes.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	e.d.Target = tg
+	if _, err := e.d.Deploy(context.Background(), e.request(good, "")); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	sec, err := tg.Client().CoreV1().Secrets(e.ns).Get(context.Background(), "llm-registry", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(sec.Data[corev1.DockerConfigJsonKey])
+	if sec.Type != corev1.SecretTypeDockerConfigJson || !strings.Contains(cfg, "index.docker.io") || strings.Contains(cfg, "ghcr.io") {
+		t.Errorf("pull secret %s: %s", sec.Type, cfg)
+	}
+	d, err := tg.Client().AppsV1().Deployments(e.ns).Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := d.Spec.Template.Spec.ImagePullSecrets; len(ps) != 1 || ps[0].Name != "llm-registry" {
+		t.Errorf("pods' imagePullSecrets = %v", ps)
 	}
 }

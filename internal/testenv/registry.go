@@ -1,0 +1,91 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// PrivateRegistry is a password-protected OCI registry on loopback: the
+// distribution registry (Debian's docker-registry, which .ci/deps installs)
+// with htpasswd authentication, as a private registry of a user's is.
+type PrivateRegistry struct {
+	// Host is 127.0.0.1:PORT, how image references name it.
+	Host               string
+	Username, Password string
+}
+
+// StartPrivateRegistry starts a registry for this test, stopped at its end.
+// Without the docker-registry binary the test is skipped (failed under
+// CI=true).
+func StartPrivateRegistry(t testing.TB) *PrivateRegistry {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		Unavailable(t, "no docker-registry binary (Debian's docker-registry package; bash .ci/deps/dagger-engine.sh start installs it)")
+	}
+	dir := t.TempDir()
+	secret := make([]byte, 12)
+	_, _ = rand.Read(secret)
+	r := &PrivateRegistry{Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), Username: "ci-puller", Password: hex.EncodeToString(secret)}
+	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(r.Username+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %s/data
+http:
+  addr: %s
+auth:
+  htpasswd:
+    realm: modelship-test
+    path: %s/htpasswd
+`, dir, r.Host, dir)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", filepath.Join(dir, "config.yml"))
+	logf, _ := os.Create(filepath.Join(dir, "registry.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting docker-registry: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		logf.Close()
+	})
+	// Up when /v2/ asks for credentials.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get("http://" + r.Host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
+			t.Fatalf("private registry on %s did not come up: %v\n%s", r.Host, err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
