@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"dagger/modelship/internal/dagger"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // Deploy targets. A Docker target is driven from the Docker host itself:
@@ -357,7 +359,7 @@ func onCluster(ctx context.Context, stage string, tg *target, image string, conf
 	ctr = ctr.WithEnvVariable("MODELSHIP_LOG_FORMAT", "text").
 		// A deploy changes the world: never replay one from the cache.
 		WithEnvVariable("MODELSHIP_RUN_AT", time.Now().UTC().Format(time.RFC3339Nano)).
-		WithExec(append([]string{"timeout", "-k", "30", secs, binaryPath}, args...),
+		WithExec(append([]string{"timeout", "-k", "30", secs, serving.BinaryPath}, args...),
 			dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 	code, err := ctr.ExitCode(ctx)
 	if err != nil {
@@ -481,14 +483,14 @@ if [ -f "$d/files" ]; then
 	while read -r i p; do mkdir -p "${p%/*}"; cp "$d/file/$i" "$p"; chmod 600 "$p"; done <"$d/files"
 fi
 rm -rf "$d"
-exec ` + binaryPath + ` "$@"`
+exec ` + serving.BinaryPath + ` "$@"`
 
 // onDockerHost runs modelship ARGS from image on the Docker host behind
 // tg's socket, with the host's network, the engine's socket, the config
 // bundle in its working directory and the secrets under their names,
 // bounded by limit.
 func (m *Modelship) onDockerHost(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
-	entrypoint := []string{binaryPath}
+	entrypoint := []string{serving.BinaryPath}
 	if len(tg.secrets) > 0 {
 		entrypoint = []string{"/bin/sh", "-c", secretsWrapper, "modelship"}
 	}

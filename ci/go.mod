@@ -48,3 +48,9 @@ replace go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp => go.opente
 replace go.opentelemetry.io/otel/log => go.opentelemetry.io/otel/log v0.14.0
 
 replace go.opentelemetry.io/otel/sdk/log => go.opentelemetry.io/otel/sdk/log v0.14.0
+
+// The serving contract is the root module's package serving (standard
+// library only): labels, paths, port, pinned images, settings.
+require github.com/modelship/modelship v0.0.0
+
+replace github.com/modelship/modelship => ../

@@ -2,34 +2,31 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	"dagger/modelship/internal/dagger"
-)
 
-// Labels of a serving image beside the OCI ones; modelship deploy reads them.
-const (
-	labelModelDigest = "modelship.model-digest"
-	labelBinary      = "modelship.binary"
-	labelEngine      = "modelship.engine"
-	labelRevision    = "org.opencontainers.image.revision"
-	labelHealthcheck = "modelship.healthcheck"
-	binaryPath       = "/usr/local/bin/modelship"
+	"github.com/modelship/modelship/serving"
 )
 
 // healthcheckJSON is the serving image's health check, Docker's
 // HEALTHCHECK CMD form: modelship smoke against the image's own port (the
 // model listed, one generation, /version answers), within 4s so it finishes
 // inside the 5s timeout the Docker target gives each check.
-const healthcheckJSON = `["CMD","/usr/local/bin/modelship","smoke","--endpoint","http://127.0.0.1:8000","--timeout","4s"]`
+var healthcheckJSON = fmt.Sprintf(`["CMD",%q,"smoke","--endpoint","http://127.0.0.1:%d","--timeout","4s"]`, serving.BinaryPath, serving.Port)
 
 // Build makes the serving image of a checkpoint: the base image (vLLM for
-// engine "vllm", BaseImage for "sim"), the weights in their own layer at
-// /models/current (below the binary, so a change of serving code reuses the
-// weight layer), `modelship serve` as entrypoint on port 8000, and labels:
+// engine "vllm", BaseImage for "sim"; the rest is identical), the weights
+// in their own layer at /models/current (below the binary, so a change of
+// serving code reuses the weight layer), `modelship serve` as entrypoint on
+// port 8000, the serving settings of the constructor's config as the
+// environment that `modelship serve` turns into vLLM's flags (the serving
+// contract), and labels:
 // org.opencontainers.image.{revision,source,created,base.name,base.digest},
-// modelship.model-digest, modelship.engine, modelship.binary, and
+// modelship.model-digest, modelship.engine, modelship.binary,
+// modelship.engine-flags (the flags the settings become), and
 // modelship.healthcheck: the health check command (JSON, Docker's
 // HEALTHCHECK CMD form), `modelship smoke` against the image's own port.
 // Dagger v0.19 images carry OCI configs, which have no HEALTHCHECK field
@@ -69,26 +66,41 @@ func (m *Modelship) Build(
 	if i := strings.LastIndex(baseDigest, "@"); i >= 0 {
 		baseDigest = baseDigest[i+1:]
 	}
+	contract, err := m.contract(ctx)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := json.Marshal(contract.Argv[len(serving.VLLMProgram)+1:])
+	if err != nil {
+		return nil, err
+	}
 	ctr := base.
-		WithDirectory(modelDir, model).
-		WithFile(binaryPath, m.Binary()).
-		WithEnvVariable("MODEL_PATH", modelDir).
-		WithEnvVariable("MODELSHIP_ENGINE", engine).
-		WithEnvVariable("MODELSHIP_MODEL_DIGEST", digest).
-		WithEnvVariable("PORT", fmt.Sprint(servingPort)).
-		WithExposedPort(servingPort).
-		WithEntrypoint([]string{binaryPath, "serve"}).
+		WithDirectory(serving.ModelDir, model).
+		WithFile(serving.BinaryPath, m.Binary()).
+		WithEnvVariable(serving.EnvModelPath, serving.ModelDir).
+		WithEnvVariable(serving.EnvEngine, engine).
+		WithEnvVariable(serving.EnvModelDigest, digest).
+		WithEnvVariable(serving.EnvPort, fmt.Sprint(serving.Port)).
+		WithEnvVariable(serving.EnvServedName, contract.ServedName)
+	for _, kv := range contract.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		ctr = ctr.WithEnvVariable(k, v)
+	}
+	ctr = ctr.
+		WithExposedPort(serving.Port).
+		WithEntrypoint([]string{serving.BinaryPath, "serve"}).
 		WithDefaultArgs(nil).
 		WithLabel("org.opencontainers.image.title", "modelship serving image").
 		WithLabel("org.opencontainers.image.source", "https://github.com/modelship/modelship").
 		WithLabel("org.opencontainers.image.base.name", baseRef).
 		WithLabel("org.opencontainers.image.base.digest", baseDigest).
-		WithLabel(labelModelDigest, digest).
-		WithLabel(labelEngine, engine).
-		WithLabel(labelBinary, binaryPath).
-		WithLabel(labelHealthcheck, healthcheckJSON)
+		WithLabel(serving.LabelModelDigest, digest).
+		WithLabel(serving.LabelEngine, engine).
+		WithLabel(serving.LabelBinary, serving.BinaryPath).
+		WithLabel(serving.LabelSettings, string(flags)).
+		WithLabel(serving.LabelHealthcheck, healthcheckJSON)
 	if rev != "" {
-		ctr = ctr.WithEnvVariable("MODELSHIP_GIT_SHA", rev).WithLabel(labelRevision, rev)
+		ctr = ctr.WithEnvVariable(serving.EnvGitSHA, rev).WithLabel(serving.LabelRevision, rev)
 	}
 	if created != "" {
 		// The commit time, not the build time: identical inputs give an
@@ -161,11 +173,11 @@ func (m *Modelship) Publish(
 			return "", err
 		}
 	}
-	rev, err := image.Label(ctx, labelRevision)
+	rev, err := image.Label(ctx, serving.LabelRevision)
 	if err != nil {
 		return "", stageError("publish", err)
 	}
-	digest, err := image.Label(ctx, labelModelDigest)
+	digest, err := image.Label(ctx, serving.LabelModelDigest)
 	if err != nil {
 		return "", stageError("publish", err)
 	}
@@ -180,7 +192,7 @@ func (m *Modelship) Publish(
 		tags = append(tags, tag)
 	}
 	if len(tags) == 0 {
-		return "", fmt.Errorf("publish: the image has neither %s nor %s label and no tag was given", labelRevision, labelModelDigest)
+		return "", fmt.Errorf("publish: the image has neither %s nor %s label and no tag was given", serving.LabelRevision, serving.LabelModelDigest)
 	}
 	if username != "" && password != nil {
 		host, _, _ := strings.Cut(registry, "/")
@@ -199,4 +211,35 @@ func (m *Modelship) Publish(
 		return "", fmt.Errorf("publish: registry answered %q, want a reference with a digest", pushed)
 	}
 	return registry + pushed[at:], nil
+}
+
+// servingContract is `modelship config serving --json`: how the config's
+// serving section reaches the engine.
+type servingContract struct {
+	ServedName string           `json:"served_name"`
+	Settings   serving.Settings `json:"settings"`
+	Env        []string         `json:"env"`
+	Argv       []string         `json:"argv"`
+}
+
+// contract reads the serving settings of the constructor's config through
+// the binary (which checks them against vLLM's recorded flags); with no
+// config, the contract's defaults: vLLM's own.
+func (m *Modelship) contract(ctx context.Context) (*servingContract, error) {
+	if m.Config == nil {
+		return &servingContract{ServedName: serving.DefaultServedName,
+			Argv: serving.Settings{}.Argv(serving.ModelDir, []string{serving.DefaultServedName}, "127.0.0.1", serving.EnginePort)}, nil
+	}
+	out, err := m.Tools().
+		WithFile("/in/modelship.yaml", m.Config).
+		WithExec([]string{"modelship", "config", "serving", "/in/modelship.yaml"}).
+		Stdout(ctx)
+	if err != nil {
+		return nil, stageError("build: serving settings of the config", err)
+	}
+	var c servingContract
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		return nil, fmt.Errorf("modelship config serving: %w", err)
+	}
+	return &c, nil
 }

@@ -14,6 +14,8 @@ import (
 	"fmt"
 
 	"dagger/modelship/internal/dagger"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // Modelship is the pipeline. Its settings (images, sources) come from the
@@ -28,6 +30,9 @@ type Modelship struct {
 	BaseImage string
 	// vLLM image that serves checkpoints with engine "vllm".
 	VllmImage string
+	// modelship.yaml whose serving section (engine settings) is baked into
+	// every serving image; nil leaves vLLM's defaults.
+	Config *dagger.File
 	// The repository's git metadata, for the revision and time of a build.
 	Git *dagger.Directory
 }
@@ -44,16 +49,26 @@ func New(
 	// Image the tools containers and the simulator's serving image start from.
 	// +default="debian:bookworm-slim"
 	baseImage string,
-	// vLLM image serving checkpoints with engine "vllm" (pinned).
-	// +default="vllm/vllm-openai:v0.11.0"
+	// vLLM image serving checkpoints with engine "vllm"; default the pinned
+	// release whose flags and startup rules modelship checks settings against.
+	// +optional
 	vllmImage string,
 	// The repository's git metadata, read for the revision of an image.
 	// +defaultPath="/.git"
 	// +ignore=["logs", "hooks", "index", "lfs", "modules", "worktrees"]
 	// +optional
 	git *dagger.Directory,
+	// modelship.yaml: its serving section (max-model-len,
+	// tensor-parallel-size, dtype, engine-args, ...) becomes the engine's
+	// flags in every image this module builds and serves; checked against
+	// vLLM's recorded flags first.
+	// +optional
+	config *dagger.File,
 ) *Modelship {
-	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git}
+	if vllmImage == "" {
+		vllmImage = serving.VLLMImage()
+	}
+	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git, Config: config}
 }
 
 // Binary builds the modelship binary (linux, cgo for NVML) from Source.

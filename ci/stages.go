@@ -9,16 +9,12 @@ import (
 	"time"
 
 	"dagger/modelship/internal/dagger"
+
+	"github.com/modelship/modelship/serving"
 )
 
-const (
-	// modelDir is where a serving image keeps its weights.
-	modelDir = "/models/current"
-	// servingPort is the public port of `modelship serve`.
-	servingPort = 8000
-	// serviceHost is the name the model service is bound as in tools containers.
-	serviceHost = "model"
-)
+// serviceHost is the name the model service is bound as in tools containers.
+const serviceHost = "model"
 
 // Preflight inspects a checkpoint (format, parameters, dtype, content digest)
 // and, when GPUs are requested or their memory is given, checks that vLLM fits
@@ -111,12 +107,21 @@ func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine
 	if err != nil {
 		return nil, err
 	}
-	img = img.WithEnvVariable("MODELSHIP_SERVED_MODEL_NAME", servedModelName)
+	img = img.WithEnvVariable(serving.EnvServedName, servedModelName)
 	if len(engineArgs) > 0 {
-		img = img.WithEnvVariable("MODELSHIP_ENGINE_ARGS", shellWords(engineArgs))
+		img = img.WithEnvVariable(serving.EnvNameOf("engine-args"), serving.JoinWords(engineArgs))
 	}
 	if engine == "vllm" {
 		img = withGPUs(img, gpus)
+	}
+	contract, err := m.contract(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if contract.Settings.NeedsSharedMemory() {
+		// Tensor-parallel workers exchange tensors through /dev/shm: a
+		// memory-backed mount instead of the runtime's small default.
+		img = img.WithMountedTemp("/dev/shm")
 	}
 	return img, nil
 }
@@ -294,7 +299,7 @@ func readyBudget(engine string) time.Duration {
 	return 10 * time.Minute
 }
 
-func endpoint() string { return fmt.Sprintf("http://%s:%d", serviceHost, servingPort) }
+func endpoint() string { return fmt.Sprintf("http://%s:%d", serviceHost, serving.Port) }
 
 // suiteExt keeps a YAML suite's extension so modelship reads it as YAML.
 func suiteExt(ctx context.Context, f *dagger.File) string {
@@ -338,16 +343,4 @@ func stageError(stage string, err error) error {
 		return fmt.Errorf("%s: %s\n%s%s", stage, execErr.Message(), execErr.Stdout, execErr.Stderr)
 	}
 	return fmt.Errorf("%s: %w", stage, err)
-}
-
-// shellWords joins args for modelship's shell-words settings.
-func shellWords(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		q[i] = a
-	}
-	return strings.Join(q, " ")
 }
