@@ -235,7 +235,7 @@ func (m *Modelship) verifyDeployment(ctx context.Context, tg *target, image, end
 		args = append(args, "--env", env)
 	}
 	args = append(args, "--model", model, "--expect-image", image)
-	digest, err := dag.Container().From(image).Label(ctx, labelModelDigest)
+	digest, err := dag.Container().From(image).Label(ctx, serving.LabelModelDigest)
 	if err == nil && digest != "" {
 		args = append(args, "--expect-digest", digest)
 	}
@@ -397,7 +397,7 @@ func (m *Modelship) configDir(config *dagger.Directory) *dagger.Directory {
 }
 
 func (m *Modelship) imageRevision(ctx context.Context, image string) string {
-	rev, err := dag.Container().From(image).Label(ctx, labelRevision)
+	rev, err := dag.Container().From(image).Label(ctx, serving.LabelRevision)
 	if err != nil {
 		return ""
 	}

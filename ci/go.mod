@@ -51,6 +51,6 @@ replace go.opentelemetry.io/otel/sdk/log => go.opentelemetry.io/otel/sdk/log v0.
 
 // The serving contract is the root module's package serving (standard
 // library only): labels, paths, port, pinned images, settings.
-require github.com/modelship/modelship v0.0.0
+require github.com/modelship/modelship/serving v0.0.0
 
-replace github.com/modelship/modelship => ../
+replace github.com/modelship/modelship/serving => ../serving

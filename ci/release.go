@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"dagger/modelship/internal/dagger"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // stage is one step of a release: a name and what it does. Stages run in
@@ -226,7 +228,7 @@ func (m *Modelship) Verify(
 	gpus []string,
 ) (string, error) {
 	img := dag.Container().From(ref)
-	digest, err := img.Label(ctx, labelModelDigest)
+	digest, err := img.Label(ctx, serving.LabelModelDigest)
 	if err != nil {
 		return "", stageError("verify: pull "+ref, err)
 	}

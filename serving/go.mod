@@ -1,0 +1,3 @@
+module github.com/modelship/modelship/serving
+
+go 1.25.0
