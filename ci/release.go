@@ -116,6 +116,11 @@ func (m *Modelship) Release(
 		}
 	}
 	cfg := m.configDir(config)
+	if m.Config == nil {
+		// The images this release builds run the engine with the serving
+		// settings of the config it deploys with.
+		m.Config = cfg.File(configFile)
+	}
 	out := dag.Directory()
 	var (
 		image *dagger.Container

@@ -40,9 +40,9 @@ const (
 	// LabelHealthcheck is the image's health check, Docker's HEALTHCHECK CMD
 	// form as JSON (OCI configs have no HEALTHCHECK field).
 	LabelHealthcheck = "modelship.healthcheck"
-	// LabelSettings is the serving settings baked into the image, as the
-	// engine flags they become (JSON list of strings): what `docker
-	// inspect` shows of how the engine will start.
+	// LabelSettings is the engine's command line after `vllm serve MODEL`
+	// with the settings baked into the image (JSON list of strings): what
+	// `docker inspect` shows of how the engine will start.
 	LabelSettings = "modelship.engine-flags"
 	// LabelRevision is the git commit the image was built from.
 	LabelRevision = "org.opencontainers.image.revision"
