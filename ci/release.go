@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -150,7 +151,7 @@ func (m *Modelship) Release(
 				return "", err
 			}
 			out = out.WithDirectory("benchmark", d)
-			return fmt.Sprintf("gates: >= %s tokens/s, p99 <= %s", minTokensPerSec, maxLatencyP99), nil
+			return benchFigures(ctx, d.File("bench.json"), minTokensPerSec, maxLatencyP99), nil
 		}},
 		{"build", func(ctx context.Context) (string, error) {
 			var err error
@@ -324,4 +325,35 @@ func oneLine(s string) string {
 		s = s[:i] + " …"
 	}
 	return s
+}
+
+// benchFigures is the benchmark's row of the release report: what was
+// measured (output tokens/s, end-to-end p99, TTFT p50/p99, requests that
+// succeeded), beside the gates it passed.
+func benchFigures(ctx context.Context, f *dagger.File, minTokensPerSec, maxLatencyP99 string) string {
+	gates := fmt.Sprintf("gates >= %s tokens/s, p99 <= %s", minTokensPerSec, maxLatencyP99)
+	data, err := f.Contents(ctx)
+	if err != nil {
+		return gates
+	}
+	var rep struct {
+		Summary *struct {
+			Requests           int     `json:"requests"`
+			Succeeded          int     `json:"succeeded"`
+			OutputTokensPerSec float64 `json:"output_tokens_per_s"`
+			TTFT               struct {
+				Median float64 `json:"median"`
+				P99    float64 `json:"p99"`
+			} `json:"ttft"`
+			E2EL struct {
+				P99 float64 `json:"p99"`
+			} `json:"e2el"`
+		} `json:"summary"`
+	}
+	if json.Unmarshal([]byte(data), &rep) != nil || rep.Summary == nil {
+		return gates
+	}
+	sm := rep.Summary
+	return fmt.Sprintf("%.1f tokens/s, p99 %.3fs, TTFT p50 %.0fms p99 %.0fms, %d/%d requests ok (%s)",
+		sm.OutputTokensPerSec, sm.E2EL.P99, sm.TTFT.Median*1000, sm.TTFT.P99*1000, sm.Succeeded, sm.Requests, gates)
 }
