@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving"
 )
 
 // engine returns the dagger CLI to call, skipping the test when no engine
@@ -422,4 +423,43 @@ func TestDemoScript(t *testing.T) {
 		}
 	}
 	t.Logf(".ci/demo: %.1fs\n%s", took.Seconds(), report)
+}
+
+// The serving settings of the config given to the module reach the image
+// it builds: its environment, which `modelship serve` turns into the
+// engine's flags, and the modelship.engine-flags label that shows them.
+// A setting vLLM would refuse stops the build, naming the key.
+func TestBuildBakesServingSettings(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	cfg := filepath.Join(t.TempDir(), "modelship.yaml")
+	if err := os.WriteFile(cfg, []byte("model: {path: "+filepath.Join(dir, "testdata/models/good")+"}\nserving:\n  engine: sim\n"+
+		"  max-model-len: 1024\n  tensor-parallel-size: 2\n  dtype: bfloat16\n  engine-args: [--enforce-eager]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, dir, "--config", cfg, "build", "--model", "testdata/models/good", "--engine", "sim", "label", "--name", serving.LabelSettings)
+	if r.err != nil {
+		t.Fatalf("build --config: %v\n%s", r.err, tail(r.stderr))
+	}
+	var flags []string
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &flags); err != nil {
+		t.Fatalf("label %s = %q: %v", serving.LabelSettings, r.stdout, err)
+	}
+	want := serving.Settings{MaxModelLen: 1024, TensorParallelSize: 2, Dtype: "bfloat16", EngineArgs: []string{"--enforce-eager"}}.
+		Argv(serving.ModelDir, []string{"current"}, "127.0.0.1", serving.EnginePort)[3:]
+	if strings.Join(flags, " ") != strings.Join(want, " ") {
+		t.Errorf("engine flags of the image = %q, want %q", flags, want)
+	}
+	r = call(t, dir, "--config", cfg, "build", "--model", "testdata/models/good", "--engine", "sim", "env-variable", "--name", "TENSOR_PARALLEL_SIZE")
+	if r.err != nil || strings.TrimSpace(r.stdout) != "2" {
+		t.Errorf("TENSOR_PARALLEL_SIZE in the image = %q (%v)", r.stdout, r.err)
+	}
+
+	if err := os.WriteFile(cfg, []byte("model: {path: /m}\nserving:\n  engine-args: [--no-such-flag]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = call(t, dir, "--config", cfg, "build", "--model", "testdata/models/good", "--engine", "sim", "label", "--name", serving.LabelSettings)
+	if r.err == nil || !strings.Contains(r.stderr, "serving.engine-args[0]") || !strings.Contains(r.stderr, "has no flag --no-such-flag") {
+		t.Errorf("build with an unknown vLLM flag: %v, want the key named:\n%s", r.err, tail(r.stderr))
+	}
 }
