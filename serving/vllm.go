@@ -543,7 +543,7 @@ func (r *Rules) CheckModel(s Settings, m ModelFacts) []*StartupError {
 	}
 	if q := s.Quantization; q != "" {
 		if f := r.Flag("--quantization"); f != nil && len(f.Choices) > 0 && !slices.Contains(f.Choices, q) {
-			out = append(out, r.Startup(RuleQuantization, q, "["+strings.Join(f.Choices, ", ")+"]"))
+			out = append(out, r.Startup(RuleQuantization, q, "['"+strings.Join(f.Choices, "', '")+"']"))
 		}
 	}
 	return out

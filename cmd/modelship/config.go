@@ -112,7 +112,7 @@ func checkServingAgainstModel(ctx context.Context, c *config.Config) []error {
 		return []error{c.Errorf("model.path", "%v", err)}
 	}
 	rules := serving.VLLM()
-	keyOf := map[string]string{serving.RuleMaxModelLen: "max-model-len", serving.RuleTensorParallel: "tensor-parallel-size"}
+	keyOf := map[string]string{serving.RuleMaxModelLen: "max-model-len", serving.RuleTensorParallel: "tensor-parallel-size", serving.RuleQuantization: "quantization"}
 	envs := []string{""}
 	for name := range c.Environments {
 		envs = append(envs, name)

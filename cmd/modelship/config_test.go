@@ -55,3 +55,45 @@ func TestConfigCheckErrors(t *testing.T) {
 		t.Errorf("unresolvable secret: exit %d, stderr %q", code, errs)
 	}
 }
+
+// config check applies vLLM's startup rules against the checkpoint, for
+// the file's settings and each environment's, naming the key that gave
+// the value with its line and column; config serving prints the command
+// line the settings become.
+func TestConfigCheckAgainstTheModel(t *testing.T) {
+	model, _ := filepath.Abs("../../testdata/models/good") // 4 attention heads, 2048-token context
+	dir := t.TempDir()
+	file := filepath.Join(dir, "modelship.yaml")
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"tensor parallel not dividing the heads", "serving:\n  tensor-parallel-size: 3\n",
+			[]string{":3:25: serving.tensor-parallel-size: vLLM v0.16.0 would refuse to start: Total number of attention heads (4) must be divisible by tensor parallel size (3)."}},
+		{"max-model-len above the context, in an environment", "environments:\n  production:\n    serving: {max-model-len: 4096}\n",
+			[]string{":4:30: environments.production.serving.max-model-len: vLLM v0.16.0 would refuse to start: User-specified max_model_len (4096) is greater than the derived max_model_len (max_position_embeddings=2048"}},
+		{"unknown quantization", "serving: {quantization: zip}\n", []string{"serving.quantization", "Unknown quantization method: zip."}},
+		{"chat template not in the checkpoint", "serving: {chat-template: missing.jinja}\n", []string{"serving.chat-template: missing.jinja is not in the checkpoint directory"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.WriteFile(file, []byte("model: {path: "+model+"}\n"+tc.yaml), 0o644)
+			code, _, errs := runCLI(t, "config", "check", file)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d: %s", code, exitUsage, errs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+			}
+		})
+	}
+	os.WriteFile(file, []byte("model: {path: "+model+"}\nserving: {tensor-parallel-size: 2, max-model-len: 1024}\nenvironments:\n  production:\n    serving: {max-model-len: 2048}\n"), 0o644)
+	if code, _, errs := runCLI(t, "config", "check", file); code != exitOK {
+		t.Fatalf("valid settings refused: %s", errs)
+	}
+	code, out, errs := runCLI(t, "config", "serving", file, "--env", "production")
+	if code != exitOK || !strings.Contains(out, `"TENSOR_PARALLEL_SIZE=2"`) || !strings.Contains(out, `"MAX_MODEL_LEN=2048"`) {
+		t.Errorf("config serving --env production = %d\n%s%s", code, out, errs)
+	}
+}
