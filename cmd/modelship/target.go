@@ -85,7 +85,7 @@ func kubernetesOptions(env *config.Environment, kube kubeFlags, out io.Writer) k
 	k := env.Kubernetes
 	o := kubernetes.Options{Kubeconfig: firstSet(kube.kubeconfig, k.Kubeconfig), Server: kube.server, Context: k.Context, Namespace: k.Namespace, Name: k.Name,
 		Replicas: k.Replicas, GPUs: k.GPUs, NodeSelector: k.NodeSelector, ServicePort: k.ServicePort,
-		ImagePullPolicy: corev1.PullPolicy(k.ImagePullPolicy), Out: out}
+		ImagePullPolicy: corev1.PullPolicy(k.ImagePullPolicy), RuntimeClassName: k.RuntimeClassName, Out: out}
 	for _, t := range k.Tolerations {
 		tol := corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)}
 		if t.TolerationSeconds != nil {

@@ -175,6 +175,9 @@ type KubernetesTarget struct {
 	ServicePort int          `yaml:"service-port"`
 	// ImagePullPolicy is Always, IfNotPresent (default) or Never.
 	ImagePullPolicy string `yaml:"image-pull-policy"`
+	// RuntimeClassName is the pods' runtimeClassName (e.g. "nvidia" where
+	// the NVIDIA runtime is not the node's default); "" leaves the default.
+	RuntimeClassName string `yaml:"runtime-class-name"`
 }
 
 // Toleration is a Kubernetes pod toleration.

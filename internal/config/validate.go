@@ -355,6 +355,9 @@ func validateKubernetes(bad func(path, format string, args ...any), p string, k 
 			bad(p+".node-selector."+key, "expected a label value (up to 63 letters, digits, -, _ or ., starting and ending alphanumeric), got %q", v)
 		}
 	}
+	if r := k.RuntimeClassName; r != "" && (len(r) > 253 || !dnsSubdomain.MatchString(r)) {
+		bad(p+".runtime-class-name", "expected a RuntimeClass name (lower-case letters, digits, - and ., up to 253), got %q", r)
+	}
 	if !slices.Contains([]string{"Always", "IfNotPresent", "Never"}, k.ImagePullPolicy) {
 		bad(p+".image-pull-policy", "expected \"Always\", \"IfNotPresent\" or \"Never\", got %q", k.ImagePullPolicy)
 	}

@@ -89,6 +89,8 @@ type Options struct {
 	ServicePort int
 	// ImagePullPolicy of the serving container (default IfNotPresent).
 	ImagePullPolicy corev1.PullPolicy
+	// RuntimeClassName of the pods ("" the node's default runtime).
+	RuntimeClassName string
 	// Out receives plain-language notes (the surge choice).
 	Out io.Writer
 	// LockStaleAfter: a lock older than this is taken over (default 6h).

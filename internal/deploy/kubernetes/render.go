@@ -183,6 +183,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 					EnableServiceLinks:            ptr(false),
 					AutomountServiceAccountToken:  ptr(false),
 					Volumes:                       volumes,
+					RuntimeClassName:              runtimeClass(w.RuntimeClassName),
 					ImagePullSecrets:              pullSecrets(w.PullSecret),
 					Containers: []corev1.Container{{
 						Name:            "serve",
@@ -332,4 +333,11 @@ func pullSecrets(name string) []corev1.LocalObjectReference {
 		return nil
 	}
 	return []corev1.LocalObjectReference{{Name: name}}
+}
+
+func runtimeClass(name string) *string {
+	if name == "" {
+		return nil
+	}
+	return &name
 }
