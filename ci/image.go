@@ -213,21 +213,12 @@ func (m *Modelship) Publish(
 	return registry + pushed[at:], nil
 }
 
-// servingContract is `modelship config serving --json`: how the config's
-// serving section reaches the engine.
-type servingContract struct {
-	ServedName string           `json:"served_name"`
-	Settings   serving.Settings `json:"settings"`
-	Env        []string         `json:"env"`
-	Argv       []string         `json:"argv"`
-}
-
 // contract reads the serving settings of the constructor's config through
 // the binary (which checks them against vLLM's recorded flags); with no
 // config, the contract's defaults: vLLM's own.
-func (m *Modelship) contract(ctx context.Context) (*servingContract, error) {
+func (m *Modelship) contract(ctx context.Context) (*serving.Contract, error) {
 	if m.Config == nil {
-		return &servingContract{ServedName: serving.DefaultServedName,
+		return &serving.Contract{ServedName: serving.DefaultServedName,
 			Argv: serving.Settings{}.Argv(serving.ModelDir, []string{serving.DefaultServedName}, "127.0.0.1", serving.EnginePort)}, nil
 	}
 	out, err := m.Tools().
@@ -237,7 +228,7 @@ func (m *Modelship) contract(ctx context.Context) (*servingContract, error) {
 	if err != nil {
 		return nil, stageError("build: serving settings of the config", err)
 	}
-	var c servingContract
+	var c serving.Contract
 	if err := json.Unmarshal([]byte(out), &c); err != nil {
 		return nil, fmt.Errorf("modelship config serving: %w", err)
 	}

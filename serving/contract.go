@@ -87,3 +87,19 @@ const DefaultBaseImage = "debian:bookworm-slim"
 // VLLMImage is the pinned vLLM image, the release whose flags and startup
 // rules vllm.json records.
 func VLLMImage() string { return VLLM().Image }
+
+// Contract is what the serving contract makes of a config's serving
+// section, as `modelship config serving` prints it (JSON) and the Dagger
+// module reads it to build images.
+type Contract struct {
+	Engine     string   `json:"engine"`
+	Image      string   `json:"image"`
+	ServedName string   `json:"served_name"`
+	Settings   Settings `json:"settings"`
+	// Env is the serving container's environment carrying the settings.
+	Env []string `json:"env"`
+	// Argv is the engine's command line in a serving image.
+	Argv []string `json:"argv"`
+	// VLLM is the vLLM version the settings were checked against.
+	VLLM string `json:"vllm"`
+}

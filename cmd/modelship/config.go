@@ -143,22 +143,6 @@ func checkServingAgainstModel(ctx context.Context, c *config.Config) []error {
 	return errs
 }
 
-// ServingContract is what `modelship config serving` prints: how the
-// serving section reaches the engine.
-type ServingContract struct {
-	Engine     string           `json:"engine"`
-	Image      string           `json:"image"`
-	ServedName string           `json:"served_name"`
-	Settings   serving.Settings `json:"settings"`
-	// Env is the serving container's environment carrying the settings.
-	Env []string `json:"env"`
-	// Argv is the engine's command line in a serving image.
-	Argv []string `json:"argv"`
-	// VLLM is the version whose flags and rules the settings were checked
-	// against.
-	VLLM string `json:"vllm"`
-}
-
 func runConfigServing(args []string, s stdio) int {
 	fs := flag.NewFlagSet("config serving", flag.ContinueOnError)
 	fs.SetOutput(s.err)
@@ -186,7 +170,7 @@ func runConfigServing(args []string, s stdio) int {
 		}
 		settings = c.ServingFor(*env)
 	}
-	out := ServingContract{Engine: c.Serving.Engine, Image: c.Serving.Image, ServedName: c.Model.ServedName,
+	out := serving.Contract{Engine: c.Serving.Engine, Image: c.Serving.Image, ServedName: c.Model.ServedName,
 		Settings: settings, Env: settings.Env(), VLLM: serving.VLLM().Version,
 		Argv: settings.Argv(serving.ModelDir, []string{c.Model.ServedName}, "127.0.0.1", serving.EnginePort)}
 	if out.Env == nil {
