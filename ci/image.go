@@ -81,7 +81,8 @@ func (m *Modelship) Build(
 		WithEnvVariable(serving.EnvEngine, engine).
 		WithEnvVariable(serving.EnvModelDigest, digest).
 		WithEnvVariable(serving.EnvPort, fmt.Sprint(serving.Port)).
-		WithEnvVariable(serving.EnvServedName, contract.ServedName)
+		WithEnvVariable(serving.EnvServedName, contract.ServedName).
+		WithEnvVariable(serving.EnvServedAliases, serving.JoinWords(contract.Aliases))
 	for _, kv := range contract.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		ctr = ctr.WithEnvVariable(k, v)

@@ -50,15 +50,17 @@ const (
 
 // Environment variables `modelship serve` reads in a serving container.
 const (
-	EnvModelPath   = "MODEL_PATH"
-	EnvEngine      = "MODELSHIP_ENGINE"
-	EnvServedName  = "MODELSHIP_SERVED_MODEL_NAME"
-	EnvModelDigest = "MODELSHIP_MODEL_DIGEST"
-	EnvPort        = "PORT"
-	EnvGitSHA      = "MODELSHIP_GIT_SHA"
-	EnvImage       = "MODELSHIP_IMAGE"
-	EnvImageDigest = "MODELSHIP_IMAGE_DIGEST"
-	EnvDeployedAt  = "MODELSHIP_DEPLOYED_AT"
+	EnvModelPath  = "MODEL_PATH"
+	EnvEngine     = "MODELSHIP_ENGINE"
+	EnvServedName = "MODELSHIP_SERVED_MODEL_NAME"
+	// EnvServedAliases are further served names (shell words).
+	EnvServedAliases = "MODELSHIP_SERVED_MODEL_ALIASES"
+	EnvModelDigest   = "MODELSHIP_MODEL_DIGEST"
+	EnvPort          = "PORT"
+	EnvGitSHA        = "MODELSHIP_GIT_SHA"
+	EnvImage         = "MODELSHIP_IMAGE"
+	EnvImageDigest   = "MODELSHIP_IMAGE_DIGEST"
+	EnvDeployedAt    = "MODELSHIP_DEPLOYED_AT"
 	// EnvSimArgs are the simulator's own options (latency, faults) as shell
 	// words; vLLM's command line has no room for them.
 	EnvSimArgs = "MODELSHIP_SIM_ARGS"
@@ -95,6 +97,7 @@ type Contract struct {
 	Engine     string   `json:"engine"`
 	Image      string   `json:"image"`
 	ServedName string   `json:"served_name"`
+	Aliases    []string `json:"aliases,omitempty"`
 	Settings   Settings `json:"settings"`
 	// Env is the serving container's environment carrying the settings.
 	Env []string `json:"env"`

@@ -170,9 +170,9 @@ func runConfigServing(args []string, s stdio) int {
 		}
 		settings = c.ServingFor(*env)
 	}
-	out := serving.Contract{Engine: c.Serving.Engine, Image: c.Serving.Image, ServedName: c.Model.ServedName,
+	out := serving.Contract{Engine: c.Serving.Engine, Image: c.Serving.Image, ServedName: c.Model.ServedName, Aliases: c.Model.Aliases,
 		Settings: settings, Env: settings.Env(), VLLM: serving.VLLM().Version,
-		Argv: settings.Argv(serving.ModelDir, []string{c.Model.ServedName}, "127.0.0.1", serving.EnginePort)}
+		Argv: settings.Argv(serving.ModelDir, append([]string{c.Model.ServedName}, c.Model.Aliases...), "127.0.0.1", serving.EnginePort)}
 	if out.Env == nil {
 		out.Env = []string{}
 	}

@@ -88,12 +88,15 @@ func TestConfigCheckAgainstTheModel(t *testing.T) {
 			}
 		})
 	}
-	os.WriteFile(file, []byte("model: {path: "+model+"}\nserving: {tensor-parallel-size: 2, max-model-len: 1024}\nenvironments:\n  production:\n    serving: {max-model-len: 2048}\n"), 0o644)
+	os.WriteFile(file, []byte("model: {path: "+model+", aliases: [llm-v2]}\nserving: {tensor-parallel-size: 2, max-model-len: 1024}\nenvironments:\n  production:\n    serving: {max-model-len: 2048}\n"), 0o644)
 	if code, _, errs := runCLI(t, "config", "check", file); code != exitOK {
 		t.Fatalf("valid settings refused: %s", errs)
 	}
 	code, out, errs := runCLI(t, "config", "serving", file, "--env", "production")
-	if code != exitOK || !strings.Contains(out, `"TENSOR_PARALLEL_SIZE=2"`) || !strings.Contains(out, `"MAX_MODEL_LEN=2048"`) {
+	if code != exitOK || !strings.Contains(out, `"TENSOR_PARALLEL_SIZE=2"`) || !strings.Contains(out, `"MAX_MODEL_LEN=2048"`) ||
+		!strings.Contains(out, `"--served-model-name",
+    "current",
+    "llm-v2",`) {
 		t.Errorf("config serving --env production = %d\n%s%s", code, out, errs)
 	}
 }

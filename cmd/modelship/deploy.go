@@ -86,7 +86,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		return fail(exitUsage, "%v", err)
 	}
 	req := deploy.Request{
-		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, GPUs: env.GPUs,
+		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, ServedAliases: cfg.Model.Aliases, GPUs: env.GPUs,
 		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
 		Strategy:     env.Strategy,

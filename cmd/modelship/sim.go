@@ -31,6 +31,10 @@ func runSim(ctx context.Context, args []string, s stdio) int {
 	host := fs.String("host", "0.0.0.0", "address to listen on; like vLLM the default is every interface (use 127.0.0.1 to stay local)")
 	port := fs.Int("port", 8000, "port to listen on (0 picks a free one; the log line says which)")
 	fs.StringVar(&opt.ServedModelName, "served-model-name", "", "model id clients must send (default: PATH as given, like vLLM)")
+	fs.Func("served-model-alias", "a further `name` the model answers to and /v1/models lists (repeatable; vLLM's --served-model-name NAME ALIAS...)", func(v string) error {
+		opt.Aliases = append(opt.Aliases, v)
+		return nil
+	})
 	fs.IntVar(&opt.MaxModelLen, "max-model-len", 0, "longest prompt + completion in tokens (default: the checkpoint's context length, else 2048)")
 	fs.IntVar(&opt.MaxNumSeqs, "max-num-seqs", sim.DefaultMaxNumSeqs, "requests generated at once; more wait in a queue (vllm:num_requests_waiting)")
 	fs.StringVar(&opt.APIKey, "api-key", "", "require \"Authorization: Bearer KEY\" on /v1/ routes, like vLLM")

@@ -100,6 +100,9 @@ func runVLLM(ctx context.Context, args []string, serveForm bool, getenv func(str
 	simFlags := []string{inv.Model}
 	if v, ok := inv.Values["--served-model-name"]; ok && len(v) > 0 {
 		simFlags = append(simFlags, "--served-model-name", v[0])
+		for _, alias := range v[1:] {
+			simFlags = append(simFlags, "--served-model-alias", alias)
+		}
 	}
 	for _, f := range []string{"--host", "--port", "--api-key"} {
 		if v, ok := inv.Value(f); ok {

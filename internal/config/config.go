@@ -44,6 +44,10 @@ type Model struct {
 	// ServedName is the model id in /v1/models and in requests (vLLM's
 	// --served-model-name). Default "current".
 	ServedName string `yaml:"served-name"`
+	// Aliases are further names the model answers to (vLLM's
+	// --served-model-name NAME ALIAS...), e.g. while clients move to a new
+	// name; readiness and verify use ServedName.
+	Aliases []string `yaml:"aliases"`
 }
 
 // Serving says how the model is served: the engine, its image, and the

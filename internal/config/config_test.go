@@ -81,6 +81,8 @@ func TestErrors(t *testing.T) {
 		{"dtype not among vLLM's choices", "model: {path: /m}\nserving: {dtype: fp4}\n", []string{"m.yaml:2:18:", "serving.dtype", "invalid choice: 'fp4'"}},
 		{"a flag modelship owns", "model: {path: /m}\nserving: {engine-args: [--port, '9000']}\n", []string{"serving.engine-args[0]", "set by modelship"}},
 		{"an environment's override is checked where it is given", "model: {path: /m}\nenvironments:\n  production:\n    serving: {kv-cache-dtype: int3}\n", []string{"m.yaml:4:31:", "environments.production.serving.kv-cache-dtype", "invalid choice: 'int3'"}},
+		{"alias with a space", "model: {path: /m, served-name: current, aliases: [llm v2]}\n", []string{"model.aliases[0]", "expected a name without spaces"}},
+		{"alias repeating the served name", "model: {path: /m, served-name: current, aliases: [current]}\n", []string{"model.aliases[0]", `"current" is already a served name`}},
 		{"runtime class name", "model: {path: /m}\nenvironments:\n  production:\n    target: kubernetes\n    kubernetes: {runtime-class-name: NVIDIA_GPU}\n", []string{"environments.production.kubernetes.runtime-class-name", "expected a RuntimeClass name"}},
 		{"chat template outside the checkpoint", "model: {path: /m}\nserving: {chat-template: ../t.jinja}\n", []string{"serving.chat-template", "inside the checkpoint directory"}},
 		{"missing path", "model: {served-name: x}\n", []string{"m.yaml:1:8:", "model.path: required"}},

@@ -136,6 +136,15 @@ func (c *Config) validate(d *decoder) {
 	if strings.ContainsAny(c.Model.ServedName, " \t\n") {
 		bad("model.served-name", "expected a name without spaces, got %q", c.Model.ServedName)
 	}
+	for i, a := range c.Model.Aliases {
+		p := fmt.Sprintf("model.aliases[%d]", i)
+		switch {
+		case a == "" || strings.ContainsAny(a, " \t\n") || strings.HasPrefix(a, "-"):
+			bad(p, "expected a name without spaces, not starting with -, got %q", a)
+		case a == c.Model.ServedName || slices.Contains(c.Model.Aliases[:i], a):
+			bad(p, "%q is already a served name", a)
+		}
+	}
 	s := c.Serving
 	oneOf("serving.engine", s.Engine, serving.Engines...)
 	c.validateServing(d, bad)

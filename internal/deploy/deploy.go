@@ -54,6 +54,8 @@ type Request struct {
 	// Engine is the serving engine, "vllm" or "sim".
 	Engine     string
 	ServedName string
+	// ServedAliases are further names the model answers to.
+	ServedAliases []string
 	// Model is the checkpoint (for fit and the load budget); may be nil
 	// for sim.
 	Model *checkpoint.Info
@@ -373,7 +375,7 @@ func (r *run) start(ctx context.Context) error {
 	if u := r.res.Plan.GPUMemoryUtilization; u > 0 {
 		settings.GPUMemoryUtilization = u
 	}
-	env := ReleaseEnv(r.rel, req.ServedName, settings)
+	env := ReleaseEnv(r.rel, append([]string{req.ServedName}, req.ServedAliases...), settings)
 	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: serving.Port,
 		LoadBudget: r.res.Budget, SharedMemory: settings.NeedsSharedMemory()})
 	if err != nil {
@@ -402,7 +404,7 @@ func (r *run) start(ctx context.Context) error {
 // (KEY=VALUE): the image, its digest, the git SHA and deploy time for
 // /version, the served name, then planEnv. No MODELSHIP_MODEL_DIGEST: the
 // release hashes its own weights, so /version proves which model it serves.
-func ReleaseEnv(rel *Release, servedName string, settings serving.Settings) []string {
+func ReleaseEnv(rel *Release, served []string, settings serving.Settings) []string {
 	env := []string{
 		serving.EnvImage + "=" + rel.Image, serving.EnvImageDigest + "=" + rel.ImageID,
 		serving.EnvDeployedAt + "=" + rel.DeployedAt.Format(time.RFC3339),
@@ -410,9 +412,14 @@ func ReleaseEnv(rel *Release, servedName string, settings serving.Settings) []st
 	if rel.GitSHA != "" {
 		env = append(env, serving.EnvGitSHA+"="+rel.GitSHA)
 	}
-	if servedName != "" {
-		env = append(env, serving.EnvServedName+"="+servedName)
+	if len(served) > 0 && served[0] != "" {
+		env = append(env, serving.EnvServedName+"="+served[0])
 	}
+	var aliases []string
+	if len(served) > 1 {
+		aliases = served[1:]
+	}
+	env = append(env, serving.EnvServedAliases+"="+serving.JoinWords(aliases))
 	// The environment's settings replace whatever the image baked in; a
 	// setting the environment leaves out is cleared, so the release runs
 	// exactly the settings modelship.yaml gives for it.

@@ -50,6 +50,8 @@ type Config struct {
 	// ServedModelName is the model name clients use and /ready expects in
 	// /v1/models; empty means ModelPath, as vLLM does.
 	ServedModelName string
+	// ServedAliases are further names the engine serves the model under.
+	ServedAliases []string
 	// Settings are the engine settings of the serving contract; each set
 	// one becomes a vLLM flag (serving.Settings.Flags).
 	Settings serving.Settings
@@ -119,6 +121,7 @@ var Env = func() []struct{ Name, Help string } {
 		{serving.EnvEngine, "engine: vllm or sim"},
 		{"MODELSHIP_ENGINE_CMD", "program that replaces `vllm serve`, shell words"},
 		{serving.EnvServedName, "model name served in the API"},
+		{serving.EnvServedAliases, "further names of the model, shell words"},
 	}
 	names := serving.EnvNames()
 	for _, k := range serving.Keys() {
@@ -180,6 +183,7 @@ func LoadEnv(getenv func(string) string) (Config, error) {
 	str(serving.EnvEngine, &c.Engine)
 	words("MODELSHIP_ENGINE_CMD", &c.EngineCommand)
 	str(serving.EnvServedName, &c.ServedModelName)
+	words(serving.EnvServedAliases, &c.ServedAliases)
 	settings, err := serving.FromEnv(getenv)
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -250,7 +254,7 @@ func (c *Config) servedName() string {
 // modelship binary, which runs the simulator when argv[0] is "vllm". It is
 // pure: the same Config always gives the same command.
 func Command(c Config) (program string, argv []string) {
-	argv = c.Settings.Argv(c.ModelPath, []string{c.servedName()}, "127.0.0.1", c.EnginePort)
+	argv = c.Settings.Argv(c.ModelPath, append([]string{c.servedName()}, c.ServedAliases...), "127.0.0.1", c.EnginePort)
 	switch {
 	case len(c.EngineCommand) > 0:
 		argv = append(slices.Clone(c.EngineCommand), argv[len(serving.VLLMProgram):]...)

@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,10 @@ type Options struct {
 	// ServedModelName is the model id clients must send; default the
 	// checkpoint path as given (info.Path), as vLLM does.
 	ServedModelName string
+	// Aliases are further names the model answers to (vLLM's
+	// --served-model-name with several values); /v1/models lists them all,
+	// responses carry ServedModelName.
+	Aliases []string
 	// MaxModelLen caps prompt + completion tokens; default info.MaxContext,
 	// or DefaultMaxModelLen when unknown.
 	MaxModelLen int
@@ -237,14 +242,23 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: []modelCard{{
-		ID: s.name, Object: "model", Created: s.created, OwnedBy: "vllm", Root: s.info.Path,
+	list := modelList{Object: "list"}
+	for _, name := range append([]string{s.name}, s.opt.Aliases...) {
+		list.Data = append(list.Data, s.card(name))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// card is name's entry in /v1/models, as vLLM lists each served name.
+func (s *Server) card(name string) modelCard {
+	return modelCard{
+		ID: name, Object: "model", Created: s.created, OwnedBy: "vllm", Root: s.info.Path,
 		MaxModelLen: s.maxLen,
 		Permission: []modelPermission{{
 			ID: "modelperm-" + randomHex(), Object: "model_permission", Created: s.created,
 			AllowSampling: true, AllowLogprobs: true, AllowView: true, Organization: "*",
 		}},
-	}}})
+	}
 }
 
 // seq is one sequence being generated: a choice of the response.
@@ -272,7 +286,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		writeError(w, http.StatusBadRequest, "BadRequestError", "invalid JSON body: "+err.Error())
 		return
 	}
-	if req.Model != "" && req.Model != s.name {
+	if req.Model != "" && req.Model != s.name && !slices.Contains(s.opt.Aliases, req.Model) {
 		writeError(w, http.StatusNotFound, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", req.Model))
 		return
 	}

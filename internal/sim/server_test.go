@@ -893,3 +893,35 @@ func TestDrainTimeoutAborts(t *testing.T) {
 	}
 	<-done
 }
+
+// Aliases: /v1/models lists every served name, as vLLM does for
+// --served-model-name NAME ALIAS, and a request may name any of them;
+// another name is not found.
+func TestServedAliases(t *testing.T) {
+	s, err := New(testInfo(), testTable(), Options{ServedModelName: "current", Aliases: []string{"llm-v2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	s.MarkReady()
+	_, body := get(t, ts.URL+"/v1/models")
+	var l struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil || len(l.Data) != 2 || l.Data[0].ID != "current" || l.Data[1].ID != "llm-v2" {
+		t.Fatalf("/v1/models = %s", body)
+	}
+	for name, want := range map[string]int{"llm-v2": 200, "current": 200, "other": 404} {
+		resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(`{"model": "`+name+`", "prompt": "hi", "max_tokens": 2}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("model %q: %d, want %d", name, resp.StatusCode, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -47,16 +48,26 @@ func TestSettingsReachTheEngine(t *testing.T) {
 	req := e.request(good.Tag)
 	req.Settings = serving.Settings{MaxModelLen: 1024, GPUMemoryUtilization: 0.8, TensorParallelSize: 2, MaxNumSeqs: 16,
 		Dtype: "bfloat16", KVCacheDtype: "fp8", EnablePrefixCaching: &yes, EngineArgs: []string{"--enforce-eager"}}
+	req.ServedAliases = []string{"llm-v2"}
 	res, err := e.d.Deploy(ctx, req)
 	if err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
-	want := req.Settings.Argv(serving.ModelDir, []string{"current"}, "127.0.0.1", serving.EnginePort)
+	want := req.Settings.Argv(serving.ModelDir, []string{"current", "llm-v2"}, "127.0.0.1", serving.EnginePort)
 	if got := e.version(t).EngineArgv; !reflect.DeepEqual(got, want) {
 		t.Errorf("engine argv in the container =\n %q\nwant the contract's\n %q", got, want)
 	}
 	if hc := releaseHost(t, res.Release.ID); hc.ShmSize != docker.ShmSize || hc.IpcMode != container.IPCModePrivate {
 		t.Errorf("tensor-parallel-size 2: shm %d ipc %q, want %d private", hc.ShmSize, hc.IpcMode, int64(docker.ShmSize))
+	}
+	// The alias is a name clients may use, through the environment's endpoint.
+	resp, err := http.Post(e.url+"/v1/completions", "application/json", strings.NewReader(`{"model": "llm-v2", "prompt": "hi", "max_tokens": 2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a completion for the alias llm-v2: %d", resp.StatusCode)
 	}
 
 	// One setting changed: the next release's engine runs with it, and

@@ -128,7 +128,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 	for _, kv := range w.ContainerEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		// An empty serving setting is kept: it clears what the image baked.
-		if _, setting := serving.EnvNames()[k]; v == "" && !setting {
+		if _, setting := serving.EnvNames()[k]; v == "" && !setting && k != serving.EnvServedAliases {
 			continue
 		}
 		env = append(env, corev1.EnvVar{Name: k, Value: v})
@@ -284,6 +284,8 @@ func ptr[T any](v T) *T { return &v }
 // environment, as a deploy would apply it.
 type Manifest struct {
 	Env, Image, GitSHA, ServedName, ModelDigest string
+	// Aliases are further served names.
+	Aliases []string
 	// ImageID is the image's content digest when known.
 	ImageID string
 	// Strategy: rolling (default) or blue-green.
@@ -318,7 +320,7 @@ func Render(o Options, m Manifest, rand uint16) *Workload {
 		ModelDigest: m.ModelDigest, GitSHA: m.GitSHA, DeployedBy: m.DeployedBy, DeployedAt: m.Now.UTC(),
 		Strategy: m.Strategy, Outcome: deploy.InProgress}
 	return &Workload{Options: o, Env: m.Env, Release: rel, Image: m.Image,
-		ContainerEnv: deploy.ReleaseEnv(rel, m.ServedName, m.Settings), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
+		ContainerEnv: deploy.ReleaseEnv(rel, append([]string{m.ServedName}, m.Aliases...), m.Settings), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
 		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable, SharedMemory: m.Settings.NeedsSharedMemory()}
 }
 
