@@ -243,13 +243,11 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 // replace s's whole list.
 func (s Settings) Override(o Settings) Settings {
 	for _, f := range fields {
+		// get is "" only for an unset setting (enable-prefix-caching false
+		// is "false"), so every value o gives replaces s's.
 		if v := f.get(&o); v != "" {
 			_ = f.set(&s, v)
 		}
-	}
-	if o.EnablePrefixCaching != nil { // false is a value, not unset
-		b := *o.EnablePrefixCaching
-		s.EnablePrefixCaching = &b
 	}
 	return s
 }
