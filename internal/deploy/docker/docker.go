@@ -434,7 +434,7 @@ func binaryOf(img *deploy.ImageInfo) (string, error) {
 	if len(img.Entrypoint) > 0 && strings.Contains(filepath.Base(img.Entrypoint[0]), "modelship") {
 		return img.Entrypoint[0], nil
 	}
-	return "", fmt.Errorf("image %s: cannot find the modelship binary to run the gateway: its entrypoint is %q; expected [/PATH/modelship serve] or a label %s=/PATH/modelship",
+	return "", fmt.Errorf("image %s: cannot find the modelship binary (it runs the gateway and the GPU probe): its entrypoint is %q; expected [/PATH/modelship serve] or a label %s=/PATH/modelship",
 		img.Ref, img.Entrypoint, LabelBinary)
 }
 
