@@ -445,7 +445,8 @@ func TestBuildBakesServingSettings(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &flags); err != nil {
 		t.Fatalf("label %s = %q: %v", serving.LabelSettings, r.stdout, err)
 	}
-	want := serving.Settings{MaxModelLen: 1024, TensorParallelSize: 2, Dtype: "bfloat16", EngineArgs: []string{"--enforce-eager"}}.
+	// gpu-memory-utilization is the config's default, 0.9.
+	want := serving.Settings{MaxModelLen: 1024, GPUMemoryUtilization: 0.9, TensorParallelSize: 2, Dtype: "bfloat16", EngineArgs: []string{"--enforce-eager"}}.
 		Argv(serving.ModelDir, []string{"current"}, "127.0.0.1", serving.EnginePort)[3:]
 	if strings.Join(flags, " ") != strings.Join(want, " ") {
 		t.Errorf("engine flags of the image = %q, want %q", flags, want)
