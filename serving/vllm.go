@@ -251,8 +251,6 @@ type Invocation struct {
 	Values map[string][]string
 	// Bools records a boolean flag's setting: --x true, --no-x false.
 	Bools map[string]bool
-	// Order lists the flags as given, canonical names.
-	Order []string
 }
 
 // Value is the last value given for flag, and whether it was given.
@@ -316,7 +314,6 @@ func (r *Rules) Parse(args []string, serve bool) (*Invocation, error) {
 			}
 			in.Bools[canon] = form != "--no-"+strings.TrimPrefix(f.Name, "--")
 			in.Values[canon] = nil
-			in.Order = append(in.Order, canon)
 			continue
 		}
 		var vals []string
@@ -344,7 +341,6 @@ func (r *Rules) Parse(args []string, serve bool) (*Invocation, error) {
 			}
 		}
 		in.Values[canon] = append(in.Values[canon], vals...)
-		in.Order = append(in.Order, canon)
 	}
 	if model, ok := in.Value("--model"); ok && model != "" && in.Model == "" {
 		in.Model = model

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -85,7 +85,7 @@ func runVLLM(ctx context.Context, args []string, serveForm bool, getenv func(str
 	}
 	refusals := rules.CheckModel(settings, modelFacts(info))
 	if len(refusals) == 0 && gpuMem != "" {
-		if r := kvCacheRefusal(info, settings, gpuMem); r != nil {
+		if r := kvCacheRefusal(info, settings, gpuMem, s.err); r != nil {
 			refusals = append(refusals, r)
 		}
 	}
@@ -132,8 +132,8 @@ func modelFacts(info *checkpoint.Info) serving.ModelFacts {
 // kvCacheRefusal applies vLLM's KV-cache rule on the described GPUs: the
 // memory left after weights and activations at gpu-memory-utilization must
 // hold one sequence of max-model-len.
-func kvCacheRefusal(info *checkpoint.Info, s serving.Settings, gpuMem string) *serving.StartupError {
-	devices, code := chooseDevices("", gpuMem, os.Stderr)
+func kvCacheRefusal(info *checkpoint.Info, s serving.Settings, gpuMem string, stderr io.Writer) *serving.StartupError {
+	devices, code := chooseDevices("", gpuMem, stderr)
 	if code != exitOK || len(devices) == 0 {
 		return nil
 	}
