@@ -43,12 +43,24 @@ func (m *Modelship) Build(
 	// +optional
 	revision string,
 ) (*dagger.Container, error) {
+	ctr, _, err := m.build(ctx, model, engine, revision)
+	return ctr, err
+}
+
+// build is Build, also returning the serving contract the image carries.
+func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, revision string) (*dagger.Container, *serving.Contract, error) {
 	if err := checkEngine(engine); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	// The settings first: a setting vLLM would refuse stops the build
+	// before anything is pulled or built.
+	contract, err := m.contract(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	digest, err := m.Digest(ctx, model)
 	if err != nil {
-		return nil, stageError("build: model digest", err)
+		return nil, nil, stageError("build: model digest", err)
 	}
 	rev, created := m.commit(ctx)
 	if revision != "" {
@@ -61,18 +73,14 @@ func (m *Modelship) Build(
 	base := dag.Container().From(baseRef)
 	baseDigest, err := base.ImageRef(ctx)
 	if err != nil {
-		return nil, stageError("build: base image "+baseRef, err)
+		return nil, nil, stageError("build: base image "+baseRef, err)
 	}
 	if i := strings.LastIndex(baseDigest, "@"); i >= 0 {
 		baseDigest = baseDigest[i+1:]
 	}
-	contract, err := m.contract(ctx)
-	if err != nil {
-		return nil, err
-	}
 	flags, err := json.Marshal(contract.Argv[len(serving.VLLMProgram)+1:])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctr := base.
 		WithDirectory(serving.ModelDir, model).
@@ -108,7 +116,7 @@ func (m *Modelship) Build(
 		// identical image, so a second release is served from cache.
 		ctr = ctr.WithLabel("org.opencontainers.image.created", created)
 	}
-	return ctr, nil
+	return ctr, contract, nil
 }
 
 // commit returns HEAD's commit and commit time (RFC 3339) from Git, or

@@ -103,7 +103,7 @@ func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine
 			return nil, err
 		}
 	}
-	img, err := m.Build(ctx, model, engine, "")
+	img, contract, err := m.build(ctx, model, engine, "")
 	if err != nil {
 		return nil, err
 	}
@@ -113,10 +113,6 @@ func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine
 	}
 	if engine == "vllm" {
 		img = withGPUs(img, gpus)
-	}
-	contract, err := m.contract(ctx)
-	if err != nil {
-		return nil, err
 	}
 	if contract.Settings.NeedsSharedMemory() {
 		// Tensor-parallel workers exchange tensors through /dev/shm: a
