@@ -60,6 +60,7 @@ func TestLoadEnv(t *testing.T) {
 		"MODELSHIP_ENGINE":                "sim",
 		"MODELSHIP_ENGINE_CMD":            "/opt/venv/bin/vllm serve",
 		"MODELSHIP_SERVED_MODEL_NAME":     "llama",
+		"MODELSHIP_SERVED_MODEL_ALIASES":  "llama-3 'llama v3'",
 		"MAX_MODEL_LEN":                   "4096",
 		"GPU_MEMORY_UTILIZATION":          "0.85",
 		"TENSOR_PARALLEL_SIZE":            "4",
@@ -89,6 +90,7 @@ func TestLoadEnv(t *testing.T) {
 	want.Engine = EngineSim
 	want.EngineCommand = []string{"/opt/venv/bin/vllm", "serve"}
 	want.ServedModelName = "llama"
+	want.ServedAliases = []string{"llama-3", "llama v3"}
 	no := false
 	want.Settings = serving.Settings{MaxModelLen: 4096, GPUMemoryUtilization: 0.85, TensorParallelSize: 4, MaxNumSeqs: 64,
 		Dtype: "bfloat16", Quantization: "fp8", KVCacheDtype: "fp8", EnablePrefixCaching: &no, TrustRemoteCode: true,
