@@ -85,14 +85,15 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	settings := cfg.ServingFor(f.env)
 	req := deploy.Request{
 		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, ServedAliases: cfg.Model.Aliases, GPUs: env.GPUs,
 		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
 		Strategy:     env.Strategy,
 		KeepReleases: env.KeepReleases,
-		Settings:     cfg.ServingFor(f.env),
-		Fit:          fit.FromSettings(cfg.ServingFor(f.env)),
+		Settings:     settings,
+		Fit:          fit.FromSettings(settings),
 	}
 	if f.strategy != "" {
 		req.Strategy = f.strategy

@@ -402,8 +402,10 @@ func (r *run) start(ctx context.Context) error {
 
 // ReleaseEnv is the environment a release's serving container gets
 // (KEY=VALUE): the image, its digest, the git SHA and deploy time for
-// /version, the served name, then planEnv. No MODELSHIP_MODEL_DIGEST: the
-// release hashes its own weights, so /version proves which model it serves.
+// /version, the served name and aliases, then every serving setting's
+// variable (empty when unset, clearing what the image baked). No
+// MODELSHIP_MODEL_DIGEST: the release hashes its own weights, so /version
+// proves which model it serves.
 func ReleaseEnv(rel *Release, served []string, settings serving.Settings) []string {
 	env := []string{
 		serving.EnvImage + "=" + rel.Image, serving.EnvImageDigest + "=" + rel.ImageID,
