@@ -66,6 +66,21 @@ const (
 	EnvSimArgs = "MODELSHIP_SIM_ARGS"
 )
 
+// Secrets of a serving container: never baked into an image, never in a
+// label or a report; a deploy sets them (Docker: the container's
+// environment; Kubernetes: a Secret the pod reads through secretKeyRef).
+const (
+	// EnvAPIKey is the key clients must send on /v1/ routes, as
+	// "Authorization: Bearer KEY" (or "api-key: KEY", the header that
+	// passes the Kubernetes API server's service proxy). vLLM reads the same
+	// variable; in a serving image `modelship serve` checks it in front of
+	// the engine, which listens on loopback only and is started without it.
+	EnvAPIKey = "VLLM_API_KEY"
+	// EnvHFToken is the Hugging Face token the engine uses for gated
+	// repositories (a tokenizer or a chat template it fetches).
+	EnvHFToken = "HF_TOKEN"
+)
+
 // Engines.
 const (
 	// EngineVLLM serves on GPUs with vLLM.

@@ -146,6 +146,7 @@ func runBench(ctx context.Context, args []string, s stdio) int {
 		minSamples    = fs.Int("min-samples", gate.DefaultMinSamples, "fewest successful requests for a verdict; fewer is inconclusive (exit 3)")
 		reportDir     = fs.String("report-dir", "", "write bench.json, bench.md, bench.html and results.jsonl here (created if needed)")
 		configFile    = fs.String("config", "", "modelship.yaml to take gates.bench and suites.benchmark-prompts from; flags given override it")
+		envName       = fs.String("env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent")
 		asJSON        = fs.Bool("json", false, "print the JSON report (the --baseline format) instead of the table")
 	)
 	fs.Var(&maxLatency, "max-latency-p99", "gate: maximum p99 end-to-end latency in seconds, e.g. 2.0 (or 1500ms)")
@@ -260,6 +261,17 @@ Flags:
 		if r.target.APIKey == "" {
 			return usageErr("--api-key-env: the environment variable %s is not set", *apiKeyEnv)
 		}
+	}
+	if *envName != "" {
+		if benchCfg == nil || *apiKeyEnv != "" {
+			return usageErr("--env goes with --config (the file that gives the environment's serving.api-key), and not with --api-key-env")
+		}
+		key, err := benchCfg.ServingSecret(*envName, "api-key", nil)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
+			return exitUsage
+		}
+		r.target.APIKey = key
 	}
 	if *maxTokens < 1 {
 		return usageErr("--max-tokens: expected at least 1, got %d", *maxTokens)

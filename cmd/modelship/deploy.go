@@ -14,6 +14,7 @@ import (
 	"github.com/modelship/modelship/internal/fit"
 	"github.com/modelship/modelship/internal/logging"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving"
 	"github.com/modelship/modelship/suite"
 )
 
@@ -86,6 +87,10 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		return fail(exitUsage, "%v", err)
 	}
 	settings := cfg.ServingFor(f.env)
+	secrets, err := cfg.EngineSecrets(f.env, nil)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
 	req := deploy.Request{
 		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, ServedAliases: cfg.Model.Aliases, GPUs: env.GPUs,
 		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
@@ -93,6 +98,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		Strategy:     env.Strategy,
 		KeepReleases: env.KeepReleases,
 		Settings:     settings,
+		Secrets:      secrets,
 		Fit:          fit.FromSettings(settings),
 	}
 	if f.strategy != "" {
@@ -112,7 +118,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 			return fail(exitUsage, "%s: model.path: %v", f.config, err)
 		}
 	}
-	checks := &deploy.Checks{}
+	checks := &deploy.Checks{APIKey: secrets[serving.EnvAPIKey]}
 	if file := firstSet(cfg.Suites.Smoke, cfg.Suites.Validation); file != "" {
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(filepath.Dir(cfg.File), file)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
+	"github.com/modelship/modelship/serving"
 )
 
 func init() {
@@ -78,6 +80,18 @@ Flags:
 	m := kubernetes.Manifest{Env: *envName, Image: *image, GitSHA: *gitSHA, ServedName: cfg.Model.ServedName, Aliases: cfg.Model.Aliases,
 		Strategy: firstSet(*strategy, env.Strategy), ReadyTimeout: firstDuration(*readyTimeout, time.Duration(env.ReadyTimeout)),
 		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(*envName)}
+	if cr := cfg.CredentialsFor(*envName); cr.HFToken.IsSet() {
+		m.SecretEnv = append(m.SecretEnv, serving.EnvHFToken)
+	}
+	if cr := cfg.CredentialsFor(*envName); cr.APIKey.IsSet() {
+		m.SecretEnv = append(m.SecretEnv, serving.EnvAPIKey)
+	}
+	if len(m.SecretEnv) > 0 {
+		// Render prints no secret: the pods read them from a Secret that a
+		// deploy writes, or whoever applies these objects creates.
+		fmt.Fprintf(s.err, "modelship render: the pods read %s from Secret %s (keys of the same names), which `modelship deploy` writes; applying these objects yourself, create it first\n",
+			strings.Join(m.SecretEnv, " and "), kubernetes.ServingSecretName(opts.Name))
+	}
 	if m.Strategy != deploy.Auto && m.Strategy != deploy.Rolling && m.Strategy != deploy.BlueGreen {
 		fmt.Fprintf(s.err, "modelship render: strategy %q: expected rolling or blue-green\n", m.Strategy)
 		return exitUsage

@@ -38,6 +38,26 @@ func TestRenderOffline(t *testing.T) {
 	}
 }
 
+// With serving.api-key, the rendered pods read it from the Secret
+// llm-serving, and nothing rendered holds its value (render resolves no
+// secret at all: the variable is not even set here).
+func TestRenderServingSecrets(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	cfg := writeRenderConfig(t, "  prod:\n    target: kubernetes\n    kubernetes: {name: llm}\n    serving: {api-key: env:UNSET_KEY_VAR}\n")
+	code, out, errs := runCLI(t, "render", "--env", "prod", "--config", cfg, "--image", "registry.example.com/llm:7")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := "- name: VLLM_API_KEY\n          valueFrom:\n            secretKeyRef:\n              key: VLLM_API_KEY\n              name: llm-serving\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("output lacks\n%s\n%s", want, out)
+	}
+	if !strings.Contains(errs, "from Secret llm-serving") {
+		t.Errorf("no note about the Secret: %s", errs)
+	}
+}
+
 func TestRenderErrors(t *testing.T) {
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())

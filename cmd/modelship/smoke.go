@@ -12,6 +12,7 @@ import (
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/smoke"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving"
 )
 
 func init() {
@@ -27,7 +28,7 @@ func runSmoke(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&opt.ExpectDigest, "expect-digest", "", "model `digest` (sha256:...) GET /version must report")
 	fs.StringVar(&opt.ExpectImage, "expect-image", "", "image `reference` GET /version must report")
 	fs.DurationVar(&opt.Timeout, "timeout", smoke.DefaultTimeout, "bound on the whole smoke test")
-	keyEnv := fs.String("api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed)")
+	keyEnv := fs.String("api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed; default: the --env environment's serving.api-key, else $VLLM_API_KEY)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	cfgFile := fs.String("config", "", "modelship.yaml `file` whose notifications: section is told the verify stage's outcome (default: modelship.yaml when there is one)")
 	envName := fs.String("env", "", "`environment` of the config the endpoint belongs to (staging, production): for the events, and the endpoint when --endpoint is not given")
@@ -89,6 +90,20 @@ Flags:
 			fmt.Fprintf(s.err, "modelship smoke: --api-key-env: $%s is empty or not set\n", *keyEnv)
 			return exitUsage
 		}
+	}
+	switch {
+	case opt.APIKey != "":
+	case *envName != "":
+		// The environment's serving.api-key, when its config gives one.
+		key, err := envAPIKey(firstSet(*cfgFile, config.DefaultFile), *envName)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
+			return exitUsage
+		}
+		opt.APIKey = key
+	default:
+		// In a serving container (its health check), the container's key.
+		opt.APIKey = os.Getenv(serving.EnvAPIKey)
 	}
 	gaOut := s.out // GitHub Actions commands stay off a --json stdout
 	if *asJSON {
@@ -156,6 +171,20 @@ func envEndpoint(file, name string, kube kubeFlags, s stdio) (string, func(), er
 		return "", nil, err
 	}
 	return url, closeTarget, nil
+}
+
+// envAPIKey is the API key environment name's endpoint requires
+// (serving.api-key, resolved), "" when the config gives none or there is no
+// config file.
+func envAPIKey(file, name string) (string, error) {
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return "", err
+	}
+	return cfg.ServingSecret(name, "api-key", nil)
 }
 
 func smokeOrDash(s string) string {

@@ -51,6 +51,7 @@ func runValidate(ctx context.Context, args []string, s stdio) int {
 	var threshold fractionFlag
 	fs.Var(&threshold, "pass-threshold", "fraction of cases that must pass, 0.9 or 90% (default: the suite's pass-threshold, else gates.validate.pass-rate of --config, else 100%)")
 	cfgFile := fs.String("config", "", "modelship.yaml `FILE` to take the suite, model and pass rate from")
+	envName := fs.String("env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent (default: $OPENAI_API_KEY)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship validate --endpoint URL --cases FILE [flags]
 
@@ -147,6 +148,15 @@ Flags:
 	opt.Model = *model
 	opt.Concurrency, opt.Timeout, opt.Retries = *concurrency, *timeout, *retries
 	opt.APIKey = os.Getenv("OPENAI_API_KEY")
+	if *envName != "" {
+		if *cfgFile == "" {
+			return usageErr("--env goes with --config (the file that gives the environment's serving.api-key)")
+		}
+		if opt.APIKey, err = cfg.ServingSecret(*envName, "api-key", nil); err != nil {
+			fmt.Fprintf(s.err, "modelship validate: %v\n", err)
+			return exitUsage
+		}
+	}
 	opt.Progress = s.err
 	switch {
 	case threshold.v > 0:

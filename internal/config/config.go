@@ -65,6 +65,27 @@ type Serving struct {
 	// kv-cache-dtype, enable-prefix-caching, trust-remote-code,
 	// chat-template and engine-args.
 	serving.Settings `yaml:",inline"`
+	// Credentials are the engine's secrets: api-key and hf-token.
+	Credentials `yaml:",inline"`
+}
+
+// Credentials are a serving container's secrets, each a Secret reference
+// that a deploy resolves where it runs and hands to the container (Docker:
+// its environment; Kubernetes: a Secret read through secretKeyRef). They
+// are never baked into an image.
+type Credentials struct {
+	// APIKey, when set, is required from clients on the endpoint's /v1/
+	// routes (serving.EnvAPIKey); verify and smoke send it.
+	APIKey Secret `yaml:"api-key"`
+	// HFToken is the Hugging Face token the engine uses for gated
+	// repositories (serving.EnvHFToken).
+	HFToken Secret `yaml:"hf-token"`
+}
+
+// EnvServing is an environment's override of the serving section.
+type EnvServing struct {
+	serving.Settings `yaml:",inline"`
+	Credentials      `yaml:",inline"`
 }
 
 // Suites are the files the gates run.
@@ -144,7 +165,7 @@ type Environment struct {
 	ReadyTimeout Duration `yaml:"ready-timeout"`
 	// Serving overrides the file's serving settings in this environment
 	// (e.g. a larger max-model-len in production); see ServingFor.
-	Serving serving.Settings `yaml:"serving,omitempty"`
+	Serving EnvServing `yaml:"serving,omitempty"`
 	// KeepReleases is how many releases the environment keeps (their
 	// records and, on Docker, their images); older ones are pruned after
 	// each deploy and rollback, never the serving one nor the one a

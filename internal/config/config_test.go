@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,42 @@ func TestRegistryCredentials(t *testing.T) {
 		if _, err := Parse("m.yaml", []byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", yaml, err, want)
 		}
+	}
+}
+
+// TestEngineSecrets: serving.api-key and hf-token are references, resolved
+// into the container variables that carry them; an environment may give
+// its own; a literal is refused where it is written, without repeating it.
+func TestEngineSecrets(t *testing.T) {
+	_, err := Parse("m.yaml", []byte("model: {path: /m}\nserving:\n  api-key: sk-live-0123456789\n"))
+	if err == nil || !strings.Contains(err.Error(), "m.yaml:3:12: serving.api-key") ||
+		!strings.Contains(err.Error(), "env:NAME or file:PATH") || strings.Contains(err.Error(), "0123456789") {
+		t.Errorf("a literal API key: %v", err)
+	}
+	c, err := Parse("m.yaml", []byte("model: {path: /m}\nserving:\n  api-key: env:KEY\n  hf-token: env:HF\nenvironments:\n  production:\n    serving: {api-key: env:PROD_KEY}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KEY": "k-staging", "HF": "hf_x", "PROD_KEY": "k-prod"}
+	getenv := func(k string) string { return env[k] }
+	for name, want := range map[string]map[string]string{
+		"staging":    {"VLLM_API_KEY": "k-staging", "HF_TOKEN": "hf_x"},
+		"production": {"VLLM_API_KEY": "k-prod", "HF_TOKEN": "hf_x"},
+	} {
+		got, err := c.EngineSecrets(name, getenv)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("EngineSecrets(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	if n := len(c.Secrets()); n != 3 {
+		t.Errorf("Secrets() lists %d references, want 3 (so they are masked)", n)
+	}
+	delete(env, "PROD_KEY")
+	if _, err := c.EngineSecrets("production", getenv); err == nil ||
+		!strings.Contains(err.Error(), "m.yaml:7:24: environments.production.serving.api-key: secret env:PROD_KEY: environment variable PROD_KEY is not set") {
+		t.Errorf("an unset key: %v", err)
+	}
+	if got, err := (&Config{}).EngineSecrets("staging", getenv); err != nil || len(got) != 0 {
+		t.Errorf("no secrets configured: %v %v", got, err)
 	}
 }

@@ -266,6 +266,14 @@ func (c *Config) Secrets() map[string]Secret {
 			out[path] = s
 		}
 	}
+	add("serving.api-key", c.Serving.APIKey)
+	add("serving.hf-token", c.Serving.HFToken)
+	for name, e := range c.Environments {
+		if e != nil {
+			add("environments."+name+".serving.api-key", e.Serving.APIKey)
+			add("environments."+name+".serving.hf-token", e.Serving.HFToken)
+		}
+	}
 	add("registry.password", c.Registry.Password)
 	add("registry.docker-config", c.Registry.DockerConfig)
 	if n := c.Notifications; n.Slack != nil {
@@ -438,7 +446,7 @@ func (c *Config) validateServing(d *decoder, bad func(path, format string, args 
 	check("serving.", c.Serving.Settings, func(string) bool { return true })
 	names := make([]string, 0, len(c.Environments))
 	for name, e := range c.Environments {
-		if e != nil && !reflect.ValueOf(e.Serving).IsZero() {
+		if e != nil && !reflect.ValueOf(e.Serving.Settings).IsZero() {
 			names = append(names, name)
 		}
 	}
@@ -454,9 +462,58 @@ func (c *Config) validateServing(d *decoder, bad func(path, format string, args 
 func (c *Config) ServingFor(env string) serving.Settings {
 	s := c.Serving.Settings
 	if e := c.Environments[env]; e != nil {
-		s = s.Override(e.Serving)
+		s = s.Override(e.Serving.Settings)
 	}
 	return s
+}
+
+// CredentialsFor is the serving secrets environment env runs with: the
+// file's, each replaced where the environment's `serving:` gives it.
+func (c *Config) CredentialsFor(env string) Credentials {
+	cr := c.Serving.Credentials
+	if e := c.Environments[env]; e != nil {
+		if e.Serving.APIKey.IsSet() {
+			cr.APIKey = e.Serving.APIKey
+		}
+		if e.Serving.HFToken.IsSet() {
+			cr.HFToken = e.Serving.HFToken
+		}
+	}
+	return cr
+}
+
+// EngineSecrets resolves the serving secrets of environment env into the
+// container variables that carry them (serving.EnvAPIKey,
+// serving.EnvHFToken); unset ones are left out. An error names the key
+// path and the reference, never a value.
+func (c *Config) EngineSecrets(env string, getenv func(string) string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range [][2]string{{"api-key", serving.EnvAPIKey}, {"hf-token", serving.EnvHFToken}} {
+		key, name := kv[0], kv[1]
+		v, err := c.ServingSecret(env, key, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// ServingSecret resolves environment env's serving secret key ("api-key"
+// or "hf-token"); "" when the config gives none.
+func (c *Config) ServingSecret(env, key string, getenv func(string) string) (string, error) {
+	cr := c.CredentialsFor(env)
+	ref := map[string]Secret{"api-key": cr.APIKey, "hf-token": cr.HFToken}[key]
+	if !ref.IsSet() {
+		return "", nil
+	}
+	v, err := ref.Resolve(getenv)
+	if err != nil {
+		return "", c.Errorf(c.ServingKey(env, key), "%v", err)
+	}
+	return v, nil
 }
 
 // ServingKey is the key path a serving setting of environment env was

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/user"
@@ -66,7 +67,11 @@ type Request struct {
 	// Settings are the environment's serving settings (the file's with
 	// the environment's override): the release's engine flags.
 	Settings serving.Settings
-	GPUs     []string // the environment's GPUs; empty: choose
+	// Secrets are the serving container's secrets by variable
+	// (serving.EnvAPIKey, serving.EnvHFToken), resolved. They go to the
+	// target only: never into a record, a label, a log or an error.
+	Secrets map[string]string
+	GPUs    []string // the environment's GPUs; empty: choose
 	// Port and PublishIP are the environment's public endpoint; URL is how
 	// verify reaches it.
 	Port      int
@@ -377,7 +382,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 	env := ReleaseEnv(r.rel, append([]string{req.ServedName}, req.ServedAliases...), settings)
 	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: serving.Port,
-		LoadBudget: r.res.Budget, SharedMemory: settings.NeedsSharedMemory()})
+		LoadBudget: r.res.Budget, SharedMemory: settings.NeedsSharedMemory(), Secrets: req.Secrets})
 	if err != nil {
 		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
 	}
@@ -437,6 +442,16 @@ func ReleaseEnv(rel *Release, served []string, settings serving.Settings) []stri
 	slices.Sort(names)
 	for _, name := range names {
 		env = append(env, name+"="+set[name])
+	}
+	return env
+}
+
+// SecretEnv is secrets as KEY=VALUE, sorted by name: a Docker container's
+// share of Spec.Secrets.
+func SecretEnv(secrets map[string]string) []string {
+	env := make([]string, 0, len(secrets))
+	for _, k := range slices.Sorted(maps.Keys(secrets)) {
+		env = append(env, k+"="+secrets[k])
 	}
 	return env
 }

@@ -72,6 +72,11 @@ type Spec struct {
 	Release *Release
 	// Env is extra environment (KEY=VALUE) for the serving container.
 	Env []string
+	// Secrets are further variables of the serving container that hold
+	// secrets (name → value): Docker sets them in the container's
+	// environment, Kubernetes in a Secret the pod reads. A target never
+	// logs them nor puts them in a record.
+	Secrets map[string]string
 	// GPUs are device UUIDs to attach; empty attaches none.
 	GPUs []string
 	// Port is the container's serving port (8000).

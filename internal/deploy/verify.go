@@ -36,6 +36,8 @@ type Checks struct {
 	// its weights before /version can report a digest.
 	DigestWait time.Duration
 	Timeout    time.Duration
+	// APIKey is sent on /v1/ routes when the endpoint requires one.
+	APIKey string
 }
 
 // Verify runs the checks; the error says which failed and why.
@@ -43,7 +45,7 @@ func (c *Checks) Verify(ctx context.Context, endpoint string, want Expect) error
 	if want.ModelDigest != "" {
 		waitDigest(ctx, endpoint, c.DigestWait)
 	}
-	res, err := smoke.Run(ctx, endpoint, smoke.Options{Model: want.Model, ExpectDigest: want.ModelDigest, ExpectImage: want.Image, Timeout: c.Timeout})
+	res, err := smoke.Run(ctx, endpoint, smoke.Options{Model: want.Model, ExpectDigest: want.ModelDigest, ExpectImage: want.Image, Timeout: c.Timeout, APIKey: c.APIKey})
 	if err != nil {
 		return fmt.Errorf("smoke: %w", err)
 	}
@@ -59,6 +61,7 @@ func (c *Checks) Verify(ctx context.Context, endpoint string, want Expect) error
 	}
 	opt := suite.DefaultOptions(endpoint)
 	opt.Model = want.Model
+	opt.APIKey = c.APIKey
 	rep, err := suite.Run(ctx, c.Suite, opt)
 	if err != nil {
 		return fmt.Errorf("suite %s: %w", c.Suite.File, err)

@@ -57,6 +57,9 @@ type Config struct {
 	Settings serving.Settings
 	// EngineEnv is added to the engine's environment (KEY=VALUE).
 	EngineEnv []string
+	// APIKey, when set, is required on /v1/ routes (serving.EnvAPIKey): the
+	// proxy checks it; the engine, on loopback, never sees it.
+	APIKey string
 
 	// Host and Port are the public address the proxy listens on; Host ""
 	// means every interface. Listener, when set, is used instead.
@@ -132,6 +135,7 @@ var Env = func() []struct{ Name, Help string } {
 		}
 	}
 	return append(env, []struct{ Name, Help string }{
+		{serving.EnvAPIKey, "API key clients must send on /v1/ routes (Bearer, or an api-key header); never passed to the engine"},
 		{serving.EnvSimArgs, "the simulator's own options (latency, faults), shell words; engine sim only"},
 		{serving.EnvPort, "public port"},
 		{"MODELSHIP_ENGINE_PORT", "engine port on 127.0.0.1"},
@@ -189,6 +193,7 @@ func LoadEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, err.Error())
 	}
 	c.Settings = settings
+	c.APIKey = getenv(serving.EnvAPIKey) // as given: a key may have any bytes
 	num(serving.EnvPort, &c.Port, 0, "a TCP port number")
 	num("MODELSHIP_ENGINE_PORT", &c.EnginePort, 0, "a TCP port number")
 	str(serving.EnvModelDigest, &c.ModelDigest)

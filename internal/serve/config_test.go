@@ -73,6 +73,7 @@ func TestLoadEnv(t *testing.T) {
 		"MODELSHIP_TRUST_REMOTE_CODE":     "true",
 		"MODELSHIP_CHAT_TEMPLATE":         "chat.jinja",
 		"MODELSHIP_SIM_ARGS":              "--ttft 5ms",
+		"VLLM_API_KEY":                    "k3y",
 		"PORT":                            "9000",
 		"MODELSHIP_ENGINE_PORT":           "9100",
 		"MODELSHIP_MODEL_DIGEST":          "sha256:aa",
@@ -95,6 +96,7 @@ func TestLoadEnv(t *testing.T) {
 	want.Settings = serving.Settings{MaxModelLen: 4096, GPUMemoryUtilization: 0.85, TensorParallelSize: 4, MaxNumSeqs: 64,
 		Dtype: "bfloat16", Quantization: "fp8", KVCacheDtype: "fp8", EnablePrefixCaching: &no, TrustRemoteCode: true,
 		ChatTemplate: "chat.jinja", EngineArgs: []string{"--enforce-eager", "--override-generation-config", `{"temperature": 0.5}`}}
+	want.APIKey = "k3y"
 	want.Port = 9000
 	want.EnginePort = 9100
 	want.ModelDigest = "sha256:aa"

@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,11 @@ type Proxy struct {
 	ReadyTimeout time.Duration
 	// Logger receives proxy errors; nil means slog.Default().
 	Logger *slog.Logger
+	// APIKey, when set, is required on /v1/ routes, as vLLM's --api-key
+	// does: "Authorization: Bearer KEY", or "api-key: KEY" (the header
+	// OpenAI's Azure clients send, and one the Kubernetes API server's
+	// service proxy lets through: it consumes Authorization itself).
+	APIKey string
 
 	engine *url.URL
 	rp     *httputil.ReverseProxy
@@ -192,6 +198,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, code, st)
 	default:
+		if !p.authorized(r) {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeJSON(w, http.StatusUnauthorized, apiError("missing or wrong API key: send \"Authorization: Bearer KEY\"", "invalid_request_error", http.StatusUnauthorized))
+			return
+		}
+		r.Header.Del("Api-Key") // the engine needs no key on loopback
 		// Full duplex: an engine may start answering (a stream's first
 		// token) before the transport has sent it all of the request body;
 		// otherwise the server discards and closes the unread body when the
@@ -199,6 +211,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		p.rp.ServeHTTP(w, r)
 	}
+}
+
+// authorized reports whether r may pass: any path outside /v1/, or the
+// API key when one is set (compared in constant time).
+func (p *Proxy) authorized(r *http.Request) bool {
+	if p.APIKey == "" || !strings.HasPrefix(r.URL.Path, "/v1/") {
+		return true
+	}
+	got := r.Header.Get("Api-Key")
+	if a := r.Header.Get("Authorization"); got == "" && len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+		got = a[7:]
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(p.APIKey)) == 1
 }
 
 func allowGet(w http.ResponseWriter, r *http.Request) bool {

@@ -381,3 +381,63 @@ func TestDrainHook(t *testing.T) {
 		t.Fatalf("/ready while draining: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestProxyRequiresAPIKey: with a key, /v1/ routes answer 401 without it or
+// with a wrong one, and pass with "Authorization: Bearer KEY" or "api-key:
+// KEY"; /ready, /version and /health stay open, as vLLM's --api-key leaves
+// them. The engine never sees the api-key header.
+func TestProxyRequiresAPIKey(t *testing.T) {
+	var engineSaw atomic.Value
+	eng := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		engineSaw.Store(r.Header.Get("Api-Key"))
+		w.Write([]byte(`{"object":"list","data":[]}`))
+	}))
+	defer eng.Close()
+	p := NewProxy(mustURL(t, eng.URL), VersionInfo{})
+	p.APIKey = "s3cret"
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	cases := []struct {
+		path, header, value string
+		want                int
+	}{
+		{"/v1/models", "", "", http.StatusUnauthorized},
+		{"/v1/models", "Authorization", "Bearer wrong", http.StatusUnauthorized},
+		{"/v1/models", "Authorization", "s3cret", http.StatusUnauthorized}, // not a Bearer
+		{"/v1/models", "Api-Key", "s3cre", http.StatusUnauthorized},
+		{"/v1/models", "Authorization", "Bearer s3cret", http.StatusOK},
+		{"/v1/models", "Authorization", "bearer s3cret", http.StatusOK},
+		{"/v1/models", "Api-Key", "s3cret", http.StatusOK},
+		{"/health", "", "", http.StatusOK},
+		{"/version", "", "", http.StatusOK},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest("GET", srv.URL+c.path, nil)
+		if c.header != "" {
+			req.Header.Set(c.header, c.value)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s with %s %q: %d %s, want %d", c.path, c.header, c.value, resp.StatusCode, body, c.want)
+		}
+		if resp.StatusCode == http.StatusUnauthorized && strings.Contains(string(body), "s3cret") {
+			t.Errorf("the 401 repeats the key: %s", body)
+		}
+	}
+	if v, _ := engineSaw.Load().(string); v != "" {
+		t.Errorf("the engine saw api-key %q", v)
+	}
+}
+
+func TestEngineEnvironHasNoAPIKey(t *testing.T) {
+	got := engineEnviron([]string{"PATH=/bin", "VLLM_API_KEY=k", "HF_TOKEN=t", "VLLM_API_KEY_X=1"})
+	want := []string{"PATH=/bin", "HF_TOKEN=t", "VLLM_API_KEY_X=1"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("engine environment %q, want %q", got, want)
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -122,6 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	engineURL := &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.EnginePort))}
 	proxy := NewProxy(engineURL, info)
 	proxy.Logger = log
+	proxy.APIKey = cfg.APIKey
 	if cfg.ReadyTTL > 0 {
 		proxy.ReadyTTL = cfg.ReadyTTL
 	}
@@ -145,7 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	cmd := exec.Command(program, argv[1:]...)
 	cmd.Args = argv // for sim, argv[0] "vllm" makes modelship the simulator
-	cmd.Env = append(os.Environ(), cfg.EngineEnv...)
+	cmd.Env = append(engineEnviron(os.Environ()), cfg.EngineEnv...)
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	if cmd.Stdout == nil {
 		cmd.Stdout = os.Stdout
@@ -367,4 +370,13 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// engineEnviron is the engine's environment: serve's, without the API key,
+// which serve checks itself (the engine answers serve's readiness checks on
+// loopback without one).
+func engineEnviron(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		return strings.HasPrefix(kv, serving.EnvAPIKey+"=")
+	})
 }

@@ -541,7 +541,7 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 		return nil, fmt.Errorf("image %s: %w", r.Image, err)
 	}
 	_, err = t.cli.ContainerCreate(ctx, &container.Config{
-		Image: r.ImageID, Env: spec.Env, Labels: labels, ExposedPorts: nat.PortSet{port: {}},
+		Image: r.ImageID, Env: append(slices.Clone(spec.Env), deploy.SecretEnv(spec.Secrets)...), Labels: labels, ExposedPorts: nat.PortSet{port: {}},
 		Healthcheck: health,
 	}, hc, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		networkName(r.Env): {Aliases: []string{name}},

@@ -3,6 +3,7 @@ package docker_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -96,5 +97,61 @@ func TestSettingsReachTheEngine(t *testing.T) {
 	}
 	if got := e.version(t).EngineArgv; !slices.Contains(got, "512") {
 		t.Errorf("after the refused deploy the live engine runs %q, want the previous release", got)
+	}
+}
+
+// TestAPIKeyGuardsTheEndpoint: a release given serving.api-key answers /v1/
+// routes only with the key (verify sends it, so the deploy passes); the
+// Hugging Face token reaches the container; neither appears in the deploy's
+// log, its ledger, or the release's labels.
+func TestAPIKeyGuardsTheEndpoint(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	const key, token = "sk-docker-5b7e11", "hf_docker_91c2"
+	e.d.Verifier.(*deploy.Checks).APIKey = key
+	req := e.request(good.Tag)
+	req.Secrets = map[string]string{serving.EnvAPIKey: key, serving.EnvHFToken: token}
+	res, err := e.d.Deploy(context.Background(), req)
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}, {"Bearer " + key, http.StatusOK}} {
+		hreq, _ := http.NewRequest("GET", e.url+"/v1/models", nil)
+		if c.auth != "" {
+			hreq.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /v1/models with %q: %d, want %d", c.auth, resp.StatusCode, c.want)
+		}
+	}
+	cli, _ := testenv.Docker(t)
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", deploy.LabelRelease+"="+res.Release.ID), filters.Arg("label", docker.LabelRole+"=release"))})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("release container: %d, %v", len(list), err)
+	}
+	ins, err := cli.ContainerInspect(context.Background(), list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ins.Config.Env, serving.EnvHFToken+"="+token) {
+		t.Errorf("the container's environment has no %s", serving.EnvHFToken)
+	}
+	for k, v := range ins.Config.Labels {
+		if strings.Contains(v, key) || strings.Contains(v, token) {
+			t.Errorf("label %s holds a secret", k)
+		}
+	}
+	ledger, _ := os.ReadFile(e.ledger)
+	if s := e.log.String() + string(ledger); strings.Contains(s, key) || strings.Contains(s, token) {
+		t.Errorf("a secret is in the deploy log or the ledger")
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -562,6 +563,9 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	if err := t.pullSecret(ctx, w); err != nil {
 		return nil, err
 	}
+	if err := t.servingSecret(ctx, w, spec.Secrets); err != nil {
+		return nil, err
+	}
 	want := w.Deployment()
 	r := spec.Release
 	r.Outcome = deploy.InProgress
@@ -953,6 +957,15 @@ func (t *Target) ServiceURL() (string, error) {
 				pr.Out.URL.Path = prefix + pr.In.URL.Path
 				pr.Out.URL.RawPath = ""
 				pr.Out.Host = api.Host
+				// The API server takes Authorization for itself (and
+				// drops it); the endpoint's API key travels as the
+				// api-key header, which modelship serve also accepts.
+				if a := pr.Out.Header.Get("Authorization"); a != "" {
+					pr.Out.Header.Del("Authorization")
+					if len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+						pr.Out.Header.Set("Api-Key", a[7:])
+					}
+				}
 			},
 			Transport:     rt,
 			FlushInterval: -1,
@@ -1412,6 +1425,42 @@ var (
 	_ deploy.Pruner  = (*Target)(nil)
 )
 
+// servingSecret writes the serving container's secrets (the API key, the
+// Hugging Face token) into the Secret NAME-serving, which the pods read
+// through secretKeyRef, and names them in w. The Secret is replaced as a
+// whole, so a key the config no longer gives is gone; running pods keep
+// the values they started with.
+func (t *Target) servingSecret(ctx context.Context, w *Workload, secrets map[string]string) error {
+	if len(secrets) == 0 {
+		return nil
+	}
+	name := ServingSecretName(t.opt.Name)
+	data := map[string][]byte{}
+	for k, v := range secrets {
+		data[k] = []byte(v)
+	}
+	if err := t.writeSecret(ctx, name, corev1.SecretTypeOpaque, data); err != nil {
+		return t.wrap(err, "writing the serving secret "+name)
+	}
+	w.SecretName, w.SecretEnv = name, slices.Sorted(maps.Keys(secrets))
+	return nil
+}
+
+// writeSecret creates or replaces the Secret name.
+func (t *Target) writeSecret(ctx context.Context, name string, typ corev1.SecretType, data map[string][]byte) error {
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.opt.Namespace,
+			Labels: map[string]string{LabelName: "modelship", LabelInstance: t.opt.Name, LabelManagedBy: "modelship"}},
+		Type: typ, Data: data,
+	}
+	secrets := t.cs.CoreV1().Secrets(t.opt.Namespace)
+	_, err := secrets.Update(ctx, sec, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
+	}
+	return err
+}
+
 // pullSecret creates or updates the image pull secret NAME-registry with
 // the credentials for w's image, when there are some, and names it in w.
 // Only that registry's login goes into the cluster.
@@ -1421,18 +1470,8 @@ func (t *Target) pullSecret(ctx context.Context, w *Workload) error {
 		return nil
 	}
 	name := t.opt.Name + "-registry"
-	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.opt.Namespace,
-			Labels: map[string]string{LabelName: "modelship", LabelInstance: t.opt.Name, LabelManagedBy: "modelship"}},
-		Type: corev1.SecretTypeDockerConfigJson,
-		Data: map[string][]byte{corev1.DockerConfigJsonKey: cred.DockerConfigJSON()},
-	}
-	secrets := t.cs.CoreV1().Secrets(t.opt.Namespace)
-	_, err := secrets.Update(ctx, sec, metav1.UpdateOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
-	}
-	if err != nil {
+	data := map[string][]byte{corev1.DockerConfigJsonKey: cred.DockerConfigJSON()}
+	if err := t.writeSecret(ctx, name, corev1.SecretTypeDockerConfigJson, data); err != nil {
 		return t.wrap(err, "writing the image pull secret "+name+" (registry "+cred.Registry+")")
 	}
 	w.PullSecret = name

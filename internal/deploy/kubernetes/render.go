@@ -71,6 +71,11 @@ type Workload struct {
 	SharedMemory bool
 	// PullSecret names the image pull secret the pods use ("" none).
 	PullSecret string
+	// SecretEnv are the serving container's variables read from the
+	// Secret SecretName (secretKeyRef, the key is the variable's name):
+	// the API key and the Hugging Face token, never written in the pod spec.
+	SecretName string
+	SecretEnv  []string
 }
 
 // DeploymentName is the Deployment a release of strategy runs in: the one
@@ -132,6 +137,10 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 			continue
 		}
 		env = append(env, corev1.EnvVar{Name: k, Value: v})
+	}
+	for _, k := range w.SecretEnv {
+		env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: w.SecretName}, Key: k}}})
 	}
 	res := corev1.ResourceRequirements{}
 	if w.GPUs > 0 {
@@ -299,7 +308,15 @@ type Manifest struct {
 	MaxSurge, MaxUnavailable int
 	// Settings are the environment's serving settings.
 	Settings serving.Settings
+	// SecretEnv names the serving secrets the pods read from the Secret
+	// ServingSecretName (created by a deploy, or by whoever applies the
+	// rendered objects): serving.EnvAPIKey, serving.EnvHFToken.
+	SecretEnv []string
 }
+
+// ServingSecretName is the Secret that holds instance name's serving
+// secrets (the API key, the Hugging Face token).
+func ServingSecretName(name string) string { return name + "-serving" }
 
 // Render builds the Deployment and the Service (selecting it) that a deploy
 // of m applies, with a fresh release id.
@@ -319,9 +336,13 @@ func Render(o Options, m Manifest, rand uint16) *Workload {
 	rel := &deploy.Release{ID: deploy.NewReleaseID(m.Now, rand), Env: m.Env, Image: m.Image, ImageID: m.ImageID,
 		ModelDigest: m.ModelDigest, GitSHA: m.GitSHA, DeployedBy: m.DeployedBy, DeployedAt: m.Now.UTC(),
 		Strategy: m.Strategy, Outcome: deploy.InProgress}
-	return &Workload{Options: o, Env: m.Env, Release: rel, Image: m.Image,
+	w := &Workload{Options: o, Env: m.Env, Release: rel, Image: m.Image,
 		ContainerEnv: deploy.ReleaseEnv(rel, append([]string{m.ServedName}, m.Aliases...), m.Settings), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
 		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable, SharedMemory: m.Settings.NeedsSharedMemory()}
+	if len(m.SecretEnv) > 0 {
+		w.SecretName, w.SecretEnv = ServingSecretName(o.Name), m.SecretEnv
+	}
+	return w
 }
 
 // Objects are the release's Deployment and the Service switched to it.

@@ -2,13 +2,17 @@ package kubernetes_test
 
 import (
 	"context"
+	"maps"
+	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
 	"github.com/modelship/modelship/internal/registryauth"
 	"github.com/modelship/modelship/internal/testenv"
@@ -74,5 +78,62 @@ func TestImagePullSecret(t *testing.T) {
 	}
 	if ps := d.Spec.Template.Spec.ImagePullSecrets; len(ps) != 1 || ps[0].Name != "llm-registry" {
 		t.Errorf("pods' imagePullSecrets = %v", ps)
+	}
+}
+
+// TestServingSecrets: the API key and the Hugging Face token go into the
+// Secret llm-serving, which the pods read through secretKeyRef (the pod
+// spec holds no value); the endpoint then answers /v1/ routes only with the
+// key, also through the API server's service proxy, where verify sends it.
+func TestServingSecrets(t *testing.T) {
+	images(t)
+	e := newEnv(t, 1)
+	const key, token = "sk-k8s-40a9e3", "hf_k8s_77d0"
+	e.d.Verifier.(*deploy.Checks).APIKey = key
+	req := e.request(good, "")
+	req.Secrets = map[string]string{serving.EnvAPIKey: key, serving.EnvHFToken: token}
+	if _, err := e.d.Deploy(context.Background(), req); err != nil {
+		t.Fatalf("deploy (verify sends the key through the API server): %v", err)
+	}
+	ctx := context.Background()
+	sec, err := e.target.Client().CoreV1().Secrets(e.ns).Get(ctx, "llm-serving", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data[serving.EnvAPIKey]) != key || string(sec.Data[serving.EnvHFToken]) != token {
+		t.Errorf("secret llm-serving holds keys %v", slices.Collect(maps.Keys(sec.Data)))
+	}
+	d, err := e.target.Client().AppsV1().Deployments(e.ns).Get(ctx, "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := map[string]bool{}
+	for _, v := range d.Spec.Template.Spec.Containers[0].Env {
+		if v.Value != "" && (strings.Contains(v.Value, key) || strings.Contains(v.Value, token)) {
+			t.Errorf("the pod spec holds a secret's value in %s", v.Name)
+		}
+		if r := v.ValueFrom; r != nil && r.SecretKeyRef != nil && r.SecretKeyRef.Name == "llm-serving" && r.SecretKeyRef.Key == v.Name {
+			refs[v.Name] = true
+		}
+	}
+	if !refs[serving.EnvAPIKey] || !refs[serving.EnvHFToken] {
+		t.Errorf("secretKeyRef env: %v, want %s and %s", refs, serving.EnvAPIKey, serving.EnvHFToken)
+	}
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer " + key, http.StatusOK}} {
+		hreq, _ := http.NewRequest("GET", e.verify+"/v1/models", nil)
+		if c.auth != "" {
+			hreq.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /v1/models through the API server with %q: %d, want %d", c.auth, resp.StatusCode, c.want)
+		}
 	}
 }
