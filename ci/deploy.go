@@ -327,7 +327,7 @@ func (m *Modelship) onTarget(ctx context.Context, stage string, tg *target, imag
 	if tg.docker != nil {
 		return m.onDockerHost(ctx, stage, tg, image, config, args, limit)
 	}
-	return onCluster(ctx, stage, tg, image, config, args, limit)
+	return m.onCluster(ctx, stage, tg, image, config, args, limit)
 }
 
 // kubeconfigPath is where the kubeconfig secret is mounted.
@@ -336,7 +336,7 @@ const kubeconfigPath = "/run/secrets/modelship/kubeconfig"
 // onCluster runs modelship ARGS from image in a Dagger container that
 // reaches the cluster through the kubeconfig secret; stopped (SIGTERM, so
 // a deploy undoes what it started, then SIGKILL 30 s later) past limit.
-func onCluster(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
+func (m *Modelship) onCluster(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, limit time.Duration) (string, error) {
 	// A smoke test of a given endpoint does not go through the cluster.
 	if !slices.Contains(args, "--endpoint") {
 		args = append(args, "--kubeconfig", kubeconfigPath)
@@ -345,7 +345,7 @@ func onCluster(ctx context.Context, stage string, tg *target, image string, conf
 		}
 	}
 	secs := strconv.Itoa(int(limit.Round(time.Second).Seconds()))
-	ctr := dag.Container().From(image).
+	ctr := m.withCIEnv(dag.Container().From(image)).
 		WithDirectory("/tmp/modelship", config).
 		WithWorkdir("/tmp/modelship").
 		WithMountedSecret(kubeconfigPath, tg.kubeconfig)
@@ -499,7 +499,7 @@ func (m *Modelship) onDockerHost(ctx context.Context, stage string, tg *target, 
 		"Entrypoint": entrypoint,
 		"Cmd":        args,
 		"WorkingDir": "/tmp/modelship",
-		"Env":        []string{"DOCKER_HOST=unix:///var/run/docker.sock"},
+		"Env":        append([]string{"DOCKER_HOST=unix:///var/run/docker.sock"}, m.CiEnv...),
 		"Tty":        true,
 		"Labels":     map[string]string{"modelship.role": "runner", "modelship.stage": stage},
 		"HostConfig": map[string]any{

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"dagger/modelship/internal/dagger"
 
@@ -35,6 +36,8 @@ type Modelship struct {
 	Config *dagger.File
 	// The repository's git metadata, for the revision and time of a build.
 	Git *dagger.Directory
+	// CI run variables (NAME=VALUE) set in every stage container.
+	CiEnv []string
 }
 
 // New configures the pipeline.
@@ -64,11 +67,24 @@ func New(
 	// vLLM's recorded flags first.
 	// +optional
 	config *dagger.File,
-) *Modelship {
+	// The CI run's variables, NAME=VALUE, set in every stage container: a
+	// Dagger function cannot read its caller's environment. With
+	// GITHUB_ACTOR, GITHUB_WORKFLOW, GITHUB_RUN_ID, GITHUB_SERVER_URL and
+	// GITHUB_REPOSITORY the releases record who deployed from which run
+	// and the notifications link to it. Also GITHUB_RUN_ATTEMPT,
+	// GITHUB_SHA, GITHUB_REF, GITHUB_JOB, GITHUB_EVENT_NAME; other
+	// variables are refused (GITHUB_TOKEN is a secret: use --secrets).
+	// +optional
+	ciEnv []string,
+) (*Modelship, error) {
 	if vllmImage == "" {
 		vllmImage = serving.VLLMImage()
 	}
-	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git, Config: config}
+	env, err := serving.StageEnv(ciEnv)
+	if err != nil {
+		return nil, err
+	}
+	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git, Config: config, CiEnv: env}, nil
 }
 
 // Binary builds the modelship binary (linux, cgo for NVML) from Source.
@@ -91,9 +107,18 @@ func (m *Modelship) Binary() *dagger.File {
 // Tools is the container every stage runs modelship in: BaseImage with the
 // binary at /usr/local/bin/modelship.
 func (m *Modelship) Tools() *dagger.Container {
-	return dag.Container().From(m.BaseImage).
+	return m.withCIEnv(dag.Container().From(m.BaseImage).
 		WithFile("/usr/local/bin/modelship", m.Binary()).
-		WithWorkdir("/work")
+		WithWorkdir("/work"))
+}
+
+// withCIEnv sets the CI run's variables (--ci-env) in ctr.
+func (m *Modelship) withCIEnv(ctr *dagger.Container) *dagger.Container {
+	for _, kv := range m.CiEnv {
+		name, value, _ := strings.Cut(kv, "=")
+		ctr = ctr.WithEnvVariable(name, value)
+	}
+	return ctr
 }
 
 // Inspect describes a checkpoint (format, parameters, dtype, digest) as

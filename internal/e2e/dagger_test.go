@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -297,12 +298,20 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	t.Cleanup(func() { removeEnvs(t, staging, production) })
 
 	repo := "e2e/" + id
-	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook,
+	// The workflow's --ci-env: the run's identity reaches the deploy
+	// stages' containers, so the events link to the run.
+	ciEnv := []string{"--ci-env", "GITHUB_ACTOR=e2e-bot,GITHUB_WORKFLOW=deploy-model,GITHUB_RUN_ID=4242,GITHUB_SERVER_URL=https://github.example,GITHUB_REPOSITORY=acme/llm"}
+	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, ciEnv,
 		"--docker", sock, "--docker-socket-path", sock, "--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort))
 	v := testenv.GetVersion(t, fmt.Sprintf("http://127.0.0.1:%d", prodPort))
 	if !strings.HasPrefix(v.Image, registry(t)+"/"+repo+"@sha256:") || !strings.HasPrefix(v.Digest, "sha256:") {
 		t.Errorf("production /version = %+v, want the new release's image %s/%s@sha256:... and a model digest", v, registry(t), repo)
 	}
+	hook.mu.Lock()
+	if want := "https://github.example/acme/llm/actions/runs/4242"; !slices.Contains(hook.runs, want) {
+		t.Errorf("events' run links %q, want %s (from --ci-env)", hook.runs, want)
+	}
+	hook.mu.Unlock()
 	t.Logf("release with staging and production deploys: %.1fs", r.took.Seconds())
 }
 
@@ -322,11 +331,12 @@ func stagesOK(t *testing.T, report string, stages ...string) {
 // passed and that the deploys' and the live check's notifications reached
 // hook, signed with the secret given through --secrets. It returns the
 // call (stdout: report.md).
-func releaseDeploys(t *testing.T, dir, repo, cfg, staging, production string, hook *hooks, target ...string) result {
+func releaseDeploys(t *testing.T, dir, repo, cfg, staging, production string, hook *hooks, ctor []string, target ...string) result {
 	t.Helper()
-	args := append([]string{"release", "--model", "testdata/models/good", "--engine", "sim",
-		"--registry", registry(t) + "/" + repo, "--secrets", "env:" + hookSecretEnv,
-		"--config", cfg, "--staging-env", staging, "--production-env", production}, target...)
+	args := append(slices.Clone(ctor), "release")
+	args = append(append(args, "--model", "testdata/models/good", "--engine", "sim",
+		"--registry", registry(t)+"/"+repo, "--secrets", "env:"+hookSecretEnv,
+		"--config", cfg, "--staging-env", staging, "--production-env", production), target...)
 	r := call(t, dir, append(args, "file", "--path", "report.md", "contents")...)
 	if r.err != nil {
 		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))

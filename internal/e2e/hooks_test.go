@@ -27,6 +27,7 @@ type hooks struct {
 	secret string
 	mu     sync.Mutex
 	got    []string // "STAGE.STATUS ENV" of each correctly signed event
+	runs   []string // their run links
 	bad    []string // why an event was refused
 }
 
@@ -59,6 +60,7 @@ func hookServer(t *testing.T, host string) (*hooks, string) {
 			return
 		}
 		h.got = append(h.got, fmt.Sprintf("%s.%s %s", e.Stage, e.Status, e.Environment))
+		h.runs = append(h.runs, e.RunURL)
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })

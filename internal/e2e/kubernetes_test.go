@@ -109,7 +109,7 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 `, staging, ns, production, ns)+notifications)
 
 	repo := "e2e/" + id
-	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, "--kubeconfig", "file:"+kubeconfig, "--kube-server", server)
+	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, nil, "--kubeconfig", "file:"+kubeconfig, "--kube-server", server)
 	if strings.Contains(r.stdout+r.stderr, key) {
 		t.Error("the kubeconfig's client key appears in the output of dagger call")
 	}

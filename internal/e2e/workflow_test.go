@@ -11,11 +11,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// daggerCall is one `dagger call` a workflow step makes: the function and
-// the flags given to it (the chained calls after it are the core API's).
+// daggerCall is one `dagger call` a workflow step makes: the constructor's
+// flags, the function and the flags given to it (the chained calls after
+// it are the core API's).
 type daggerCall struct {
 	where, fn string
 	flags     []string
+	// ctorFlags are the constructor's arguments, given before fn.
+	ctorFlags []string
 }
 
 // workflowCalls lists the dagger calls of the repository's workflows
@@ -52,18 +55,28 @@ func workflowCalls(t *testing.T, root string) []daggerCall {
 					t.Errorf("%s: job %s step %q calls no function", filepath.Base(f), job, st.Name)
 					continue
 				}
-				c := daggerCall{where: filepath.Base(f) + ": job " + job + ", step " + st.Name, fn: words[0]}
-				for i := 1; i < len(words); i++ {
-					w := words[i]
-					if !strings.HasPrefix(w, "--") {
-						break // a chained call (export, file, ...)
+				c := daggerCall{where: filepath.Base(f) + ": job " + job + ", step " + st.Name}
+				// flags reads --flag[=value] words from i on: the
+				// constructor's before the function, the function's after.
+				flags := func(i int) ([]string, int) {
+					var names []string
+					for ; i < len(words) && strings.HasPrefix(words[i], "--"); i++ {
+						name, _, hasValue := strings.Cut(strings.TrimPrefix(words[i], "--"), "=")
+						names = append(names, name)
+						if !hasValue && i+1 < len(words) && !strings.HasPrefix(words[i+1], "--") {
+							i++ // --flag value
+						}
 					}
-					name, _, hasValue := strings.Cut(strings.TrimPrefix(w, "--"), "=")
-					c.flags = append(c.flags, name)
-					if !hasValue && i+1 < len(words) && !strings.HasPrefix(words[i+1], "--") {
-						i++ // --flag value
-					}
+					return names, i
 				}
+				var i int
+				c.ctorFlags, i = flags(0)
+				if i >= len(words) {
+					t.Errorf("%s calls no function", c.where)
+					continue
+				}
+				c.fn = words[i]
+				c.flags, _ = flags(i + 1) // then a chained call (export, file, ...)
 				calls = append(calls, c)
 			}
 		}
@@ -84,6 +97,22 @@ func TestWorkflowCallsMatchTheModule(t *testing.T) {
 	}
 	args := map[string]map[string]bool{}
 	flagLine := regexp.MustCompile(`(?m)^\s+--([a-z0-9-]+)\s`)
+	// The constructor's arguments are listed by `dagger call --help`.
+	r := call(t, dir, "--help")
+	if r.err != nil {
+		t.Fatalf("dagger call --help: %v\n%s", r.err, tail(r.stderr))
+	}
+	ctor := map[string]bool{}
+	for _, m := range flagLine.FindAllStringSubmatch(r.stdout+r.stderr, -1) {
+		ctor[m[1]] = true
+	}
+	for _, c := range calls {
+		for _, f := range c.ctorFlags {
+			if !ctor[f] {
+				t.Errorf("%s: the module's constructor has no argument --%s", c.where, f)
+			}
+		}
+	}
 	for _, c := range calls {
 		known, ok := args[c.fn]
 		if !ok {

@@ -5,11 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/rhysd/actionlint"
 	"gopkg.in/yaml.v3"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // lint runs actionlint (as a library) on files with the repository's
@@ -86,7 +89,8 @@ func TestDeployWorkflowShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wf struct {
-		On struct {
+		Env map[string]string `yaml:"env"`
+		On  struct {
 			Push struct {
 				Branches []string `yaml:"branches"`
 				Paths    []string `yaml:"paths"`
@@ -139,6 +143,11 @@ func TestDeployWorkflowShape(t *testing.T) {
 			if !strings.HasPrefix(s.Uses, "dagger/dagger-for-github@v8.") || s.With["version"] != "0.19.10" || s.With["verb"] != "call" || s.With["args"] == "" {
 				t.Errorf("%s: %s with %v: want dagger/dagger-for-github pinned to a tag, version 0.19.10, verb call", name, s.Uses, s.With)
 			}
+			// The stage containers learn who runs and which run it is
+			// only from the constructor's --ci-env.
+			if !strings.HasPrefix(s.With["args"], `--ci-env="${{ env.CI_ENV }}" `) {
+				t.Errorf("%s: dagger call %q does not pass --ci-env", name, s.With["args"])
+			}
 		}
 		if calls == 0 {
 			t.Errorf("%s makes no dagger call", name)
@@ -149,6 +158,17 @@ func TestDeployWorkflowShape(t *testing.T) {
 			if strings.HasPrefix(s.Uses, "actions/checkout@") && s.With["lfs"] != "true" {
 				t.Errorf("%s: %s without lfs: true", name, s.Uses)
 			}
+		}
+	}
+	// CI_ENV is what the module's constructor accepts, with who and which
+	// run (deployed by, the run's link).
+	ciEnv := regexp.MustCompile(`\$\{\{[^}]*\}\}`).ReplaceAllString(wf.Env["CI_ENV"], "x")
+	if _, err := serving.StageEnv(strings.Split(ciEnv, ",")); err != nil {
+		t.Errorf("env CI_ENV %q: %v", wf.Env["CI_ENV"], err)
+	}
+	for _, v := range []string{"GITHUB_ACTOR=", "GITHUB_WORKFLOW=", "GITHUB_RUN_ID=", "GITHUB_SERVER_URL=", "GITHUB_REPOSITORY="} {
+		if !strings.Contains(ciEnv, v) {
+			t.Errorf("env CI_ENV lacks %s", v)
 		}
 	}
 	// The validate job serves the model on the GPU runner's GPUs: its
