@@ -358,6 +358,9 @@ print_exports() {
 	echo "export K8S_CTR_ADDRESS=$CTR_SOCK"
 	echo "export K8S_CI_BIN=$BIN"
 	echo "export K8S_NODE_SERVER=https://$(node_ip):6443"
+	# containerd's registry hosts directory (certs.d): a test that starts a
+	# registry of its own says there how to reach it (plain http).
+	echo "export K8S_REGISTRY_HOSTS=$STATE/certs.d"
 }
 
 # oci_image BINARY PATH_IN_IMAGE NAME OUT.tar: an OCI image layout of one

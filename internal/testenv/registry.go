@@ -89,3 +89,28 @@ auth:
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// RegistryHostsEnv names the cluster containerd's registry hosts directory
+// (certs.d, printed by .ci/deps/k8s-cluster.sh up).
+const RegistryHostsEnv = "K8S_REGISTRY_HOSTS"
+
+// TrustInCluster tells the cluster's containerd to reach r over plain http
+// (a hosts.toml under K8S_REGISTRY_HOSTS, read at each pull), until the
+// test ends. The credentials are not given: pulls need the pods' image
+// pull secret, as from a user's private registry.
+func (r *PrivateRegistry) TrustInCluster(t testing.TB) {
+	t.Helper()
+	root := os.Getenv(RegistryHostsEnv)
+	if root == "" {
+		Unavailable(t, RegistryHostsEnv+" is not set (the cluster's registry hosts directory); start a cluster with: eval \"$(.ci/deps/k8s-cluster.sh up)\"")
+	}
+	dir := filepath.Join(root, r.Host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := fmt.Sprintf("server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", r.Host, r.Host)
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+}
