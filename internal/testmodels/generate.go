@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -21,7 +22,7 @@ func Generate(out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	for _, d := range Dirs {
+	for _, d := range slices.Concat(Dirs, GGUFDirs) {
 		if err := os.RemoveAll(filepath.Join(out, d)); err != nil {
 			return err
 		}
@@ -49,6 +50,15 @@ func Generate(out string) error {
 	}
 	if err := writeCorrupt(filepath.Join(out, "corrupt")); err != nil {
 		return err
+	}
+	// The lookup-table llama models a real engine runs (llama.go).
+	for dir, b := range map[string][]byte{GGUFGoodDir: GoodGGUF(), GGUFRegressedDir: RegressedGGUF()} {
+		if err := os.MkdirAll(filepath.Join(out, dir), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(out, dir, GGUFModelFile), b, 0o644); err != nil {
+			return err
+		}
 	}
 	return os.WriteFile(filepath.Join(out, GGUFName), GGUF(), 0o644)
 }
