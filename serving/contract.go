@@ -91,7 +91,7 @@ const (
 )
 
 // Engines lists the engines a serving image may run.
-var Engines = []string{EngineVLLM, EngineSim}
+var Engines = []string{EngineVLLM, EngineSim, EngineOllama}
 
 // VLLMProgram is how a serving image starts vLLM: `vllm serve MODEL
 // FLAGS...`. The simulator is started with the same argv (its argv[0] is

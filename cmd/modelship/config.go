@@ -111,6 +111,9 @@ func checkServingAgainstModel(ctx context.Context, c *config.Config) []error {
 	if err != nil {
 		return []error{c.Errorf("model.path", "%v", err)}
 	}
+	if c.Serving.Engine == serving.EngineOllama && info.Format != checkpoint.FormatGGUF {
+		return []error{c.Errorf("model.path", "engine ollama serves a GGUF file; %s is a %s checkpoint (serve it with engine vllm, or convert it to GGUF)", c.ModelPath(), info.Format)}
+	}
 	rules := serving.VLLM()
 	keyOf := map[string]string{serving.RuleMaxModelLen: "max-model-len", serving.RuleTensorParallel: "tensor-parallel-size", serving.RuleQuantization: "quantization"}
 	envs := []string{""}

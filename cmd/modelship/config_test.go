@@ -37,7 +37,7 @@ func TestConfigCheckErrors(t *testing.T) {
 	bad := filepath.Join(dir, "modelship.yaml")
 	os.WriteFile(bad, []byte("model:\n  path: .\nserving:\n  engine: tgi\n"), 0o644)
 	code, _, errs := runCLI(t, "config", "check", bad)
-	if code != exitUsage || !strings.Contains(errs, bad+":4:11: serving.engine: expected \"vllm\" or \"sim\"") {
+	if code != exitUsage || !strings.Contains(errs, bad+":4:11: serving.engine: expected \"vllm\", \"sim\" or \"ollama\"") {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}
 	os.WriteFile(bad, []byte("model:\n  path: nowhere\n"), 0o644)
@@ -74,6 +74,7 @@ func TestConfigCheckAgainstTheModel(t *testing.T) {
 			[]string{":4:30: environments.production.serving.max-model-len: vLLM v0.16.0 would refuse to start: User-specified max_model_len (4096) is greater than the derived max_model_len (max_position_embeddings=2048"}},
 		{"unknown quantization", "serving: {quantization: zip}\n", []string{"serving.quantization", "Unknown quantization method: zip."}},
 		{"chat template not in the checkpoint", "serving: {chat-template: missing.jinja}\n", []string{"serving.chat-template: missing.jinja is not in the checkpoint directory"}},
+		{"engine ollama on a safetensors checkpoint", "serving: {engine: ollama}\n", []string{"model.path: engine ollama serves a GGUF file", "is a safetensors checkpoint"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.WriteFile(file, []byte("model: {path: "+model+"}\n"+tc.yaml), 0o644)
@@ -87,6 +88,11 @@ func TestConfigCheckAgainstTheModel(t *testing.T) {
 				}
 			}
 		})
+	}
+	gguf, _ := filepath.Abs("../../testdata/models/gguf-good")
+	os.WriteFile(file, []byte("model: {path: "+gguf+"}\nserving: {engine: ollama, max-model-len: 1024, max-num-seqs: 2}\n"), 0o644)
+	if code, _, errs := runCLI(t, "config", "check", file); code != exitOK {
+		t.Errorf("engine ollama on a GGUF checkpoint refused: %s", errs)
 	}
 	os.WriteFile(file, []byte("model: {path: "+model+", aliases: [llm-v2]}\nserving: {tensor-parallel-size: 2, max-model-len: 1024}\nenvironments:\n  production:\n    serving: {max-model-len: 2048}\n"), 0o644)
 	if code, _, errs := runCLI(t, "config", "check", file); code != exitOK {

@@ -67,8 +67,8 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	cfg, envErr := serve.LoadEnv(getenv)
 
-	engine := fs.String("engine", cfg.Engine, "engine to run: vllm (`vllm serve`) or sim (the same command line, run by modelship's simulator) [$MODELSHIP_ENGINE]")
-	engineCmd := fs.String("engine-cmd", serving.JoinWords(cfg.EngineCommand), "program that replaces `vllm serve`, shell words, e.g. \"/opt/venv/bin/vllm serve\" [$MODELSHIP_ENGINE_CMD]")
+	engine := fs.String("engine", cfg.Engine, "engine to run: vllm (`vllm serve`), sim (the same command line, run by modelship's simulator) or ollama (`ollama serve`, a GGUF checkpoint) [$MODELSHIP_ENGINE]")
+	engineCmd := fs.String("engine-cmd", serving.JoinWords(cfg.EngineCommand), "program that replaces `vllm serve` (or `ollama serve`), shell words, e.g. \"/opt/venv/bin/vllm serve\" [$MODELSHIP_ENGINE_CMD]")
 	name := fs.String("served-model-name", cfg.ServedModelName, "model name clients use and /ready expects in /v1/models; empty means the model path [$MODELSHIP_SERVED_MODEL_NAME]")
 	fs.StringVar(&cfg.Host, "host", cfg.Host, "public address to listen on; empty means every interface")
 	fs.IntVar(&cfg.Port, "port", cfg.Port, "public port serving the OpenAI API, /version and /ready [$PORT]")

@@ -75,7 +75,7 @@ func TestServeConfigErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{args: []string{"--engine", "tgi"}, want: `engine "tgi": want "vllm" or "sim"`},
+		{args: []string{"--engine", "tgi"}, want: `engine "tgi": want "vllm", "sim" or "ollama"`},
 		{env: map[string]string{"MAX_MODEL_LEN": "4k"}, want: `MAX_MODEL_LEN="4k": expected a whole number of 1 or more`},
 		{env: map[string]string{"MODELSHIP_ENGINE_ARGS": `--x "open`}, want: "MODELSHIP_ENGINE_ARGS=\"--x \\\"open\": unterminated double quote"},
 		{args: []string{"--deployed-at", "now"}, want: `--deployed-at "now": want an RFC 3339 time`},

@@ -54,8 +54,9 @@ type Model struct {
 // engine settings of the serving contract (package serving), each of which
 // becomes a vLLM flag.
 type Serving struct {
-	// Engine is "vllm" (a GPU) or "sim" (the modelship simulator, a CPU),
-	// which takes vLLM's command line and refuses what vLLM refuses.
+	// Engine is "vllm" (a GPU), "sim" (the modelship simulator, a CPU),
+	// which takes vLLM's command line and refuses what vLLM refuses, or
+	// "ollama" (a GGUF checkpoint on CPUs, Ollama's llama.cpp runner).
 	Engine string `yaml:"engine"`
 	// Image is the serving base image for engine vllm; default the pinned
 	// vLLM image whose flags the contract records.

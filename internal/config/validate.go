@@ -442,6 +442,12 @@ func (c *Config) validateServing(d *decoder, bad func(path, format string, args 
 		for _, p := range serving.VLLM().Check(s) {
 			report(p.Key, "%s", p.Msg)
 		}
+		// What the file gives (vLLM's defaults filled in are not given).
+		for _, p := range serving.Unsupported(c.Serving.Engine, s) {
+			if d.given(prefix + p.Key) {
+				report(p.Key, "%s", p.Msg)
+			}
+		}
 	}
 	check("serving.", c.Serving.Settings, func(string) bool { return true })
 	names := make([]string, 0, len(c.Environments))

@@ -29,6 +29,9 @@ import (
 const (
 	EngineVLLM = serving.EngineVLLM // vllm serve MODEL ...
 	EngineSim  = serving.EngineSim  // the same argv, run by modelship's simulator
+	// EngineOllama runs `ollama serve` and makes the GGUF checkpoint an
+	// Ollama model (serving.EngineOllama).
+	EngineOllama = serving.EngineOllama
 )
 
 // Config is everything Run needs. Build it with Default or LoadEnv and
@@ -217,9 +220,9 @@ func LoadEnv(getenv func(string) string) (Config, error) {
 // Validate reports the first setting Run cannot work with.
 func (c *Config) Validate() error {
 	switch c.Engine {
-	case EngineVLLM, EngineSim:
+	case EngineVLLM, EngineSim, EngineOllama:
 	default:
-		return fmt.Errorf("engine %q: want %q or %q", c.Engine, EngineVLLM, EngineSim)
+		return fmt.Errorf("engine %q: want %q, %q or %q", c.Engine, EngineVLLM, EngineSim, EngineOllama)
 	}
 	if c.ModelPath == "" {
 		return fmt.Errorf("model path is empty")
@@ -255,10 +258,20 @@ func (c *Config) servedName() string {
 // Command is the program to execute and the command line (argv[0]
 // first) that starts the engine on 127.0.0.1:c.EnginePort: the serving
 // contract's `vllm serve MODEL --served-model-name NAME --host 127.0.0.1
-// --port P FLAGS...` for both engines. For sim the program is this
-// modelship binary, which runs the simulator when argv[0] is "vllm". It is
+// --port P FLAGS...` for vllm and sim. For sim the program is this
+// modelship binary, which runs the simulator when argv[0] is "vllm". For
+// ollama it is `ollama serve` (EngineCommand replaces it whole), whose
+// address and settings are its environment (serving.OllamaEnv). It is
 // pure: the same Config always gives the same command.
 func Command(c Config) (program string, argv []string) {
+	if c.Engine == EngineOllama {
+		// Its settings are the Modelfile's and the environment's.
+		argv = slices.Clone(serving.OllamaProgram)
+		if len(c.EngineCommand) > 0 {
+			argv = slices.Clone(c.EngineCommand)
+		}
+		return argv[0], argv
+	}
 	argv = c.Settings.Argv(c.ModelPath, append([]string{c.servedName()}, c.ServedAliases...), "127.0.0.1", c.EnginePort)
 	switch {
 	case len(c.EngineCommand) > 0:

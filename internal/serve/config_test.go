@@ -158,7 +158,7 @@ func TestValidate(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		{"unknown engine", func(c *Config) { c.Engine = "tgi" }, `engine "tgi": want "vllm" or "sim"`},
+		{"unknown engine", func(c *Config) { c.Engine = "tgi" }, `engine "tgi": want "vllm", "sim" or "ollama"`},
 		{"sim without self", func(c *Config) { c.Engine = EngineSim }, "engine sim needs the modelship executable"},
 		{"same ports", func(c *Config) { c.EnginePort = 8000 }, "port and engine port are both 8000"},
 		{"port range", func(c *Config) { c.Port = 70000 }, "port 70000: want 0-65535"},

@@ -44,11 +44,16 @@ type VersionInfo struct {
 	GitSHA           string `json:"git_sha"`
 	DeployedAt       string `json:"deployed_at"` // RFC 3339
 	ModelshipVersion string `json:"modelship_version"`
-	Engine           string `json:"engine"`         // "vllm" or "sim"
+	Engine           string `json:"engine"`         // "vllm", "sim" or "ollama"
 	EngineVersion    string `json:"engine_version"` // from the engine's GET /version; "" until ready
 	// EngineArgv is the command line the engine was started with, the
 	// serving contract's `vllm serve MODEL ...` (the same for sim).
 	EngineArgv []string `json:"engine_argv"`
+	// EngineEnv are the engine's settings given as environment (engine
+	// ollama: OLLAMA_NUM_PARALLEL, ...), EngineModelfile the Modelfile
+	// the checkpoint was made an Ollama model with.
+	EngineEnv       []string `json:"engine_env,omitempty"`
+	EngineModelfile string   `json:"engine_modelfile,omitempty"`
 }
 
 // ReadyStatus is the body of GET /ready.
@@ -78,6 +83,13 @@ type Proxy struct {
 	// OpenAI's Azure clients send, and one the Kubernetes API server's
 	// service proxy lets through: it consumes Authorization itself).
 	APIKey string
+	// API is where the engine's health and version are; NewProxy sets
+	// vLLM's (APIFor).
+	API EngineAPI
+	// Prepare, when set, runs once the engine is healthy and before the
+	// first readiness check can pass (engine ollama: create and load the
+	// model); a failure is the readiness reason, retried every 5s.
+	Prepare func(ctx context.Context) error
 
 	engine *url.URL
 	rp     *httputil.ReverseProxy
@@ -88,6 +100,10 @@ type Proxy struct {
 
 	readyMu   sync.Mutex // serializes checks so concurrent probes share one
 	lastReady ReadyStatus
+	// Prepare's outcome, under readyMu.
+	prepared   bool
+	prepareErr error
+	preparedAt time.Time
 
 	draining atomic.Bool // set by DrainPath: answer with Connection: close
 }
@@ -104,7 +120,7 @@ const DrainPath = "/-/drain"
 // NewProxy returns a handler that forwards to the engine at engineURL (e.g.
 // http://127.0.0.1:8001) and reports info on GET /version.
 func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
-	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second}
+	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second, API: APIFor(EngineVLLM)}
 	tr := &http.Transport{
 		Proxy:               nil, // the engine is local; never go through HTTP_PROXY
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -204,6 +220,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Header.Del("Api-Key") // the engine needs no key on loopback
+		if p.API.ModelIDSuffix != "" && r.URL.Path == "/v1/models" && r.Method == http.MethodGet {
+			p.serveModels(w, r)
+			return
+		}
 		// Full duplex: an engine may start answering (a stream's first
 		// token) before the transport has sent it all of the request body;
 		// otherwise the server discards and closes the unread body when the
@@ -294,12 +314,21 @@ func (p *Proxy) Ready(ctx context.Context) ReadyStatus {
 }
 
 func (p *Proxy) check(ctx context.Context, name string) (string, error) {
-	code, body, err := p.call(ctx, http.MethodGet, "/health", nil)
+	code, body, err := p.call(ctx, http.MethodGet, p.API.Health, nil)
 	if err != nil {
-		return "health", fmt.Errorf("engine GET /health: %v", err)
+		return "health", fmt.Errorf("engine GET %s: %v", p.API.Health, err)
 	}
 	if code != http.StatusOK {
-		return "health", fmt.Errorf("engine GET /health returned %d%s", code, snippet(body))
+		return "health", fmt.Errorf("engine GET %s returned %d%s", p.API.Health, code, snippet(body))
+	}
+	if p.Prepare != nil && !p.prepared {
+		if p.prepareErr == nil || time.Since(p.preparedAt) >= 5*time.Second {
+			p.prepareErr, p.preparedAt = p.Prepare(ctx), time.Now()
+			p.prepared = p.prepareErr == nil
+		}
+		if p.prepareErr != nil {
+			return "load", p.prepareErr
+		}
 	}
 
 	code, body, err = p.call(ctx, http.MethodGet, "/v1/models", nil)
@@ -319,7 +348,7 @@ func (p *Proxy) check(ctx context.Context, name string) (string, error) {
 	}
 	var ids []string
 	for _, m := range models.Data {
-		ids = append(ids, m.ID)
+		ids = append(ids, strings.TrimSuffix(m.ID, p.API.ModelIDSuffix))
 	}
 	if !slices.Contains(ids, name) {
 		listed := "none"
@@ -374,26 +403,45 @@ func (p *Proxy) call(ctx context.Context, method, path string, body []byte) (int
 
 // EngineVersion asks the engine's GET /version ({"version": "0.x"}).
 func (p *Proxy) EngineVersion(ctx context.Context) (string, error) {
-	code, body, err := p.call(ctx, http.MethodGet, "/version", nil)
+	code, body, err := p.call(ctx, http.MethodGet, p.API.Version, nil)
 	if err != nil {
-		return "", fmt.Errorf("engine GET /version: %v", err)
+		return "", fmt.Errorf("engine GET %s: %v", p.API.Version, err)
 	}
 	if code != http.StatusOK {
-		return "", fmt.Errorf("engine GET /version returned %d%s", code, snippet(body))
+		return "", fmt.Errorf("engine GET %s returned %d%s", p.API.Version, code, snippet(body))
 	}
 	var v struct {
 		Version string `json:"version"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil || v.Version == "" {
-		return "", fmt.Errorf("engine GET /version: want {\"version\": \"...\"}%s", snippet(body))
+		return "", fmt.Errorf("engine GET %s: want {\"version\": \"...\"}%s", p.API.Version, snippet(body))
 	}
 	return v.Version, nil
 }
 
-// EngineHealth returns the engine's GET /health status code.
+// EngineHealth returns the status code of the engine's health endpoint.
 func (p *Proxy) EngineHealth(ctx context.Context) (int, error) {
-	code, _, err := p.call(ctx, http.MethodGet, "/health", nil)
+	code, _, err := p.call(ctx, http.MethodGet, p.API.Health, nil)
 	return code, err
+}
+
+// serveModels answers GET /v1/models with the engine's list, its ids
+// without the engine's suffix (Ollama's ":latest"): clients see exactly
+// the served names.
+func (p *Proxy) serveModels(w http.ResponseWriter, r *http.Request) {
+	code, body, err := p.call(r.Context(), http.MethodGet, "/v1/models", nil)
+	if err != nil {
+		p.proxyError(w, r, err)
+		return
+	}
+	if code == http.StatusOK {
+		if b, err := rewriteModelIDs(body, p.API.ModelIDSuffix); err == nil {
+			body = b
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(body)
 }
 
 // snippet formats the start of a response body for an error message.

@@ -125,6 +125,21 @@ func Run(ctx context.Context, cfg Config) error {
 	proxy := NewProxy(engineURL, info)
 	proxy.Logger = log
 	proxy.APIKey = cfg.APIKey
+	proxy.API = APIFor(cfg.Engine)
+	env := engineEnviron(os.Environ())
+	if cfg.Engine == EngineOllama {
+		var own []string
+		var mf string
+		var cleanup func()
+		var err error
+		if env, own, mf, cleanup, err = ollamaEngine(cfg, program, env, proxy, log); err != nil {
+			return fmt.Errorf("engine ollama: %w", err)
+		}
+		defer cleanup()
+		proxy.mu.Lock()
+		proxy.info.EngineEnv, proxy.info.EngineModelfile = own, mf
+		proxy.mu.Unlock()
+	}
 	if cfg.ReadyTTL > 0 {
 		proxy.ReadyTTL = cfg.ReadyTTL
 	}
@@ -148,7 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	cmd := exec.Command(program, argv[1:]...)
 	cmd.Args = argv // for sim, argv[0] "vllm" makes modelship the simulator
-	cmd.Env = append(engineEnviron(os.Environ()), cfg.EngineEnv...)
+	cmd.Env = append(env, cfg.EngineEnv...)
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	if cmd.Stdout == nil {
 		cmd.Stdout = os.Stdout

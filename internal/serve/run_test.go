@@ -22,7 +22,7 @@ import (
 
 // harness is one Run with the fake engine.
 type harness struct {
-	t          *testing.T
+	t          testing.TB
 	base       string // the proxy, http://127.0.0.1:P
 	addr       string
 	engineBase string
@@ -32,7 +32,7 @@ type harness struct {
 	logs       *testenv.SyncBuffer
 }
 
-func startRun(t *testing.T, mod func(*Config), env ...string) *harness {
+func startRun(t testing.TB, mod func(*Config), env ...string) *harness {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
