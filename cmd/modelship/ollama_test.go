@@ -18,8 +18,8 @@ import (
 )
 
 // serveOllama runs `modelship serve` (in this process) with engine ollama
-// on the GGUF model directory dir, and returns the proxy's URL and
-// Ollama's own, once ready.
+// on the GGUF model directory dir (under testdata/models, or absolute),
+// and returns the proxy's URL and Ollama's own, once ready.
 func serveOllama(t *testing.T, dir string) (proxy, engine string) {
 	t.Helper()
 	bin := testenv.Ollama(t)
@@ -29,9 +29,12 @@ func serveOllama(t *testing.T, dir string) (proxy, engine string) {
 	}
 	cfg := serve.Default()
 	cfg.Engine, cfg.EngineCommand = serve.EngineOllama, []string{bin, "serve"}
-	cfg.ModelPath, cfg.ServedModelName = filepath.Join(testenv.RepoRoot(), "testdata/models", dir), "current"
+	cfg.ModelPath, cfg.ServedModelName = dir, "current"
+	if !filepath.IsAbs(dir) {
+		cfg.ModelPath = filepath.Join(testenv.RepoRoot(), "testdata/models", dir)
+	}
 	cfg.Listener, cfg.EnginePort = ln, testenv.FreePort(t)
-	cfg.ModelDigest = "sha256:" + dir
+	cfg.ModelDigest = "sha256:" + filepath.Base(dir)
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Stdout, cfg.Stderr = io.Discard, io.Discard
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,4 +92,23 @@ func TestValidateAndBenchOnOllama(t *testing.T) {
 	if code != exitFailed {
 		t.Errorf("validate of the regressed model: exit %d, want %d (failed):\n%s%s", code, exitFailed, out, errs)
 	}
+}
+
+// The slow model (the good model's answers on a network 10 layers deep and
+// 1024 wide, written now: 455 MB) served by Ollama is stopped by the
+// article's gate, --min-tokens-per-sec 50, for real: the verdict names the
+// throughput measured.
+func TestSlowModelStoppedByTheBenchmarkGate(t *testing.T) {
+	testenv.Ollama(t)
+	dir := t.TempDir()
+	if err := testmodels.WriteSlowGGUF(filepath.Join(dir, "model.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	proxy, _ := serveOllama(t, dir)
+	code, out, errs := runCLI(t, "bench", "--endpoint", proxy, "--model", "current", "--prompts", "../../testdata/prompts/benchmark_prompts.jsonl",
+		"--requests", "3", "--min-samples", "3", "--concurrency", "1", "--max-tokens", "48", "--min-tokens-per-sec", "50")
+	if code != exitFailed || !regexp.MustCompile(`output throughput [0-9.]+ tokens/s is below the minimum 50`).MatchString(out) {
+		t.Fatalf("bench of the slow model with --min-tokens-per-sec 50: exit %d, want %d with the measured throughput:\n%s%s", code, exitFailed, out, errs)
+	}
+	t.Logf("%s", regexp.MustCompile(`output throughput [^\n]*`).FindString(out))
 }
