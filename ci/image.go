@@ -18,7 +18,8 @@ import (
 var healthcheckJSON = fmt.Sprintf(`["CMD",%q,"smoke","--endpoint","http://127.0.0.1:%d","--timeout","4s"]`, serving.BinaryPath, serving.Port)
 
 // Build makes the serving image of a checkpoint: the base image (vLLM for
-// engine "vllm", BaseImage for "sim"; the rest is identical), the weights
+// engine "vllm", BaseImage for "sim", BaseImage with the ollama binary of
+// Ollama for "ollama"; the rest is identical), the weights
 // in their own layer at /models/current (below the binary, so a change of
 // serving code reuses the weight layer), `modelship serve` as entrypoint on
 // port 8000, the serving settings of the constructor's config as the
@@ -36,7 +37,8 @@ func (m *Modelship) Build(
 	ctx context.Context,
 	// Checkpoint directory.
 	model *dagger.Directory,
-	// Inference engine the image runs: vllm or sim.
+	// Inference engine the image runs: vllm, sim or ollama (a GGUF
+	// checkpoint).
 	// +default="vllm"
 	engine string,
 	// Git commit the image is built from; default the repository's HEAD.
@@ -81,6 +83,10 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	flags, err := json.Marshal(contract.Argv[len(serving.VLLMProgram)+1:])
 	if err != nil {
 		return nil, nil, err
+	}
+	if engine == serving.EngineOllama {
+		// Below the weights: a new model reuses the engine's layer.
+		base = base.WithFile("/usr/local/bin/ollama", m.Ollama())
 	}
 	ctr := base.
 		WithDirectory(serving.ModelDir, model).

@@ -5,7 +5,9 @@
 // Go container, in a small tools container: preflight, validate, benchmark,
 // build, publish, deploy, verify, rollback, and release for all of them in
 // order. With engine "sim" the same pipeline runs on a CPU against modelship's
-// vLLM simulator; with engine "vllm" the model is served by vLLM on GPUs.
+// vLLM simulator; with engine "vllm" the model is served by vLLM on GPUs;
+// with engine "ollama" a GGUF checkpoint is served by Ollama (llama.cpp) on
+// the CPU, a real engine.
 package main
 
 import (
@@ -102,6 +104,22 @@ func (m *Modelship) Binary() *dagger.File {
 		WithWorkdir("/src").
 		WithExec([]string{"go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "/out/modelship", "./cmd/modelship"}).
 		File("/out/modelship")
+}
+
+// Ollama builds the ollama binary (Ollama v0.12.6, CPU: its llama.cpp
+// runner through cgo) from the Go module proxy in a Go container, with the
+// repository's .ci/deps/ollama-build.sh; the result stays in a cache
+// volume, so only the first call builds (minutes on two cores). Serving
+// images of engine "ollama" run it.
+func (m *Modelship) Ollama() *dagger.File {
+	return dag.Container().From(m.GoImage).
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("modelship-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("modelship-go-build")).
+		WithMountedCache("/var/cache/modelship-ollama", dag.CacheVolume("modelship-ollama-"+serving.OllamaVersion)).
+		WithEnvVariable("OLLAMA_CI_CACHE", "/var/cache/modelship-ollama").
+		WithFile("/src/ollama-build.sh", m.Source.File(".ci/deps/ollama-build.sh")).
+		WithExec([]string{"sh", "-c", `cp "$(bash /src/ollama-build.sh)" /out-ollama`}).
+		File("/out-ollama")
 }
 
 // Tools is the container every stage runs modelship in: BaseImage with the

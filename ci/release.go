@@ -38,7 +38,8 @@ func (m *Modelship) Release(
 	model *dagger.Directory,
 	// Repository to publish to, e.g. ghcr.io/acme/llm.
 	registry string,
-	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// Inference engine: vllm (GPUs), sim (CPU simulator) or ollama (a GGUF
+	// checkpoint on the CPU, a real engine).
 	// +default="vllm"
 	engine string,
 	// GPU UUIDs to serve on; empty means every GPU the engine has.
@@ -226,7 +227,7 @@ func (m *Modelship) Verify(
 	ctx context.Context,
 	// Published image reference (repository@sha256:... or :tag).
 	ref string,
-	// Inference engine the image runs: vllm (GPUs) or sim.
+	// Inference engine the image runs: vllm (GPUs), sim or ollama.
 	// +default="vllm"
 	engine string,
 	// GPU UUIDs to serve on; empty means every GPU the engine has.

@@ -72,7 +72,8 @@ func (m *Modelship) Serve(
 	ctx context.Context,
 	// Checkpoint directory.
 	model *dagger.Directory,
-	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// Inference engine: vllm (GPUs), sim (CPU simulator) or ollama (a GGUF
+	// checkpoint on the CPU, a real engine).
 	// +default="vllm"
 	engine string,
 	// GPU UUIDs to give vLLM; empty means every GPU the engine has.
@@ -133,7 +134,8 @@ func (m *Modelship) Validate(
 	// Suite: the article's validation_cases.json or a YAML suite; default the bundled one.
 	// +optional
 	cases *dagger.File,
-	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// Inference engine: vllm (GPUs), sim (CPU simulator) or ollama (a GGUF
+	// checkpoint on the CPU, a real engine).
 	// +default="vllm"
 	engine string,
 	// GPU UUIDs to give vLLM; empty means every GPU the engine has.
@@ -174,7 +176,8 @@ func (m *Modelship) Benchmark(
 	// Prompts: JSON lines of {"prompt": ...} or {"messages": [...]}; default the bundled ones.
 	// +optional
 	prompts *dagger.File,
-	// Inference engine: vllm (GPUs) or sim (CPU simulator).
+	// Inference engine: vllm (GPUs), sim (CPU simulator) or ollama (a GGUF
+	// checkpoint on the CPU, a real engine).
 	// +default="vllm"
 	engine string,
 	// GPU UUIDs to give vLLM; empty means every GPU the engine has.
@@ -313,10 +316,10 @@ func suiteExt(ctx context.Context, f *dagger.File) string {
 
 func checkEngine(engine string) error {
 	switch engine {
-	case "vllm", "sim":
+	case serving.EngineVLLM, serving.EngineSim, serving.EngineOllama:
 		return nil
 	}
-	return fmt.Errorf("engine %q: want vllm or sim", engine)
+	return fmt.Errorf("engine %q: want vllm, sim or ollama", engine)
 }
 
 // withGPUs gives ctr the GPUs listed, or all of the engine's (module gpu).

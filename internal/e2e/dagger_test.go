@@ -217,6 +217,41 @@ func TestReleaseRegressedModelStopsAtValidate(t *testing.T) {
 	}
 }
 
+// A real engine in the pipeline: `dagger call release --engine ollama` of
+// the generated GGUF models. The good one passes every stage served by
+// Ollama (built in the module from the Go module proxy), and the report
+// shows what the benchmark measured; the regressed one stops at validate
+// with nothing published.
+func TestReleaseOnOllama(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	repo := fmt.Sprintf("e2e/ollama-%d", time.Now().UnixNano())
+	good := call(t, dir, "release", "--model", "testdata/models/gguf-good", "--engine", "ollama",
+		"--registry", registry(t)+"/"+repo, "file", "--path", "report.md", "contents")
+	if good.err != nil {
+		t.Fatalf("release of the good GGUF on ollama: %v\n%s", good.err, tail(good.stderr))
+	}
+	stagesOK(t, good.stdout, "preflight", "validate", "benchmark", "build", "publish", "verify")
+	if !regexp.MustCompile(`\| benchmark \| ok \| [0-9.]+ tokens/s, p99 `).MatchString(good.stdout) {
+		t.Errorf("the report shows no measured throughput:\n%s", good.stdout)
+	}
+	t.Logf("release on ollama: %.1fs\n%s", good.took.Seconds(), good.stdout)
+
+	regressed := call(t, dir, "release", "--model", "testdata/models/gguf-regressed", "--engine", "ollama",
+		"--registry", registry(t)+"/"+repo+"-regressed", "file", "--path", "report.md", "contents")
+	if regressed.err == nil {
+		t.Fatalf("release of the regressed GGUF succeeded:\n%s", regressed.stdout)
+	}
+	for _, want := range []string{"release stopped at validate", "| validate | **failed**", "| publish | not run"} {
+		if !strings.Contains(regressed.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, tail(regressed.stderr))
+		}
+	}
+	if got := tags(t, repo+"-regressed"); got != nil {
+		t.Errorf("the regressed model was published: tags %v", got)
+	}
+}
+
 // Without GPU support in the engine a GPU stage fails early with the
 // engine's message and a hint, before any model is served.
 func TestGPUStageWithoutEngineSupport(t *testing.T) {
