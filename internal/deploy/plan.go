@@ -40,7 +40,7 @@ func DetectGPUs(context.Context) ([]gpu.Device, error) {
 
 // Placement is the input of Plan.
 type Placement struct {
-	// Engine is "sim" (no GPU) or "vllm".
+	// Engine is "sim" or "ollama" (no GPU: CPU-only builds), or "vllm".
 	Engine string
 	// Strategy asked for: auto, recreate or blue-green.
 	Strategy string
@@ -81,11 +81,11 @@ func MakePlan(ctx context.Context, p Placement, gpus GPUSource) (*Plan, error) {
 	if !slices.Contains([]string{Auto, Recreate, BlueGreen}, strategy) {
 		return nil, fmt.Errorf("strategy %q: expected auto, recreate or blue-green", strategy)
 	}
-	if p.Engine == "sim" {
+	if p.Engine == "sim" || p.Engine == "ollama" {
 		if strategy == Auto {
 			strategy = BlueGreen
 		}
-		return &Plan{Strategy: strategy, Why: "engine sim uses no GPU, so two copies always fit"}, nil
+		return &Plan{Strategy: strategy, Why: "engine " + p.Engine + " uses no GPU, so two copies always fit"}, nil
 	}
 	if p.Model == nil {
 		return nil, errors.New("engine vllm needs the checkpoint (model.path in modelship.yaml) to size GPU memory")

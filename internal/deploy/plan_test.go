@@ -71,6 +71,9 @@ func TestPlan(t *testing.T) {
 	}{
 		{"sim auto is blue-green", Placement{Engine: "sim"}, nil, BlueGreen, ""},
 		{"sim recreate when asked", Placement{Engine: "sim", Strategy: Recreate}, nil, Recreate, ""},
+		{"ollama (CPU) auto is blue-green without asking for GPUs", Placement{Engine: "ollama"}, func(context.Context) ([]gpu.Device, error) {
+			return nil, errors.New("no GPU here")
+		}, BlueGreen, ""},
 		{"two copies fit", Placement{Engine: "vllm", Model: Llama3_8B(), Fit: small}, MockGPUs(), BlueGreen, ""},
 		{"two copies do not fit: auto recreates", Placement{Engine: "vllm", Model: Llama3_8B(), Fit: full}, MockGPUs(), Recreate, ""},
 		{"blue-green asked but two copies do not fit", Placement{Engine: "vllm", Strategy: BlueGreen, Model: Llama3_8B(), Fit: full}, MockGPUs(), "", "blue-green needs two copies side by side"},
