@@ -29,6 +29,7 @@ type harness struct {
 	events     string // the fake engine's event log
 	sigs       chan os.Signal
 	done       chan error
+	ended      chan struct{} // closed when Run has returned
 	logs       *testenv.SyncBuffer
 }
 
@@ -50,6 +51,7 @@ func startRun(t testing.TB, mod func(*Config), env ...string) *harness {
 		events:     filepath.Join(t.TempDir(), "events"),
 		sigs:       make(chan os.Signal, 4),
 		done:       make(chan error, 1),
+		ended:      make(chan struct{}),
 		logs:       &testenv.SyncBuffer{},
 	}
 	cfg := Default()
@@ -67,7 +69,23 @@ func startRun(t testing.TB, mod func(*Config), env ...string) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	go func() { h.done <- Run(context.Background(), cfg) }()
+	go func() {
+		h.done <- Run(context.Background(), cfg)
+		close(h.ended)
+	}()
+	// A test that did not stop it: stop the engine too, so no engine
+	// process outlives the test.
+	t.Cleanup(func() {
+		select {
+		case h.sigs <- syscall.SIGTERM:
+		default:
+		}
+		select {
+		case <-h.ended:
+		case <-time.After(time.Minute):
+			t.Errorf("Run did not return after SIGTERM")
+		}
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("modelship logs:\n%s", h.logs.String())
