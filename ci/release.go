@@ -57,6 +57,13 @@ func (m *Modelship) Release(
 	// Gate: maximum p99 end-to-end latency (seconds or a duration).
 	// +default="2.0"
 	maxLatencyP99 string,
+	// Benchmark load: requests in flight at once (a CPU engine serves
+	// few at a time; queued requests count in the latency).
+	// +default=8
+	benchConcurrency int,
+	// Benchmark amount: requests measured.
+	// +default=64
+	benchRequests int,
 	// Registry user name.
 	// +optional
 	username string,
@@ -147,7 +154,7 @@ func (m *Modelship) Release(
 			return firstLine(ctx, d.File("summary.md")), nil
 		}},
 		{"benchmark", func(ctx context.Context) (string, error) {
-			d, err := m.Benchmark(ctx, model, prompts, engine, gpus, minTokensPerSec, maxLatencyP99, 64, 8, nil, "0.1")
+			d, err := m.Benchmark(ctx, model, prompts, engine, gpus, minTokensPerSec, maxLatencyP99, benchRequests, benchConcurrency, nil, "0.1")
 			if err != nil {
 				return "", err
 			}
@@ -279,7 +286,7 @@ func (m *Modelship) Demo(
 	// +default="/var/run/docker.sock"
 	dockerSocketPath string,
 ) (*dagger.Directory, error) {
-	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", "", nil,
+	return m.Release(ctx, m.Source.Directory("testdata/models/good"), registry, "sim", nil, nil, nil, "50", "2.0", 8, 64, "", nil,
 		docker, dockerSocketPath, nil, nil, "", nil, nil, "modelship.yaml", "staging", "production", "http://127.0.0.1:8000", "10m")
 }
 
