@@ -437,7 +437,7 @@ func removeEnvs(t *testing.T, envs ...string) {
 
 // The README's main job, .ci/demo, run as a newcomer runs it: `dagger call
 // demo --docker SOCK --docker-socket-path SOCK export` on the bundled tiny
-// model, then its report on stdout with every stage ok, staging and
+// GGUF model served by Ollama, then its report on stdout with every stage ok, staging and
 // production on the Docker engine. It deploys the repository's own staging
 // (port 8100) and production (port 8000) environments, removed afterwards.
 // Bounded: a stage that cannot finish fails the script with its reason
@@ -466,7 +466,8 @@ func TestDemoScript(t *testing.T) {
 		t.Fatalf(".ci/demo printed no release report on stdout:\n%s", report)
 	}
 	stagesOK(t, report, "preflight", "validate", "benchmark", "build", "publish", "verify", "staging", "production", "live")
-	for _, want := range []string{"localhost:5000/modelship/demo@sha256:", "live on staging", "live on production"} {
+	// The real engine served it, and the report shows what it measured.
+	for _, want := range []string{"localhost:5000/modelship/demo@sha256:", "live on staging", "live on production", "serving image (ollama)", " tokens/s, p99 "} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
