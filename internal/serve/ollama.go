@@ -19,13 +19,15 @@ import (
 type EngineAPI struct {
 	Health, Version string
 	ModelIDSuffix   string
+	// NoMetrics: the engine exports no /metrics; the proxy measures.
+	NoMetrics bool
 }
 
 // APIFor is engine's EngineAPI: vLLM's (and the simulator's) /health and
 // /version, or Ollama's / and /api/version with ":latest" ids.
 func APIFor(engine string) EngineAPI {
 	if engine == EngineOllama {
-		return EngineAPI{Health: "/", Version: "/api/version", ModelIDSuffix: ":latest"}
+		return EngineAPI{Health: "/", Version: "/api/version", ModelIDSuffix: ":latest", NoMetrics: true}
 	}
 	return EngineAPI{Health: "/health", Version: "/version"}
 }

@@ -93,6 +93,31 @@ func TestServeOllama(t *testing.T) {
 		}
 	}
 
+	// Ollama exports no metrics: the proxy's own, under vLLM's names.
+	resp, err := http.Post(h.base+"/v1/chat/completions", "application/json", strings.NewReader(
+		`{"model": "current", "stream": true, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	resp, err = http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`vllm:request_success_total{finished_reason="length",model_name="current"} 3`,
+		`vllm:generation_tokens_total{model_name="current"} 37`, // 16 + 16 from usage, 5 streamed chunks
+		`vllm:time_to_first_token_seconds_count{model_name="current"} 3`,
+		`vllm:e2e_request_latency_seconds_count{model_name="current"} 3`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("GET /metrics lacks %s:\n%s", want, grepLines(string(metrics), "vllm:"))
+		}
+	}
+
 	var v VersionInfo
 	getJSON(t, h.base+"/version", &v)
 	if v.Engine != "ollama" || v.EngineVersion != serving.OllamaVersion || !slices.Contains(v.EngineEnv, "OLLAMA_NUM_PARALLEL=3") ||
@@ -100,7 +125,7 @@ func TestServeOllama(t *testing.T) {
 		t.Errorf("/version = %+v", v)
 	}
 	// What Ollama itself made of the Modelfile.
-	resp, err := http.Post(h.base+"/api/show", "application/json", strings.NewReader(`{"model": "current"}`))
+	resp, err = http.Post(h.base+"/api/show", "application/json", strings.NewReader(`{"model": "current"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,4 +225,15 @@ func BenchmarkOllamaProxyCost(b *testing.B) {
 	b.ReportMetric(dt, "direct_tok/s")
 	b.ReportMetric(pt, "proxied_tok/s")
 	b.ReportMetric(100*(dt-pt)/dt, "proxy_cost_%")
+}
+
+// grepLines is the lines of s that contain sub and are not comments.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -91,6 +91,8 @@ type Proxy struct {
 	// model); a failure is the readiness reason, retried every 5s.
 	Prepare func(ctx context.Context) error
 
+	metrics *proxyMetrics // set by MeasureCompletions
+
 	engine *url.URL
 	rp     *httputil.ReverseProxy
 	client *http.Client
@@ -223,6 +225,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.API.ModelIDSuffix != "" && r.URL.Path == "/v1/models" && r.Method == http.MethodGet {
 			p.serveModels(w, r)
 			return
+		}
+		if m := p.metrics; m != nil {
+			if r.URL.Path == "/metrics" {
+				m.handler().ServeHTTP(w, r)
+				return
+			}
+			if measured(r) {
+				mw := &meter{ResponseWriter: w, start: time.Now()}
+				m.running.Inc()
+				defer func() { m.running.Dec(); m.done(mw) }()
+				w = mw
+			}
 		}
 		// Full duplex: an engine may start answering (a stream's first
 		// token) before the transport has sent it all of the request body;
@@ -424,6 +438,11 @@ func (p *Proxy) EngineHealth(ctx context.Context) (int, error) {
 	code, _, err := p.call(ctx, http.MethodGet, p.API.Health, nil)
 	return code, err
 }
+
+// MeasureCompletions makes the proxy export vLLM's metrics at GET /metrics
+// from its own measurements of the completions that pass through, labelled
+// model_name: for an engine that exports none.
+func (p *Proxy) MeasureCompletions(model string) { p.metrics = newProxyMetrics(model) }
 
 // serveModels answers GET /v1/models with the engine's list, its ids
 // without the engine's suffix (Ollama's ":latest"): clients see exactly

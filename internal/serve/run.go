@@ -126,6 +126,9 @@ func Run(ctx context.Context, cfg Config) error {
 	proxy.Logger = log
 	proxy.APIKey = cfg.APIKey
 	proxy.API = APIFor(cfg.Engine)
+	if proxy.API.NoMetrics {
+		proxy.MeasureCompletions(info.ServedModelName)
+	}
 	env := engineEnviron(os.Environ())
 	if cfg.Engine == EngineOllama {
 		var own []string

@@ -1,15 +1,9 @@
 package sim
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
 
-// Histogram buckets as vLLM defines them (vllm/v1/metrics/loggers.py).
-var (
-	ttftBuckets = []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
-		0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}
-	itlBuckets = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
-		1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0}
-	e2eBuckets = []float64{0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
-		40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}
+	"github.com/modelship/modelship/serving"
 )
 
 // metrics are the vLLM metrics the simulator exports, all labelled
@@ -44,22 +38,22 @@ func newMetrics(model string) *metrics {
 		return c
 	}
 	m := &metrics{reg: reg}
-	m.ttft = hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", ttftBuckets)
-	m.itl = hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", itlBuckets)
-	m.tpot = hist("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds (deprecated name of vllm:inter_token_latency_seconds).", itlBuckets)
-	m.e2e = hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", e2eBuckets)
-	m.running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.")
+	m.ttft = hist(serving.MetricTTFT, "Histogram of time to first token in seconds.", serving.TTFTBuckets)
+	m.itl = hist(serving.MetricITL, "Histogram of inter-token latency in seconds.", serving.ITLBuckets)
+	m.tpot = hist(serving.MetricTPOT, "Histogram of time per output token in seconds (deprecated name of vllm:inter_token_latency_seconds).", serving.ITLBuckets)
+	m.e2e = hist(serving.MetricE2E, "Histogram of e2e request latency in seconds.", serving.E2EBuckets)
+	m.running = gauge(serving.MetricRunning, "Number of requests in model execution batches.")
 	m.waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
 	m.kvUsage = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage (simulated: running / max-num-seqs).")
 	m.gpuCache = gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage (deprecated name of vllm:kv_cache_usage_perc).")
 	m.success = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "vllm:request_success_total", Help: "Count of successfully processed requests.", ConstLabels: label,
+		Name: serving.MetricSuccess, Help: "Count of successfully processed requests.", ConstLabels: label,
 	}, []string{"finished_reason"})
 	reg.MustRegister(m.success)
 	for _, r := range []string{"stop", "length", "abort"} {
 		m.success.WithLabelValues(r) // export zeros, as vLLM does
 	}
-	m.promptTokens = counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.")
-	m.generationTokens = counter("vllm:generation_tokens_total", "Number of generation tokens processed.")
+	m.promptTokens = counter(serving.MetricPromptTokens, "Number of prefill tokens processed.")
+	m.generationTokens = counter(serving.MetricGenerationTokens, "Number of generation tokens processed.")
 	return m
 }
