@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -107,6 +109,10 @@ type TestImage struct {
 	// (modelship-sim.json load_seconds): a model that takes a while to load,
 	// as real ones do.
 	LoadSeconds float64
+	// Engine is the image's engine: "" for sim, or serving.EngineOllama
+	// (the Ollama binary of the test machine, with the shared libraries
+	// it needs, at /usr/local/bin/ollama).
+	Engine string
 }
 
 // Test images: the good and regressed models, one whose container exits at
@@ -117,6 +123,8 @@ var (
 	ImageCrash      = TestImage{Tag: "modelship-test/crash:1", Model: "testdata/models/good", Env: []string{serving.EnvModelPath + "=/models/missing"}}
 	ImageNeverReady = TestImage{Tag: "modelship-test/never-ready:1", Model: "testdata/models/good", Env: []string{serving.EnvSimArgs + "=--never-ready"}}
 	ImageSlowLoad   = TestImage{Tag: "modelship-test/good-slow-load:1", Model: "testdata/models/good", LoadSeconds: 8}
+	// ImageOllamaGood serves the generated good GGUF model with Ollama.
+	ImageOllamaGood = TestImage{Tag: "modelship-test/ollama-good:1", Model: "testdata/models/gguf-good", Engine: serving.EngineOllama}
 )
 
 // Built is a test image on the engine.
@@ -152,15 +160,23 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	env := append([]string{serving.EnvModelPath + "=" + serving.ModelDir, serving.EnvEngine + "=" + serving.EngineSim,
+	engine := serving.EngineSim
+	var rootfs map[string][]byte // engine ollama: its binary and libraries
+	if img.Engine == serving.EngineOllama {
+		engine, rootfs = img.Engine, ollamaRootfs(t)
+	}
+	env := append([]string{serving.EnvModelPath + "=" + serving.ModelDir, serving.EnvEngine + "=" + engine,
 		serving.EnvServedName + "=" + serving.DefaultServedName, "HOME=/tmp"}, img.Env...)
 	var df strings.Builder
 	fmt.Fprintf(&df, "FROM scratch\nCOPY modelship %s\nCOPY model %s\nCOPY tmp /tmp\n", serving.BinaryPath, serving.ModelDir)
+	if rootfs != nil {
+		df.WriteString("COPY rootfs/ /\n")
+	}
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")
 		fmt.Fprintf(&df, "ENV %s=%q\n", k, v)
 	}
-	fmt.Fprintf(&df, "LABEL %s=%q %s=%q %s=%q\n", serving.LabelModelDigest, info.Digest, serving.LabelEngine, serving.EngineSim,
+	fmt.Fprintf(&df, "LABEL %s=%q %s=%q %s=%q\n", serving.LabelModelDigest, info.Digest, serving.LabelEngine, engine,
 		serving.LabelBinary, serving.BinaryPath)
 	fmt.Fprintf(&df, "ENTRYPOINT [%q, \"serve\"]\n", serving.BinaryPath)
 
@@ -177,6 +193,9 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 	}
 	add("Dockerfile", []byte(df.String()), 0o644)
 	add("modelship", bin, 0o755)
+	for _, p := range slices.Sorted(maps.Keys(rootfs)) {
+		add("rootfs"+p, rootfs[p], 0o755)
+	}
 	if err == nil {
 		err = tw.WriteHeader(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)})
 	}
@@ -271,4 +290,35 @@ func withLoadSeconds(t testing.TB, dir string, secs float64) string {
 		}
 	}
 	return out
+}
+
+// ollamaRootfs is what a FROM scratch image needs to run the test
+// machine's Ollama binary: the binary at /usr/local/bin/ollama and every
+// shared library ldd lists (and the dynamic loader), at their paths.
+func ollamaRootfs(t testing.TB) map[string][]byte {
+	t.Helper()
+	bin := Ollama(t)
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("testenv: ldd %s: %v", bin, err)
+	}
+	files := map[string][]byte{}
+	read := func(dst, src string) {
+		b, err := os.ReadFile(src) // follows links: the image gets the file
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		files[dst] = b
+	}
+	read("/usr/local/bin/ollama", bin)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			read(f[2], f[2])
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"): // the loader
+			read(f[0], f[0])
+		}
+	}
+	return files
 }

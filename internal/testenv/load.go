@@ -119,6 +119,7 @@ func (l *Load) Stop() (requests, failures int64, errs []string) {
 type Version struct {
 	Digest string `json:"digest"`
 	Image  string `json:"image"`
+	Engine string `json:"engine"`
 	// EngineArgv is the engine's command line in the container.
 	EngineArgv []string `json:"engine_argv"`
 }
