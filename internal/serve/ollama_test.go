@@ -93,6 +93,13 @@ func TestServeOllama(t *testing.T) {
 		}
 	}
 
+	// vLLM's /health, which probes ask, answers for Ollama too.
+	if resp, err := http.Get(h.base + "/health"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /health: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// Ollama exports no metrics: the proxy's own, under vLLM's names.
 	resp, err := http.Post(h.base+"/v1/chat/completions", "application/json", strings.NewReader(
 		`{"model": "current", "stream": true, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0}`))

@@ -222,6 +222,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Header.Del("Api-Key") // the engine needs no key on loopback
+		if r.URL.Path == "/health" && p.API.Health != "/health" {
+			// vLLM's health endpoint, which probes (Kubernetes' startup
+			// probe) ask, answered from the engine's own.
+			code, err := p.EngineHealth(r.Context())
+			if err != nil {
+				p.proxyError(w, r, err)
+				return
+			}
+			if code != http.StatusOK {
+				code = http.StatusServiceUnavailable
+			}
+			w.WriteHeader(code)
+			return
+		}
 		if p.API.ModelIDSuffix != "" && r.URL.Path == "/v1/models" && r.Method == http.MethodGet {
 			p.serveModels(w, r)
 			return

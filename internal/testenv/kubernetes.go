@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/serving"
 )
 
 // Kubernetes returns the REST config of the cluster KUBECONFIG names
@@ -127,6 +129,23 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 		}
 	}
 	add(&tar.Header{Name: "modelship", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}, bin)
+	engine := serving.EngineSim
+	if img.Engine == serving.EngineOllama {
+		engine = img.Engine
+		rootfs := ollamaRootfs(t)
+		dirs := map[string]bool{}
+		for p := range rootfs {
+			for d := filepath.Dir(p); d != "/"; d = filepath.Dir(d) {
+				dirs[d] = true
+			}
+		}
+		for _, d := range slices.Sorted(maps.Keys(dirs)) {
+			add(&tar.Header{Name: strings.TrimPrefix(d, "/") + "/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
+		}
+		for _, p := range slices.Sorted(maps.Keys(rootfs)) {
+			add(&tar.Header{Name: strings.TrimPrefix(p, "/"), Mode: 0o755, Size: int64(len(rootfs[p])), Typeflag: tar.TypeReg}, rootfs[p])
+		}
+	}
 	add(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir}, nil)
 	add(&tar.Header{Name: "models/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
 	add(&tar.Header{Name: "models/current/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
@@ -148,7 +167,7 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 	if err != nil {
 		t.Fatalf("testenv: image layer: %v", err)
 	}
-	env := append([]string{"MODEL_PATH=/models/current", "MODELSHIP_ENGINE=sim", "MODELSHIP_SERVED_MODEL_NAME=current", "HOME=/tmp"}, img.Env...)
+	env := append([]string{"MODEL_PATH=/models/current", "MODELSHIP_ENGINE=" + engine, "MODELSHIP_SERVED_MODEL_NAME=current", "HOME=/tmp"}, img.Env...)
 	digest := func(b []byte) string { h := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(h[:]) }
 	layerDigest := digest(layer.Bytes())
 	config, _ := json.Marshal(map[string]any{
