@@ -247,8 +247,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if measured(r) {
 				mw := &meter{ResponseWriter: w, start: time.Now()}
-				m.running.Inc()
-				defer func() { m.running.Dec(); m.done(mw) }()
+				m.Running.Inc()
+				defer func() { m.Running.Dec(); m.done(mw) }()
 				w = mw
 			}
 		}

@@ -145,7 +145,7 @@ func New(info *checkpoint.Info, table Table, opt Options) (*Server, error) {
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": Version})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.Reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/models", s.auth(s.models))
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.generate(w, r, true) }))
 	mux.HandleFunc("POST /v1/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.generate(w, r, false) }))
@@ -308,14 +308,14 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		s.m.waiting.Dec()
 	case <-ctx.Done():
 		s.m.waiting.Dec()
-		s.m.success.WithLabelValues("abort").Inc()
+		s.m.Success.WithLabelValues("abort").Inc()
 		return
 	}
-	s.m.running.Inc()
+	s.m.Running.Inc()
 	s.setKV()
 	defer func() {
 		<-s.slots
-		s.m.running.Dec()
+		s.m.Running.Dec()
 		s.setKV()
 	}()
 
@@ -325,7 +325,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		promptTokens += q.prompt
 		steps = max(steps, len(q.toks))
 	}
-	s.m.promptTokens.Add(float64(promptTokens))
+	s.m.PromptTokens.Add(float64(promptTokens))
 
 	var stream *streamer
 	if req.Stream {
@@ -339,16 +339,16 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 			d = s.delay(rng, s.table.Latency.TTFTms)
 		}
 		if !sleep(ctx, d) {
-			s.m.generationTokens.Add(float64(generated))
-			s.m.success.WithLabelValues("abort").Inc()
+			s.m.GenerationTokens.Add(float64(generated))
+			s.m.Success.WithLabelValues("abort").Inc()
 			return
 		}
 		now := time.Now()
 		if step == 0 {
-			s.m.ttft.Observe(now.Sub(arrival).Seconds())
+			s.m.TTFT.Observe(now.Sub(arrival).Seconds())
 		} else {
-			s.m.itl.Observe(now.Sub(last).Seconds())
-			s.m.tpot.Observe(now.Sub(last).Seconds())
+			s.m.ITL.Observe(now.Sub(last).Seconds())
+			s.m.TPOT.Observe(now.Sub(last).Seconds())
 		}
 		last = now
 		for _, q := range seqs {
@@ -358,18 +358,18 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		}
 		if stream != nil {
 			if err := stream.step(seqs, step); err != nil {
-				s.m.generationTokens.Add(float64(generated))
-				s.m.success.WithLabelValues("abort").Inc()
+				s.m.GenerationTokens.Add(float64(generated))
+				s.m.Success.WithLabelValues("abort").Inc()
 				return
 			}
 		}
 	}
-	s.m.generationTokens.Add(float64(generated))
+	s.m.GenerationTokens.Add(float64(generated))
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
 	// Counted before the last bytes go out, so a client that has read its
 	// reply already sees it in /metrics; the crash comes after the flush.
-	s.m.e2e.Observe(time.Since(arrival).Seconds())
-	s.m.success.WithLabelValues(seqs[0].finish).Inc()
+	s.m.E2E.Observe(time.Since(arrival).Seconds())
+	s.m.Success.WithLabelValues(seqs[0].finish).Inc()
 	n := s.done.Add(1)
 	crash := s.opt.CrashAfter > 0 && n >= int64(s.opt.CrashAfter) && s.opt.OnCrash != nil
 	if stream != nil {

@@ -148,27 +148,7 @@ func GGUF() []byte {
 	}
 
 	var w ggufWriter
-	w.WriteString("GGUF")
-	w.u32(3)
-	w.u64(uint64(len(ts)))
-	w.u64(uint64(len(kvs)))
-	for _, e := range kvs {
-		w.str(e.key)
-		w.u32(e.typ)
-		w.value(e.typ, e.val)
-	}
-	var off uint64
-	for _, t := range ts {
-		w.str(t.name)
-		w.u32(uint32(len(t.ne)))
-		for _, d := range t.ne {
-			w.u64(d)
-		}
-		w.u32(t.typ)
-		w.u64(off)
-		off = alignUp(off+t.size(), ggufAlign)
-	}
-	w.pad()
+	w.header(kvs, ts)
 	for _, t := range ts {
 		w.Write(t.data(&r))
 		w.pad()
@@ -207,4 +187,30 @@ func (w *ggufWriter) value(typ uint32, v any) {
 	default:
 		binary.Write(w, binary.LittleEndian, v)
 	}
+}
+
+// header writes a GGUF v3 header: the metadata kvs and the tensor infos
+// of ts (data offsets aligned), padded to where the tensor data starts.
+func (w *ggufWriter) header(kvs []kv, ts []ggufTensor) {
+	w.WriteString("GGUF")
+	w.u32(3)
+	w.u64(uint64(len(ts)))
+	w.u64(uint64(len(kvs)))
+	for _, e := range kvs {
+		w.str(e.key)
+		w.u32(e.typ)
+		w.value(e.typ, e.val)
+	}
+	var off uint64
+	for _, t := range ts {
+		w.str(t.name)
+		w.u32(uint32(len(t.ne)))
+		for _, d := range t.ne {
+			w.u64(d)
+		}
+		w.u32(t.typ)
+		w.u64(off)
+		off = alignUp(off+t.size(), ggufAlign)
+	}
+	w.pad()
 }

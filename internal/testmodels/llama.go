@@ -319,28 +319,12 @@ func writeLlamaGGUF(out io.Writer, g LlamaGeometry, answer, name string) (int64,
 		)
 	}
 
+	infos := make([]ggufTensor, len(ts))
+	for i, t := range ts {
+		infos[i] = t.ggufTensor
+	}
 	var hdr ggufWriter
-	hdr.WriteString("GGUF")
-	hdr.u32(3)
-	hdr.u64(uint64(len(ts)))
-	hdr.u64(uint64(len(kvs)))
-	for _, e := range kvs {
-		hdr.str(e.key)
-		hdr.u32(e.typ)
-		hdr.value(e.typ, e.val)
-	}
-	var off uint64
-	for _, t := range ts {
-		hdr.str(t.name)
-		hdr.u32(uint32(len(t.ne)))
-		for _, d := range t.ne {
-			hdr.u64(d)
-		}
-		hdr.u32(t.typ)
-		hdr.u64(off)
-		off = alignUp(off+t.size(), ggufAlign)
-	}
-	hdr.pad()
+	hdr.header(kvs, infos)
 
 	w := &countingWriter{w: out}
 	if _, err := w.Write(hdr.Bytes()); err != nil {

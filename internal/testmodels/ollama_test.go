@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +30,7 @@ import (
 type ollamaServer struct {
 	bin, url string
 	env      []string
-	log      *lockedBuffer
+	log      *testenv.SyncBuffer
 	hc       *http.Client
 }
 
@@ -53,7 +52,7 @@ func startOllama(tb testing.TB) *ollamaServer {
 	}
 	env = append(env, "OLLAMA_HOST="+addr, "OLLAMA_MODELS="+filepath.Join(dir, "models"),
 		"HOME="+dir, "OLLAMA_KEEP_ALIVE=-1", "OLLAMA_NOPRUNE=1")
-	s := &ollamaServer{bin: bin, url: "http://" + addr, env: env, log: &lockedBuffer{},
+	s := &ollamaServer{bin: bin, url: "http://" + addr, env: env, log: &testenv.SyncBuffer{},
 		hc: &http.Client{Timeout: 2 * time.Minute}}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, s.log, s.log
@@ -93,24 +92,6 @@ func startOllama(tb testing.TB) *ollamaServer {
 			tb.Fatalf("ollama serve did not answer on %s within 30s", s.url)
 		}
 	}
-}
-
-// lockedBuffer is the server's log, written while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func tail(s string, n int) string {
