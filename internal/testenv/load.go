@@ -158,3 +158,27 @@ func RolledBack(t testing.TB, err error, previous string, reqs, fails int64, err
 		t.Errorf("%d of %d requests failed during the deploy and rollback, want 0: %q", fails, reqs, errs)
 	}
 }
+
+// CheckAPIKey checks that the endpoint at base answers GET /v1/models only
+// with the API key: 401 without one or with a wrong one, 200 with
+// "Authorization: Bearer KEY".
+func CheckAPIKey(t testing.TB, base, key string) {
+	t.Helper()
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong-" + key, http.StatusUnauthorized}, {"Bearer " + key, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", base+"/v1/models", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s/v1/models with %s: %d, want %d", base, map[bool]string{true: "no key", false: "a key"}[c.auth == ""], resp.StatusCode, c.want)
+		}
+	}
+}

@@ -5,14 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/modelship/modelship/internal/registryauth"
 )
 
 // PrivateRegistry is a password-protected OCI registry on loopback: the
@@ -113,4 +119,28 @@ func (r *PrivateRegistry) TrustInCluster(t testing.TB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+}
+
+// Push tags the local image src as ref (in r) and pushes it with r's
+// credentials; the local tag ref is removed afterwards, so whoever runs
+// ref must pull it.
+func (r *PrivateRegistry) Push(t testing.TB, cli *client.Client, src, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cli.ImageTag(ctx, src, ref); err != nil {
+		t.Fatal(err)
+	}
+	cred := registryauth.Credential{Registry: r.Host, Username: r.Username, Password: r.Password}
+	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: cred.Header()})
+	if err != nil {
+		t.Fatalf("push to the private registry: %v", err)
+	}
+	out, _ := io.ReadAll(rc)
+	rc.Close()
+	if strings.Contains(string(out), `"error"`) {
+		t.Fatalf("push to the private registry: %s", out)
+	}
+	if _, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -2,12 +2,9 @@ package docker_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/image"
 
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/registryauth"
@@ -25,22 +22,8 @@ func TestPrivateRegistryPull(t *testing.T) {
 	ctx := context.Background()
 	ref := reg.Host + "/modelship-test/good:private"
 	right := registryauth.Credential{Registry: reg.Host, Username: reg.Username, Password: reg.Password}
-	if err := cli.ImageTag(ctx, good.Tag, ref); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: right.Header()})
-	if err != nil {
-		t.Fatalf("push to the private registry: %v", err)
-	}
-	out, _ := io.ReadAll(rc)
-	rc.Close()
-	if strings.Contains(string(out), `"error"`) {
-		t.Fatalf("push to the private registry: %s", out)
-	}
 	// The deploy must pull it: only the registry has it under this name.
-	if _, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	reg.Push(t, cli, good.Tag, ref)
 
 	e := newEnv(t)
 	e.deploy(t, good.Tag)
@@ -54,7 +37,7 @@ func TestPrivateRegistryPull(t *testing.T) {
 		_, err = e.d.Deploy(ctx, e.request(ref))
 		return err
 	}
-	err = deployWith(nil)
+	err := deployWith(nil)
 	if err == nil || !strings.Contains(err.Error(), "registry "+reg.Host+" refused to serve "+ref+" without credentials") {
 		t.Fatalf("deploy without credentials: %v", err)
 	}

@@ -2,11 +2,8 @@ package kubernetes_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
-
-	"github.com/docker/docker/api/types/image"
 
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
 	"github.com/modelship/modelship/internal/registryauth"
@@ -27,18 +24,7 @@ func TestPrivateRegistryPull(t *testing.T) {
 	built := testenv.ServingImage(t, cli, testenv.ImageGood)
 	ref := reg.Host + "/modelship-test/good:private"
 	cred := registryauth.Credential{Registry: reg.Host, Username: reg.Username, Password: reg.Password}
-	if err := cli.ImageTag(ctx, built.Tag, ref); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: cred.Header()})
-	if err != nil {
-		t.Fatalf("push to the private registry: %v", err)
-	}
-	out, _ := io.ReadAll(rc)
-	rc.Close()
-	if strings.Contains(string(out), `"error"`) {
-		t.Fatalf("push to the private registry: %s", out)
-	}
+	reg.Push(t, cli, built.Tag, ref)
 	img := built
 	img.Tag = ref
 
@@ -58,7 +44,7 @@ func TestPrivateRegistryPull(t *testing.T) {
 	target(nil)
 	req := e.request(img, "")
 	req.ReadyTimeout = 20e9
-	_, err = e.d.Deploy(ctx, req)
+	_, err := e.d.Deploy(ctx, req)
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "401 unauthorized") {
 		t.Fatalf("deploy without credentials: %v, want the registry's refusal", err)
 	}

@@ -3,7 +3,6 @@ package kubernetes_test
 import (
 	"context"
 	"maps"
-	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -119,21 +118,5 @@ func TestServingSecrets(t *testing.T) {
 	if !refs[serving.EnvAPIKey] || !refs[serving.EnvHFToken] {
 		t.Errorf("secretKeyRef env: %v, want %s and %s", refs, serving.EnvAPIKey, serving.EnvHFToken)
 	}
-	for _, c := range []struct {
-		auth string
-		want int
-	}{{"", http.StatusUnauthorized}, {"Bearer " + key, http.StatusOK}} {
-		hreq, _ := http.NewRequest("GET", e.verify+"/v1/models", nil)
-		if c.auth != "" {
-			hreq.Header.Set("Authorization", c.auth)
-		}
-		resp, err := http.DefaultClient.Do(hreq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("GET /v1/models through the API server with %q: %d, want %d", c.auth, resp.StatusCode, c.want)
-		}
-	}
+	testenv.CheckAPIKey(t, e.verify, key)
 }
