@@ -17,9 +17,10 @@ import (
 // inside the 5s timeout the Docker target gives each check.
 var healthcheckJSON = fmt.Sprintf(`["CMD",%q,"smoke","--endpoint","http://127.0.0.1:%d","--timeout","4s"]`, serving.BinaryPath, serving.Port)
 
-// Build makes the serving image of a checkpoint: the base image (vLLM for
-// engine "vllm", BaseImage for "sim", BaseImage with the ollama binary of
-// Ollama for "ollama"; the rest is identical), the weights
+// Build makes the serving image of a checkpoint: the base image (the
+// config's serving.image when it names one; else vLLM for engine "vllm",
+// BaseImage for "sim", BaseImage with the ollama binary of Ollama for
+// "ollama"; the rest is identical), the weights
 // in their own layer at /models/current (below the binary, so a change of
 // serving code reuses the weight layer), `modelship serve` as entrypoint on
 // port 8000, the serving settings of the constructor's config as the
@@ -68,8 +69,12 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	if revision != "" {
 		rev = revision
 	}
+	// The config's serving.image, else the engine's default base.
 	baseRef := m.BaseImage
-	if engine == "vllm" {
+	switch {
+	case contract.Image != "":
+		baseRef = contract.Image
+	case engine == serving.EngineVLLM:
 		baseRef = m.VllmImage
 	}
 	base := dag.Container().From(baseRef)
@@ -84,8 +89,9 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if engine == serving.EngineOllama {
-		// Below the weights: a new model reuses the engine's layer.
+	if engine == serving.EngineOllama && contract.Image == "" {
+		// Below the weights: a new model reuses the engine's layer. (An
+		// image given, e.g. ollama/ollama:0.12.6, has its own ollama.)
 		base = base.WithFile("/usr/local/bin/ollama", m.Ollama())
 	}
 	ctr := base.

@@ -58,8 +58,11 @@ type Serving struct {
 	// which takes vLLM's command line and refuses what vLLM refuses, or
 	// "ollama" (a GGUF checkpoint on CPUs, Ollama's llama.cpp runner).
 	Engine string `yaml:"engine"`
-	// Image is the serving base image for engine vllm; default the pinned
-	// vLLM image whose flags the contract records.
+	// Image is the base the serving image is built from: default the
+	// pinned vLLM image whose flags the contract records (engine vllm),
+	// the Dagger module's base image (sim), or that base plus the ollama
+	// binary the module builds (ollama; the official ollama/ollama image
+	// of serving.OllamaVersion brings its own).
 	Image string `yaml:"image"`
 	// Settings are vLLM's flags: max-model-len, gpu-memory-utilization,
 	// tensor-parallel-size, max-num-seqs, dtype, quantization,

@@ -483,7 +483,8 @@ func TestBuildBakesServingSettings(t *testing.T) {
 	engine(t)
 	dir := clone(t)
 	cfg := filepath.Join(t.TempDir(), "modelship.yaml")
-	if err := os.WriteFile(cfg, []byte("model: {path: "+filepath.Join(dir, "testdata/models/good")+"}\nserving:\n  engine: sim\n"+
+	base := registry(t) + "/library/debian:bookworm-slim" // serving.image: the local registry's copy
+	if err := os.WriteFile(cfg, []byte("model: {path: "+filepath.Join(dir, "testdata/models/good")+"}\nserving:\n  engine: sim\n  image: "+base+"\n"+
 		"  max-model-len: 1024\n  tensor-parallel-size: 2\n  dtype: bfloat16\n  engine-args: [--enforce-eager]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -504,6 +505,10 @@ func TestBuildBakesServingSettings(t *testing.T) {
 	r = call(t, dir, "--config", cfg, "build", "--model", "testdata/models/good", "--engine", "sim", "env-variable", "--name", "TENSOR_PARALLEL_SIZE")
 	if r.err != nil || strings.TrimSpace(r.stdout) != "2" {
 		t.Errorf("TENSOR_PARALLEL_SIZE in the image = %q (%v)", r.stdout, r.err)
+	}
+	r = call(t, dir, "--config", cfg, "build", "--model", "testdata/models/good", "--engine", "sim", "label", "--name", "org.opencontainers.image.base.name")
+	if r.err != nil || strings.TrimSpace(r.stdout) != base {
+		t.Errorf("the image's base = %q (%v), want serving.image %s", r.stdout, r.err, base)
 	}
 
 	if err := os.WriteFile(cfg, []byte("model: {path: /m}\nserving:\n  engine-args: [--no-such-flag]\n"), 0o644); err != nil {
