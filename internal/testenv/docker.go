@@ -101,7 +101,8 @@ type TestImage struct {
 	// Tag, e.g. modelship-test/good:1.
 	Tag string
 	// Model is the checkpoint directory copied to /models/current
-	// (relative to the repository root, e.g. testdata/models/good).
+	// (relative to the repository root, e.g. testdata/models/good, or
+	// absolute).
 	Model string
 	// Env is added to the image (e.g. MODELSHIP_SIM_ARGS=--never-ready).
 	Env []string
@@ -152,7 +153,10 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 		return b
 	}
 	bin := StaticBinary(t)
-	modelDir := filepath.Join(RepoRoot(), img.Model)
+	modelDir := img.Model
+	if !filepath.IsAbs(modelDir) {
+		modelDir = filepath.Join(RepoRoot(), img.Model)
+	}
 	if img.LoadSeconds > 0 {
 		modelDir = withLoadSeconds(t, modelDir, img.LoadSeconds)
 	}

@@ -108,7 +108,10 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 		Unavailable(t, msg)
 	}
 	bin := StaticBinary(t)
-	modelDir := filepath.Join(RepoRoot(), img.Model)
+	modelDir := img.Model
+	if !filepath.IsAbs(modelDir) {
+		modelDir = filepath.Join(RepoRoot(), img.Model)
+	}
 	if img.LoadSeconds > 0 {
 		modelDir = withLoadSeconds(t, modelDir, img.LoadSeconds)
 	}

@@ -184,6 +184,18 @@ func BrokenGGUF() []byte {
 	return b[:len(b)/2]
 }
 
+// UnloadableGGUF returns the good model with general.architecture
+// "llamb": a well-formed GGUF that modelship's inspector reads (so an image
+// of it builds and passes preflight) and Ollama's create accepts, but that
+// no runner can load: a release that never becomes ready.
+func UnloadableGGUF() []byte {
+	b := llamaBytes(LlamaSmall, GoodAnswer, "unloadable")
+	key := []byte("general.architecture")
+	i := bytes.Index(b, key) + len(key) + 4 + 8 // the value after its type and length
+	copy(b[i:i+5], "llamb")
+	return b
+}
+
 // WriteSlowGGUF writes the slow model to path: the good answers on the
 // LlamaSlow geometry (about 0.5 GB, written in a second or two; not
 // committed).

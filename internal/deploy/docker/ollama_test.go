@@ -2,11 +2,16 @@ package docker_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/internal/testmodels"
+	"github.com/modelship/modelship/serving"
 )
 
 // TestBlueGreenOnOllama: the generated good GGUF model served by Ollama, a
@@ -58,5 +63,33 @@ func TestBlueGreenOnOllama(t *testing.T) {
 	}
 	if v := e.version(t); v.Image != second || v.Digest != img.ModelDigest || v.Engine != "ollama" {
 		t.Errorf("/version %+v, want image %s digest %s", v, second, img.ModelDigest)
+	}
+}
+
+// TestBrokenGGUFOnOllama: a GGUF that Ollama's create accepts but cannot
+// load (an architecture no runner has) never becomes ready: the deploy fails saying why (Ollama's load
+// error) and the previous release keeps serving.
+func TestBrokenGGUFOnOllama(t *testing.T) {
+	cli, _ := testenv.Docker(t)
+	good := testenv.ServingImage(t, cli, testenv.ImageOllamaGood)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "model.gguf"), testmodels.UnloadableGGUF(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken := testenv.ServingImage(t, cli, testenv.TestImage{Tag: "modelship-test/ollama-broken:1", Model: dir, Engine: serving.EngineOllama})
+	e := newEnv(t)
+	req := e.request(good.Tag)
+	req.Engine = "ollama"
+	if _, err := e.d.Deploy(context.Background(), req); err != nil {
+		t.Fatalf("deploy of the good model: %v", err)
+	}
+	req = e.request(broken.Tag)
+	req.Engine, req.ReadyTimeout = "ollama", 30*time.Second
+	_, err := e.d.Deploy(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "loading current: ollama answered 500: unable to load model") {
+		t.Fatalf("deploy of the broken GGUF: %v, want Ollama's load error", err)
+	}
+	if v := e.version(t); v.Image != good.Tag || v.Digest != good.ModelDigest {
+		t.Errorf("after the failed deploy /version = %+v, want the good release still serving", v)
 	}
 }
