@@ -69,11 +69,16 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	if revision != "" {
 		rev = revision
 	}
-	// The config's serving.image, else the engine's default base.
+	// The config's serving.image (for the config's engine), else the
+	// engine's default base.
+	image := ""
+	if contract.Engine == engine {
+		image = contract.Image
+	}
 	baseRef := m.BaseImage
 	switch {
-	case contract.Image != "":
-		baseRef = contract.Image
+	case image != "":
+		baseRef = image
 	case engine == serving.EngineVLLM:
 		baseRef = m.VllmImage
 	}
@@ -89,7 +94,7 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if engine == serving.EngineOllama && contract.Image == "" {
+	if engine == serving.EngineOllama && image == "" {
 		// Below the weights: a new model reuses the engine's layer. (An
 		// image given, e.g. ollama/ollama:0.12.6, has its own ollama.)
 		base = base.WithFile("/usr/local/bin/ollama", m.Ollama())

@@ -26,8 +26,8 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 	if s.Engine == "" {
 		s.Engine = "vllm"
 	}
-	if s.Image == "" {
-		s.Image = serving.VLLMImage()
+	if s.Image == "" && s.Engine == serving.EngineVLLM {
+		s.Image = serving.VLLMImage() // the others' default base is the Dagger module's
 	}
 	if s.GPUMemoryUtilization == 0 {
 		s.GPUMemoryUtilization = 0.9
