@@ -15,6 +15,8 @@
 // (a Go module of its own) imports it too.
 package serving
 
+import "strings"
+
 // The serving image's layout.
 const (
 	// Port is the public port of `modelship serve` in every serving image.
@@ -79,7 +81,20 @@ const (
 	// EnvHFToken is the Hugging Face token the engine uses for gated
 	// repositories (a tokenizer or a chat template it fetches).
 	EnvHFToken = "HF_TOKEN"
+	// HeaderAPIKey carries the API key where Authorization cannot (the
+	// Kubernetes API server's service proxy consumes Authorization).
+	HeaderAPIKey = "Api-Key"
 )
+
+// BearerToken is the token of an "Authorization: Bearer TOKEN" header
+// value (the scheme in any case); ok is false for any other value.
+func BearerToken(authorization string) (token string, ok bool) {
+	const scheme = "Bearer "
+	if len(authorization) <= len(scheme) || !strings.EqualFold(authorization[:len(scheme)], scheme) {
+		return "", false
+	}
+	return authorization[len(scheme):], true
+}
 
 // Engines.
 const (

@@ -80,10 +80,11 @@ Flags:
 	m := kubernetes.Manifest{Env: *envName, Image: *image, GitSHA: *gitSHA, ServedName: cfg.Model.ServedName, Aliases: cfg.Model.Aliases,
 		Strategy: firstSet(*strategy, env.Strategy), ReadyTimeout: firstDuration(*readyTimeout, time.Duration(env.ReadyTimeout)),
 		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(*envName)}
-	if cr := cfg.CredentialsFor(*envName); cr.HFToken.IsSet() {
+	cr := cfg.CredentialsFor(*envName)
+	if cr.HFToken.IsSet() {
 		m.SecretEnv = append(m.SecretEnv, serving.EnvHFToken)
 	}
-	if cr := cfg.CredentialsFor(*envName); cr.APIKey.IsSet() {
+	if cr.APIKey.IsSet() {
 		m.SecretEnv = append(m.SecretEnv, serving.EnvAPIKey)
 	}
 	if len(m.SecretEnv) > 0 {

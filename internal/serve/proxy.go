@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // Digest states reported by GET /version.
@@ -221,7 +223,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnauthorized, apiError("missing or wrong API key: send \"Authorization: Bearer KEY\"", "invalid_request_error", http.StatusUnauthorized))
 			return
 		}
-		r.Header.Del("Api-Key") // the engine needs no key on loopback
+		r.Header.Del(serving.HeaderAPIKey) // the engine needs no key on loopback
 		if r.URL.Path == "/health" && p.API.Health != "/health" {
 			// vLLM's health endpoint, which probes (Kubernetes' startup
 			// probe) ask, answered from the engine's own.
@@ -267,9 +269,9 @@ func (p *Proxy) authorized(r *http.Request) bool {
 	if p.APIKey == "" || !strings.HasPrefix(r.URL.Path, "/v1/") {
 		return true
 	}
-	got := r.Header.Get("Api-Key")
-	if a := r.Header.Get("Authorization"); got == "" && len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
-		got = a[7:]
+	got := r.Header.Get(serving.HeaderAPIKey)
+	if got == "" {
+		got, _ = serving.BearerToken(r.Header.Get("Authorization"))
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(p.APIKey)) == 1
 }

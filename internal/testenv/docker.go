@@ -116,6 +116,20 @@ type TestImage struct {
 	Engine string
 }
 
+// modelDir is the checkpoint directory the image carries: Model (under
+// the repository root unless absolute), with the simulator's load time
+// replaced when LoadSeconds is set.
+func (img TestImage) modelDir(t testing.TB) string {
+	dir := img.Model
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(RepoRoot(), dir)
+	}
+	if img.LoadSeconds > 0 {
+		dir = withLoadSeconds(t, dir, img.LoadSeconds)
+	}
+	return dir
+}
+
 // Test images: the good and regressed models, one whose container exits at
 // once (its model path does not exist) and one that never becomes ready.
 var (
@@ -153,13 +167,7 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 		return b
 	}
 	bin := StaticBinary(t)
-	modelDir := img.Model
-	if !filepath.IsAbs(modelDir) {
-		modelDir = filepath.Join(RepoRoot(), img.Model)
-	}
-	if img.LoadSeconds > 0 {
-		modelDir = withLoadSeconds(t, modelDir, img.LoadSeconds)
-	}
+	modelDir := img.modelDir(t)
 	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{Hash: true})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)

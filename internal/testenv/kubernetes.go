@@ -108,13 +108,7 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 		Unavailable(t, msg)
 	}
 	bin := StaticBinary(t)
-	modelDir := img.Model
-	if !filepath.IsAbs(modelDir) {
-		modelDir = filepath.Join(RepoRoot(), img.Model)
-	}
-	if img.LoadSeconds > 0 {
-		modelDir = withLoadSeconds(t, modelDir, img.LoadSeconds)
-	}
+	modelDir := img.modelDir(t)
 	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{Hash: true})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)

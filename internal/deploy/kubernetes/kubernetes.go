@@ -66,6 +66,7 @@ import (
 
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/registryauth"
+	"github.com/modelship/modelship/serving"
 )
 
 // Options configure a Target (environments.ENV.kubernetes).
@@ -962,8 +963,8 @@ func (t *Target) ServiceURL() (string, error) {
 				// api-key header, which modelship serve also accepts.
 				if a := pr.Out.Header.Get("Authorization"); a != "" {
 					pr.Out.Header.Del("Authorization")
-					if len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
-						pr.Out.Header.Set("Api-Key", a[7:])
+					if key, ok := serving.BearerToken(a); ok {
+						pr.Out.Header.Set(serving.HeaderAPIKey, key)
 					}
 				}
 			},
