@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,7 +99,21 @@ func (e *env) clusterIP(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "http://" + svc.Spec.ClusterIP + ":80"
+	url := "http://" + svc.Spec.ClusterIP + ":80"
+	// kube-proxy programs a Service's address asynchronously: right after a
+	// deploy (which verified through the API server, from the Endpoints) the
+	// ClusterIP may still refuse connections for a moment.
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			return url
+		}
+		last = err
+	}
+	t.Fatalf("Service llm at %s never answered within 30s: %v", url, last)
+	return ""
 }
 
 func dump(v any) string { b, _ := json.MarshalIndent(v, "", " "); return string(b) }
