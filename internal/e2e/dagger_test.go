@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/internal/testmodels"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -253,6 +254,36 @@ func TestReleaseOnOllama(t *testing.T) {
 	}
 	if got := tags(t, repo+"-regressed"); got != nil {
 		t.Errorf("the regressed model was published: tags %v", got)
+	}
+
+	// The slow model (generated here, not committed: about 450 MB) gives
+	// the good answers far below the article's 50 tokens/s on this CPU: it
+	// passes validate and the benchmark gate stops it, with the figure.
+	slowDir := filepath.Join(t.TempDir(), "gguf-slow")
+	if err := os.MkdirAll(slowDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := testmodels.WriteSlowGGUF(filepath.Join(slowDir, "model.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	slow := call(t, dir, "release", "--model", slowDir, "--engine", "ollama",
+		"--bench-concurrency", "1", "--bench-requests", "10", "--min-tokens-per-sec", "50", "--max-latency-p99", "120",
+		"--registry", registry(t)+"/"+repo+"-slow", "file", "--path", "report.md", "contents")
+	if slow.err == nil {
+		t.Fatalf("release of the slow GGUF passed the 50 tokens/s gate:\n%s", slow.stdout)
+	}
+	for _, want := range []string{"release stopped at benchmark", "| validate | ok", "| benchmark | **failed**", "| publish | not run"} {
+		if !strings.Contains(slow.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, tail(slow.stderr))
+		}
+	}
+	if m := regexp.MustCompile(`([0-9.]+) tokens/s[^\n]*below[^\n]*50`).FindStringSubmatch(slow.stderr); m == nil {
+		t.Errorf("the gate's message does not give the measured tokens/s against 50:\n%s", tail(slow.stderr))
+	} else {
+		t.Logf("slow model on ollama: %s tokens/s (gate 50), release took %.1fs", m[1], slow.took.Seconds())
+	}
+	if got := tags(t, repo+"-slow"); got != nil {
+		t.Errorf("the slow model was published: tags %v", got)
 	}
 }
 
