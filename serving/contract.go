@@ -29,6 +29,12 @@ const (
 	BinaryPath = "/usr/local/bin/modelship"
 	// DefaultServedName is the model id clients send when none is configured.
 	DefaultServedName = "current"
+	// AdminSocket is the unix socket of `modelship serve`'s admin endpoints
+	// (the pre-stop drain), inside the container only: nothing on the
+	// network can drain a replica. `modelship drain` talks to it.
+	AdminSocket = "/tmp/modelship-serve.sock"
+	// DrainPath is the drain endpoint on the admin socket.
+	DrainPath = "/-/drain"
 )
 
 // Labels of a serving image, beside the OCI ones.

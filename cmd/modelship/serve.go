@@ -73,6 +73,11 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Host, "host", cfg.Host, "public address to listen on; empty means every interface")
 	fs.IntVar(&cfg.Port, "port", cfg.Port, "public port serving the OpenAI API, /version and /ready [$PORT]")
 	fs.IntVar(&cfg.EnginePort, "engine-port", cfg.EnginePort, "engine port on 127.0.0.1; 0 picks a free one [$MODELSHIP_ENGINE_PORT]")
+	cfg.AdminSocket = serving.AdminSocket
+	if v := getenv("MODELSHIP_ADMIN_SOCKET"); v != "" {
+		cfg.AdminSocket = v
+	}
+	fs.StringVar(&cfg.AdminSocket, "admin-socket", cfg.AdminSocket, "unix socket for the pre-stop drain (`modelship drain`), never on the network; empty serves none [$MODELSHIP_ADMIN_SOCKET]")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long in-flight requests may finish before the engine is stopped anyway")
 	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", cfg.StopTimeout, "after signalling the engine, how long it gets to exit before it is killed")
 	fs.StringVar(&cfg.ModelDigest, "model-digest", cfg.ModelDigest, "model digest (sha256:...) for /version; empty means hash the checkpoint in the background [$MODELSHIP_MODEL_DIGEST]")
@@ -92,6 +97,9 @@ modelship sim), and serves on the public port:
   /ready     200 only when /health is 200, /v1/models lists the served model
              and a one-token generation succeeds; else 503 with a JSON reason
   /version   model digest, served name, image, git SHA, deploy time, versions
+The pre-stop hook, `+"`modelship drain`"+`, runs in the container and drains
+through --admin-socket: responses say "Connection: close" and /ready answers
+503 until SIGTERM (or, if none comes, for 30s more; then ready again).
 SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish
 (--drain-timeout), then signal the engine and kill it after --stop-timeout.
 SIGHUP is forwarded. If the engine exits on its own, modelship exits with its

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/serving"
 )
 
 func TestServeConfigPrecedence(t *testing.T) {
@@ -129,7 +131,7 @@ func TestServeHelp(t *testing.T) {
 func TestServeExitsWithEngineStatus(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"serve", "/models/none", "--engine-cmd", "sh -c 'exit 3' sh",
-		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest"}, stdio{out: &out, err: &errb})
+		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest", "--admin-socket", filepath.Join(t.TempDir(), "admin.sock")}, stdio{out: &out, err: &errb})
 	if code != 3 {
 		t.Fatalf("exit code = %d, want the engine's 3; stderr:\n%s", code, errb.String())
 	}
@@ -151,7 +153,7 @@ func TestServeSimCorruptCheckpoint(t *testing.T) {
 	model, _ := filepath.Abs("../../testdata/models/corrupt")
 	var out, errb serveLogBuffer
 	code := run(context.Background(), []string{"serve", model, "--engine", "sim",
-		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest"}, stdio{out: &out, err: &errb})
+		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest", "--admin-socket", filepath.Join(t.TempDir(), "admin.sock")}, stdio{out: &out, err: &errb})
 	if code == exitOK {
 		t.Fatalf("serve of a corrupt checkpoint exited 0; stderr:\n%s", errb.String())
 	}
@@ -177,9 +179,11 @@ func TestServeSim(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	var errb serveLogBuffer
+	admin := filepath.Join(t.TempDir(), "admin.sock")
 	go func() {
 		done <- run(ctx, []string{"serve", model, "--engine", "sim", "--served-model-name", "good",
-			"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--engine-port", "0", "--git-sha", "abc123"}, stdio{out: io.Discard, err: &errb})
+			"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--engine-port", "0", "--git-sha", "abc123",
+			"--admin-socket", admin}, stdio{out: io.Discard, err: &errb})
 	}()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -230,9 +234,31 @@ func TestServeSim(t *testing.T) {
 		v.DigestStatus != serve.DigestComputed || !strings.HasPrefix(v.Digest, "sha256:") {
 		t.Errorf("/version = %+v", v)
 	}
+
+	// The pre-stop drain: not on the public port; through the admin
+	// socket (mode 0600), `modelship drain` takes the replica out of
+	// readiness.
+	if resp, err := http.Get(base + serving.DrainPath + "?wait=0s"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("drain on the public port: %v %v, want 404", resp, err)
+	}
+	if fi, err := os.Stat(admin); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket %s: %v %v, want a socket with mode 0600", admin, fi, err)
+	}
+	if code, out, errs := runCLI(t, "drain", "--socket", admin, "--wait", "0s"); code != exitOK || !strings.Contains(out, `"draining": true`) {
+		t.Fatalf("modelship drain: exit %d %s %s", code, out, errs)
+	}
+	if resp, err := http.Get(base + "/ready"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("/ready after the drain: %v %v, want 503", resp, err)
+	}
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("serve after cancel = %d", code)
+	}
+	if _, err := os.Stat(admin); !os.IsNotExist(err) {
+		t.Errorf("admin socket left behind after serve stopped: %v", err)
+	}
+	if code, _, errs := runCLI(t, "drain", "--socket", admin); code != exitFailed || !strings.Contains(errs, admin) {
+		t.Errorf("drain with no serve: exit %d %s, want %d naming the socket", code, errs, exitFailed)
 	}
 }
 

@@ -71,6 +71,13 @@ type Config struct {
 	Listener net.Listener
 	// EnginePort is the engine's port on 127.0.0.1; 0 picks a free one.
 	EnginePort int
+	// AdminSocket is the unix socket serving the drain endpoint
+	// (serving.DrainPath) for the pre-stop hook; "" serves none. It is
+	// never on the public port: one request there would empty a Service.
+	AdminSocket string
+	// DrainHold bounds a drain that no shutdown follows: after the drain's
+	// wait plus DrainHold without SIGTERM, serve is ready again (0: 30s).
+	DrainHold time.Duration
 
 	// DrainTimeout bounds how long in-flight requests may run after SIGTERM
 	// before the engine is stopped anyway.

@@ -109,17 +109,68 @@ type Proxy struct {
 	prepareErr error
 	preparedAt time.Time
 
-	draining atomic.Bool // set by DrainPath: answer with Connection: close
+	// drainUntil (unix nanoseconds, 0 for none) is when the current drain
+	// ends if no shutdown follows it: until then every response says
+	// "Connection: close" and /ready answers 503.
+	drainUntil atomic.Int64
+	// DrainHold is how long a drain outlasts its wait before serve is
+	// ready again (a pre-stop hook with no SIGTERM after it: an aborted
+	// termination, a hook run by hand). Zero means 30s.
+	DrainHold time.Duration
 }
 
-// DrainPath is the pre-stop hook of the serving container (Kubernetes
-// lifecycle.preStop.httpGet): GET DrainPath?wait=5s makes every later
-// response carry "Connection: close" (so clients move their keep-alive
-// connections to other replicas instead of having an idle one closed under
-// them at shutdown), makes /ready answer 503, and returns after wait (at
-// most 60s) — the time endpoint removal needs to reach every proxy — before
-// the kubelet sends SIGTERM and serve drains what is still in flight.
-const DrainPath = "/-/drain"
+// draining reports whether a drain is in force.
+func (p *Proxy) draining() bool {
+	u := p.drainUntil.Load()
+	return u != 0 && time.Now().UnixNano() < u
+}
+
+// AdminHandler serves the pre-stop drain, serving.DrainPath, for the admin
+// socket only (never the public port). GET DrainPath?wait=5s makes every
+// later response carry "Connection: close" (so clients move their
+// keep-alive connections to other replicas instead of having an idle one
+// closed under them at shutdown), makes /ready answer 503, and returns
+// after wait (at most 60s) — the time endpoint removal needs to reach
+// every proxy — before the kubelet sends SIGTERM and serve drains what is
+// still in flight. A drain ends: if no shutdown comes within DrainHold
+// after the wait, the replica is ready again.
+func (p *Proxy) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(serving.DrainPath, func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		wait := 5 * time.Second
+		if q := r.URL.Query().Get("wait"); q != "" {
+			d, err := time.ParseDuration(q)
+			if err != nil || d < 0 || d > time.Minute {
+				writeJSON(w, http.StatusBadRequest, apiError("wait: expected a duration from 0s to 60s, got "+strconv.Quote(q), "invalid_request_error", http.StatusBadRequest))
+				return
+			}
+			wait = d
+		}
+		hold := p.DrainHold
+		if hold <= 0 {
+			hold = 30 * time.Second
+		}
+		until := time.Now().Add(wait + hold).UnixNano()
+		p.drainUntil.Store(until)
+		p.logger().Info("draining for the pre-stop hook", "wait", wait.String(), "ready_again_without_shutdown_after", (wait + hold).String())
+		time.AfterFunc(wait+hold, func() {
+			if p.drainUntil.CompareAndSwap(until, 0) {
+				p.logger().Warn("drain ended: no shutdown followed it; ready again", "after", (wait + hold).String())
+			}
+		})
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"draining": true, "waited": wait.String(), "ready_again_after": hold.String()})
+	})
+	return mux
+}
 
 // NewProxy returns a handler that forwards to the engine at engineURL (e.g.
 // http://127.0.0.1:8001) and reports info on GET /version.
@@ -173,32 +224,15 @@ func (p *Proxy) Version() VersionInfo {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.draining.Load() {
+	if p.draining() {
 		w.Header().Set("Connection", "close")
 	}
+	if strings.HasPrefix(r.URL.Path, "/-/") {
+		// Admin endpoints live on the container's admin socket only.
+		writeJSON(w, http.StatusNotFound, apiError("not found", "invalid_request_error", http.StatusNotFound))
+		return
+	}
 	switch r.URL.Path {
-	case DrainPath:
-		if !allowGet(w, r) {
-			return
-		}
-		wait := 5 * time.Second
-		if q := r.URL.Query().Get("wait"); q != "" {
-			d, err := time.ParseDuration(q)
-			if err != nil || d < 0 || d > time.Minute {
-				writeJSON(w, http.StatusBadRequest, apiError("wait: expected a duration from 0s to 60s, got "+strconv.Quote(q), "invalid_request_error", http.StatusBadRequest))
-				return
-			}
-			wait = d
-		}
-		p.draining.Store(true)
-		w.Header().Set("Connection", "close")
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"draining": true, "waited": wait.String()})
 	case "/version":
 		if !allowGet(w, r) {
 			return
@@ -209,7 +243,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st := p.Ready(r.Context())
-		if p.draining.Load() {
+		if p.draining() {
 			st = ReadyStatus{Model: st.Model, Check: "draining", Reason: "draining before shutdown", CheckedAt: time.Now().UTC()}
 		}
 		code := http.StatusOK

@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving"
 )
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -345,16 +349,22 @@ func TestProxyPassesClientCancellationToEngine(t *testing.T) {
 	within(t, engineSawCancel, "the engine seeing the client's cancellation")
 }
 
-// The pre-stop hook: after GET /-/drain every response asks the client to
-// close its connection, and /ready says the replica is going away.
+// The pre-stop hook: the public port has no drain (one request there
+// would empty a Service); on the admin handler, after GET /-/drain every
+// response asks the client to close its connection and /ready says the
+// replica is going away, and the drain ends when no shutdown follows it.
 func TestDrainHook(t *testing.T) {
 	eng := httptest.NewServer(&fakeEngineHandler{health: 200, models: []string{"llama"}, genStatus: 200, genBody: `{"choices":[{"text":"!"}]}`})
 	defer eng.Close()
-	srv := httptest.NewServer(NewProxy(mustURL(t, eng.URL), VersionInfo{ServedModelName: "llama"}))
+	p := NewProxy(mustURL(t, eng.URL), VersionInfo{ServedModelName: "llama"})
+	p.DrainHold = 300 * time.Millisecond
+	srv := httptest.NewServer(p)
 	defer srv.Close()
-	get := func(path string) (*http.Response, string) {
+	admin := httptest.NewServer(p.AdminHandler())
+	defer admin.Close()
+	get := func(base, path string) (*http.Response, string) {
 		t.Helper()
-		resp, err := http.Get(srv.URL + path)
+		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,24 +372,34 @@ func TestDrainHook(t *testing.T) {
 		resp.Body.Close()
 		return resp, string(b)
 	}
-	if resp, _ := get("/v1/models"); resp.Close || resp.StatusCode != 200 {
+	if resp, _ := get(srv.URL, "/v1/models"); resp.Close || resp.StatusCode != 200 {
 		t.Fatalf("before the drain: status %d, close %v", resp.StatusCode, resp.Close)
 	}
-	if resp, body := get(DrainPath + "?wait=2m"); resp.StatusCode != 400 || !strings.Contains(body, "0s to 60s") {
+	if resp, _ := get(srv.URL, serving.DrainPath+"?wait=10ms"); resp.StatusCode != 404 {
+		t.Fatalf("drain on the public port: %d, want 404", resp.StatusCode)
+	}
+	if resp, body := get(srv.URL, "/ready"); resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("after a drain request on the public port /ready = %d %s (close %v), want still ready", resp.StatusCode, body, resp.Close)
+	}
+	if resp, body := get(admin.URL, serving.DrainPath+"?wait=2m"); resp.StatusCode != 400 || !strings.Contains(body, "0s to 60s") {
 		t.Fatalf("wait=2m: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := get("/v1/models"); resp.Close {
+	if resp, _ := get(srv.URL, "/v1/models"); resp.Close {
 		t.Fatal("a refused drain request started draining")
 	}
-	if resp, body := get(DrainPath + "?wait=10ms"); resp.StatusCode != 200 || !strings.Contains(body, `"draining": true`) {
+	if resp, body := get(admin.URL, serving.DrainPath+"?wait=10ms"); resp.StatusCode != 200 || !strings.Contains(body, `"draining": true`) {
 		t.Fatalf("drain: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := get("/v1/models"); !resp.Close || resp.StatusCode != 200 {
+	if resp, _ := get(srv.URL, "/v1/models"); !resp.Close || resp.StatusCode != 200 {
 		t.Fatalf("after the drain: status %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
 	}
-	if resp, body := get("/ready"); resp.StatusCode != 503 || !strings.Contains(body, `"check": "draining"`) {
+	if resp, body := get(srv.URL, "/ready"); resp.StatusCode != 503 || !strings.Contains(body, `"check": "draining"`) {
 		t.Fatalf("/ready while draining: %d %s", resp.StatusCode, body)
 	}
+	testenv.Eventually(t, 5*time.Second, "the drain to end with no shutdown after it", func() bool {
+		resp, _ := get(srv.URL, "/ready")
+		return resp.StatusCode == 200 && !resp.Close
+	})
 }
 
 // TestProxyRequiresAPIKey: with a key, /v1/ routes answer 401 without it or
@@ -440,4 +460,27 @@ func TestEngineEnvironHasNoAPIKey(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("engine environment %q, want %q", got, want)
 	}
+}
+
+// The admin socket: a file left by a serve that is gone is replaced; one a
+// live serve answers on is not taken over.
+func TestListenAdmin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := listenAdmin(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listenAdmin(path); err == nil || !strings.Contains(err.Error(), "another modelship serve is listening") {
+		t.Errorf("second serve on a live socket: %v", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // a crashed serve: the file stays, nobody answers
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	ln, err = listenAdmin(path)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	ln.Close()
 }

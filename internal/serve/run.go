@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -125,6 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	proxy := NewProxy(engineURL, info)
 	proxy.Logger = log
 	proxy.APIKey = cfg.APIKey
+	proxy.DrainHold = cfg.DrainHold
 	proxy.API = APIFor(cfg.Engine)
 	if proxy.API.NoMetrics {
 		proxy.MeasureCompletions(info.ServedModelName)
@@ -192,6 +194,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.AdminSocket != "" {
+		admin, err := listenAdmin(cfg.AdminSocket)
+		if err != nil {
+			srv.Close()
+			(&runner{cfg: cfg, log: log, cmd: cmd, exited: exited}).stopEngine(syscall.SIGTERM)
+			return err
+		}
+		asrv := &http.Server{Handler: proxy.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go asrv.Serve(admin)
+		defer asrv.Close() // also removes the socket file
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "pid", cmd.Process.Pid)
 
 	bg, stopBG := context.WithCancel(context.Background())
@@ -397,4 +410,26 @@ func engineEnviron(env []string) []string {
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		return strings.HasPrefix(kv, serving.EnvAPIKey+"=")
 	})
+}
+
+// listenAdmin listens on the admin unix socket, readable and writable by
+// the serving user only. A socket file left by a serve that is gone is
+// replaced; one that answers belongs to a live serve and is an error.
+func listenAdmin(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("admin socket %s: another modelship serve is listening there; give each its own --admin-socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("admin socket %s: remove the stale socket: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return ln, nil
 }

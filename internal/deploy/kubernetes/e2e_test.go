@@ -165,6 +165,15 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	if during < 100 {
 		t.Errorf("only %d requests during the deploy, want at least 100", during)
 	}
+	// The old pods were drained by the exec pre-stop hook (`modelship
+	// drain` over serve's admin socket), not past it.
+	evs, err := e.target.Client().CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=FailedPreStopHook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs.Items {
+		t.Errorf("pre-stop hook failed on %s: %s", ev.InvolvedObject.Name, ev.Message)
+	}
 	if v := testenv.GetVersion(t, url); v.Image != good2.Tag || v.Digest != good.ModelDigest {
 		t.Errorf("/version %+v, want image %s", v, good2.Tag)
 	}

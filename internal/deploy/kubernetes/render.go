@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/modelship/modelship/internal/deploy"
-	"github.com/modelship/modelship/internal/serve"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -43,14 +42,19 @@ const (
 	// PreStopSeconds is how long the pre-stop hook holds the pod before the
 	// kubelet sends SIGTERM, so the endpoint removal reaches every
 	// kube-proxy before `modelship serve` stops accepting connections. The
-	// hook is serve's own drain endpoint (GET /-/drain?wait=5s, an httpGet
-	// run by the kubelet: no shell needed in the image): meanwhile every
-	// response says "Connection: close", so clients leave their keep-alive
-	// connections to this pod instead of having one closed under a request.
+	// hook is PreStopCommand: meanwhile every response says "Connection:
+	// close", so clients leave their keep-alive connections to this pod
+	// instead of having one closed under a request.
 	PreStopSeconds = 5
 	// drainSeconds is serve's drain (30s) + engine stop (15s) + margin.
 	drainSeconds = 30 + 15 + 10
 )
+
+// PreStopCommand is the serving container's pre-stop hook: `modelship
+// drain`, run in the container (no shell needed), drains serve through its
+// admin unix socket. The drain is on no port: nothing on the network can
+// take a replica out of its Service.
+var PreStopCommand = []string{serving.BinaryPath, "drain", "--wait", fmt.Sprintf("%ds", PreStopSeconds)}
 
 // Workload is everything Render needs to describe one release.
 type Workload struct {
@@ -214,7 +218,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 						LivenessProbe: &corev1.Probe{ProbeHandler: httpGet("/health"), PeriodSeconds: 10,
 							TimeoutSeconds: 5, FailureThreshold: 3},
 						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
-							HTTPGet: &corev1.HTTPGetAction{Path: fmt.Sprintf("%s?wait=%ds", serve.DrainPath, PreStopSeconds), Port: intstr.FromString("http")}}},
+							Exec: &corev1.ExecAction{Command: PreStopCommand}}},
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 					}},
 				},
