@@ -414,12 +414,34 @@ func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, erro
 		}
 	}
 	if byDigest {
-		return nil, fmt.Errorf("image %s is on no node of the cluster; roll back by reference instead", ref)
+		return t.recordedImage(ctx, ref)
 	}
 	if i := strings.Index(ref, "@sha256:"); i >= 0 {
 		info.RepoDigest, info.ID = ref, ref[i+1:]
 	}
 	return info, nil
+}
+
+// recordedImage finds the content digest id in the release records: the
+// release deployed it from a repository, and repo@id names exactly that
+// content whatever the nodes report (a kubelet lists a newly pulled image
+// only at its next status update, and at most 50 images per node).
+func (t *Target) recordedImage(ctx context.Context, id string) (*deploy.ImageInfo, error) {
+	sel := labels.SelectorFromSet(map[string]string{LabelInstance: t.opt.Name, LabelRole: "record"})
+	list, err := t.cs.CoreV1().ConfigMaps(t.opt.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, t.wrap(err, "listing the release records")
+	}
+	for _, cm := range list.Items {
+		r, err := deploy.ReleaseFromLabels(cm.Annotations)
+		if err != nil || r.ImageID != id || r.Image == "" {
+			continue
+		}
+		pinned := repoOf(normalize(r.Image)) + "@" + id
+		t.logf("image %s: on no node's reported list yet; release %s's record pins it as %s (pulled where it is missing)", id, r.ID, pinned)
+		return &deploy.ImageInfo{Ref: id, ID: id, RepoDigest: pinned}, nil
+	}
+	return nil, fmt.Errorf("image %s is on no node of the cluster and in no release record of %s in namespace %s; roll back by reference (repo@sha256:...) instead", id, t.opt.Name, t.opt.Namespace)
 }
 
 // repoOf strips the tag or digest of a normalized name.
