@@ -184,9 +184,12 @@ const DefaultKeepReleases = 10
 type DockerTarget struct {
 	// Host is DOCKER_HOST: unix://, tcp:// or ssh://; empty uses the environment.
 	Host string `yaml:"host"`
-	// TLS client material for tcp hosts.
+	// TLS for tcp hosts: cert-path holds ca.pem, cert.pem and key.pem;
+	// tls-verify also checks the engine's certificate against ca.pem.
 	TLSVerify bool   `yaml:"tls-verify"`
 	CertPath  string `yaml:"cert-path"`
+	// AllowPlaintext allows a tcp host without TLS (refused otherwise).
+	AllowPlaintext bool `yaml:"allow-plaintext"`
 }
 
 // KubernetesTarget is a cluster reached through a kubeconfig.

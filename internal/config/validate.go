@@ -207,6 +207,17 @@ func (c *Config) validate(d *decoder) {
 		if h := e.Docker.Host; h != "" && !hasAnyPrefix(h, "unix://", "tcp://", "ssh://", "npipe://") {
 			bad(p+".docker.host", "expected unix://, tcp:// or ssh://, got %q", redactURL(h))
 		}
+		if d := e.Docker; strings.HasPrefix(d.Host, "tcp://") && d.CertPath == "" {
+			switch {
+			case d.TLSVerify:
+				bad(p+".docker.tls-verify", "needs docker.cert-path, a directory with ca.pem, cert.pem and key.pem")
+			case !d.AllowPlaintext:
+				bad(p+".docker.host", "plaintext TCP to %s: give docker.cert-path (and tls-verify: true), use ssh://, or set docker.allow-plaintext: true", redactURL(d.Host))
+			}
+		}
+		if d := e.Docker; (d.TLSVerify || d.CertPath != "" || d.AllowPlaintext) && !strings.HasPrefix(d.Host, "tcp://") && d.Host != "" {
+			bad(p+".docker", "tls-verify, cert-path and allow-plaintext apply to tcp:// hosts only, not %q", redactURL(d.Host))
+		}
 		if k := e.Kubernetes; e.Target == "kubernetes" {
 			if k.Replicas < 1 {
 				bad(p+".kubernetes.replicas", "expected 1 or more, got %d", k.Replicas)

@@ -36,8 +36,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docker/go-connections/tlsconfig"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -90,10 +92,18 @@ type Options struct {
 	// Host is DOCKER_HOST (unix://, tcp://, ssh://); "" reads the
 	// environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
 	Host string
-	// TLSVerify and CertPath are DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for
-	// a tcp Host given here.
+	// TLSVerify and CertPath are DOCKER_TLS_VERIFY and DOCKER_CERT_PATH
+	// for a tcp Host given here (with Host "", the environment's). CertPath
+	// holds ca.pem, cert.pem and key.pem: TLS with that client
+	// certificate; TLSVerify also checks the engine's certificate against
+	// ca.pem (without it, as `docker --tls`, the engine is not
+	// authenticated). TLSVerify needs CertPath.
 	TLSVerify bool
 	CertPath  string
+	// AllowPlaintext allows a tcp host without TLS. Otherwise it is
+	// refused: whoever can reach the port runs containers as root on the
+	// host, and sees the secrets a deploy hands to its release.
+	AllowPlaintext bool
 	// StopTimeout is how long a release gets to drain after SIGTERM.
 	StopTimeout time.Duration
 	// LockStaleAfter: a lock older than this is taken over (default 6h,
@@ -147,12 +157,15 @@ func New(opt Options) (*Target, error) {
 			opts = append(opts, client.WithHost(host))
 		}
 	case "tcp":
+		tlsOpt, err := tcpTLS(u.Redacted(), opt)
+		if err != nil {
+			return nil, err
+		}
 		if opt.Host != "" {
 			opts = append(opts, client.WithHost(host))
-			if opt.CertPath != "" {
-				opts = append(opts, client.WithTLSClientConfig(
-					filepath.Join(opt.CertPath, "ca.pem"), filepath.Join(opt.CertPath, "cert.pem"), filepath.Join(opt.CertPath, "key.pem")))
-			}
+		}
+		if tlsOpt != nil {
+			opts = append(opts, tlsOpt)
 		}
 		t.probeHost, t.probeIP = u.Hostname(), ""
 	case "ssh":
@@ -171,6 +184,47 @@ func New(opt Options) (*Target, error) {
 	}
 	t.cli = cli
 	return t, nil
+}
+
+// tcpTLS is the client option for a tcp host's TLS (nil: plaintext,
+// allowed only by AllowPlaintext). With Host "" the environment's
+// DOCKER_CERT_PATH and DOCKER_TLS_VERIFY count as CertPath and TLSVerify.
+func tcpTLS(host string, opt Options) (client.Opt, error) {
+	certPath, verify := opt.CertPath, opt.TLSVerify
+	if opt.Host == "" {
+		if certPath == "" {
+			certPath = os.Getenv(client.EnvOverrideCertPath)
+		}
+		verify = verify || os.Getenv(client.EnvTLSVerify) != ""
+	}
+	if certPath == "" {
+		switch {
+		case verify:
+			return nil, fmt.Errorf("docker host %s: tls-verify needs cert-path, a directory with ca.pem, cert.pem and key.pem", host)
+		case !opt.AllowPlaintext:
+			return nil, fmt.Errorf("docker host %s: plaintext TCP refused: whoever reaches the port runs containers as root there and sees the secrets a deploy sends; give cert-path (and tls-verify: true), use ssh://, or set allow-plaintext: true", host)
+		}
+		return nil, nil
+	}
+	files := []string{filepath.Join(certPath, "ca.pem"), filepath.Join(certPath, "cert.pem"), filepath.Join(certPath, "key.pem")}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("docker host %s: cert-path: %w (expected ca.pem, cert.pem and key.pem)", host, err)
+		}
+	}
+	cfg, err := tlsconfig.Client(tlsconfig.Options{CAFile: files[0], CertFile: files[1], KeyFile: files[2],
+		ExclusiveRootPools: true, InsecureSkipVerify: !verify})
+	if err != nil {
+		return nil, fmt.Errorf("docker host %s: cert-path %s: %w", host, certPath, err)
+	}
+	return func(c *client.Client) error {
+		tr, ok := c.HTTPClient().Transport.(*http.Transport) // the client's own transport, shared
+		if !ok {
+			return fmt.Errorf("docker host %s: cannot apply TLS to transport %T", host, c.HTTPClient().Transport)
+		}
+		tr.TLSClientConfig = cfg
+		return nil
+	}, nil
 }
 
 // Client is the engine client, for tests and tools.

@@ -20,7 +20,7 @@ func TestDeviceRequests(t *testing.T) {
 func TestNewHosts(t *testing.T) {
 	for _, c := range []struct{ host, err, probe string }{
 		{"unix:///run/docker.sock", "", "127.0.0.1"},
-		{"tcp://gpu-1.example.com:2376", "", "gpu-1.example.com"},
+		{"tcp://gpu-1.example.com:2376", "plaintext TCP refused", ""},
 		{"ssh://deploy@gpu-1.example.com:2222", "", "gpu-1.example.com"},
 		{"ssh://deploy:secret@gpu-1", "a password in the URL is not supported", ""},
 		{"ftp://x", "scheme ftp is not supported", ""},
