@@ -157,6 +157,11 @@ func (m *Modelship) Validate(
 	if passThreshold != "" {
 		args = append(args, "--pass-threshold", passThreshold)
 	}
+	if engine == "ollama" {
+		// Ollama on a CPU serves one request at a time: cases queued
+		// behind others would spend their timeout waiting.
+		args = append(args, "--concurrency", "1")
+	}
 	tools := m.Tools().
 		WithServiceBinding(serviceHost, svc).
 		WithFile("/in/cases"+suiteExt(ctx, cases), cases).
