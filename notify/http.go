@@ -125,10 +125,7 @@ func postJSON(ctx context.Context, c *http.Client, r redactor, target string, bo
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
+	resp, err := noRedirects(c).Do(req)
 	if err != nil {
 		return r.err(err)
 	}
@@ -138,6 +135,9 @@ func postJSON(ctx context.Context, c *http.Client, r redactor, target string, bo
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
+	if resp.StatusCode/100 == 3 {
+		return r.err(&Permanent{Err: redirectError(r.display, resp)})
+	}
 	err = fmt.Errorf("POST %s: %s", r.display, resp.Status)
 	if s := strings.TrimSpace(string(snippet)); s != "" {
 		err = fmt.Errorf("%w: %s", err, s)
@@ -146,4 +146,21 @@ func postJSON(ctx context.Context, c *http.Client, r redactor, target string, bo
 		err = &Permanent{Err: err}
 	}
 	return r.err(err)
+}
+
+// noRedirects is c (http.DefaultClient when nil) that does not follow
+// redirects: the signed body and its headers would go to whatever host
+// an answer names.
+func noRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	cc := *c
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cc
+}
+
+// redirectError says a sink answered with a redirect, and to which host.
+func redirectError(display string, resp *http.Response) error {
+	return fmt.Errorf("POST %s: %s: redirects are not followed (the body and its signature or token would go to %s); configure the final URL", display, resp.Status, hostURL(resp.Header.Get("Location")))
 }

@@ -73,7 +73,7 @@ func (p *Pushgateway) Send(ctx context.Context, e Event) error {
 		// The push package's status errors repeat the full push URL.
 		msg := strings.ReplaceAll(err.Error(), p.url, p.display)
 		err = p.red.err(errorString{msg, err})
-		if c := doer.status; c/100 == 4 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests {
+		if c := doer.status; c/100 == 3 || (c/100 == 4 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests) {
 			err = &Permanent{Err: err}
 		}
 		return err
@@ -88,9 +88,13 @@ type statusDoer struct {
 }
 
 func (d *statusDoer) Do(r *http.Request) (*http.Response, error) {
-	resp, err := d.c.Do(r)
+	resp, err := noRedirects(d.c).Do(r)
 	if err == nil {
 		d.status = resp.StatusCode
+		if resp.StatusCode/100 == 3 {
+			resp.Body.Close()
+			return nil, redirectError(r.URL.Redacted(), resp)
+		}
 	}
 	return resp, err
 }

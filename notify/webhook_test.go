@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,4 +122,29 @@ func FuzzVerifySignature(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A sink never follows a redirect: the signed body and its headers would
+// go to whatever host the answer names. The redirect is a permanent
+// failure (not retried) that says where it pointed.
+func TestSinksDoNotFollowRedirects(t *testing.T) {
+	elsewhere := newRecorder(t)
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	for _, s := range []Sink{
+		NewWebhook(redirect.URL+"/hooks/modelship", "hmac-key-for-tests-0123", nil),
+		NewSlack(redirect.URL+"/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", nil),
+		NewGrafana(redirect.URL, "glsa_token_for_tests_0123", nil),
+		NewPushgateway(redirect.URL, "modelship", nil),
+	} {
+		ws := notifyOne(t, s, sampleEvent(), fast())
+		if len(ws) != 1 || !strings.Contains(ws[0].Message, "redirect") || ws[0].Attempts != 1 {
+			t.Errorf("%s: warnings %v, want one naming the redirect", s.Name(), ws)
+		}
+	}
+	if got := elsewhere.requests(); len(got) != 0 {
+		t.Errorf("the redirect target received %d requests (first: %s %s %v)", len(got), got[0].Method, got[0].Path, got[0].Header)
+	}
 }
