@@ -23,8 +23,9 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/modelship/modelship/internal/proxyerr"
 )
 
 // HealthPath is answered by the gateway itself (200) for a container
@@ -321,11 +322,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		h.u.errors.Add(1)
 	}
 	g.errors.Add(1)
-	code, msg := http.StatusBadGateway, "release "+key+" failed: "+err.Error()
-	var dns *net.DNSError
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) {
-		code, msg = http.StatusServiceUnavailable, "release "+key+" is not accepting connections"
-	}
+	code, msg := proxyerr.Public("the release", err) // the error's text and key name internal addresses: log only
 	g.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "upstream", key, "status", code, "err", err)
 	writeJSON(w, code, apiError(msg, "release_unavailable", code))
 }

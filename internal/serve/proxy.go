@@ -18,9 +18,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/modelship/modelship/internal/proxyerr"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -327,10 +327,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		p.logger().Debug("client went away", "path", r.URL.Path, "err", err)
 		return
 	}
-	code, msg := http.StatusBadGateway, "engine error: "+err.Error()
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		code, msg = http.StatusServiceUnavailable, "engine is not accepting connections (starting or stopped)"
-	}
+	code, msg := proxyerr.Public("engine", err) // the error's text names internal addresses: log only
 	p.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	writeJSON(w, code, apiError(msg, "engine_unavailable", code))
 }
