@@ -19,6 +19,11 @@ func init() {
 	register(command{name: "trigger", summary: "receive Hugging Face / MLflow registry webhooks and start a release for each new model version", run: runTrigger})
 }
 
+// triggerRunExample is the --run example of the help: the workflow
+// dispatch of --github-repo through the GitHub CLI (gh), with the inputs
+// deploy-model.yml declares.
+const triggerRunExample = "gh workflow run deploy-model.yml --repo acme/models --ref main -f environment=staging -f source={source}"
+
 // triggerList is a repeatable string flag.
 type triggerList []string
 
@@ -29,7 +34,7 @@ func runTrigger(ctx context.Context, args []string, s stdio) int {
 	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	listen := fs.String("listen", "127.0.0.1:8787", "`ADDR` to serve the webhooks on (put a TLS proxy in front when the registry is on the internet)")
-	storeFile := fs.String("store", ".modelship/released.json", "JSON `FILE` of revisions already released; an event for one of them is ignored")
+	storeFile := fs.String("store", ".modelship/released.json", "JSON `FILE` of each revision's release state (queued, started, finished, failed); an event for a revision queued, started or finished starts nothing")
 	hfSecret := fs.String("hf-secret", "", "Hugging Face webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/huggingface")
 	hfRef := fs.String("hf-ref", "refs/heads/main", "Hugging Face: the `REF` whose new commits start a release")
 	var hfRepos, mlModels, inputs triggerList
@@ -44,7 +49,7 @@ func runTrigger(ctx context.Context, args []string, s stdio) int {
 	ghToken := fs.String("github-token", "env:GITHUB_TOKEN", "with --github-repo: token allowed actions:write, as a reference `env:NAME` or file:PATH")
 	ghAPI := fs.String("github-api", "https://api.github.com", "with --github-repo: GitHub REST API `URL` (GitHub Enterprise: https://HOST/api/v3)")
 	fs.Var(&inputs, "input", "with --github-repo: workflow input `NAME=VALUE` (repeatable), e.g. environment=production; \"source\" is set to the event")
-	run := fs.String("run", "", "instead of --github-repo: start this `COMMAND` for each event, e.g. \"modelship release --source {source}\"; split on spaces and run without a shell; {source} {repo} {revision} {digest} are replaced")
+	run := fs.String("run", "", "instead of --github-repo: start this `COMMAND` for each event, e.g. \""+triggerRunExample+"\"; split on spaces and run without a shell, one at a time; "+strings.Join(trigger.Placeholders, " ")+" are replaced by the event's checked values")
 	logFormat := fs.String("log-format", "text", "log lines on stderr as text or json")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship trigger (--hf-secret REF | --mlflow-secret REF) (--github-repo OWNER/REPO | --run COMMAND) [flags]
@@ -66,15 +71,32 @@ model revision:
   GET  /healthz
 
 A request that fails verification gets 401 and a log line with the reason,
-never its body. A revision recorded in --store (the Hugging Face commit, the
-MLflow version, and modelship's digest from the MLflow tag modelship.digest)
-is ignored; otherwise the release starts and the revision is recorded. A
-release that could not start answers 502, so the registry retries.
+never its body. Every value of an event is checked before anything starts:
+a repository or model name of letters, digits and ._-/ (never starting with
+-), a 40-hex-digit commit or an MLflow version number, a digest of sha256:
+and 64 hex digits; a refused event gets 400 (422 when --run needs a value
+the event lacks, e.g. {digest}) naming the field and what was expected.
+
+Each revision (the Hugging Face commit, the MLflow version, and modelship's
+digest from the MLflow tag modelship.digest) is recorded in --store as
+queued, then started, then finished or failed, on disk at every step. The
+releases start one at a time, in the background: a sender giving up cancels
+nothing, and an event for a revision queued or started (202) or finished
+(200) starts nothing. A release that could not start answers 502 (when it
+is next in line) so the registry retries; a failed revision is queued again
+by the next delivery. At start-up the revisions left queued are resumed; one
+left started (the trigger stopped while starting it) may have run, so it is
+reported in the log and not run again: remove its entry from --store to
+release it again.
 
 Starting the release: --github-repo dispatches --workflow (workflow_dispatch)
 with --input values and source=<hf:org/name@sha | mlflow:name/version>; or
---run starts a local command. Secrets are references (env:NAME, file:PATH),
-never values on the command line.
+--run starts a local command, e.g. the same dispatch through the GitHub CLI:
+
+  --run "`+triggerRunExample+`"
+
+Secrets are references (env:NAME, file:PATH), never values on the command
+line.
 
 Exit codes: 0 stopped by a signal, 1 the server failed, 2 usage.
 
@@ -135,7 +157,6 @@ Flags:
 	}
 	srv.Log = log
 
-	var cmd *trigger.Command
 	switch {
 	case *ghRepo != "" && *run != "":
 		return usageErr("--github-repo and --run are exclusive: choose how releases start")
@@ -158,7 +179,10 @@ Flags:
 		}
 		srv.Starter = &trigger.Dispatch{API: *ghAPI, Owner: owner, Repo: repo, Workflow: *workflow, Ref: *ref, Token: token, Inputs: in}
 	case *run != "":
-		cmd = &trigger.Command{Argv: strings.Fields(*run), Stdout: s.err, Log: log}
+		cmd := &trigger.Command{Argv: strings.Fields(*run), Stdout: s.err}
+		if err := cmd.Validate(); err != nil {
+			return usageErr("--run: %v", err)
+		}
 		srv.Starter = cmd
 	default:
 		return usageErr("give --github-repo OWNER/REPO (workflow_dispatch) or --run COMMAND")
@@ -179,8 +203,15 @@ Flags:
 	if srv.MLflowSecret != "" {
 		hooks = append(hooks, "/hooks/mlflow")
 	}
-	fmt.Fprintf(s.err, "modelship trigger: listening on http://%s (%s); releases: %s; %d revisions already released (%s)\n",
-		ln.Addr(), strings.Join(hooks, ", "), srv.Starter.Describe(), len(srv.Store.Keys()), *storeFile)
+	fmt.Fprintf(s.err, "modelship trigger: listening on http://%s (%s); releases: %s; store %s: %d finished, %d queued (resumed), %d left started (not re-run)\n",
+		ln.Addr(), strings.Join(hooks, ", "), srv.Starter.Describe(), *storeFile,
+		len(srv.Store.Keys(trigger.Finished)), len(srv.Store.Keys(trigger.Queued)), len(srv.Store.Keys(trigger.Started)))
+	// The releases outlive a webhook's request; on a signal the one under
+	// way ends before the trigger does, and those queued wait for its next
+	// start.
+	rctx, stopReleases := context.WithCancel(ctx)
+	defer func() { stopReleases(); srv.Wait() }()
+	srv.Start(rctx)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -193,9 +224,8 @@ Flags:
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hs.Shutdown(sctx)
-	if cmd != nil {
-		cmd.Wait()
-	}
+	stopReleases()
+	srv.Wait()
 	fmt.Fprintln(s.err, "modelship trigger: stopped")
 	return exitOK
 }

@@ -6,12 +6,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/modelship/modelship/internal/trigger"
 )
@@ -125,6 +128,7 @@ func TestTriggerUsage(t *testing.T) {
 		{[]string{"--hf-secret", "env:TEST_HF_SECRET", "--github-repo", "a/b", "--github-token", "env:TEST_HF_SECRET", "--input", "novalue"}, "--input: expected NAME=VALUE"},
 		{[]string{"--hf-secret", "env:TEST_HF_SECRET", "--run", "true", "--max-age", "0s"}, "--max-age"},
 		{[]string{"--hf-secret", "env:TEST_HF_SECRET", "--run", "true", "--log-format", "xml"}, "--log-format"},
+		{[]string{"--hf-secret", "env:TEST_HF_SECRET", "--run", "gh workflow run x.yml -f model={model}"}, `--run: argument "model={model}": unknown placeholder {model}: expected {source}, {repo}, {revision}, {digest}`},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -138,5 +142,164 @@ func TestTriggerUsage(t *testing.T) {
 		if code != exitOK || !strings.Contains(errs, want) {
 			t.Errorf("--help lacks %q (exit %d)", want, code)
 		}
+	}
+}
+
+// TestTriggerRunExamplesWork: every --run example in the help and the
+// README uses only the placeholders the trigger knows, and a command that
+// exists: a modelship command this binary has, or a gh workflow run of a
+// workflow of this repository with inputs it declares.
+func TestTriggerRunExamplesWork(t *testing.T) {
+	_, _, help := runCLI(t, "trigger", "--help")
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := regexp.MustCompile(`(?:--run |e\.g\. )"([^"]*\{[a-z]+\}[^"]*)"`)
+	var found [][]string
+	for _, text := range []string{help, string(readme)} {
+		found = append(found, example.FindAllStringSubmatch(text, -1)...)
+	}
+	if len(found) < 2 {
+		t.Fatalf("found %d --run examples in the help and the README, want at least one in each", len(found))
+	}
+	known := map[string]bool{}
+	for _, p := range trigger.Placeholders {
+		known[p] = true
+	}
+	for _, m := range found {
+		argv := strings.Fields(m[1])
+		for _, p := range regexp.MustCompile(`\{[^}]*\}`).FindAllString(m[1], -1) {
+			if !known[p] {
+				t.Errorf("%q: placeholder %s is not one of %v", m[1], p, trigger.Placeholders)
+			}
+		}
+		switch {
+		case argv[0] == "modelship":
+			if len(argv) < 2 || commands[argv[1]].run == nil {
+				t.Errorf("%q: not a command of modelship (go run ./cmd/modelship help lists them)", m[1])
+			}
+		case len(argv) > 3 && argv[0] == "gh" && argv[1] == "workflow" && argv[2] == "run":
+			checkWorkflowRun(t, m[1], argv[3], argv[4:])
+		default:
+			t.Errorf("%q: not a modelship or gh workflow run command line this test knows how to check", m[1])
+		}
+	}
+}
+
+// checkWorkflowRun checks that file is a workflow of this repository with
+// a workflow_dispatch whose inputs declare every -f NAME=VALUE of args.
+func checkWorkflowRun(t *testing.T, example, file string, args []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../../.github/workflows", file))
+	if err != nil {
+		t.Errorf("%q: %v", example, err)
+		return
+	}
+	var wf struct {
+		On struct {
+			WorkflowDispatch struct {
+				Inputs map[string]any `yaml:"inputs"`
+			} `yaml:"workflow_dispatch"`
+		} `yaml:"on"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	for i := 0; i < len(args); i++ {
+		if args[i] != "-f" && args[i] != "--field" && args[i] != "-F" && args[i] != "--raw-field" {
+			continue
+		}
+		if i+1 == len(args) {
+			t.Errorf("%q: %s without NAME=VALUE", example, args[i])
+			break
+		}
+		name, _, _ := strings.Cut(args[i+1], "=")
+		if _, ok := wf.On.WorkflowDispatch.Inputs[name]; !ok {
+			t.Errorf("%q: %s declares no workflow_dispatch input %q", example, file, name)
+		}
+	}
+}
+
+// TestTriggerResumesQueuedRevision: a store left with a revision queued
+// (the trigger stopped before starting it) and one started: on start-up
+// the first is dispatched and both are named in the log, the second is not
+// run again.
+func TestTriggerResumesQueuedRevision(t *testing.T) {
+	var mu sync.Mutex
+	var sources []string
+	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		sources = append(sources, regexp.MustCompile(`"source":"([^"]*)"`).FindStringSubmatch(string(b))[1])
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer gh.Close()
+	t.Setenv("TEST_HF_SECRET", "hf-secret-value")
+	t.Setenv("TEST_GH_TOKEN", "gh-token-value")
+	store := filepath.Join(t.TempDir(), "released.json")
+	queued := trigger.Event{Source: "huggingface", Repo: "acme/tiny", Revision: strings.Repeat("a", 40)}
+	started := trigger.Event{Source: "huggingface", Repo: "acme/tiny", Revision: strings.Repeat("b", 40)}
+	st, err := trigger.OpenStore(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []trigger.Event{queued, started} {
+		if _, _, _, err := st.Queue(ev, "earlier", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Set(started.Key(), trigger.Started, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var errb lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"trigger", "--listen", "127.0.0.1:0", "--store", store, "--hf-secret", "env:TEST_HF_SECRET", "--log-format", "json",
+			"--github-repo", "acme/models", "--github-api", gh.URL, "--github-token", "env:TEST_GH_TOKEN"},
+			stdio{in: strings.NewReader(""), out: io.Discard, err: &errb})
+	}()
+	deadline := time.Now().Add(20 * time.Second) // a bound on a hang, not a speed requirement
+	for {
+		reopened, err := trigger.OpenStore(store)
+		if err == nil && reopened.State(queued.Key()) == trigger.Finished {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("exited %d: %s", code, errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not dispatched:\n%s", queued.Key(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sources) != 1 || sources[0] != queued.Key() {
+		t.Errorf("dispatched %v, want [%s]", sources, queued.Key())
+	}
+	logs := errb.String()
+	for _, want := range []string{
+		"1 queued (resumed), 1 left started (not re-run)",
+		`"msg":"resuming queued release","store":"` + store + `","key":"` + queued.Key() + `"`,
+		`"key":"` + started.Key() + `"`,
+		"not run again",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("stderr lacks %s:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "gh-token-value") || strings.Contains(logs, "hf-secret-value") {
+		t.Errorf("a secret is on stderr:\n%s", logs)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// FuzzParseHF: any body gives an event with a hex revision, an ignore
+// FuzzParseHF: any body gives a valid event (Event.Validate), an ignore
 // reason, or an error; never a panic.
 func FuzzParseHF(f *testing.F) {
 	f.Add(hfPayloadFor("575db8b7a51b6f85eb06eee540738584589f131c"))
@@ -15,19 +15,20 @@ func FuzzParseHF(f *testing.F) {
 	f.Add(`{"event":{"scope":"repo.content"},"repo":{"name":"a"},"updatedRefs":[{"ref":"refs/heads/main","newSha":null}]}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		ev, err := ParseHF([]byte(body), "refs/heads/main")
-		if err == nil && (!isHex(ev.Revision) || ev.Repo == "") {
+		if err == nil && ev.Validate() != nil {
 			t.Fatalf("accepted %+v", ev)
 		}
 	})
 }
 
-// FuzzParseMLflow: accepted events have a numeric version and a name.
+// FuzzParseMLflow: accepted events are valid: a name, a version number,
+// no digest or a well-formed one.
 func FuzzParseMLflow(f *testing.F) {
 	f.Add(mlflowBody("3"))
 	f.Add(`{"entity":"model_version_alias","action":"created","data":{"name":"m","alias":"champion","version":"2"}}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		ev, err := ParseMLflow([]byte(body), "champion")
-		if err == nil && (!isDigits(ev.Revision) || ev.Repo == "" || ev.Digest != "" && !strings.HasPrefix(ev.Digest, "sha256:")) {
+		if err == nil && ev.Validate() != nil {
 			t.Fatalf("accepted %+v", ev)
 		}
 	})

@@ -69,7 +69,9 @@ type hfPayload struct {
 // ParseHF reads a Hugging Face payload. New commits on ref (e.g.
 // "refs/heads/main") of a model repository are an Event; anything else
 // (discussions, config changes, other branches, datasets) is ignored, with
-// the reason. A payload that is not the Hub's shape is an error.
+// the reason. A payload that is not the Hub's shape, or an event whose
+// repository or commit fails Event.Validate (a *FieldError naming the
+// payload's field), is an error.
 func ParseHF(body []byte, ref string) (Event, error) {
 	var p hfPayload
 	if err := json.Unmarshal(body, &p); err != nil {
@@ -87,22 +89,22 @@ func ParseHF(body []byte, ref string) (Event, error) {
 	if !(p.Event.Scope == "repo.content" || strings.HasPrefix(p.Event.Scope, "repo.content.")) {
 		return ev, ignored{fmt.Sprintf("event %s.%s is not new content", p.Event.Scope, p.Event.Action)}
 	}
-	sha := ""
+	sha, field := "", ""
 	if len(p.UpdatedRefs) == 0 {
-		sha = p.Repo.HeadSha // older payloads: headSha is main's head
+		sha, field = p.Repo.HeadSha, "repo.headSha" // older payloads: headSha is main's head
 	}
 	for _, u := range p.UpdatedRefs {
 		if u.Ref == ref && u.NewSha != nil {
-			sha = *u.NewSha
+			sha, field = *u.NewSha, "updatedRefs[].newSha of "+ref
 		}
 	}
 	if sha == "" {
 		return ev, ignored{"no new commit on " + ref}
 	}
-	if !isHex(sha) {
-		return Event{}, fmt.Errorf("commit %q is not a hex sha", sha)
-	}
 	ev.Revision = sha
+	if err := ev.check(fieldNames{repo: "repo.name", revision: field, digest: "digest"}); err != nil {
+		return Event{}, err
+	}
 	return ev, nil
 }
 
@@ -125,7 +127,9 @@ const DigestTag = "modelship.digest"
 
 // ParseMLflow reads an MLflow payload. model_version.created is an Event;
 // so is model_version_alias.created when alias is set and matches. Other
-// events are ignored.
+// events are ignored. An event whose name, version or modelship.digest tag
+// fails Event.Validate is an error (a *FieldError naming the payload's
+// field): a malformed digest tag is refused, not dropped.
 func ParseMLflow(body []byte, alias string) (Event, error) {
 	var p mlflowPayload
 	if err := json.Unmarshal(body, &p); err != nil {
@@ -142,35 +146,11 @@ func ParseMLflow(body []byte, alias string) (Event, error) {
 	default:
 		return ev, ignored{"event " + event + " does not ask for a release"}
 	}
-	if !isDigits(ev.Revision) {
-		return Event{}, fmt.Errorf("%s: data.version %q is not a version number", event, ev.Revision)
-	}
-	if ev.Digest != "" && !strings.HasPrefix(ev.Digest, "sha256:") {
-		ev.Digest = ""
+	if err := ev.check(mlflowFields); err != nil {
+		return Event{}, err
 	}
 	return ev, nil
 }
 
-func isHex(s string) bool {
-	if len(s) < 7 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigits(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+// mlflowFields name an MLflow event's fields as its payload does.
+var mlflowFields = fieldNames{repo: "data.name", revision: "data.version", digest: `data.tags["` + DigestTag + `"]`}

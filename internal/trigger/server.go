@@ -1,7 +1,19 @@
 // Package trigger receives model registry webhooks — Hugging Face Hub and
-// MLflow Model Registry — verifies them, ignores revisions already released,
-// and starts the release pipeline (a GitHub workflow_dispatch or a local
-// command such as modelship release).
+// MLflow Model Registry — verifies them, checks every value they carry,
+// ignores revisions already queued or released, and starts the release
+// pipeline (a GitHub workflow_dispatch, or a local command such as a gh
+// workflow run) once per revision.
+//
+// Releases: an accepted event is recorded queued in the Store (on disk
+// before the answer), then started by one goroutine, one release at a
+// time, on a context of its own: a sender that gives up cancels nothing,
+// and its retry, while the revision is queued, started or finished, starts
+// nothing. Each revision's state (queued, started, finished, failed) is on
+// disk at every step; the started state is written before the release
+// starts, so that no crash can start a revision twice. On start-up the
+// revisions left queued are resumed; one left started (the trigger stopped
+// while starting or running it) may have run, so it is reported and never
+// run again by itself: remove its entry from the store to release it again.
 //
 // Verification:
 //   - Hugging Face sends the webhook's secret verbatim in X-Webhook-Secret
@@ -19,7 +31,6 @@
 package trigger
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -53,16 +64,30 @@ type Server struct {
 
 	Store   *Store
 	Starter Starter
-	Log     *slog.Logger
-	Now     func() time.Time
+	// StartWait is how long a webhook whose release is next in line waits
+	// for it to start (to answer 502 if it cannot, so that the registry
+	// retries) before answering 202 queued; default DefaultStartWait.
+	StartWait time.Duration
+	Log       *slog.Logger
+	Now       func() time.Time
 
-	mu         sync.Mutex // held from the store check to the record: one start per revision
+	mu         sync.Mutex // the fields below; never held across a release or a store write
 	deliveries map[string]time.Time
+	waiters    map[string][]chan error // webhooks waiting for a revision to start
+	running    string                  // the key of the release under way
+	wake       chan struct{}
+	done       chan struct{} // closed when the releases goroutine ends
 }
+
+// DefaultStartWait is Server.StartWait's default.
+const DefaultStartWait = 10 * time.Second
+
+// startTimeout bounds Starter.Start (a dispatch; a process start).
+const startTimeout = 60 * time.Second
 
 // Result is the JSON answer to a webhook.
 type Result struct {
-	Status string `json:"status"` // started, ignored, rejected, error
+	Status string `json:"status"` // started, queued, ignored, rejected, error
 	Reason string `json:"reason,omitempty"`
 	Source string `json:"source,omitempty"` // the event's key
 }
@@ -181,9 +206,11 @@ func (s *Server) mlflow(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handle answers a verified delivery: ignored (200), bad payload (400),
-// already released (200), started (202) or could not start (502: the
-// registry may retry).
+// handle answers a verified delivery: ignored (200); bad payload (400);
+// a value the release needs missing (422); already queued or started (202)
+// or finished (200); not recorded (503: the registry may retry); queued
+// and started (202), could not start (502: the registry may retry), or
+// queued behind other releases (202).
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, ev Event, err error) int {
 	log := s.log().With("source", ev.Source, "repo", ev.Repo, "revision", ev.Revision, "delivery", ev.Delivery)
 	var ign ignored
@@ -197,26 +224,155 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, ev Event, err er
 		reply(w, http.StatusBadRequest, Result{Status: "rejected", Reason: err.Error()})
 		return http.StatusBadRequest
 	}
+	if c, ok := s.Starter.(Checker); ok {
+		if err := c.Check(ev); err != nil {
+			code := http.StatusBadRequest
+			if isMissing(err) {
+				code = http.StatusUnprocessableEntity
+			}
+			log.Warn("webhook refused", "reason", err.Error())
+			reply(w, code, Result{Status: "rejected", Reason: err.Error(), Source: ev.Key()})
+			return code
+		}
+	}
+	key := ev.Key()
+	started := s.await(key)
+	defer s.forget(key, started)
+	match, rec, queued, err := s.Store.Queue(ev, s.Starter.Describe(), s.now().UTC())
+	switch {
+	case err != nil:
+		log.Error("release not queued", "error", err.Error())
+		reply(w, http.StatusServiceUnavailable, Result{Status: "error", Reason: "not queued: " + err.Error(), Source: key})
+		return http.StatusServiceUnavailable
+	case !queued:
+		return s.already(w, log, key, match, rec)
+	}
+	log.Info("release queued", "key", key, "attempt", rec.Attempts)
+	s.poke()
+	if !s.nextInLine(key) {
+		reply(w, http.StatusAccepted, Result{Status: "queued", Reason: "queued behind the releases before it", Source: key})
+		return http.StatusAccepted
+	}
+	return s.awaitStart(w, r, key, started)
+}
+
+// already answers an event whose revision the store has: 200 when it was
+// released, 202 while it is queued or started.
+func (s *Server) already(w http.ResponseWriter, log *slog.Logger, key, match string, rec Record) int {
+	log.Info("webhook ignored", "reason", "already "+string(rec.State), "key", match)
+	switch rec.State {
+	case Finished:
+		reply(w, http.StatusOK, Result{Status: "ignored", Reason: match + " was already released", Source: key})
+		return http.StatusOK
+	case Started:
+		reply(w, http.StatusAccepted, Result{Status: "started", Reason: match + " is already started", Source: key})
+	default:
+		reply(w, http.StatusAccepted, Result{Status: "queued", Reason: match + " is already queued", Source: key})
+	}
+	return http.StatusAccepted
+}
+
+// awaitStart waits, at most StartWait, for the release of key to start:
+// 202 started, 502 if it could not, 202 queued if it has not yet (it
+// starts in the background; the sender leaving changes nothing).
+func (s *Server) awaitStart(w http.ResponseWriter, r *http.Request, key string, started chan error) int {
+	wait := s.StartWait
+	if wait <= 0 {
+		wait = DefaultStartWait
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-started:
+		if err != nil {
+			reply(w, http.StatusBadGateway, Result{Status: "error", Reason: err.Error(), Source: key})
+			return http.StatusBadGateway
+		}
+		reply(w, http.StatusAccepted, Result{Status: "started", Source: key})
+	case <-t.C:
+		reply(w, http.StatusAccepted, Result{Status: "queued", Reason: "not started within " + wait.String() + ": it starts in the background", Source: key})
+	case <-r.Context().Done():
+	}
+	return http.StatusAccepted
+}
+
+// await registers a webhook waiting for key to start; forget removes it.
+func (s *Server) await(key string) chan error {
+	ch := make(chan error, 1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k, seen := s.Store.Seen(ev.Keys()...); seen {
-		log.Info("webhook ignored", "reason", "already released", "key", k)
-		reply(w, http.StatusOK, Result{Status: "ignored", Reason: k + " was already released", Source: ev.Key()})
-		return http.StatusOK
+	if s.waiters == nil {
+		s.waiters = map[string][]chan error{}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
-	defer cancel()
-	if err := s.Starter.Start(ctx, ev); err != nil {
-		log.Error("release not started", "error", err.Error())
-		reply(w, http.StatusBadGateway, Result{Status: "error", Reason: err.Error(), Source: ev.Key()})
-		return http.StatusBadGateway
+	s.waiters[key] = append(s.waiters[key], ch)
+	return ch
+}
+
+func (s *Server) forget(key string, ch chan error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.waiters[key]
+	for i, c := range l {
+		if c == ch {
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
 	}
-	if err := s.Store.Add(Released{At: s.now().UTC(), Source: ev.Source, Run: s.Starter.Describe()}, ev.Keys()...); err != nil {
-		log.Error("release started but not recorded: a repeat of this event would start another", "error", err.Error())
+	if len(l) == 0 {
+		delete(s.waiters, key)
+	} else {
+		s.waiters[key] = l
 	}
-	log.Info("release started", "key", ev.Key(), "run", s.Starter.Describe())
-	reply(w, http.StatusAccepted, Result{Status: "started", Source: ev.Key()})
-	return http.StatusAccepted
+}
+
+// notify tells the webhooks waiting for key whether it started.
+func (s *Server) notify(key string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.waiters[key] {
+		ch <- err
+	}
+	delete(s.waiters, key)
+}
+
+// nextInLine reports whether the releases goroutine runs and key is the
+// only release queued or under way: then it starts at once.
+func (s *Server) nextInLine(key string) bool {
+	s.mu.Lock()
+	idle, running := s.done != nil && (s.running == "" || s.running == key), s.running
+	s.mu.Unlock()
+	if !idle {
+		return false
+	}
+	for _, k := range s.Store.Keys(Queued) {
+		if k != key && k != running {
+			return false
+		}
+	}
+	return true
+}
+
+// poke wakes the releases goroutine.
+func (s *Server) poke() {
+	select {
+	case s.wakeup() <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) wakeup() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s.wake
+}
+
+func (s *Server) setRunning(key string) {
+	s.mu.Lock()
+	s.running = key
+	s.mu.Unlock()
 }
 
 func contains(l []string, s string) bool {

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -69,23 +70,49 @@ func (g *github) n() int {
 	return len(g.calls)
 }
 
+// syncBuffer is a bytes.Buffer safe to read while the server logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 type fixture struct {
 	srv  *httptest.Server
 	gh   *github
-	logs *bytes.Buffer
+	logs *syncBuffer
 	now  time.Time
 	s    *Server
+	stop context.CancelFunc // ends the releases goroutine (after the release under way)
 }
 
+// newFixture is a Server with its releases goroutine started, dispatching
+// to a fake GitHub, with a store in a new directory.
 func newFixture(t *testing.T) *fixture {
+	return newFixtureAt(t, filepath.Join(t.TempDir(), "released.json"))
+}
+
+// newFixtureAt is newFixture with the store at path.
+func newFixtureAt(t *testing.T, path string) *fixture {
 	gh := &github{t: t}
 	api := httptest.NewServer(gh)
 	t.Cleanup(api.Close)
-	store, err := OpenStore(filepath.Join(t.TempDir(), "released.json"))
+	store, err := OpenStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{gh: gh, logs: &bytes.Buffer{}, now: time.Unix(1_790_000_000, 0)}
+	f := &fixture{gh: gh, logs: &syncBuffer{}, now: time.Unix(1_790_000_000, 0)}
 	f.s = &Server{
 		HFSecret: hfSecret, MLflowSecret: mlflowSecret, Store: store,
 		Starter: &Dispatch{API: api.URL, Owner: "acme", Repo: "models", Workflow: "deploy-model.yml", Ref: "main", Token: ghToken,
@@ -94,6 +121,10 @@ func newFixture(t *testing.T) *fixture {
 		Now: func() time.Time { return f.now },
 	}
 	f.srv = httptest.NewServer(f.s.Handler())
+	ctx, stop := context.WithCancel(context.Background())
+	f.stop = stop
+	f.s.Start(ctx)
+	t.Cleanup(func() { stop(); f.s.Wait() })
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -114,8 +145,11 @@ func (f *fixture) postHF(t *testing.T, secret, body string) (int, Result) {
 	return do(t, req)
 }
 
+// testDigest is the modelship.digest tag of mlflowBody.
+var testDigest = "sha256:4ac0" + strings.Repeat("0", 60)
+
 func mlflowBody(version string) string {
-	return `{"entity": "model_version", "action": "created", "timestamp": "2026-09-22T10:00:00+00:00", "data": {"name": "tiny-chat", "version": "` + version + `", "source": "models:/m-123", "run_id": "abcd1234abcd5678", "tags": {"modelship.digest": "sha256:4ac0"}, "description": null}}`
+	return `{"entity": "model_version", "action": "created", "timestamp": "2026-09-22T10:00:00+00:00", "data": {"name": "tiny-chat", "version": "` + version + `", "source": "models:/m-123", "run_id": "abcd1234abcd5678", "tags": {"modelship.digest": "` + testDigest + `"}, "description": null}}`
 }
 
 // postMLflow signs like MLflow does, with sigSecret, at ts.
@@ -164,8 +198,8 @@ func TestHuggingFaceDeliveryStartsOneDispatch(t *testing.T) {
 	}
 	// The store survives a restart.
 	s2, err := OpenStore(f.s.Store.path)
-	if _, seen := s2.Seen("hf:acme/tiny-chat@" + sha); err != nil || !seen {
-		t.Errorf("store after reopening: %v %v", s2.Keys(), err)
+	if err != nil || s2.State("hf:acme/tiny-chat@"+sha) != Finished {
+		t.Errorf("store after reopening: %v %v", s2.Keys(""), err)
 	}
 	if strings.Contains(f.logs.String(), ghToken) || strings.Contains(f.logs.String(), hfSecret) {
 		t.Errorf("a secret is in the log:\n%s", f.logs)
@@ -184,7 +218,7 @@ func TestMLflowDeliveryStartsOneDispatch(t *testing.T) {
 	// The digest tag is recorded too: another version with the same weights
 	// (same modelship digest) is ignored.
 	code, r = f.postMLflow(t, mlflowSecret, "d-2", f.now, mlflowBody("4"))
-	if code != http.StatusOK || !strings.Contains(r.Reason, "sha256:4ac0 was already released") || f.gh.n() != 1 {
+	if code != http.StatusOK || !strings.Contains(r.Reason, testDigest+" was already released") || f.gh.n() != 1 {
 		t.Errorf("same digest: %d %+v", code, r)
 	}
 	// Events that do not ask for a release are answered 200 and ignored.
@@ -293,7 +327,7 @@ func TestIgnoredAndMalformedHF(t *testing.T) {
 		{strings.Replace(hfPayloadFor("575db8b7a51b6f85eb06eee540738584589f131c"), "acme/tiny-chat", "acme/other", 1), 200, "repository acme/other is not watched"},
 		{`{"repo":{}}`, 400, "not a Hugging Face webhook"},
 		{`not json`, 400, "payload is not JSON"},
-		{strings.ReplaceAll(hfPayloadFor("575db8b7a51b6f85eb06eee540738584589f131c"), "575db8b7a51b6f85eb06eee540738584589f131c", "$(reboot)"), 400, "is not a hex sha"},
+		{strings.ReplaceAll(hfPayloadFor("575db8b7a51b6f85eb06eee540738584589f131c"), "575db8b7a51b6f85eb06eee540738584589f131c", "$(reboot)"), 400, `updatedRefs[].newSha of refs/heads/main "$(reboot)": expected a git commit`},
 	}
 	for _, tt := range tests {
 		code, r := f.postHF(t, hfSecret, tt.body)
@@ -307,32 +341,51 @@ func TestIgnoredAndMalformedHF(t *testing.T) {
 }
 
 func TestCommandStarter(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "args")
-	var logs bytes.Buffer
-	c := &Command{Argv: []string{"sh", "-c", `printf '%s|' "$@" "$MODELSHIP_TRIGGER_SOURCE" > "$0"`, out, "release", "--source={source}", "{revision}"},
-		Log: slog.New(slog.NewTextHandler(&logs, nil))}
-	store, _ := OpenStore(filepath.Join(dir, "released.json"))
-	s := &Server{HFSecret: hfSecret, Store: store, Starter: c}
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	// An argument holding shell syntax stays one argument, never run.
+	f := newFixture(t)
+	out := filepath.Join(t.TempDir(), "args")
+	c := &Command{Argv: []string{"sh", "-c", `printf '%s|' "$@" "$MODELSHIP_TRIGGER_SOURCE" > "$0"`, out, "release", "--source={source}", "{revision}"}}
+	f.s.Starter = c
 	sha := "abcdef0123456789abcdef0123456789abcdef01"
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/huggingface", strings.NewReader(strings.Replace(hfPayloadFor(sha), "acme/tiny-chat", "acme/x;touch pwned", 1)))
-	req.Header.Set(HFSecretHeader, hfSecret)
-	if code, r := do(t, req); code != http.StatusAccepted {
+	if code, r := f.postHF(t, hfSecret, strings.Replace(hfPayloadFor(sha), "acme/tiny-chat", "acme/x.y_z-1", 1)); code != http.StatusAccepted || r.Status != "started" {
+		t.Fatalf("%d %+v\n%s", code, r, f.logs)
+	}
+	key := "hf:acme/x.y_z-1@" + sha
+	waitFor(t, key+" finished", func() bool { return f.s.Store.State(key) == Finished })
+	b, _ := os.ReadFile(out)
+	if want := "release|--source=" + key + "|" + sha + "|" + key + "|"; string(b) != want {
+		t.Errorf("command got %q\nwant %q\nlog: %s", b, want, f.logs)
+	}
+	waitFor(t, "release finished in the log", func() bool { return strings.Contains(f.logs.String(), `"msg":"release finished"`) })
+	bad := &Command{Argv: []string{"/no/such/modelship", "release"}}
+	if _, err := bad.Start(t.Context(), Event{Source: "huggingface", Repo: "a/b", Revision: sha}); err == nil || !strings.Contains(err.Error(), "/no/such/modelship") {
+		t.Errorf("missing command: %v", err)
+	}
+	// A command that fails is recorded failed; the next delivery queues it again.
+	f.s.Starter = &Command{Argv: []string{"false"}}
+	sha2 := strings.Repeat("e", 40)
+	if code, r := f.postHF(t, hfSecret, hfPayloadFor(sha2)); code != http.StatusAccepted {
 		t.Fatalf("%d %+v", code, r)
 	}
-	c.Wait()
-	b, _ := os.ReadFile(out)
-	if want := "release|--source=hf:acme/x;touch pwned@" + sha + "|" + sha + "|hf:acme/x;touch pwned@" + sha + "|"; string(b) != want {
-		t.Errorf("command got %q\nwant %q\nlog: %s", b, want, logs.String())
+	key2 := "hf:acme/tiny-chat@" + sha2
+	waitFor(t, key2+" failed", func() bool { return f.s.Store.State(key2) == Failed })
+	if r, _ := f.s.Store.Get(key2); !strings.Contains(r.Error, "false: exit status 1") {
+		t.Errorf("failed record %+v", r)
 	}
-	if _, err := os.Stat("pwned"); err == nil {
-		t.Error("shell syntax in an event ran")
+	if code, r := f.postHF(t, hfSecret, hfPayloadFor(sha2)); code != http.StatusAccepted || r.Status == "queued" && strings.Contains(r.Reason, "already") {
+		t.Errorf("after a failure: %d %+v", code, r)
 	}
-	bad := &Command{Argv: []string{"/no/such/modelship", "release"}}
-	if err := bad.Start(t.Context(), Event{Source: "huggingface", Repo: "a/b", Revision: sha}); err == nil || !strings.Contains(err.Error(), "/no/such/modelship") {
-		t.Errorf("missing command: %v", err)
+	waitFor(t, key2+" failed again", func() bool { r, _ := f.s.Store.Get(key2); return r.State == Failed && r.Attempts == 2 })
+}
+
+func TestCommandValidate(t *testing.T) {
+	if err := (&Command{Argv: []string{"gh", "workflow", "run", "deploy-model.yml", "-f", "source={source}", "-f", "digest={digest}"}}).Validate(); err != nil {
+		t.Error(err)
+	}
+	err := (&Command{Argv: []string{"gh", "--model={model}"}}).Validate()
+	if err == nil || !strings.Contains(err.Error(), `argument "--model={model}": unknown placeholder {model}: expected {source}, {repo}, {revision}, {digest}`) {
+		t.Errorf("unknown placeholder: %v", err)
+	}
+	if err := (&Command{}).Validate(); err == nil || !strings.Contains(err.Error(), "expected a program") {
+		t.Errorf("no command: %v", err)
 	}
 }

@@ -6,22 +6,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 )
 
-// Starter starts the release pipeline for an event. Start must return soon:
-// a webhook sender waits for the answer.
+// Starter starts the release pipeline for an event. The Server calls it
+// from one goroutine, one release at a time, on a context of its own (never
+// a webhook's request): a sender giving up does not cancel a release.
 type Starter interface {
-	Start(ctx context.Context, ev Event) error
+	// Start starts the release of ev and returns once it is under way
+	// (GitHub accepted the dispatch, the process started), or an error
+	// when it could not start. end, when not nil, waits for the end of
+	// what it started and says whether it succeeded.
+	Start(ctx context.Context, ev Event) (end func() error, err error)
 	// Describe says where releases go, for the log and the store.
 	Describe() string
+}
+
+// Checker is a Starter that can refuse an event before it is queued:
+// a command that needs a value the event lacks.
+type Checker interface {
+	Check(ev Event) error
 }
 
 // Dispatch starts a GitHub Actions workflow with a workflow_dispatch event:
@@ -47,8 +56,16 @@ func (d *Dispatch) Describe() string {
 	return fmt.Sprintf("workflow_dispatch %s/%s %s@%s", d.Owner, d.Repo, d.Workflow, d.Ref)
 }
 
-// Start implements Starter.
-func (d *Dispatch) Start(ctx context.Context, ev Event) error {
+// Start implements Starter: the release is under way (and, as far as the
+// trigger follows it, finished) when GitHub accepts the dispatch.
+func (d *Dispatch) Start(ctx context.Context, ev Event) (func() error, error) {
+	return nil, d.dispatch(ctx, ev)
+}
+
+func (d *Dispatch) dispatch(ctx context.Context, ev Event) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
 	api := strings.TrimSuffix(d.API, "/")
 	if api == "" {
 		api = "https://api.github.com"
@@ -92,30 +109,71 @@ func (d *Dispatch) Start(ctx context.Context, ev Event) error {
 	return nil
 }
 
-// Command starts a local command, e.g. modelship release, for each event.
-// Argv is run directly, never through a shell; in each argument
-// {source}, {repo}, {revision} and {digest} are replaced by the event's
-// values (each stays one argument whatever it holds). The command also gets
-// MODELSHIP_TRIGGER_SOURCE, _REPO, _REVISION and _DIGEST in its
-// environment. Start returns once the process has started; its exit is
-// logged. Releases run one at a time: an event arriving while one runs
-// starts after it.
+// Command starts a local command for each event, e.g. a gh workflow run
+// or a dagger call. Argv is run directly, never through a shell; in each
+// argument the Placeholders {source}, {repo}, {revision} and {digest} are
+// replaced by the event's values, each checked by Event.Validate first
+// (each stays one argument). An event without a value a placeholder of
+// Argv needs (an event without a digest for {digest}) is refused by Check.
+// The command also gets MODELSHIP_TRIGGER_SOURCE, _REPO, _REVISION and
+// _DIGEST in its environment. Its end is its exit: the Server runs one
+// command at a time.
 type Command struct {
 	Argv   []string
 	Stdout io.Writer // default os.Stderr
-	Log    *slog.Logger
-
-	mu sync.Mutex // one release at a time
-	wg sync.WaitGroup
 }
 
 // Describe implements Starter.
 func (c *Command) Describe() string { return "command " + strings.Join(c.Argv, " ") }
 
-// Start implements Starter.
-func (c *Command) Start(_ context.Context, ev Event) error {
+// Validate checks Argv: a command, and only known Placeholders.
+func (c *Command) Validate() error {
 	if len(c.Argv) == 0 {
-		return fmt.Errorf("no command to run")
+		return fmt.Errorf("no command to run: expected a program and its arguments")
+	}
+	for _, a := range c.Argv {
+		for _, p := range placeholderRE.FindAllString(a, -1) {
+			if !isPlaceholder(p) {
+				return fmt.Errorf("argument %q: unknown placeholder %s: expected %s", a, p, strings.Join(Placeholders, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+func isPlaceholder(p string) bool {
+	for _, k := range Placeholders {
+		if k == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Check implements Checker: ev is valid, and has a value for every
+// placeholder Argv holds.
+func (c *Command) Check(ev Event) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	for _, a := range c.Argv {
+		for _, p := range placeholderRE.FindAllString(a, -1) {
+			if v, field := ev.value(p); v == "" && field != "" {
+				return errMissing{fmt.Errorf("the command uses %s: %w", p, &FieldError{Field: field, Want: ev.want(field)})}
+			}
+		}
+	}
+	return nil
+}
+
+// Start implements Starter: it returns once the process has started; end
+// waits for its exit.
+func (c *Command) Start(_ context.Context, ev Event) (func() error, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := c.Check(ev); err != nil {
+		return nil, err
 	}
 	r := strings.NewReplacer("{source}", ev.Key(), "{repo}", ev.Repo, "{revision}", ev.Revision, "{digest}", ev.Digest)
 	argv := make([]string, len(c.Argv))
@@ -124,48 +182,24 @@ func (c *Command) Start(_ context.Context, ev Event) error {
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return fmt.Errorf("run: %v", err)
+		return nil, fmt.Errorf("run: %v", err)
 	}
 	out := c.Stdout
 	if out == nil {
 		out = os.Stderr
 	}
-	log := c.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(),
+		"MODELSHIP_TRIGGER_SOURCE="+ev.Key(), "MODELSHIP_TRIGGER_REPO="+ev.Repo,
+		"MODELSHIP_TRIGGER_REVISION="+ev.Revision, "MODELSHIP_TRIGGER_DIGEST="+ev.Digest)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run %s: %v", argv[0], err)
 	}
-	c.wg.Add(1)
-	started := make(chan error, 1)
-	go func() {
-		defer c.wg.Done()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		cmd := exec.Command(path, argv[1:]...)
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.Env = append(os.Environ(),
-			"MODELSHIP_TRIGGER_SOURCE="+ev.Key(), "MODELSHIP_TRIGGER_REPO="+ev.Repo,
-			"MODELSHIP_TRIGGER_REVISION="+ev.Revision, "MODELSHIP_TRIGGER_DIGEST="+ev.Digest)
-		if err := cmd.Start(); err != nil {
-			log.Error("release command did not start", "source", ev.Key(), "command", argv[0], "error", err.Error())
-			started <- fmt.Errorf("run %s: %v", argv[0], err)
-			return
+	return func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("%s: %v", argv[0], err)
 		}
-		started <- nil
-		err := cmd.Wait()
-		if err != nil {
-			log.Error("release command failed", "source", ev.Key(), "command", argv[0], "error", err.Error())
-		} else {
-			log.Info("release command finished", "source", ev.Key(), "command", argv[0])
-		}
-	}()
-	// Queued behind a running release: accepted now, started later.
-	select {
-	case err := <-started:
-		return err
-	case <-time.After(2 * time.Second):
 		return nil
-	}
+	}, nil
 }
-
-// Wait waits for the commands started so far to end.
-func (c *Command) Wait() { c.wg.Wait() }
