@@ -94,8 +94,8 @@ func TestValidateAndBenchOnOllama(t *testing.T) {
 	}
 }
 
-// The slow model (the good model's answers on a network 10 layers deep and
-// 1024 wide, written now: 455 MB) served by Ollama is stopped by the
+// The slow model (the good model's answers on a network 4 layers deep and
+// 1024 wide, written now: about 180 MB) served by Ollama is stopped by the
 // article's gate, --min-tokens-per-sec 50, for real: the verdict names the
 // throughput measured.
 func TestSlowModelStoppedByTheBenchmarkGate(t *testing.T) {

@@ -257,7 +257,7 @@ func TestReleaseOnOllama(t *testing.T) {
 	}
 }
 
-// The slow model (generated here, not committed: about 450 MB) gives the
+// The slow model (generated here, not committed: about 180 MB) gives the
 // good answers far below the article's 50 tokens/s on this CPU: `dagger
 // call release` passes validate and the benchmark gate stops it, with the
 // figure; nothing is published.

@@ -51,7 +51,7 @@ type LlamaGeometry struct {
 // enough to decode at well under 50 tokens/s on a 2-core CPU.
 var (
 	LlamaSmall = LlamaGeometry{Layers: 1, Hidden: 128, Heads: 4, KVHeads: 2, FF: 128, Context: 4096}
-	LlamaSlow  = LlamaGeometry{Layers: 10, Hidden: 1024, Heads: 16, KVHeads: 4, FF: 2816, Context: 4096}
+	LlamaSlow  = LlamaGeometry{Layers: 4, Hidden: 1024, Heads: 16, KVHeads: 4, FF: 2816, Context: 4096}
 )
 
 // GoodAnswer is what the good (and slow) GGUF models answer every prompt: it
@@ -197,7 +197,7 @@ func UnloadableGGUF() []byte {
 }
 
 // WriteSlowGGUF writes the slow model to path: the good answers on the
-// LlamaSlow geometry (about 0.5 GB, written in a second or two; not
+// LlamaSlow geometry (about 0.2 GB, written in a second; not
 // committed).
 func WriteSlowGGUF(path string) error {
 	return WriteLlamaGGUF(path, LlamaSlow, GoodAnswer, "slow")
