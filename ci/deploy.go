@@ -317,12 +317,21 @@ func newTarget(ctx context.Context, stage string, docker *dagger.Socket, socketP
 	return &target{docker: docker, socketPath: socketPath, kubeconfig: kubeconfig, kubeServer: kubeServer, secrets: named}, nil
 }
 
+// stageMargin is how long before a stage's bound a deploy in it must be
+// over (pulling the runner, starting it, reading its output).
+const stageMargin = 45 * time.Second
+
 // onTarget runs modelship ARGS from image where tg is reached, bounded by
 // timeout (a Go duration), with the config bundle in its working directory.
 func (m *Modelship) onTarget(ctx context.Context, stage string, tg *target, image string, config *dagger.Directory, args []string, timeout string) (string, error) {
 	limit, err := time.ParseDuration(timeout)
 	if err != nil || limit <= 0 {
 		return "", fmt.Errorf("%s: timeout %q: expected a positive Go duration such as 30m or 90s", stage, timeout)
+	}
+	if len(args) > 0 && (args[0] == "deploy" || args[0] == "rollback") && limit > 2*time.Minute {
+		// The deploy ends, its undo included, before the stage is killed:
+		// it stops early enough to leave the undo its whole budget.
+		args = append(args, "--deadline", (limit - stageMargin).String())
 	}
 	if tg.docker != nil {
 		return m.onDockerHost(ctx, stage, tg, image, config, args, limit)

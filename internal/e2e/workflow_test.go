@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -19,6 +20,9 @@ type daggerCall struct {
 	flags     []string
 	// ctorFlags are the constructor's arguments, given before fn.
 	ctorFlags []string
+	// args are the call's words; jobTimeout the job's timeout-minutes.
+	args       []string
+	jobTimeout int
 }
 
 // workflowCalls lists the dagger calls of the repository's workflows
@@ -35,7 +39,8 @@ func workflowCalls(t *testing.T, root string) []daggerCall {
 		}
 		var wf struct {
 			Jobs map[string]struct {
-				Steps []struct {
+				TimeoutMinutes int `yaml:"timeout-minutes"`
+				Steps          []struct {
 					Name string            `yaml:"name"`
 					Uses string            `yaml:"uses"`
 					With map[string]string `yaml:"with"`
@@ -55,7 +60,7 @@ func workflowCalls(t *testing.T, root string) []daggerCall {
 					t.Errorf("%s: job %s step %q calls no function", filepath.Base(f), job, st.Name)
 					continue
 				}
-				c := daggerCall{where: filepath.Base(f) + ": job " + job + ", step " + st.Name}
+				c := daggerCall{where: filepath.Base(f) + ": job " + job + ", step " + st.Name, args: words, jobTimeout: j.TimeoutMinutes}
 				// flags reads --flag[=value] words from i on: the
 				// constructor's before the function, the function's after.
 				flags := func(i int) ([]string, int) {
@@ -139,5 +144,38 @@ func TestWorkflowCallsMatchTheModule(t *testing.T) {
 				t.Errorf("%s: dagger call %s has no argument --%s", c.where, c.fn, f)
 			}
 		}
+	}
+}
+
+// A job that runs a deploy stage outlasts the stage's own bound (which the
+// deploy in it keeps, its undo included): otherwise GitHub kills the job,
+// and the deploy with it, before it can undo a failed release.
+func TestDeployJobsOutlastTheirStages(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The module's default stage bounds (ci/deploy.go).
+	defaults := map[string]time.Duration{"deploy": 30 * time.Minute, "rollback": 30 * time.Minute}
+	n := 0
+	for _, c := range workflowCalls(t, root) {
+		stage, ok := defaults[c.fn]
+		if !ok {
+			continue
+		}
+		n++
+		for _, w := range c.args {
+			if v, ok := strings.CutPrefix(w, "--timeout="); ok {
+				if stage, err = time.ParseDuration(v); err != nil {
+					t.Errorf("%s: --timeout=%s: %v", c.where, v, err)
+				}
+			}
+		}
+		if job := time.Duration(c.jobTimeout) * time.Minute; job < stage+5*time.Minute {
+			t.Errorf("%s: the job's timeout-minutes %d does not outlast the %s stage's bound %s by 5 minutes", c.where, c.jobTimeout, c.fn, stage)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no deploy or rollback call found in the workflows")
 	}
 }
