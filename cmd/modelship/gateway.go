@@ -28,6 +28,8 @@ func runGateway(ctx context.Context, args []string, s stdio) int {
 			return runGatewayState(ctx, args[1:], s)
 		case "wait-drained":
 			return runGatewayWaitDrained(ctx, args[1:], s)
+		case "probe":
+			return runGatewayProbe(ctx, args[1:], s)
 		case "health":
 			return runGatewayHealth(ctx, args[1:], s)
 		}
@@ -266,6 +268,40 @@ Flags:
 		return gatewayClientError("wait-drained", err, s)
 	}
 	gatewayPrintJSON(s.out, res)
+	return exitOK
+}
+
+func runGatewayProbe(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	admin := fs.String("admin", "unix://"+gateway.DefaultAdminSocket, "admin `socket` of the gateway")
+	up := fs.String("upstream", "", "release `URL` to ask (required)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: modelship gateway probe --upstream URL [--admin SOCK]
+
+Asks URL's GET /ready from the gateway, which is on the releases' network
+(a remote Docker host publishes candidates on its loopback only), and
+prints {"upstream", "ready", "reason"}. Exits 0 when ready, 1 when not.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, ok := gatewayClientFlags(fs, args, s); !ok {
+		return code
+	}
+	if _, err := gateway.ParseUpstream(*up); err != nil {
+		fmt.Fprintf(s.err, "modelship gateway probe: --upstream: %v\n", err)
+		return exitUsage
+	}
+	res, err := (&gateway.Client{Socket: *admin}).Probe(ctx, *up)
+	if err != nil {
+		return gatewayClientError("probe", err, s)
+	}
+	gatewayPrintJSON(s.out, res)
+	if !res.Ready {
+		return exitFailed
+	}
 	return exitOK
 }
 

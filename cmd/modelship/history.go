@@ -31,7 +31,7 @@ Lists the environment's releases, oldest first, as the target records
 them (on Docker, labels on the release containers and their records; on
 Kubernetes, annotations of the release ConfigMaps and Deployments, so the
 list cannot drift from what runs): release id, outcome (live, superseded,
-failed, interrupted, in-progress), * for the one serving now, image, model
+failed, interrupted, in-progress, abandoned), * for the one serving now, image, model
 digest, git SHA, who deployed and when.
 
 Flags:

@@ -29,6 +29,7 @@ func runRender(ctx context.Context, args []string, s stdio) int {
 	strategy := fs.String("strategy", "", "rolling or blue-green (default: the environment's strategy; auto renders rolling)")
 	var kube kubeFlags
 	kube.register(fs)
+	rbac := fs.Bool("rbac", false, "print instead the least-privilege RBAC a deployer needs in the environment's namespace (ServiceAccount "+kubernetes.DeployerAccount+", Role, RoleBinding; a ClusterRole to read nodes and pods only when pods use GPUs), for an administrator to apply once")
 	readyTimeout := fs.Duration("ready-timeout", 0, "load budget that sizes the startup probe and progress deadline (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship render --env NAME [--image REF] [--config modelship.yaml] [--git-sha SHA] [--strategy S]
@@ -42,6 +43,12 @@ release's facts (image, model digest, git SHA, deploy time) as annotations.
 Nothing is applied. The cluster is read only to choose the rolling update's
 surge from free GPUs (when pods need GPUs) and, without --image, to find the
 serving release.
+
+--rbac prints the rights a deployer needs instead: a ServiceAccount, a Role
+limited to the namespace's objects modelship manages, its RoleBinding, and
+only when pods use GPUs a ClusterRole that reads nodes and pods (free-GPU
+accounting). Give modelship that ServiceAccount's token (a kubeconfig with
+it, or run in-cluster as it).
 
 Flags:
 `)
@@ -77,9 +84,23 @@ Flags:
 		return exitUsage
 	}
 	opts := kubernetesOptions(env, kube, s.err)
+	if *rbac {
+		objs := kubernetes.RBAC(opts)
+		docs := make([]any, len(objs))
+		for i, o := range objs {
+			docs[i] = o
+		}
+		out, err := kubernetes.YAML(docs...)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship render: %v\n", err)
+			return exitFailed
+		}
+		s.out.Write(out)
+		return exitOK
+	}
 	m := kubernetes.Manifest{Env: *envName, Image: *image, GitSHA: *gitSHA, ServedName: cfg.Model.ServedName, Aliases: cfg.Model.Aliases,
 		Strategy: firstSet(*strategy, env.Strategy), ReadyTimeout: firstDuration(*readyTimeout, time.Duration(env.ReadyTimeout)),
-		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(*envName)}
+		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(*envName), Engine: cfg.Serving.Engine}
 	cr := cfg.CredentialsFor(*envName)
 	if cr.HFToken.IsSet() {
 		m.SecretEnv = append(m.SecretEnv, serving.EnvHFToken)

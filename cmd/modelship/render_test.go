@@ -82,3 +82,32 @@ func TestRenderErrors(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, errs)
 	}
 }
+
+// render --rbac prints the deployer's least privilege for the environment:
+// namespaced only without GPUs, with a ClusterRole to read nodes and pods
+// when pods use GPUs.
+func TestRenderRBAC(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	for _, tc := range []struct {
+		gpus    string
+		cluster bool
+	}{{"0", false}, {"1", true}} {
+		cfg := writeRenderConfig(t, "  prod:\n    target: kubernetes\n    kubernetes: {namespace: inference, name: llm, gpus: "+tc.gpus+"}\n")
+		code, out, errs := runCLI(t, "render", "--env", "prod", "--config", cfg, "--rbac")
+		if code != exitOK {
+			t.Fatalf("gpus %s: exit %d: %s", tc.gpus, code, errs)
+		}
+		for _, want := range []string{"kind: ServiceAccount", "name: modelship-deployer", "namespace: inference", "kind: Role\n", "kind: RoleBinding",
+			"- services/proxy", "- leases", "- deployments"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("gpus %s: output lacks %q:\n%s", tc.gpus, want, out)
+			}
+		}
+		if got := strings.Contains(out, "kind: ClusterRole\n") && strings.Contains(out, "- nodes"); got != tc.cluster {
+			t.Errorf("gpus %s: ClusterRole reading nodes rendered = %v, want %v:\n%s", tc.gpus, got, tc.cluster, out)
+		}
+		if strings.Contains(out, "kind: Deployment") {
+			t.Errorf("gpus %s: --rbac printed the workload too", tc.gpus)
+		}
+	}
+}

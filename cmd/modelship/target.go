@@ -29,8 +29,8 @@ func newTarget(name string, env *config.Environment, kube kubeFlags, out io.Writ
 	switch env.Target {
 	case "docker":
 		tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath,
-			AllowPlaintext: env.Docker.AllowPlaintext,
-			Credentials:    creds})
+			AllowPlaintext: env.Docker.AllowPlaintext, Out: out,
+			Credentials: creds})
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("environments.%s.docker: %w", name, err)
 		}

@@ -42,6 +42,14 @@ type Deployer struct {
 	// release (id, image, model digest known), before anything changes on
 	// the target: where the "started" notification goes out.
 	Started func(r *Release)
+	// Deadline, when set, is when the whole deploy, its undo included, must
+	// be over (the stage's own bound, past which it is killed): the
+	// forward work stops early enough to leave the undo its full budget.
+	Deadline time.Time
+	// LockTTL is the deploy lock's lease (default DefaultLockTTL): renewed
+	// every quarter of it while the deploy runs; a deployer killed without
+	// releasing it holds the environment for at most this long.
+	LockTTL time.Duration
 }
 
 // Request is one deploy.
@@ -182,6 +190,33 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	case req.ImageID == "" && img.RepoDigest == "":
 		d.logf("image %s is %s (built on this host, no registry digest)", req.Image, short(img.ID))
 	}
+	what := req.What
+	if what == "" {
+		what = "deploy " + req.Image
+	}
+	by := req.DeployedBy
+	if by == "" {
+		by = DeployedBy()
+	}
+	host, _ := os.Hostname()
+	lease, err := d.lock(ctx, req, img, Holder{Who: by, Host: host, PID: os.Getpid(), Since: time.Now().UTC(), What: what, TTL: d.LockTTL})
+	if err != nil {
+		return nil, err
+	}
+	ctx, stopRenewing := d.renew(ctx, req.Env, lease, d.LockTTL)
+	defer func() {
+		stopRenewing()
+		cctx, cancel := fresh(ctx, 30*time.Second)
+		defer cancel()
+		if err := lease.Release(cctx); err != nil {
+			d.logf("warning: %v", err)
+		}
+	}()
+	d.hook("locked")
+	if err := d.reconcile(ctx, req.Env); err != nil {
+		return nil, err
+	}
+
 	rels, err := d.Target.Releases(ctx, req.Env)
 	if err != nil {
 		return nil, err
@@ -212,32 +247,6 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("deploy to %s interrupted before it started: nothing was changed", req.Env)
 	}
 
-	what := req.What
-	if what == "" {
-		what = "deploy " + req.Image
-	}
-	by := req.DeployedBy
-	if by == "" {
-		by = DeployedBy()
-	}
-	host, _ := os.Hostname()
-	unlock, err := d.lock(ctx, req, img, Holder{Who: by, Host: host, PID: os.Getpid(), Since: time.Now().UTC(), What: what})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		cctx, cancel := fresh(ctx, 30*time.Second)
-		defer cancel()
-		if err := unlock(cctx); err != nil {
-			d.logf("warning: %v", err)
-		}
-	}()
-	d.hook("locked")
-
-	// Read again under the lock: another deploy may have finished.
-	if rels, err = d.Target.Releases(ctx, req.Env); err != nil {
-		return nil, err
-	}
 	current := liveRelease(rels)
 	if err := d.Target.Router(ctx, RouterSpec{Env: req.Env, Port: req.Port, PublishIP: req.PublishIP}, img); err != nil {
 		return nil, fmt.Errorf("deploy to %s: %w", req.Env, err)
@@ -257,6 +266,22 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	}
 	res := &Result{Release: rel, Previous: current, Plan: plan, Budget: LoadBudget(weights, req.ReadyTimeout)}
 	r := &run{d: d, req: req, res: res, rel: rel, old: current}
+	if !d.Deadline.IsZero() {
+		undo := r.cleanupTimeout()
+		if plan.Strategy == Recreate && current != nil {
+			undo += res.Budget // restarting the previous release
+		}
+		stopAt := d.Deadline.Add(-undo)
+		if left := time.Until(stopAt); left < 10*time.Second {
+			return nil, fmt.Errorf("deploy to %s: its deadline (%s) leaves %s for the deploy once %s is kept to undo it; give it more time (--deadline) (nothing was changed)",
+				req.Env, d.Deadline.Format(time.RFC3339), left.Round(time.Second), undo)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, stopAt, fmt.Errorf("the deadline: the deploy stops at %s to keep %s to undo it before %s",
+			stopAt.UTC().Format(time.RFC3339), undo, d.Deadline.UTC().Format(time.RFC3339)))
+		defer cancel()
+		d.logf("deadline %s: the deploy stops by %s, keeping %s to undo", d.Deadline.UTC().Format(time.RFC3339), stopAt.UTC().Format(time.RFC3339), undo)
+	}
 	if current != nil {
 		if r.oldInst, err = d.Target.Instance(ctx, req.Env, current.ID); err != nil {
 			return nil, err
@@ -277,14 +302,14 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	return res, err
 }
 
-func (d *Deployer) lock(ctx context.Context, req Request, img *ImageInfo, h Holder) (func(context.Context) error, error) {
+func (d *Deployer) lock(ctx context.Context, req Request, img *ImageInfo, h Holder) (Lease, error) {
 	deadline := time.Now().Add(req.LockTimeout)
 	said := false
 	for {
-		unlock, err := d.Target.Lock(ctx, req.Env, h, img)
+		lease, err := d.Target.Lock(ctx, req.Env, h, img)
 		var le *LockedError
 		if !errors.As(err, &le) {
-			return unlock, err
+			return lease, err
 		}
 		if time.Now().After(deadline) {
 			if req.LockTimeout > 0 {
@@ -302,6 +327,88 @@ func (d *Deployer) lock(ctx context.Context, req Request, img *ImageInfo, h Hold
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// renew keeps the lease while the deploy runs: a renewal every quarter of
+// ttl. If the lock turns out to be someone else's (this process was
+// stopped for longer than the lease), the returned context is cancelled:
+// the deploy stops and undoes what it did, as for an interrupt.
+func (d *Deployer) renew(ctx context.Context, env string, lease Lease, ttl time.Duration) (context.Context, func()) {
+	if ttl <= 0 {
+		ttl = DefaultLockTTL
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ttl / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, ttl/4)
+			err := lease.Renew(rctx)
+			rcancel()
+			switch {
+			case errors.Is(err, ErrLockLost):
+				d.logf("LOCK LOST: %v; stopping this deploy", err)
+				cancel(fmt.Errorf("deploy to %s interrupted: %w", env, err))
+				return
+			case err != nil && ctx.Err() == nil:
+				d.logf("warning: renewing the lock of %s: %v (retrying; the lease lasts %s)", env, err, ttl)
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
+}
+
+// reconcile cleans up after deploys whose deployer is gone: under the
+// lock no other deploy runs, so a release still in progress was left by a
+// deployer that was killed (or lost its lock). Its instance is removed
+// (on Kubernetes a rolling update is rolled back), it is recorded as
+// abandoned, and the GPUs it held are free for the plan that follows. A
+// release left in progress that the router already serves keeps serving
+// (it is what clients get); the log says so.
+func (d *Deployer) reconcile(ctx context.Context, env string) error {
+	rels, err := d.Target.Releases(ctx, env)
+	if err != nil {
+		return err
+	}
+	for _, r := range rels {
+		if r.Outcome != InProgress {
+			continue
+		}
+		if r.Serving {
+			d.logf("warning: release %s serves %s but the deploy that started it never finished (its deployer is gone); it keeps serving until this deploy replaces it", r.ID, env)
+			continue
+		}
+		in, err := d.Target.Instance(ctx, env, r.ID)
+		if err != nil {
+			return err
+		}
+		if in != nil {
+			if err := d.Target.Remove(ctx, in); err != nil {
+				return fmt.Errorf("removing release %s, left in progress by a deployer that is gone: %w (nothing of this deploy was started)", r.ID, err)
+			}
+		}
+		r.Outcome, r.Finished = Abandoned, time.Now().UTC()
+		r.Reason = "its deploy stopped without finishing (the deployer was killed or lost its lock); the next deploy removed it"
+		if err := d.Target.Record(ctx, r); err != nil {
+			return err
+		}
+		d.event("abandoned", r, r.Reason)
+		freed := "no GPU"
+		if len(r.GPUs) > 0 {
+			freed = fmt.Sprintf("%d GPU(s) %s", len(r.GPUs), strings.Join(r.GPUs, ","))
+		}
+		d.logf("release %s was left in progress by a deployer that is gone (%s, since %s): removed it, marked abandoned; freed %s before planning",
+			r.ID, r.DeployedBy, r.DeployedAt.Format(time.RFC3339), freed)
+	}
+	return nil
 }
 
 // run is one deploy's state: what has been done, so undo knows what to undo.
@@ -382,7 +489,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 	env := ReleaseEnv(r.rel, append([]string{req.ServedName}, req.ServedAliases...), settings)
 	in, err := d.Target.Start(ctx, &Spec{Release: r.rel, Env: env, GPUs: r.res.Plan.GPUs, Port: serving.Port,
-		LoadBudget: r.res.Budget, SharedMemory: settings.NeedsSharedMemory(), Secrets: req.Secrets})
+		LoadBudget: r.res.Budget, SharedMemory: settings.NeedsSharedMemory(), Secrets: req.Secrets, Engine: req.Engine})
 	if err != nil {
 		return fmt.Errorf("starting release %s: %w", r.rel.ID, err)
 	}

@@ -66,5 +66,11 @@ func (l *Ledger) Append(ev Event) error {
 		f.Close()
 		return fmt.Errorf("ledger %s: %w", l.Path, err)
 	}
+	// On disk before the deploy goes on: the audit trail of a host that
+	// loses power mid-deploy still says what was done.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("ledger %s: %w", l.Path, err)
+	}
 	return f.Close()
 }

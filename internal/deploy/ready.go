@@ -80,6 +80,13 @@ type readyAnswer struct {
 	Reason string `json:"reason"`
 }
 
+// ReadyProber is a target that asks an instance's GET /ready itself, for
+// instances this process cannot reach (Instance.URL empty): a remote
+// Docker host publishes candidates on its own loopback only.
+type ReadyProber interface {
+	ProbeReady(ctx context.Context, in *Instance) (ok bool, reason string)
+}
+
 // WaitReady polls in's GET /ready until it answers 200, the instance exits
 // (ExitedError with its last log lines), the budget runs out (NotReadyError
 // with the last reason) or ctx ends. It prints progress to w every
@@ -111,7 +118,13 @@ func WaitReady(ctx context.Context, t Target, in *Instance, budget time.Duration
 			}
 			nextStatus = now.Add(time.Second)
 		}
-		ok, reason := probeReady(ctx, hc, in.URL)
+		var ok bool
+		var reason string
+		if p, isProber := t.(ReadyProber); isProber && in.URL == "" {
+			ok, reason = p.ProbeReady(ctx, in)
+		} else {
+			ok, reason = probeReady(ctx, hc, in.URL)
+		}
 		if ok {
 			return time.Since(start), nil
 		}

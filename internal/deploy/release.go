@@ -20,6 +20,9 @@ const (
 	Failed      Outcome = "failed"
 	Interrupted Outcome = "interrupted"
 	Superseded  Outcome = "superseded"
+	// Abandoned: its deployer was gone (killed, lock lost) before the
+	// deploy finished; the next deploy removed it.
+	Abandoned Outcome = "abandoned"
 )
 
 // Release is one deploy of an image to an environment, as the target records

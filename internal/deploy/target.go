@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/modelship/modelship/gpu"
@@ -19,9 +21,11 @@ type Target interface {
 	// Image makes ref available on the target (pulling it when absent) and
 	// returns what the deploy needs to know about it.
 	Image(ctx context.Context, ref string) (*ImageInfo, error)
-	// Lock takes the environment's deploy lock, or returns *LockedError
-	// naming the holder when another deploy has it. unlock releases it.
-	Lock(ctx context.Context, env string, holder Holder, image *ImageInfo) (unlock func(context.Context) error, err error)
+	// Lock takes the environment's deploy lock as a lease of holder.TTL,
+	// or returns *LockedError naming the holder when another deploy has it
+	// and renews it. A lock whose holder stopped renewing (killed, its
+	// machine gone) is taken over, by identity: two takers cannot both win.
+	Lock(ctx context.Context, env string, holder Holder, image *ImageInfo) (Lease, error)
 	// Releases lists the environment's releases, oldest first; Serving
 	// marks the one the router sends traffic to.
 	Releases(ctx context.Context, env string) ([]*Release, error)
@@ -85,6 +89,9 @@ type Spec struct {
 	// workers exchange tensors through it (Docker: --ipc host is not used;
 	// a private shm of ShmSize; Kubernetes: an emptyDir of medium Memory).
 	SharedMemory bool
+	// Engine is the engine the image runs (vllm, sim, ollama): a target
+	// runs the engines that allow it as a non-root user.
+	Engine string
 	// LoadBudget is how long the release may take to become ready (sized
 	// from the checkpoint); a target that probes by itself (Kubernetes'
 	// startup probe and progress deadline) sizes its probes from it.
@@ -140,6 +147,10 @@ type RouterSpec struct {
 	PublishIP string
 }
 
+// DefaultLockTTL is how long a deploy lock stays its holder's after the
+// holder's last renewal; the holder renews every quarter of it.
+const DefaultLockTTL = time.Minute
+
 // Holder says who holds (or wants) a lock.
 type Holder struct {
 	Who   string    `json:"who"`   // user@host or GITHUB_ACTOR via workflow
@@ -147,20 +158,74 @@ type Holder struct {
 	PID   int       `json:"pid"`   // process id
 	Since time.Time `json:"since"` // when it was taken
 	What  string    `json:"what"`  // "deploy IMAGE", "rollback"
+	// TTL is the lease: the lock is the holder's while it renews within
+	// TTL (0: DefaultLockTTL).
+	TTL time.Duration `json:"ttl_ns,omitempty"`
+}
+
+// LeaseTTL is h.TTL, or DefaultLockTTL.
+func (h Holder) LeaseTTL() time.Duration {
+	if h.TTL > 0 {
+		return h.TTL
+	}
+	return DefaultLockTTL
 }
 
 func (h Holder) String() string {
 	return fmt.Sprintf("%s (pid %d on %s, %s, since %s)", h.Who, h.PID, h.Host, h.What, h.Since.Format(time.RFC3339))
 }
 
+// Lease is a deploy lock held.
+type Lease interface {
+	// Renew extends the lease by the holder's TTL. It returns an error
+	// wrapping ErrLockLost when the lock is no longer this holder's.
+	Renew(ctx context.Context) error
+	// Release gives the lock up; a lock that is no longer this holder's
+	// is left alone.
+	Release(ctx context.Context) error
+}
+
+// ErrLockLost: another holder took the lock over (this one did not renew
+// in time).
+var ErrLockLost = errors.New("the deploy lock is no longer this deploy's")
+
+// LockBreaker is a target whose lock `modelship unlock` can break.
+type LockBreaker interface {
+	// BreakLock removes the environment's lock when its holder no longer
+	// renews it and returns that holder (nil: there was no lock); while
+	// the holder is alive it returns *LockedError and changes nothing.
+	BreakLock(ctx context.Context, env string) (*Holder, error)
+}
+
 // LockedError is returned by Target.Lock when another deploy holds the lock.
 type LockedError struct {
 	Env    string
 	Holder Holder
+	// Renewed is the holder's last renewal, when the target knows it.
+	Renewed time.Time
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("environment %s is locked by another deploy: %s", e.Env, e.Holder)
+	msg := fmt.Sprintf("environment %s is locked by another deploy: %s", e.Env, e.Holder)
+	if !e.Renewed.IsZero() {
+		msg += fmt.Sprintf("; renewed %s ago, it is taken over if not renewed within %s", time.Since(e.Renewed).Round(time.Second), e.Holder.LeaseTTL())
+	}
+	return msg
+}
+
+// Stale reports whether a lock of h, last renewed at renewed, may be
+// taken over: not renewed within its TTL, or held by a process of this
+// machine that is gone.
+func (h Holder) Stale(renewed time.Time) bool {
+	if renewed.IsZero() || time.Since(renewed) > h.LeaseTTL() {
+		return true
+	}
+	if me, _ := os.Hostname(); h.Host == me && h.PID > 0 {
+		if err := syscall.Kill(h.PID, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrUnreachable marks errors where the target itself could not be reached.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,14 @@ type DrainRequest struct {
 	Timeout  string `json:"timeout"` // Go duration; "" or "0s" waits until the client gives up
 }
 
+// ProbeResult is the answer of GET /probe: the upstream's GET /ready,
+// asked from the gateway (on the releases' network).
+type ProbeResult struct {
+	Upstream string `json:"upstream"`
+	Ready    bool   `json:"ready"`
+	Reason   string `json:"reason,omitempty"`
+}
+
 // ErrorBody is how the admin API reports a refusal.
 type ErrorBody struct {
 	Error    string `json:"error"`
@@ -38,8 +47,22 @@ type ErrorBody struct {
 //	GET  /state        State
 //	POST /switch       SwitchRequest → SwitchResult; 409 when not ready
 //	POST /drain-wait   DrainRequest → DrainResult; 408 on timeout
+//	GET  /probe?upstream=URL  ProbeResult: URL's GET /ready, from here
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /probe", func(w http.ResponseWriter, r *http.Request) {
+		up := r.URL.Query().Get("upstream")
+		u, err := ParseUpstream(up)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "parameter upstream: "+err.Error(), nil)
+			return
+		}
+		res := ProbeResult{Upstream: u.String(), Ready: true}
+		if err := g.checkReady(r.Context(), strings.TrimRight(u.String(), "/"), 0); err != nil {
+			res.Ready, res.Reason = false, err.Error()
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, g.State())
 	})

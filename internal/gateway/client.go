@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -58,6 +59,15 @@ func (c *Client) Switch(ctx context.Context, upstream string, opt SwitchOptions)
 	}
 	var res SwitchResult
 	if err := c.do(ctx, http.MethodPost, "/switch", req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Probe asks upstream's GET /ready from the gateway.
+func (c *Client) Probe(ctx context.Context, upstream string) (*ProbeResult, error) {
+	var res ProbeResult
+	if err := c.do(ctx, http.MethodGet, "/probe?upstream="+url.QueryEscape(upstream), nil, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil

@@ -178,8 +178,10 @@ func ollamaEngine(c Config, program string, base []string, p *Proxy, log *slog.L
 		models = v
 	}
 	env = slices.Clone(base)
-	if os.Getenv("HOME") == "" {
-		env = append(env, "HOME="+dir) // ollama keeps its key under $HOME/.ollama
+	if !writableDir(os.Getenv("HOME")) {
+		// Ollama writes its key under $HOME/.ollama and fails without it;
+		// a non-root pod's HOME is "/" when the image has no such user.
+		env = append(env, "HOME="+dir)
 	}
 	own = c.Settings.OllamaEnv("127.0.0.1", c.EnginePort, models)
 	env = append(env, own...)
@@ -190,4 +192,19 @@ func ollamaEngine(c Config, program string, base []string, p *Proxy, log *slog.L
 	}
 	p.Prepare = o.prepare
 	return env, own, mf, cleanup, nil
+}
+
+// writableDir reports whether dir is a directory this process can create
+// files in.
+func writableDir(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	f, err := os.CreateTemp(dir, ".modelship-probe-")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
 }

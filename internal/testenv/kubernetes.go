@@ -72,7 +72,7 @@ const CtrAddressEnv = "K8S_CTR_ADDRESS"
 
 // ImportImage builds img FROM scratch as an OCI image (the static modelship
 // binary at /modelship, the checkpoint at /models/current, ENTRYPOINT
-// ["/modelship", "serve"], engine sim, served name "current", like
+// [serving.BinaryPath, "serve"], engine sim, served name "current", like
 // ServingImage) and imports it into the cluster's containerd
 // (`ctr -n k8s.io images import --digests`) under img.Tag and every alias,
 // so pods run it with imagePullPolicy Never: there is no registry. The
@@ -125,7 +125,11 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 			_, err = tw.Write(data)
 		}
 	}
-	add(&tar.Header{Name: "modelship", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}, bin)
+	// The binary where serving images keep it (the pre-stop hook runs it).
+	for _, d := range []string{"usr/", "usr/local/", "usr/local/bin/"} {
+		add(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}, nil)
+	}
+	add(&tar.Header{Name: strings.TrimPrefix(serving.BinaryPath, "/"), Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}, bin)
 	engine := serving.EngineSim
 	if img.Engine == serving.EngineOllama {
 		engine = img.Engine
@@ -169,7 +173,7 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 	layerDigest := digest(layer.Bytes())
 	config, _ := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Env": env, "Entrypoint": []string{"/modelship", "serve"},
+		"config": map[string]any{"Env": env, "Entrypoint": []string{serving.BinaryPath, "serve"},
 			"Labels": map[string]string{"modelship.model-digest": info.Digest}},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDigest}},
 	})

@@ -15,9 +15,12 @@
 //     modelship-ENV-RELEASE-record, whose labels hold the release's
 //     outcome, so the history outlives the release's container and cannot
 //     drift from what the engine holds;
-//   - while a deploy runs, the never-started container modelship-ENV-lock:
-//     container names are unique on an engine and created atomically, so
-//     two deploys (from any machine) cannot both hold it.
+//   - while a deploy runs, the container modelship-ENV-lock running
+//     `modelship lock-hold`: container names are unique on an engine and
+//     created atomically, so two deploys (from any machine) cannot both
+//     hold it; it runs only while its deployer renews it (SIGUSR1 every
+//     quarter of the lease), so the lock of a killed deployer is free
+//     within the lease (a minute) and is taken over by container id.
 //
 // Releases beyond the environment's keep-releases are pruned after each
 // deploy (Prune): their records and stopped containers, and their images
@@ -36,7 +39,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/docker/go-connections/tlsconfig"
 	"io"
 	"net"
 	"net/http"
@@ -59,8 +61,10 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
+	"github.com/docker/go-connections/tlsconfig"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/gateway"
 	"github.com/modelship/modelship/internal/registryauth"
 	"github.com/modelship/modelship/serving"
 )
@@ -106,24 +110,24 @@ type Options struct {
 	AllowPlaintext bool
 	// StopTimeout is how long a release gets to drain after SIGTERM.
 	StopTimeout time.Duration
-	// LockStaleAfter: a lock older than this is taken over (default 6h,
-	// longer than any load budget).
-	LockStaleAfter time.Duration
 	// SwitchReadyTimeout bounds the gateway's own /ready check at a switch.
 	SwitchReadyTimeout time.Duration
 	// Credentials are sent with every pull from a registry they name
 	// (X-Registry-Auth); nil pulls anonymously.
 	Credentials *registryauth.Store
+	// Out receives plain-language notes (a gateway moved to a new port).
+	Out io.Writer
 }
 
 // Target deploys to one Docker engine.
 type Target struct {
 	cli  *client.Client
 	host string
-	// probeHost is how this process reaches ports published by releases;
-	// probeIP is the host address they are published on.
-	probeHost, probeIP string
-	opt                Options
+	// remote: the engine is on another machine (tcp, ssh). Releases
+	// publish on that machine's loopback only, out of this process's
+	// reach: their /ready is asked through the gateway (ProbeReady).
+	remote bool
+	opt    Options
 }
 
 // New connects to the engine (lazily: nothing is sent until the first call)
@@ -131,9 +135,6 @@ type Target struct {
 func New(opt Options) (*Target, error) {
 	if opt.StopTimeout == 0 {
 		opt.StopTimeout = 30 * time.Second
-	}
-	if opt.LockStaleAfter == 0 {
-		opt.LockStaleAfter = 6 * time.Hour
 	}
 	if opt.SwitchReadyTimeout == 0 {
 		opt.SwitchReadyTimeout = 30 * time.Second
@@ -150,7 +151,7 @@ func New(opt Options) (*Target, error) {
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("docker host %q: expected unix://PATH, tcp://HOST:PORT or ssh://[USER@]HOST", host)
 	}
-	t := &Target{host: u.Redacted(), opt: opt, probeHost: "127.0.0.1", probeIP: "127.0.0.1"}
+	t := &Target{host: u.Redacted(), opt: opt}
 	switch u.Scheme {
 	case "unix", "npipe":
 		if opt.Host != "" {
@@ -167,14 +168,14 @@ func New(opt Options) (*Target, error) {
 		if tlsOpt != nil {
 			opts = append(opts, tlsOpt)
 		}
-		t.probeHost, t.probeIP = u.Hostname(), ""
+		t.remote = true
 	case "ssh":
 		dial, err := sshDialer(u)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, client.WithHost("http://docker.example.com"), client.WithDialContext(dial))
-		t.probeHost, t.probeIP = u.Hostname(), ""
+		t.remote = true
 	default:
 		return nil, fmt.Errorf("docker host %q: scheme %s is not supported (unix, tcp, ssh)", u.Redacted(), u.Scheme)
 	}
@@ -333,67 +334,137 @@ func (t *Target) pullWith(ctx context.Context, ref string, opt image.PullOptions
 	}
 }
 
-// Lock creates the environment's lock container; see the package comment.
-func (t *Target) Lock(ctx context.Context, env string, h deploy.Holder, img *deploy.ImageInfo) (func(context.Context) error, error) {
+// Lock takes the environment's lock: the container modelship-ENV-lock,
+// running `modelship lock-hold` (the image's own binary) for the
+// holder's TTL after each renewal. Its name makes it exclusive; it runs
+// while the holder renews it, so a lock whose container has exited (or
+// whose holder's process on this machine is gone) is stale and removed by
+// its container id, never by name: of two deploys taking a stale lock
+// over, one creates the new container and the other is told who holds it.
+func (t *Target) Lock(ctx context.Context, env string, h deploy.Holder, img *deploy.ImageInfo) (deploy.Lease, error) {
+	bin, err := binaryOf(img)
+	if err != nil {
+		return nil, err
+	}
 	hj, _ := json.Marshal(h)
 	name := lockName(env)
 	for attempt := 0; ; attempt++ {
-		if attempt == 5 {
+		if attempt == 8 {
 			return nil, fmt.Errorf("taking the lock of %s: it keeps changing hands; try again", env)
 		}
-		_, err := t.cli.ContainerCreate(ctx, &container.Config{
-			Image: img.ID, Entrypoint: []string{"/modelship-lock"}, // never started
+		created, err := t.cli.ContainerCreate(ctx, &container.Config{
+			Image: img.ID, Entrypoint: []string{bin, "lock-hold", "--ttl", h.LeaseTTL().String()}, Cmd: []string{},
 			Labels: map[string]string{LabelRole: roleLock, deploy.LabelEnv: env, LabelHolder: string(hj)},
 		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 		if err == nil {
-			return func(ctx context.Context) error {
-				err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
-				if cerrdefs.IsNotFound(err) {
-					return nil
-				}
-				return t.wrap(err, "releasing the lock of "+env)
-			}, nil
+			l := &lease{t: t, env: env, id: created.ID}
+			if err := t.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				_ = l.Release(rctx)
+				return nil, t.wrap(err, "starting the lock of "+env)
+			}
+			return l, nil
 		}
 		if !cerrdefs.IsConflict(err) {
 			return nil, t.wrap(err, "taking the lock of "+env)
 		}
-		ins, ierr := t.cli.ContainerInspect(ctx, name)
-		if cerrdefs.IsNotFound(ierr) {
-			continue // released meanwhile
+		held, ins, err := t.lockState(ctx, env)
+		if err != nil {
+			return nil, err
 		}
-		if ierr != nil {
-			return nil, t.wrap(ierr, "reading the lock of "+env)
+		if ins == nil {
+			// Released meanwhile, or another deploy's create holds the
+			// name but has not finished: look again in a moment.
+			if err := sleepCtx(ctx, time.Duration(attempt+1)*100*time.Millisecond); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		var held deploy.Holder
-		if ins.Config != nil {
-			_ = json.Unmarshal([]byte(ins.Config.Labels[LabelHolder]), &held)
+		if !lockStale(held, ins) {
+			return nil, &deploy.LockedError{Env: env, Holder: held, Renewed: lockRenewed(ins)}
 		}
-		if !t.stale(held) {
-			return nil, &deploy.LockedError{Env: env, Holder: held}
-		}
-		// Stale: take it over (the remove is by name; a racing taker's
-		// create then conflicts and reports the new holder).
-		if err := t.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		if err := t.cli.ContainerRemove(ctx, ins.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return nil, t.wrap(err, "removing the stale lock of "+env)
 		}
 	}
 }
 
-// stale: the holder's process is gone (same machine) or the lock is older
-// than LockStaleAfter.
-func (t *Target) stale(h deploy.Holder) bool {
-	if h.Since.IsZero() {
-		return true
+// lockState reads the lock container (nil when there is none).
+func (t *Target) lockState(ctx context.Context, env string) (deploy.Holder, *container.InspectResponse, error) {
+	var held deploy.Holder
+	ins, err := t.cli.ContainerInspect(ctx, lockName(env))
+	if cerrdefs.IsNotFound(err) {
+		return held, nil, nil
 	}
-	if time.Since(h.Since) > t.opt.LockStaleAfter {
-		return true
+	if err != nil {
+		return held, nil, t.wrap(err, "reading the lock of "+env)
 	}
-	if me, _ := os.Hostname(); h.Host == me && h.PID > 0 {
-		if err := syscall.Kill(h.PID, 0); errors.Is(err, syscall.ESRCH) {
-			return true
-		}
+	if ins.Config != nil {
+		_ = json.Unmarshal([]byte(ins.Config.Labels[LabelHolder]), &held)
 	}
-	return false
+	return held, &ins, nil
+}
+
+// lockStale: the lock container no longer runs (its lease expired, or it
+// was never started and is older than a start takes), or the holder's
+// process on this machine is gone.
+func lockStale(h deploy.Holder, ins *container.InspectResponse) bool {
+	if ins.State != nil && !ins.State.Running {
+		created, _ := time.Parse(time.RFC3339Nano, ins.Created)
+		return ins.State.Status != "created" || time.Since(created) > 30*time.Second
+	}
+	return h.Stale(time.Now()) // running: renewed; only a dead local process makes it stale
+}
+
+// lockRenewed is the last time the lock container was known alive.
+func lockRenewed(ins *container.InspectResponse) time.Time {
+	if ins.State != nil && ins.State.Running {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+// BreakLock removes the environment's lock when its container no longer
+// runs (deploy.LockBreaker).
+func (t *Target) BreakLock(ctx context.Context, env string) (*deploy.Holder, error) {
+	held, ins, err := t.lockState(ctx, env)
+	if err != nil || ins == nil {
+		return nil, err
+	}
+	if !lockStale(held, ins) {
+		return nil, &deploy.LockedError{Env: env, Holder: held, Renewed: lockRenewed(ins)}
+	}
+	if err := t.cli.ContainerRemove(ctx, ins.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return nil, t.wrap(err, "removing the lock of "+env)
+	}
+	return &held, nil
+}
+
+// lease is a held Docker lock: its container, by id.
+type lease struct {
+	t   *Target
+	env string
+	id  string
+}
+
+// Renew signals the lock's process (SIGUSR1), which extends it.
+func (l *lease) Renew(ctx context.Context) error {
+	err := l.t.cli.ContainerKill(ctx, l.id, "USR1")
+	if cerrdefs.IsNotFound(err) || (err != nil && strings.Contains(err.Error(), "is not running")) {
+		return fmt.Errorf("%w: the lock container of %s is gone or stopped (its lease ran out)", deploy.ErrLockLost, l.env)
+	}
+	return l.t.wrap(err, "renewing the lock of "+l.env)
+}
+
+// Release removes the lock's container, by id: a lock someone else took
+// over is left alone.
+func (l *lease) Release(ctx context.Context) error {
+	err := l.t.cli.ContainerRemove(ctx, l.id, container.RemoveOptions{Force: true})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return l.t.wrap(err, "releasing the lock of "+l.env)
 }
 
 // Router creates the environment's network and gateway when missing and
@@ -412,6 +483,8 @@ func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, img *deploy
 	name := gatewayName(spec.Env)
 	ins, err := t.cli.ContainerInspect(ctx, name)
 	switch {
+	case err == nil && gatewayBinding(ins) != (nat.PortBinding{HostIP: spec.PublishIP, HostPort: strconv.Itoa(spec.Port)}):
+		return t.moveGateway(ctx, spec, img, gatewayBinding(ins))
 	case err == nil:
 		if ins.State != nil && ins.State.Running {
 			return nil
@@ -423,6 +496,53 @@ func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, img *deploy
 	case !cerrdefs.IsNotFound(err):
 		return t.wrap(err, "inspecting the gateway "+name)
 	}
+	return t.createGateway(ctx, spec, img)
+}
+
+// gatewayBinding is the host address the gateway container publishes.
+func gatewayBinding(ins container.InspectResponse) nat.PortBinding {
+	if ins.HostConfig != nil {
+		if b := ins.HostConfig.PortBindings[nat.Port(strconv.Itoa(ServePort)+"/tcp")]; len(b) > 0 {
+			return b[0]
+		}
+	}
+	return nat.PortBinding{}
+}
+
+// moveGateway puts the environment's gateway on the address the config
+// now gives (environments.ENV.port changed): the old one steps aside
+// under another name, a new one starts on the new address with the same
+// state volume (so the same active release), and the old one is removed
+// once the new one answers. If the new one cannot start (its port taken),
+// the old one takes its name back and keeps serving where it was.
+func (t *Target) moveGateway(ctx context.Context, spec deploy.RouterSpec, img *deploy.ImageInfo, was nat.PortBinding) error {
+	name := gatewayName(spec.Env)
+	aside := name + "-moving"
+	t.logf("gateway of %s publishes %s:%s, the config says %s:%d: moving it (the active release stays; clients of the old port must move)",
+		spec.Env, was.HostIP, was.HostPort, spec.PublishIP, spec.Port)
+	_ = t.cli.ContainerRemove(ctx, aside, container.RemoveOptions{Force: true}) // left by an interrupted move
+	if err := t.cli.ContainerRename(ctx, name, aside); err != nil {
+		return t.wrap(err, "renaming the gateway "+name+" aside")
+	}
+	if err := t.createGateway(ctx, spec, img); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if rerr := t.cli.ContainerRename(rctx, aside, name); rerr != nil {
+			return fmt.Errorf("%w; and giving the old gateway its name back failed: %v (it still serves on port %s as %s)", err, rerr, was.HostPort, aside)
+		}
+		return fmt.Errorf("%w; the gateway stays on port %s", err, was.HostPort)
+	}
+	if err := t.cli.ContainerRemove(ctx, aside, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return t.wrap(err, "removing the old gateway "+aside)
+	}
+	return nil
+}
+
+// createGateway creates and starts the environment's gateway on spec's
+// address, with its state volume (kept from an earlier gateway).
+func (t *Target) createGateway(ctx context.Context, spec deploy.RouterSpec, img *deploy.ImageInfo) error {
+	name := gatewayName(spec.Env)
+	net := networkName(spec.Env)
 	bin, err := binaryOf(img)
 	if err != nil {
 		return err
@@ -450,10 +570,16 @@ func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, img *deploy
 	if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true}) // the state volume stays
 		return t.portError(err, spec.Port, "starting the gateway "+name)
 	}
 	return t.waitGateway(ctx, spec.Env)
+}
+
+func (t *Target) logf(format string, a ...any) {
+	if t.opt.Out != nil {
+		fmt.Fprintf(t.opt.Out, format+"\n", a...)
+	}
 }
 
 func (t *Target) portError(err error, port int, what string) error {
@@ -514,14 +640,7 @@ func (t *Target) gatewayState(ctx context.Context, env string) (*gatewayState, e
 // environment's gateway and returns its stdout; a non-zero exit is an error
 // carrying its stderr.
 func (t *Target) gatewayExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
-	name := gatewayName(env)
-	ins, err := t.cli.ContainerInspect(ctx, name)
-	if err != nil {
-		return nil, t.wrap(err, "inspecting the gateway "+name)
-	}
-	bin := ins.Config.Labels[LabelBinary]
-	cmd := append([]string{bin, "gateway", sub, "--admin", adminSocket}, args...)
-	stdout, stderr, code, err := t.exec(ctx, name, cmd)
+	stdout, stderr, code, err := t.gatewayRun(ctx, env, sub, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -529,6 +648,17 @@ func (t *Target) gatewayExec(ctx context.Context, env, sub string, args ...strin
 		return nil, fmt.Errorf("gateway %s (exit %d): %s", sub, code, strings.TrimSpace(string(stderr)))
 	}
 	return stdout, nil
+}
+
+// gatewayRun runs `modelship gateway SUB ARGS` in the gateway container.
+func (t *Target) gatewayRun(ctx context.Context, env, sub string, args ...string) (stdout, stderr []byte, code int, err error) {
+	name := gatewayName(env)
+	ins, err := t.cli.ContainerInspect(ctx, name)
+	if err != nil {
+		return nil, nil, 0, t.wrap(err, "inspecting the gateway "+name)
+	}
+	bin := ins.Config.Labels[LabelBinary]
+	return t.exec(ctx, name, append([]string{bin, "gateway", sub, "--admin", adminSocket}, args...))
 }
 
 func (t *Target) exec(ctx context.Context, ctr string, cmd []string) (stdout, stderr []byte, code int, err error) {
@@ -571,7 +701,7 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	labels[LabelRole] = roleRelease
 	hc := &container.HostConfig{
 		NetworkMode:  container.NetworkMode(networkName(r.Env)),
-		PortBindings: nat.PortMap{port: {{HostIP: t.probeIP, HostPort: ""}}},
+		PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: ""}}}, // candidates: the engine host's loopback only
 		// No restart while the deploy watches it: a crash must show.
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 	}
@@ -698,7 +828,9 @@ func (t *Target) Instance(ctx context.Context, env, release string) (*deploy.Ins
 		Upstream: fmt.Sprintf("http://%s:%d", name, ServePort)}
 	if ins.NetworkSettings != nil {
 		if b := ins.NetworkSettings.Ports[nat.Port(strconv.Itoa(ServePort)+"/tcp")]; len(b) > 0 && b[0].HostPort != "" {
-			in.URL = "http://" + net.JoinHostPort(t.probeHost, b[0].HostPort)
+			if !t.remote {
+				in.URL = "http://" + net.JoinHostPort("127.0.0.1", b[0].HostPort)
+			}
 		}
 	}
 	return in, nil
@@ -750,8 +882,30 @@ func (t *Target) lastLogs(ctx context.Context, id string, n int) []string {
 	return lines
 }
 
+// ProbeReady asks in's GET /ready through the gateway, for a remote host
+// (deploy.ReadyProber): the release publishes on that host's loopback only.
+func (t *Target) ProbeReady(ctx context.Context, in *deploy.Instance) (bool, string) {
+	out, stderr, _, err := t.gatewayRun(ctx, in.Env, "probe", "--upstream", in.Upstream)
+	var res gateway.ProbeResult
+	if err == nil {
+		err = json.Unmarshal(out, &res)
+	}
+	if err != nil || res.Upstream == "" {
+		return false, fmt.Sprintf("asking through the gateway: %v %s", err, strings.TrimSpace(string(stderr)))
+	}
+	return res.Ready, res.Reason
+}
+
 // Switch points the gateway at in; the gateway checks in's /ready first.
 func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) error {
+	// What the gateway points at comes back after a daemon restart or a
+	// reboot, verified or not: otherwise a deployer killed between the
+	// switch and verify leaves the gateway pointing at nothing.
+	if _, err := t.cli.ContainerUpdate(ctx, in.ID, container.UpdateConfig{
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}); err != nil {
+		return t.wrap(err, "setting release "+in.Release+" to restart unless stopped before the switch")
+	}
 	_, err := t.gatewayExec(ctx, env, "switch", "--to", in.Upstream, "--ready-timeout", t.opt.SwitchReadyTimeout.String())
 	if err != nil {
 		return fmt.Errorf("switching %s to release %s: %w", env, in.Release, err)
@@ -972,3 +1126,15 @@ var (
 	_ deploy.Target = (*Target)(nil)
 	_ deploy.Pruner = (*Target)(nil)
 )
+
+// sleepCtx waits d, or returns ctx's error if it ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

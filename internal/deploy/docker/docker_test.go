@@ -18,14 +18,17 @@ func TestDeviceRequests(t *testing.T) {
 }
 
 func TestNewHosts(t *testing.T) {
-	for _, c := range []struct{ host, err, probe string }{
-		{"unix:///run/docker.sock", "", "127.0.0.1"},
-		{"tcp://gpu-1.example.com:2376", "plaintext TCP refused", ""},
-		{"ssh://deploy@gpu-1.example.com:2222", "", "gpu-1.example.com"},
-		{"ssh://deploy:secret@gpu-1", "a password in the URL is not supported", ""},
-		{"ftp://x", "scheme ftp is not supported", ""},
-		{"gpu-1:2376", "is not supported (unix, tcp, ssh)", ""},
-		{"/run/docker.sock", "expected unix://PATH", ""},
+	for _, c := range []struct {
+		host, err string
+		remote    bool
+	}{
+		{"unix:///run/docker.sock", "", false},
+		{"tcp://gpu-1.example.com:2376", "plaintext TCP refused", false},
+		{"ssh://deploy@gpu-1.example.com:2222", "", true},
+		{"ssh://deploy:secret@gpu-1", "a password in the URL is not supported", false},
+		{"ftp://x", "scheme ftp is not supported", false},
+		{"gpu-1:2376", "is not supported (unix, tcp, ssh)", false},
+		{"/run/docker.sock", "expected unix://PATH", false},
 	} {
 		tg, err := New(Options{Host: c.host})
 		if c.err != "" {
@@ -38,8 +41,8 @@ func TestNewHosts(t *testing.T) {
 			t.Errorf("%s: %v", c.host, err)
 			continue
 		}
-		if tg.probeHost != c.probe {
-			t.Errorf("%s: releases probed at %s, want %s", c.host, tg.probeHost, c.probe)
+		if tg.remote != c.remote {
+			t.Errorf("%s: remote %v, want %v (releases probed through the gateway)", c.host, tg.remote, c.remote)
 		}
 		if strings.Contains(tg.Describe(), "secret") {
 			t.Errorf("%s: description leaks a secret", c.host)

@@ -35,7 +35,8 @@ var envSeq atomic.Int32
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	_, host := testenv.Docker(t)
-	tg, err := docker.New(docker.Options{Host: host, StopTimeout: 5 * time.Second})
+	log := &testenv.SyncBuffer{}
+	tg, err := docker.New(docker.Options{Host: host, StopTimeout: 5 * time.Second, Out: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{name: name, port: testenv.FreePort(t), target: tg, log: &testenv.SyncBuffer{}, ledger: filepath.Join(t.TempDir(), "ledger.jsonl")}
+	e := &env{name: name, port: testenv.FreePort(t), target: tg, log: log, ledger: filepath.Join(t.TempDir(), "ledger.jsonl")}
 	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.d = &deploy.Deployer{Target: tg, Verifier: &deploy.Checks{Suite: s, Timeout: 30 * time.Second},
 		Ledger: &deploy.Ledger{Path: e.ledger}, Out: e.log, ProgressEvery: time.Second, DrainTimeout: 30 * time.Second}

@@ -82,7 +82,7 @@ func TestLock(t *testing.T) {
 	}
 	// Another deploy (another machine) holds the lock.
 	holder := deploy.Holder{Who: "alice@ci-runner-7", Host: "ci-runner-7", PID: 4242, Since: time.Now().UTC(), What: "deploy modelship-test/good:3"}
-	unlock, err := e.target.Lock(context.Background(), e.name, holder, img)
+	lock, err := e.target.Lock(context.Background(), e.name, holder, img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestLock(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.serving(t, good.Tag) // nothing happened while it waited
-	if err := unlock(context.Background()); err != nil {
+	if err := lock.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

@@ -327,27 +327,53 @@ func TestRenderAcceptedByServer(t *testing.T) {
 }
 
 // TestLockIsExclusive: a second deploy to the environment is refused while
-// the Lease is held, naming the holder; released, it can be taken again.
+// the Lease is held and renewed, naming the holder; once the holder stops
+// renewing, the lock is taken over within its lease (whoever the holder
+// was), the old holder learns it lost it, and its release leaves the new
+// holder's lock alone. unlock refuses a lock whose holder renews.
 func TestLockIsExclusive(t *testing.T) {
 	e := newEnv(t, 1)
 	ctx := context.Background()
-	me, _ := os.Hostname()
-	h := deploy.Holder{Who: "alice@ci", Host: me, PID: os.Getpid(), Since: time.Now().UTC(), What: "deploy x:1"}
-	unlock, err := e.target.Lock(ctx, e.name, h, nil)
+	h := deploy.Holder{Who: "alice@ci", Host: "3f2a9c1d7e6b", PID: 1, Since: time.Now().UTC(), What: "deploy x:1", TTL: 3 * time.Second}
+	lease, err := e.target.Lock(ctx, e.name, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.target.Lock(ctx, e.name, deploy.Holder{Who: "bob@ci", Host: me, PID: os.Getpid(), Since: time.Now().UTC()}, nil)
-	var le *deploy.LockedError
-	if !errors.As(err, &le) || le.Holder.Who != "alice@ci" || le.Holder.What != "deploy x:1" {
-		t.Fatalf("second lock: %v, want LockedError naming alice@ci", err)
+	bob := deploy.Holder{Who: "bob@ci", Host: "elsewhere", PID: 7, Since: time.Now().UTC(), TTL: 3 * time.Second}
+	for i := 0; i < 4; i++ {
+		time.Sleep(time.Second)
+		if err := lease.Renew(ctx); err != nil {
+			t.Fatalf("renew %d: %v", i, err)
+		}
 	}
-	if err := unlock(ctx); err != nil {
+	_, err = e.target.Lock(ctx, e.name, bob, nil)
+	var le *deploy.LockedError
+	if !errors.As(err, &le) || le.Holder.Who != "alice@ci" || le.Holder.What != "deploy x:1" || !strings.Contains(err.Error(), "renewed") {
+		t.Fatalf("second lock while the first is renewed: %v, want LockedError naming alice@ci", err)
+	}
+	if _, err := e.target.BreakLock(ctx, e.name); !errors.As(err, &le) {
+		t.Fatalf("unlock while the holder renews: %v, want refused", err)
+	}
+	var bobs deploy.Lease
+	testenv.Eventually(t, 15*time.Second, "the unrenewed lease to be taken over", func() bool {
+		bobs, err = e.target.Lock(ctx, e.name, bob, nil)
+		return err == nil
+	})
+	if err := lease.Renew(ctx); !errors.Is(err, deploy.ErrLockLost) {
+		t.Errorf("alice renewing after the takeover: %v, want ErrLockLost", err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Errorf("alice releasing after the takeover: %v", err)
+	}
+	if _, err := e.target.Lock(ctx, e.name, h, nil); !errors.As(err, &le) || le.Holder.Who != "bob@ci" {
+		t.Errorf("alice's release removed bob's lock: %v", err)
+	}
+	if err := bobs.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	unlock2, err := e.target.Lock(ctx, e.name, h, nil)
+	again, err := e.target.Lock(ctx, e.name, h, nil)
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
 	}
-	unlock2(ctx)
+	again.Release(ctx)
 }

@@ -80,6 +80,33 @@ type Workload struct {
 	// the API key and the Hugging Face token, never written in the pod spec.
 	SecretName string
 	SecretEnv  []string
+	// NonRoot runs the pods as NonRootUser (NonRootEngine).
+	NonRoot bool
+}
+
+// NonRootUser is the user (and group) the pods of engines that allow it
+// run as: nobody's conventional id in distroless images.
+const NonRootUser = 65532
+
+// NonRootEngine reports whether engine runs as a non-root user: the
+// simulator and Ollama do (serve and the engine write only under /tmp);
+// vLLM's image runs as root (its caches live under /root), so its pods
+// keep root, still with no capabilities and no privilege escalation.
+func NonRootEngine(engine string) bool {
+	return engine == serving.EngineSim || engine == serving.EngineOllama
+}
+
+// securityContexts: every pod under the runtime's default seccomp profile,
+// every container with no Linux capability and no privilege escalation,
+// and the pods of engines that allow it as NonRootUser.
+func (w *Workload) securityContexts() (*corev1.PodSecurityContext, *corev1.SecurityContext) {
+	pod := &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	if w.NonRoot {
+		id := int64(NonRootUser)
+		pod.RunAsNonRoot, pod.RunAsUser, pod.RunAsGroup, pod.FSGroup = ptr(true), &id, &id, &id
+	}
+	return pod, &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false),
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 }
 
 // DeploymentName is the Deployment a release of strategy runs in: the one
@@ -178,6 +205,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "dshm", MountPath: "/dev/shm"})
 	}
+	podSec, ctrSec := w.securityContexts()
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: dep, Namespace: w.Namespace, Labels: labels, Annotations: ann},
@@ -198,6 +226,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 					Volumes:                       volumes,
 					RuntimeClassName:              runtimeClass(w.RuntimeClassName),
 					ImagePullSecrets:              pullSecrets(w.PullSecret),
+					SecurityContext:               podSec,
 					Containers: []corev1.Container{{
 						Name:            "serve",
 						Image:           w.Image,
@@ -220,6 +249,7 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 							Exec: &corev1.ExecAction{Command: PreStopCommand}}},
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						SecurityContext:          ctrSec,
 					}},
 				},
 			},
@@ -316,6 +346,8 @@ type Manifest struct {
 	// ServingSecretName (created by a deploy, or by whoever applies the
 	// rendered objects): serving.EnvAPIKey, serving.EnvHFToken.
 	SecretEnv []string
+	// Engine is the serving engine (NonRootEngine).
+	Engine string
 }
 
 // ServingSecretName is the Secret that holds instance name's serving
@@ -342,7 +374,7 @@ func Render(o Options, m Manifest, rand uint16) *Workload {
 		Strategy: m.Strategy, Outcome: deploy.InProgress}
 	w := &Workload{Options: o, Env: m.Env, Release: rel, Image: m.Image,
 		ContainerEnv: deploy.ReleaseEnv(rel, append([]string{m.ServedName}, m.Aliases...), m.Settings), LoadBudget: deploy.LoadBudget(m.WeightBytes, m.ReadyTimeout),
-		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable, SharedMemory: m.Settings.NeedsSharedMemory()}
+		MaxSurge: m.MaxSurge, MaxUnavailable: m.MaxUnavailable, SharedMemory: m.Settings.NeedsSharedMemory(), NonRoot: NonRootEngine(m.Engine)}
 	if len(m.SecretEnv) > 0 {
 		w.SecretName, w.SecretEnv = ServingSecretName(o.Name), m.SecretEnv
 	}

@@ -29,20 +29,22 @@ func TestRenderGolden(t *testing.T) {
 		surge    int
 		settings serving.Settings
 		runtime  string
+		engine   string
 	}{
-		{"render-rolling.golden.yaml", deploy.Rolling, 0, serving.Settings{}, ""},
-		{"render-blue-green.golden.yaml", deploy.BlueGreen, 1, serving.Settings{}, ""},
+		// The simulator's pods run as a non-root user; vLLM's as root.
+		{"render-rolling.golden.yaml", deploy.Rolling, 0, serving.Settings{}, "", serving.EngineSim},
+		{"render-blue-green.golden.yaml", deploy.BlueGreen, 1, serving.Settings{}, "", serving.EngineVLLM},
 		// Tensor parallel: the settings in the container's environment
 		// and a memory-backed /dev/shm.
 		{"render-tensor-parallel.golden.yaml", deploy.Rolling, 0, serving.Settings{TensorParallelSize: 2, MaxModelLen: 8192,
-			GPUMemoryUtilization: 0.9, Dtype: "bfloat16", EngineArgs: []string{"--enforce-eager"}}, "nvidia"},
+			GPUMemoryUtilization: 0.9, Dtype: "bfloat16", EngineArgs: []string{"--enforce-eager"}}, "nvidia", serving.EngineVLLM},
 	} {
 		t.Run(tc.strategy, func(t *testing.T) {
 			o := o
 			o.RuntimeClassName = tc.runtime
 			w := Render(o, Manifest{Env: "production", Image: "registry.example.com/llm:1.2", GitSHA: "0123abc", ServedName: "current",
 				ModelDigest: "sha256:0f0f", Strategy: tc.strategy, WeightBytes: 14 << 30, DeployedBy: "alice@ci", Now: now,
-				MaxSurge: tc.surge, MaxUnavailable: 1 - tc.surge, Settings: tc.settings}, 0x3fa9)
+				MaxSurge: tc.surge, MaxUnavailable: 1 - tc.surge, Settings: tc.settings, Engine: tc.engine}, 0x3fa9)
 			got, err := YAML(w.Objects())
 			if err != nil {
 				t.Fatal(err)
