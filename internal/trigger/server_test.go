@@ -262,17 +262,22 @@ func TestRejectedDeliveriesAreLoggedWithoutBody(t *testing.T) {
 	if code, _ := do(t, req); code != http.StatusUnauthorized {
 		t.Errorf("tampered body: %d", code)
 	}
-	// The secret in the Hub's query-string form is never logged either.
+	// A secret in the URL is refused, even the right one (URLs end up in
+	// access logs), and never logged either.
 	req, _ = http.NewRequest(http.MethodPost, f.srv.URL+"/hooks/huggingface?secret=wrong-query-secret", strings.NewReader(hf))
 	if code, _ := do(t, req); code != http.StatusUnauthorized {
 		t.Errorf("query secret: %d", code)
+	}
+	req, _ = http.NewRequest(http.MethodPost, f.srv.URL+"/hooks/huggingface?secret="+hfSecret, strings.NewReader(hf))
+	if code, body := do(t, req); code != http.StatusUnauthorized || !strings.Contains(body.Reason, "header") {
+		t.Errorf("the right secret in the query: %d %s, want 401 pointing at the header", code, body)
 	}
 	if f.gh.n() != 0 {
 		t.Errorf("%d dispatches after rejected deliveries", f.gh.n())
 	}
 	logs := f.logs.String()
-	if n := strings.Count(logs, `"msg":"webhook rejected"`); n != 8 {
-		t.Errorf("%d rejections logged, want 8:\n%s", n, logs)
+	if n := strings.Count(logs, `"msg":"webhook rejected"`); n != 9 {
+		t.Errorf("%d rejections logged, want 9:\n%s", n, logs)
 	}
 	for _, leak := range []string{marker, "wrong-query-secret", "guess", hfSecret, mlflowSecret} {
 		if strings.Contains(logs, leak) {

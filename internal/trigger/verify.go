@@ -43,15 +43,16 @@ func IsUnauthorized(err error) bool {
 	return errors.As(err, &u)
 }
 
-// VerifyHF checks a Hugging Face delivery: the X-Webhook-Secret header (or
-// the secret query parameter, which the Hub documents as an alternative)
-// must equal secret. The comparison is constant-time and does not reveal
-// the length.
+// VerifyHF checks a Hugging Face delivery: the X-Webhook-Secret header
+// must equal secret. A secret in the URL's query is refused, whatever it
+// is: URLs end up in proxies' access logs and in the Hub's webhook
+// settings page. The comparison is constant-time and does not reveal the
+// length.
 func VerifyHF(r *http.Request, secret string) error {
-	got := r.Header.Get(HFSecretHeader)
-	if got == "" {
-		got = r.URL.Query().Get("secret")
+	if r.URL.Query().Has("secret") {
+		return unauthorized("a secret in the URL (?secret=) is refused: it ends up in access logs; send it in the " + HFSecretHeader + " header")
 	}
+	got := r.Header.Get(HFSecretHeader)
 	if got == "" {
 		return unauthorized("no " + HFSecretHeader + " header")
 	}
