@@ -137,7 +137,7 @@ func (m *Modelship) Release(
 	)
 	stages := []stage{
 		{"preflight", func(ctx context.Context) (string, error) {
-			d, err := m.Preflight(ctx, model, "", engine == "vllm", gpus)
+			d, err := m.Preflight(ctx, model, "", engine == "vllm", gpus, "")
 			if err != nil {
 				return "", err
 			}

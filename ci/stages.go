@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,11 +34,27 @@ func (m *Modelship) Preflight(
 	// GPU UUIDs to fit on with useGpus; empty means all.
 	// +optional
 	gpus []string,
+	// Checkpoint digest (sha256:...) the model must have, e.g. the one a
+	// registry announced for the revision that triggered the run; empty
+	// checks nothing.
+	// +optional
+	expectDigest string,
 ) (*dagger.Directory, error) {
 	tools := m.Tools().WithMountedDirectory("/model", model)
 	inspect, err := tools.WithExec([]string{"modelship", "inspect", "/model", "--json", "--no-cache"}).Stdout(ctx)
 	if err != nil {
 		return nil, stageError("preflight: inspect", err)
+	}
+	if expectDigest != "" {
+		var info struct {
+			Digest string `json:"digest"`
+		}
+		if err := json.Unmarshal([]byte(inspect), &info); err != nil || info.Digest == "" {
+			return nil, fmt.Errorf("preflight: reading the checkpoint's digest: %v", err)
+		}
+		if info.Digest != expectDigest {
+			return nil, fmt.Errorf("preflight: the checkpoint's digest is %s, the run was asked for %s: refusing to release another checkpoint than the one announced", info.Digest, expectDigest)
+		}
 	}
 	report := dag.Directory().WithNewFile("inspect.json", inspect)
 	if gpuMemory == "" && !useGpus {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/internal/testmodels"
 	"github.com/modelship/modelship/serving"
@@ -554,5 +555,25 @@ func TestBuildBakesServingSettings(t *testing.T) {
 	r = call(t, dir, "--config", cfg, "build", "--model", "testdata/models/good", "--engine", "sim", "label", "--name", serving.LabelSettings)
 	if r.err == nil || !strings.Contains(r.stderr, "serving.engine-args[0]") || !strings.Contains(r.stderr, "has no flag --no-such-flag") {
 		t.Errorf("build with an unknown vLLM flag: %v, want the key named:\n%s", r.err, tail(r.stderr))
+	}
+}
+
+// A run for a registry revision checks what it fetched: preflight with the
+// announced digest passes the checkpoint that has it and refuses another,
+// naming both digests.
+func TestPreflightExpectDigest(t *testing.T) {
+	engine(t)
+	dir := clone(t)
+	info, err := checkpoint.Inspect(context.Background(), filepath.Join(dir, "testdata/models/good"), checkpoint.Options{Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, dir, "preflight", "--model", "testdata/models/good", "--expect-digest", info.Digest, "entries"); r.err != nil {
+		t.Fatalf("preflight with the checkpoint's own digest: %v\n%s", r.err, tail(r.stderr))
+	}
+	other := "sha256:" + strings.Repeat("0", 64)
+	r := call(t, dir, "preflight", "--model", "testdata/models/good", "--expect-digest", other, "entries")
+	if r.err == nil || !strings.Contains(r.stderr, "the checkpoint's digest is "+info.Digest+", the run was asked for "+other) {
+		t.Errorf("preflight with another digest: %v, want refused naming both:\n%s", r.err, tail(r.stderr))
 	}
 }

@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/modelship/modelship/internal/trigger"
 )
 
 // daggerCall is one `dagger call` a workflow step makes: the constructor's
@@ -30,6 +36,8 @@ type daggerCall struct {
 func workflowCalls(t *testing.T, root string) []daggerCall {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(root, ".github/workflows/*.yml"))
+	actions, _ := filepath.Glob(filepath.Join(root, ".github/actions/*/action.yml"))
+	files = append(files, actions...)
 	expr := regexp.MustCompile(`\$\{\{[^}]*\}\}`)
 	var calls []daggerCall
 	for _, f := range files {
@@ -46,9 +54,34 @@ func workflowCalls(t *testing.T, root string) []daggerCall {
 					With map[string]string `yaml:"with"`
 				} `yaml:"steps"`
 			} `yaml:"jobs"`
+			// A composite action's steps, read as one job.
+			Runs struct {
+				Steps []struct {
+					Name string            `yaml:"name"`
+					Uses string            `yaml:"uses"`
+					With map[string]string `yaml:"with"`
+				} `yaml:"steps"`
+			} `yaml:"runs"`
 		}
 		if err := yaml.Unmarshal(b, &wf); err != nil {
 			t.Fatalf("%s: %v", f, err)
+		}
+		if len(wf.Runs.Steps) > 0 {
+			if wf.Jobs == nil {
+				wf.Jobs = map[string]struct {
+					TimeoutMinutes int `yaml:"timeout-minutes"`
+					Steps          []struct {
+						Name string            `yaml:"name"`
+						Uses string            `yaml:"uses"`
+						With map[string]string `yaml:"with"`
+					} `yaml:"steps"`
+				}{}
+			}
+			j := wf.Jobs["composite"]
+			for _, st := range wf.Runs.Steps {
+				j.Steps = append(j.Steps, st)
+			}
+			wf.Jobs["composite"] = j
 		}
 		for job, j := range wf.Jobs {
 			for _, st := range j.Steps {
@@ -177,5 +210,53 @@ func TestDeployJobsOutlastTheirStages(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no deploy or rollback call found in the workflows")
+	}
+}
+
+// What `modelship trigger --github-repo` dispatches, the deploy workflow
+// declares: GitHub refuses a dispatch with an undeclared input (422), and
+// one the workflow ignored would release models/current, not the revision.
+func TestTriggerDispatchMatchesTheWorkflow(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, ".github/workflows/deploy-model.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		On struct {
+			Dispatch struct {
+				Inputs map[string]any `yaml:"inputs"`
+			} `yaml:"workflow_dispatch"`
+		} `yaml:"on"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Inputs map[string]any `json:"inputs"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		got = body.Inputs
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer gh.Close()
+	d := &trigger.Dispatch{API: gh.URL, Owner: "acme", Repo: "models", Workflow: "deploy-model.yml", Ref: "main", Token: "t",
+		Inputs: map[string]string{"environment": "staging"}}
+	ev := trigger.Event{Source: "mlflow", Repo: "tiny-chat", Revision: "3", Digest: "sha256:" + strings.Repeat("ab", 32)}
+	if _, err := d.Start(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if got["source"] != ev.Key() || got["digest"] != ev.Digest {
+		t.Errorf("dispatched inputs %v, want the revision's source and digest", got)
+	}
+	for k := range got {
+		if _, ok := wf.On.Dispatch.Inputs[k]; !ok {
+			t.Errorf("the trigger sends input %q, which deploy-model.yml does not declare", k)
+		}
 	}
 }

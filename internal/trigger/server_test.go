@@ -188,7 +188,7 @@ func TestHuggingFaceDeliveryStartsOneDispatch(t *testing.T) {
 		t.Fatalf("%d dispatches, want 1", f.gh.n())
 	}
 	got, _ := json.Marshal(f.gh.calls[0])
-	if want := `{"inputs":{"environment":"production","source":"hf:acme/tiny-chat@` + sha + `"},"ref":"main"}`; string(got) != want {
+	if want := `{"inputs":{"digest":"","environment":"production","source":"hf:acme/tiny-chat@` + sha + `"},"ref":"main"}`; string(got) != want {
 		t.Errorf("dispatch body %s\nwant %s", got, want)
 	}
 	// The same commit again (the Hub replays, or a second webhook): ignored.
@@ -212,7 +212,7 @@ func TestMLflowDeliveryStartsOneDispatch(t *testing.T) {
 	if code != http.StatusAccepted || r.Source != "mlflow:tiny-chat/3" || f.gh.n() != 1 {
 		t.Fatalf("%d %+v, %d dispatches\n%s", code, r, f.gh.n(), f.logs)
 	}
-	if in := f.gh.calls[0]["inputs"].(map[string]any); in["source"] != "mlflow:tiny-chat/3" {
+	if in := f.gh.calls[0]["inputs"].(map[string]any); in["source"] != "mlflow:tiny-chat/3" || in["digest"] != testDigest {
 		t.Errorf("inputs %v", in)
 	}
 	// The digest tag is recorded too: another version with the same weights

@@ -37,9 +37,10 @@ type Checker interface {
 // POST {API}/repos/{Owner}/{Repo}/actions/workflows/{Workflow}/dispatches
 // with {"ref": Ref, "inputs": {...}}
 // (https://docs.github.com/en/rest/actions/workflows#create-a-workflow-dispatch-event).
-// The inputs are Inputs plus "source" (Event.Key) and, for MLflow events
-// with a digest, nothing more: the workflow's own inputs must declare every
-// name sent, or GitHub answers 422.
+// The inputs are Inputs plus "source" (Event.Key: what to fetch) and
+// "digest" (the checkpoint digest the registry announced, "" when it
+// names none: what the fetched checkpoint must hash to). The workflow's
+// own inputs must declare every name sent, or GitHub answers 422.
 type Dispatch struct {
 	API      string // default https://api.github.com
 	Owner    string
@@ -74,7 +75,9 @@ func (d *Dispatch) dispatch(ctx context.Context, ev Event) error {
 	for k, v := range d.Inputs {
 		inputs[k] = v
 	}
-	inputs["source"] = ev.Key()
+	// What the workflow fetches (source: the registry's repository and
+	// revision) and checks it got (digest, when the registry names one).
+	inputs["source"], inputs["digest"] = ev.Key(), ev.Digest
 	body, _ := json.Marshal(map[string]any{"ref": d.Ref, "inputs": inputs})
 	u := fmt.Sprintf("%s/repos/%s/%s/actions/workflows/%s/dispatches", api, url.PathEscape(d.Owner), url.PathEscape(d.Repo), url.PathEscape(d.Workflow))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
