@@ -29,7 +29,7 @@ var deployGPUs deploy.GPUSource = deploy.DetectGPUs
 type deployFlags struct {
 	env, config, strategy, ledger string
 	lockTimeout, readyTimeout     time.Duration
-	deadline                      time.Duration
+	deadline, lockTTL             time.Duration
 	logFormat                     string
 	kube                          kubeFlags
 
@@ -42,6 +42,7 @@ func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate, blue-green or rolling (kubernetes) (default: the environment's strategy; auto on Docker: blue-green when two copies fit in GPU memory; on Kubernetes: rolling)")
 	fs.StringVar(&f.ledger, "ledger", deploy.DefaultLedgerPath(), "JSONL `file` every release event is appended to, for audit")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
+	fs.DurationVar(&f.lockTTL, "lock-ttl", deploy.DefaultLockTTL, "the deploy lock's lease: renewed every quarter of it; if this process is killed, the next deploy may take the lock over this long after the last renewal")
 	fs.DurationVar(&f.deadline, "deadline", 0, "end the whole command, an undo included, within this long (what kills it past a bound, a CI stage, should allow a little more): the deploy stops early enough to leave its undo the full budget (0: no deadline)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.StringVar(&f.logFormat, "log-format", "", "progress `format` on stderr: text (as is) or json (structured log lines) (default: text on a terminal, JSON elsewhere; or $MODELSHIP_LOG_FORMAT)")
@@ -135,6 +136,10 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if f.deadline > 0 {
 		d.Deadline = time.Now().Add(f.deadline)
 	}
+	if f.lockTTL < time.Second {
+		return fail(exitUsage, "--lock-ttl: expected at least 1s, got %s", f.lockTTL)
+	}
+	d.LockTTL = f.lockTTL
 	return d, req, closeTarget, exitOK
 }
 

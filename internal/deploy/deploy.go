@@ -379,16 +379,36 @@ func (d *Deployer) reconcile(ctx context.Context, env string) error {
 		return err
 	}
 	for _, r := range rels {
-		if r.Outcome != InProgress {
-			continue
-		}
 		if r.Serving {
-			d.logf("warning: release %s serves %s but the deploy that started it never finished (its deployer is gone); it keeps serving until this deploy replaces it", r.ID, env)
+			if r.Outcome == InProgress {
+				d.logf("warning: release %s serves %s but the deploy that started it never finished (its deployer is gone); it keeps serving until this deploy replaces it", r.ID, env)
+			}
 			continue
 		}
 		in, err := d.Target.Instance(ctx, env, r.ID)
 		if err != nil {
 			return err
+		}
+		if r.Outcome != InProgress {
+			// A finished release still running beside the serving one: its
+			// deployer recorded the outcome and was stopped before it
+			// removed the instance.
+			if in == nil {
+				continue
+			}
+			st, err := d.Target.Status(ctx, in)
+			if err != nil {
+				return err
+			}
+			if !st.Running {
+				continue
+			}
+			if err := d.Target.Remove(ctx, in); err != nil {
+				return fmt.Errorf("removing release %s (%s), still running beside the serving one: %w (nothing of this deploy was started)", r.ID, r.Outcome, err)
+			}
+			d.event("removed-orphan", r, "still running beside the serving release")
+			d.logf("release %s (%s) was still running beside the serving release (its deployer was stopped before removing it): removed", r.ID, r.Outcome)
+			continue
 		}
 		if in != nil {
 			if err := d.Target.Remove(ctx, in); err != nil {
