@@ -42,23 +42,9 @@ Flags:
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 || *envName == "" {
-		fmt.Fprintln(s.err, "modelship history: --env NAME is required and nothing else")
-		return exitUsage
-	}
-	cfg, ok := loadConfig(s, *cfgFile)
-	if !ok {
-		return exitUsage
-	}
-	env, err := cfg.Environment(*envName)
-	if err != nil {
-		fmt.Fprintf(s.err, "modelship history: %v\n", err)
-		return exitUsage
-	}
-	tg, _, closeTarget, err := newTarget(*envName, env, kube, s.err, nil)
-	if err != nil {
-		fmt.Fprintf(s.err, "modelship history: %v\n", err)
-		return exitUsage
+	tg, closeTarget, code := openEnvTarget(s, "history", pos, *envName, *cfgFile, kube)
+	if tg == nil {
+		return code
 	}
 	defer closeTarget()
 	rels, err := deploy.History(ctx, tg, *envName)

@@ -102,3 +102,29 @@ func kubernetesOptions(env *config.Environment, kube kubeFlags, out io.Writer) k
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// openEnvTarget is what a command about one environment starts with:
+// --env NAME and nothing else, the config loaded, the environment's target
+// opened (pulling nothing). A nil target comes with the exit code, the
+// reason already printed.
+func openEnvTarget(s stdio, cmd string, pos []string, envName, cfgFile string, kube kubeFlags) (deploy.Target, func(), int) {
+	if len(pos) > 0 || envName == "" {
+		fmt.Fprintf(s.err, "modelship %s: --env NAME is required and nothing else\n", cmd)
+		return nil, nil, exitUsage
+	}
+	cfg, ok := loadConfig(s, cfgFile)
+	if !ok {
+		return nil, nil, exitUsage
+	}
+	env, err := cfg.Environment(envName)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship %s: %v\n", cmd, err)
+		return nil, nil, exitUsage
+	}
+	tg, _, closeTarget, err := newTarget(envName, env, kube, s.err, nil)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship %s: %v\n", cmd, err)
+		return nil, nil, exitUsage
+	}
+	return tg, closeTarget, exitOK
+}
