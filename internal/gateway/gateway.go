@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
@@ -25,7 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/modelship/modelship/internal/proxyerr"
+	"github.com/modelship/modelship/internal/proxyhttp"
 )
 
 // HealthPath is answered by the gateway itself (200) for a container
@@ -112,9 +111,11 @@ type Options struct {
 	// not exist or names none. Empty: no release is active (503) until a
 	// switch.
 	Upstream string
-	// Transport carries proxied requests; nil means a tuned http.Transport
-	// that never uses HTTP_PROXY.
+	// Transport carries proxied requests; nil means proxyhttp.Transport.
 	Transport http.RoundTripper
+	// HeaderTimeout bounds the wait for a release's response headers (0:
+	// proxyhttp.DefaultHeaderTimeout).
+	HeaderTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -131,14 +132,7 @@ func New(opt Options) (*Gateway, error) {
 		started:   time.Now().UTC(),
 	}
 	if g.transport == nil {
-		g.transport = &http.Transport{
-			Proxy:               nil, // releases are on the local network; never via HTTP_PROXY
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true, // pass bodies through as the release sent them
-		}
+		g.transport = proxyhttp.Transport(opt.HeaderTimeout)
 	}
 	g.rp = &httputil.ReverseProxy{
 		Rewrite:       func(r *httputil.ProxyRequest) { r.Out.Host = ""; r.SetXForwarded() },
@@ -322,7 +316,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		h.u.errors.Add(1)
 	}
 	g.errors.Add(1)
-	code, msg := proxyerr.Public("the release", err) // the error's text and key name internal addresses: log only
+	code, msg := proxyhttp.Public("the release", err) // the error's text and key name internal addresses: log only
 	g.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "upstream", key, "status", code, "err", err)
 	writeJSON(w, code, apiError(msg, "release_unavailable", code))
 }

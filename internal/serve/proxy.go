@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -20,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/modelship/modelship/internal/proxyerr"
+	"github.com/modelship/modelship/internal/proxyhttp"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -95,9 +94,10 @@ type Proxy struct {
 
 	metrics *proxyMetrics // set by MeasureCompletions
 
-	engine *url.URL
-	rp     *httputil.ReverseProxy
-	client *http.Client
+	engine    *url.URL
+	rp        *httputil.ReverseProxy
+	client    *http.Client
+	transport *http.Transport
 
 	mu   sync.Mutex
 	info VersionInfo
@@ -176,14 +176,8 @@ func (p *Proxy) AdminHandler() http.Handler {
 // http://127.0.0.1:8001) and reports info on GET /version.
 func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
 	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second, API: APIFor(EngineVLLM)}
-	tr := &http.Transport{
-		Proxy:               nil, // the engine is local; never go through HTTP_PROXY
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 1024,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true, // pass bodies through as the engine sent them
-	}
+	tr := proxyhttp.Transport(0)
+	p.transport = tr
 	p.client = &http.Client{Transport: tr}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -196,6 +190,10 @@ func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
 	}
 	return p
 }
+
+// SetHeaderTimeout bounds the wait for the engine's response headers
+// (default proxyhttp.DefaultHeaderTimeout).
+func (p *Proxy) SetHeaderTimeout(d time.Duration) { p.transport.ResponseHeaderTimeout = d }
 
 // SetDigest records the model digest once computed (err non-nil: failed).
 func (p *Proxy) SetDigest(digest string, err error) {
@@ -327,7 +325,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		p.logger().Debug("client went away", "path", r.URL.Path, "err", err)
 		return
 	}
-	code, msg := proxyerr.Public("engine", err) // the error's text names internal addresses: log only
+	code, msg := proxyhttp.Public("engine", err) // the error's text names internal addresses: log only
 	p.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	writeJSON(w, code, apiError(msg, "engine_unavailable", code))
 }

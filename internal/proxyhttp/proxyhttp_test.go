@@ -1,4 +1,4 @@
-package proxyerr_test
+package proxyhttp_test
 
 import (
 	"io"
@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelship/modelship/internal/gateway"
 	"github.com/modelship/modelship/internal/serve"
@@ -61,6 +62,54 @@ func TestProxiesHideUpstreamAddresses(t *testing.T) {
 			if resp.StatusCode != up.code || strings.Contains(string(body), port) || strings.Contains(string(body), "127.0.0.1") {
 				t.Errorf("%s, upstream that %s: %d %s; want %d without the upstream's address", name, up.name, resp.StatusCode, body, up.code)
 			}
+		}
+	}
+}
+
+// An upstream that accepts a request and never answers does not hold the
+// client for ever: past the header timeout serve and the gateway answer
+// 504, saying it did not answer in time.
+func TestProxiesBoundTheWaitForHeaders(t *testing.T) {
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	conns := make(chan net.Conn, 16)
+	defer func() {
+		hang.Close()
+		for len(conns) > 0 {
+			(<-conns).Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c // read nothing, answer nothing
+		}
+	}()
+	u := &url.URL{Scheme: "http", Host: hang.Addr().String()}
+	p := serve.NewProxy(u, serve.VersionInfo{})
+	p.SetHeaderTimeout(300 * time.Millisecond)
+	g, err := gateway.New(gateway.Options{Upstream: u.String(), HeaderTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]http.Handler{"serve": p, "gateway": g} {
+		srv := httptest.NewServer(h)
+		client := &http.Client{Timeout: 30 * time.Second} // bounds the test, not the proxy
+		resp, err := client.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{}`))
+		srv.Close()
+		if err != nil {
+			t.Fatalf("%s: %v (the proxy held the request)", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "did not answer in time") {
+			t.Errorf("%s: %d %s, want 504 saying the upstream did not answer in time", name, resp.StatusCode, body)
 		}
 	}
 }
