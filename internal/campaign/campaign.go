@@ -40,6 +40,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
@@ -149,7 +150,13 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		fig.Took = time.Since(start).Round(time.Second).String()
 	}()
 	cli := c.Target.Client()
-	killedBefore := false
+	var tags []string
+	defer func() { // the campaign's tags go; the images stay under their own
+		for _, tag := range tags {
+			cli.ImageRemove(context.WithoutCancel(ctx), tag, image.RemoveOptions{})
+		}
+	}()
+	pending := false // a killed deploy's leftovers not yet reconciled
 	var failedBefore int64
 	for i := 0; i < c.Deploys; i++ {
 		if err := ctx.Err(); err != nil {
@@ -157,17 +164,21 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		}
 		fault := Faults[rng.IntN(len(Faults))]
 		regressed := i%2 == 1 && fault != "slow-engine" // the slow release is a good one
-		image := c.Regressed
-		if !regressed {
-			src := c.Good
-			if fault == "slow-engine" {
-				src = c.Slow
-			}
-			image = fmt.Sprintf("%s-c%d", strings.SplitN(src, ":", 2)[0]+":campaign", i)
-			if err := cli.ImageTag(ctx, src, image); err != nil {
-				return fig, fmt.Errorf("tagging %s: %w", image, err)
-			}
+		// Each deploy a fresh tag: /version tells releases apart, and
+		// pruning an old release (which deletes its image unless another
+		// tag holds it) never takes the campaign's own images away.
+		src := c.Good
+		switch {
+		case regressed:
+			src = c.Regressed
+		case fault == "slow-engine":
+			src = c.Slow
 		}
+		image := fmt.Sprintf("%s-c%d", strings.SplitN(src, ":", 2)[0]+":campaign", i)
+		if err := cli.ImageTag(ctx, src, image); err != nil {
+			return fig, fmt.Errorf("tagging %s: %w", image, err)
+		}
+		tags = append(tags, image)
 		fig.Deploys++
 		fig.Faults[fault]++
 		before, err := c.serving(ctx)
@@ -195,7 +206,7 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 			case err := <-done:
 				done <- err // finished before the fault's moment: nothing to inject
 			case <-time.After(at):
-				injected = c.inject(ctx, fault, cmd)
+				injected = c.inject(ctx, fault, cmd, before)
 			}
 		}
 		var runErr error
@@ -237,7 +248,15 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		// Orphans: a killed deploy may leave its candidate until the next
 		// deploy reconciles it; after any other, nothing runs beside the
 		// serving release.
-		if n, names := c.orphans(ctx, after); n > 0 && !killed {
+		// A deploy refused before it took the lock (no plan made) cannot
+		// have reconciled what a killed one left: that stays pending.
+		reconciled := strings.Contains(out.String(), "plan: ")
+		if killed || !reconciled {
+			pending = pending || killed
+		} else {
+			pending = false
+		}
+		if n, names := c.orphans(ctx, after); n > 0 && !pending {
 			fig.OrphansLeft += n
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s): %d release container(s) running beside the serving one: %v\n%s", i, fault, n, names, tail(out.String())))
 		}
@@ -245,11 +264,10 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 			fig.FailuresByFault[fault] += d
 		}
 		failedBefore = load.failures.Load()
-		killedBefore = killed
 	}
 	// A killed last deploy: one more, clean, must reconcile and leave
 	// nothing behind; and the lock must be free.
-	if killedBefore {
+	if pending {
 		cmd := exec.CommandContext(ctx, c.Binary, "deploy", "--env", c.Env, "--config", c.Config, "--image", c.Good,
 			"--ledger", c.Ledger, "--lock-timeout", (4 * c.LockTTL).String(), "--lock-ttl", c.LockTTL.String())
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -269,7 +287,7 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 }
 
 // inject applies a timed fault and says what it did.
-func (c *Config) inject(ctx context.Context, fault string, cmd *exec.Cmd) string {
+func (c *Config) inject(ctx context.Context, fault string, cmd *exec.Cmd, before *deploy.Release) string {
 	switch fault {
 	case "kill-deployer":
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -291,13 +309,14 @@ func (c *Config) inject(ctx context.Context, fault string, cmd *exec.Cmd) string
 			return " (reading history failed: " + err.Error() + ")"
 		}
 		for _, ct := range list {
-			if now != nil && ct.Labels[deploy.LabelRelease] == now.ID {
+			id := ct.Labels[deploy.LabelRelease]
+			if (now != nil && id == now.ID) || (before != nil && id == before.ID) {
 				continue
 			}
 			cli.ContainerKill(ctx, ct.ID, "KILL")
 			return " (killed " + strings.TrimPrefix(ct.Names[0], "/") + ")"
 		}
-		return " (no candidate running yet)"
+		return " (no candidate that does not serve yet)"
 	}
 	return ""
 }

@@ -441,8 +441,9 @@ type run struct {
 	oldInst *Instance
 	newInst *Instance
 
-	oldStopped bool // recreate stopped the previous release
-	switched   bool // the router sends traffic to the new release
+	oldStopped  bool // recreate stopped the previous release
+	switched    bool // the router sends traffic to the new release
+	switchTried bool // a switch to the new release was asked (it may have happened)
 }
 
 func (r *run) execute(ctx context.Context) error {
@@ -585,6 +586,9 @@ func SecretEnv(secrets map[string]string) []string {
 
 func (r *run) switchTo(ctx context.Context) error {
 	t0 := time.Now()
+	// A switch cut short (an interrupt, a lost answer) may still have
+	// taken effect: from here the undo switches back in any case.
+	r.switchTried = true
 	if err := r.d.Target.Switch(ctx, r.req.Env, r.newInst); err != nil {
 		return err
 	}
@@ -694,6 +698,24 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		return fmt.Sprintf("release %s removed; there was no previous release to go back to", r.rel.ID), nil
 	}
 	oldInst := r.oldInst
+	resumed := false
+	if !r.oldStopped {
+		// The previous release's engine may have died meanwhile (a crash,
+		// the OOM killer): start it again before traffic goes back to it.
+		if st, err := d.Target.Status(ctx, oldInst); err == nil && !st.Running {
+			d.logf("previous release %s is not running (exit %d); starting it again", r.old.ID, st.ExitCode)
+			in, err := d.Target.Resume(ctx, oldInst)
+			if err != nil {
+				return "", fmt.Errorf("previous release %s stopped and could not be started again: %w", r.old.ID, err)
+			}
+			oldInst = in
+			if _, err := WaitReady(ctx, d.Target, in, r.res.Budget, d.out(), 5*time.Second); err != nil {
+				return "", fmt.Errorf("previous release %s: %w", r.old.ID, err)
+			}
+			did = append(did, "previous release "+r.old.ID+" (its engine had stopped) started again")
+			resumed = true
+		}
+	}
 	if r.oldStopped {
 		d.logf("starting release %s again", r.old.ID)
 		if r.newInst != nil { // free its GPUs first
@@ -712,16 +734,20 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		}
 		did = append(did, "previous release "+r.old.ID+" started again")
 	}
-	if r.switched || r.oldStopped {
+	if r.switched || r.switchTried || r.oldStopped {
 		if err := d.Target.Switch(ctx, r.req.Env, oldInst); err != nil {
 			return "", err
 		}
-		did = append(did, "traffic switched back to "+r.old.ID)
+		if r.switched || r.oldStopped {
+			did = append(did, "traffic switched back to "+r.old.ID)
+		} else {
+			did = append(did, "traffic confirmed on "+r.old.ID+" (the interrupted switch may have taken effect)")
+		}
 		d.event("rolled-back", r.old, "from "+r.rel.ID)
 		r.res.RolledBack = true
 	}
 	if r.newInst != nil {
-		if r.switched {
+		if r.switched || r.switchTried {
 			// Requests the new release took before the switch back finish
 			// there first.
 			if err := d.Target.WaitDrained(ctx, r.req.Env, r.newInst, r.drainTimeout()); err != nil {
@@ -736,13 +762,13 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		}
 	}
 	did = append(did, "release "+r.rel.ID+" removed")
-	if d.Verifier != nil && (r.switched || r.oldStopped) {
+	if d.Verifier != nil && (r.switched || r.switchTried || r.oldStopped || resumed) {
 		if err := d.Verifier.Verify(ctx, r.req.URL, Expect{Release: r.old.ID, Model: r.req.ServedName, ModelDigest: r.old.ModelDigest, Image: r.old.Image}); err != nil {
 			return strings.Join(did, ", "), fmt.Errorf("previous release %s does not verify either: %w", r.old.ID, err)
 		}
 		did = append(did, r.old.ID+" verified again")
 	}
-	if !r.switched && !r.oldStopped {
+	if !r.switchTried && !r.oldStopped && !resumed {
 		did = append([]string{"previous release " + r.old.ID + " kept serving throughout"}, did...)
 	}
 	return strings.Join(did, ", "), nil

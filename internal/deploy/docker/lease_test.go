@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/testenv"
 )
 
@@ -208,4 +210,70 @@ func TestSwitchedReleaseRestarts(t *testing.T) {
 	if policy != "unless-stopped" {
 		t.Errorf("restart policy of the release at the switch, before verify: %q, want unless-stopped", policy)
 	}
+}
+
+// lostAnswer switches for real and then, the first time, reports a
+// failure, as when the deployer is interrupted or the answer is lost after
+// the gateway switched.
+type lostAnswer struct {
+	*docker.Target
+	calls *atomic.Int32
+}
+
+func (l lostAnswer) Switch(ctx context.Context, env string, in *deploy.Instance) error {
+	if err := l.Target.Switch(ctx, env, in); err != nil {
+		return err
+	}
+	if l.calls.Add(1) == 1 {
+		return errors.New("the gateway's answer was lost")
+	}
+	return nil
+}
+
+// A switch whose answer is lost may have happened: the undo switches back
+// before removing the new release, so the gateway never points at a
+// removed container.
+func TestLostSwitchAnswerIsUndone(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	d := *e.d
+	d.Target = lostAnswer{e.target, new(atomic.Int32)}
+	l := testenv.LoadLoop(e.url, 2)
+	_, err := d.Deploy(context.Background(), e.request("modelship-test/good:2"))
+	reqs, fails, errs := l.Stop()
+	if err == nil || !strings.Contains(err.Error(), "answer was lost") || !strings.Contains(err.Error(), "traffic confirmed on") {
+		t.Fatalf("deploy with a lost switch answer: %v", err)
+	}
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed: %q", fails, reqs, errs)
+	}
+	e.serving(t, good.Tag)
+	if n := e.releaseContainers(t); n != 1 {
+		t.Errorf("%d release containers, want only the previous one", n)
+	}
+}
+
+// The previous release's engine dies while the new release is being
+// verified; the new one fails verify: the undo starts the previous release
+// again and puts it back, rather than pointing the gateway at nothing.
+func TestDeadPreviousReleaseRestartedByUndo(t *testing.T) {
+	good, regressed := images(t)
+	cli, _ := testenv.Docker(t)
+	e := newEnv(t)
+	first := e.deploy(t, good.Tag)
+	d := *e.d
+	d.Hook = func(step string) {
+		if step == "switched" {
+			if err := cli.ContainerKill(context.Background(), "modelship-"+e.name+"-"+first.Release.ID, "KILL"); err != nil {
+				t.Errorf("killing the previous release: %v", err)
+			}
+		}
+	}
+	_, err := d.Deploy(context.Background(), e.request(regressed.Tag))
+	if err == nil || !strings.Contains(err.Error(), "verify failed") || !strings.Contains(err.Error(), "(its engine had stopped) started again") ||
+		!strings.Contains(err.Error(), first.Release.ID+" verified again") {
+		t.Fatalf("deploy of the regressed model with the previous engine dead: %v", err)
+	}
+	e.serving(t, good.Tag)
 }
