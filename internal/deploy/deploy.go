@@ -392,8 +392,9 @@ func (d *Deployer) reconcile(ctx context.Context, env string) error {
 		if r.Outcome != InProgress {
 			// A finished release still running beside the serving one: its
 			// deployer recorded the outcome and was stopped before it
-			// removed the instance.
-			if in == nil {
+			// removed the instance. (A rolling release has no instance of
+			// its own: the Deployment is the serving one's.)
+			if in == nil || r.Strategy == Rolling {
 				continue
 			}
 			st, err := d.Target.Status(ctx, in)
