@@ -700,9 +700,11 @@ func (r *run) undo(ctx context.Context) (string, error) {
 	}
 	oldInst := r.oldInst
 	resumed := false
-	if !r.oldStopped {
+	if !r.oldStopped && r.res.Plan.Strategy != Rolling {
 		// The previous release's engine may have died meanwhile (a crash,
 		// the OOM killer): start it again before traffic goes back to it.
+		// (A rolling update has no separate previous instance: switching
+		// back rolls the Deployment back.)
 		if st, err := d.Target.Status(ctx, oldInst); err == nil && !st.Running {
 			d.logf("previous release %s is not running (exit %d); starting it again", r.old.ID, st.ExitCode)
 			in, err := d.Target.Resume(ctx, oldInst)
