@@ -209,6 +209,19 @@ func (g *Gateway) acquireActive() *upstream {
 	}
 }
 
+// acquirePrevious is the upstream switched away from last, while it is
+// known and not the active one; nil otherwise.
+func (g *Gateway) acquirePrevious() *upstream {
+	g.mu.Lock()
+	u := g.upstreams[g.previous]
+	g.mu.Unlock()
+	if u == nil || u == g.active.Load() {
+		return nil
+	}
+	u.acquire()
+	return u
+}
+
 // ServeHTTP implements http.Handler: HealthPath is answered here, every
 // other request is proxied to the active upstream.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +255,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // retryTransport sends a request to the upstream its holder names, and
 // re-sends it once to the upstream active at that moment when the first
 // attempt failed before a request header was written (nothing reached the
-// upstream, so even a POST generation is safe to send again).
+// upstream, so even a POST generation is safe to send again) — or, when
+// that is the very upstream that failed, to the previous one.
 type retryTransport struct{ g *Gateway }
 
 func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -259,11 +273,20 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	next := t.g.acquireActive()
+	why := "retrying on the active upstream: nothing was sent"
+	if next == h.u {
+		// The active release itself refuses (its engine died right after
+		// the switch): the previous one, while it is still up, answers
+		// until the deploy switches back.
+		next.release()
+		next = t.g.acquirePrevious()
+		why = "the active upstream refuses connections: sent to the previous one, nothing was sent before"
+	}
 	if next == nil {
 		return nil, err
 	}
 	t.g.retries.Add(1)
-	t.g.logger().Info("retrying on the active upstream: nothing was sent", "failed", h.u.key, "active", next.key, "path", req.URL.Path, "err", err)
+	t.g.logger().Info(why, "failed", h.u.key, "to", next.key, "path", req.URL.Path, "err", err)
 	h.u.release()
 	h.u = next
 	next.requests.Add(1)

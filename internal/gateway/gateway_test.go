@@ -468,7 +468,7 @@ func TestUpstreamDownIsA503(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	st, _ := gw.client.State(context.Background())
-	if st.Errors != 1 || st.Retries != 1 || st.Upstreams[0].Errors != 1 {
+	if st.Errors != 1 || st.Retries != 0 || st.Upstreams[0].Errors != 1 { // no other release to send it to
 		t.Fatalf("state %+v", st)
 	}
 }
@@ -719,5 +719,30 @@ func TestAdminSocketInUse(t *testing.T) {
 	os.WriteFile(f, nil, 0o644)
 	if _, err := ListenAdmin(f); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("regular file in the way: %v", err)
+	}
+}
+
+// The active release's engine dies right after the switch (before the
+// deploy notices and switches back): requests it refuses go to the
+// previous release, still up, instead of failing.
+func TestActiveDownFallsBackToPrevious(t *testing.T) {
+	oldRel := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "old") }))
+	defer oldRel.Close()
+	newRel := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "new") }))
+	gw := startGateway(t, Options{Upstream: oldRel.URL})
+	if _, err := gw.g.Switch(context.Background(), newRel.URL, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, gw.url+"/v1/models"); code != 200 || body != "new" {
+		t.Fatalf("after the switch: %d %q", code, body)
+	}
+	newRel.Close() // its engine dies
+	for i := 0; i < 5; i++ {
+		if code, body := get(t, gw.url+"/v1/models"); code != 200 || body != "old" {
+			t.Fatalf("request %d with the active release down: %d %q, want the previous release's answer", i, code, body)
+		}
+	}
+	if st := gw.g.State(); st.Errors != 0 || st.Retries != 5 || st.InFlight != 0 {
+		t.Errorf("state %+v", st)
 	}
 }
