@@ -136,6 +136,9 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if f.deadline > 0 {
 		d.Deadline = time.Now().Add(f.deadline)
 	}
+	if f.lockTTL == 0 {
+		f.lockTTL = deploy.DefaultLockTTL
+	}
 	if f.lockTTL < time.Second {
 		return fail(exitUsage, "--lock-ttl: expected at least 1s, got %s", f.lockTTL)
 	}

@@ -98,7 +98,7 @@ func TestTriggerDispatchesOnceAndStops(t *testing.T) {
 	if code := <-done; code != exitOK {
 		t.Errorf("exit %d", code)
 	}
-	want := `POST /repos/acme/models/actions/workflows/deploy-model.yml/dispatches Bearer gh-token-value {"inputs":{"environment":"staging","source":"hf:acme/tiny@` + sha + `"},"ref":"main"}`
+	want := `POST /repos/acme/models/actions/workflows/deploy-model.yml/dispatches Bearer gh-token-value {"inputs":{"digest":"","environment":"staging","source":"hf:acme/tiny@` + sha + `"},"ref":"main"}`
 	if len(dispatches) != 1 || dispatches[0] != want {
 		t.Errorf("dispatches %q\nwant [%q]", dispatches, want)
 	}
