@@ -205,6 +205,13 @@ func (w *Workload) Deployment() *appsv1.Deployment {
 			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "dshm", MountPath: "/dev/shm"})
 	}
+	if w.NonRoot {
+		// serve's admin socket and the engine's scratch (Ollama's models)
+		// live under /tmp, which an image may not let a non-root user
+		// write: a pod-private emptyDir is.
+		volumes = append(volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
+	}
 	podSec, ctrSec := w.securityContexts()
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
