@@ -1,24 +1,28 @@
 // Package campaign is the fault campaign: it proves, by repetition, the
 // promise that every fault during a deploy leaves a release serving and
-// loses nothing. On a real Docker engine it runs `modelship deploy` (the
-// binary, as a user runs it) again and again, good and regressed releases
-// alternating, under a constant load loop through the environment's
-// endpoint, and injects one fault per deploy at a random moment:
+// loses nothing. On a real Docker engine or a real Kubernetes cluster (a
+// Site) it runs `modelship deploy` (the binary, as a user runs it) again
+// and again, good and regressed releases alternating, under a constant
+// load loop through the environment's endpoint, and injects one fault per
+// deploy at a random moment:
 //
 //   - kill-deployer: SIGKILL of the deploy process (no undo runs; the next
 //     deploy takes the lock over once its lease runs out and removes what
 //     it left in progress);
 //   - term-deployer: SIGTERM (the deploy undoes what it did);
-//   - kill-engine: the candidate release's container killed;
+//   - kill-engine: the candidate release's container (pod) killed;
 //   - ledger-full: the audit ledger on a full disk (/dev/full);
 //   - slow-engine: a release that takes seconds to load;
-//   - none: a control deploy.
+//   - none: a control deploy;
+//
+// and the site's own (Config.SiteFaults): the Docker daemon restarted, the
+// API server paused, the port taken.
 //
 // After each deploy it checks that the environment answers, that /version
 // names the release history says serves, that the lock is free (or taken
-// over by the next deploy within its lease) and that no release container
-// is left running beside the serving one once the next deploy has
-// reconciled. Figures gives the totals.
+// over by the next deploy within its lease) and that no release runs
+// beside the serving one once the next deploy has reconciled. Figures
+// gives the totals.
 package campaign
 
 import (
@@ -33,58 +37,94 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-
 	"github.com/modelship/modelship/internal/deploy"
-	"github.com/modelship/modelship/internal/deploy/docker"
+	"github.com/modelship/modelship/internal/testenv"
 )
 
-// Faults are the kinds a deploy may get, in the order the figures list them.
+// Faults are the kinds every site's deploys may get, in the order the
+// figures list them; Config.SiteFaults adds the site's own.
 var Faults = []string{"kill-deployer", "term-deployer", "kill-engine", "ledger-full", "slow-engine", "none"}
+
+// Site is where the campaign deploys: the target modelship deploys to, and
+// what the checks and faults need of it.
+type Site interface {
+	// Target reads the environment's history and breaks its lock.
+	Target() deploy.Target
+	// Alias gives the image src a further name (tag) the deploy can use.
+	Alias(ctx context.Context, src, alias string) error
+	// Unalias removes a name Alias gave.
+	Unalias(ctx context.Context, alias string)
+	// KillEngine kills an engine of a release that is not in spare and
+	// gets no client traffic yet, and says which (or that there was none).
+	KillEngine(ctx context.Context, env string, spare ...string) string
+	// Running lists what runs of each release of env (release id → the
+	// containers or pods), not counting what is shutting down.
+	Running(ctx context.Context, env string) (map[string][]string, error)
+	// Settle waits (bounded) until what a killed deployer left in motion
+	// has come to rest (a rollout the cluster goes on with).
+	Settle(ctx context.Context, env string)
+}
+
+// SiteFault is a fault only some sites have.
+type SiteFault struct {
+	Name string
+	// Inject, when set, runs at a random moment of the deploy and says
+	// what it did.
+	Inject func(ctx context.Context) string
+	// Config, when set, is the modelship.yaml the deploy gets instead of
+	// Config.Config (one whose port another process holds, say); such a
+	// deploy must fail with nothing changed.
+	Config string
+}
 
 // Config is one campaign.
 type Config struct {
 	Binary string // the modelship binary run as the deployer
-	Config string // its modelship.yaml, with environment Env on a Docker host
+	Config string // its modelship.yaml, with environment Env on Site
 	Env    string
-	URL    string // the environment's endpoint (the gateway)
+	URL    string // the environment's endpoint (the gateway, the Service)
 	Ledger string // the audit ledger (ledger-full uses /dev/full instead)
 	// Good and Regressed are images of a model that passes and one that
 	// fails verify; Slow is a good one that takes seconds to load. Each
-	// deploy of Good or Slow uses a fresh alias (tagged here) so /version
-	// tells releases apart.
+	// deploy uses a fresh alias (given here) so /version tells releases
+	// apart.
 	Good, Regressed, Slow string
-	Target                *docker.Target
-	Deploys               int
-	Seed                  uint64
-	LockTTL               time.Duration // the deployer's --lock-ttl
-	Workers               int           // load loop concurrency
-	Log                   io.Writer
+	Site                  Site
+	SiteFaults            []SiteFault
+	// Strategies, when set, are the strategies deploys pick from at
+	// random (--strategy); else the environment's.
+	Strategies []string
+	Deploys    int
+	Seed       uint64
+	LockTTL    time.Duration // the deployer's --lock-ttl
+	Workers    int           // load loop concurrency
+	Log        io.Writer
 }
 
 // Figures are a campaign's totals.
 type Figures struct {
-	Deploys  int            `json:"deploys"`
-	Faults   map[string]int `json:"faults"`
-	Outcomes map[string]int `json:"outcomes"` // live, rolled-back, killed, interrupted, failed
-	Requests int64          `json:"requests"`
-	Failures int64          `json:"failures"`
+	Deploys    int            `json:"deploys"`
+	Faults     map[string]int `json:"faults"`
+	Strategies map[string]int `json:"strategies,omitempty"`
+	Outcomes   map[string]int `json:"outcomes"` // live, rolled-back, killed, interrupted, failed
+	Requests   int64          `json:"requests"`
+	Failures   int64          `json:"failures"`
 	// FailuresByFault: failed requests during deploys with each fault.
 	FailuresByFault map[string]int64 `json:"failures_by_fault"`
 	// NothingServing counts checks where the endpoint did not answer.
 	NothingServing int `json:"nothing_serving"`
 	// Disagreements counts checks where /version and history differ.
 	Disagreements int `json:"disagreements"`
-	// OrphansLeft counts release containers running beside the serving
-	// one after a deploy that was not killed, or after the reconciling
-	// deploy that followed a killed one.
+	// UnverifiedAfterKill counts killed rolling deploys whose rollout the
+	// cluster finished on its own: the unverified release serves (history
+	// says so: in progress) until the next deploy rolls it back.
+	UnverifiedAfterKill int `json:"unverified_after_kill"`
+	// OrphansLeft counts releases running beside the serving one after a
+	// deploy that was not killed, or after the reconciling deploy that
+	// followed a killed one.
 	OrphansLeft int `json:"orphans_left"`
 	// OrphansReconciled counts releases a deploy found left in progress
 	// by a killed deployer and removed.
@@ -100,28 +140,40 @@ func (f *Figures) OK() bool {
 
 func (f *Figures) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d deploys in %s; faults:", f.Deploys, f.Took)
-	for _, k := range Faults {
-		fmt.Fprintf(&b, " %s %d", k, f.Faults[k])
+	fmt.Fprintf(&b, "%d deploys in %s; faults:%s", f.Deploys, f.Took, counts(f.Faults))
+	if len(f.Strategies) > 0 {
+		fmt.Fprintf(&b, "; strategies:%s", counts(f.Strategies))
 	}
-	fmt.Fprintf(&b, "; outcomes:")
-	keys := make([]string, 0, len(f.Outcomes))
-	for k := range f.Outcomes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s %d", k, f.Outcomes[k])
-	}
+	fmt.Fprintf(&b, "; outcomes:%s", counts(f.Outcomes))
 	fmt.Fprintf(&b, "; %d requests, %d failed", f.Requests, f.Failures)
-	for _, k := range Faults {
+	for _, k := range sortedKeys(f.FailuresByFault) {
 		if n := f.FailuresByFault[k]; n > 0 {
 			fmt.Fprintf(&b, " (%d during %s)", n, k)
 		}
 	}
 	fmt.Fprintf(&b, "; nothing serving %d times; /version vs history disagreed %d times; orphans reconciled %d, left %d",
 		f.NothingServing, f.Disagreements, f.OrphansReconciled, f.OrphansLeft)
+	if f.UnverifiedAfterKill > 0 {
+		fmt.Fprintf(&b, "; %d killed rolling deploy(s) the cluster rolled out unverified (rolled back by the next deploy)", f.UnverifiedAfterKill)
+	}
 	return b.String()
+}
+
+func counts[V int | int64](m map[string]V) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(&b, " %s %d", k, m[k])
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Run runs the campaign. The environment must already serve a release
@@ -138,22 +190,30 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 			fmt.Fprintf(c.Log, format+"\n", a...)
 		}
 	}
+	faults := slices.Clone(Faults)
+	site := map[string]SiteFault{}
+	for _, f := range c.SiteFaults {
+		faults, site[f.Name] = append(faults, f.Name), f
+	}
 	rng := rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15))
 	fig := &Figures{Faults: map[string]int{}, Outcomes: map[string]int{}, FailuresByFault: map[string]int64{}}
+	if len(c.Strategies) > 0 {
+		fig.Strategies = map[string]int{}
+	}
 	start := time.Now()
 	load := startLoad(c.URL, c.Workers)
 	defer func() {
-		fig.Requests, fig.Failures = load.stop()
-		for _, e := range load.errs() {
+		var errs []string
+		fig.Requests, fig.Failures, errs = load.Stop()
+		for _, e := range errs {
 			fig.Problems = append(fig.Problems, "request failed: "+e)
 		}
 		fig.Took = time.Since(start).Round(time.Second).String()
 	}()
-	cli := c.Target.Client()
-	var tags []string
-	defer func() { // the campaign's tags go; the images stay under their own
-		for _, tag := range tags {
-			cli.ImageRemove(context.WithoutCancel(ctx), tag, image.RemoveOptions{})
+	var aliases []string
+	defer func() { // the campaign's names go; the images stay under their own
+		for _, a := range aliases {
+			c.Site.Unalias(context.WithoutCancel(ctx), a)
 		}
 	}()
 	pending := false // a killed deploy's leftovers not yet reconciled
@@ -162,11 +222,17 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		if err := ctx.Err(); err != nil {
 			return fig, err
 		}
-		fault := Faults[rng.IntN(len(Faults))]
+		fault := faults[rng.IntN(len(faults))]
+		sf, isSite := site[fault]
+		strategy := ""
+		if len(c.Strategies) > 0 {
+			strategy = c.Strategies[rng.IntN(len(c.Strategies))]
+			fig.Strategies[strategy]++
+		}
 		regressed := i%2 == 1 && fault != "slow-engine" // the slow release is a good one
-		// Each deploy a fresh tag: /version tells releases apart, and
+		// Each deploy a fresh name: /version tells releases apart, and
 		// pruning an old release (which deletes its image unless another
-		// tag holds it) never takes the campaign's own images away.
+		// name holds it) never takes the campaign's own images away.
 		src := c.Good
 		switch {
 		case regressed:
@@ -175,23 +241,30 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 			src = c.Slow
 		}
 		image := fmt.Sprintf("%s-c%d", strings.SplitN(src, ":", 2)[0]+":campaign", i)
-		if err := cli.ImageTag(ctx, src, image); err != nil {
-			return fig, fmt.Errorf("tagging %s: %w", image, err)
+		if err := c.Site.Alias(ctx, src, image); err != nil {
+			return fig, fmt.Errorf("naming %s: %w", image, err)
 		}
-		tags = append(tags, image)
+		aliases = append(aliases, image)
 		fig.Deploys++
 		fig.Faults[fault]++
 		before, err := c.serving(ctx)
 		if err != nil {
 			return fig, err
 		}
-		ledger := c.Ledger
+		ledger, config := c.Ledger, c.Config
 		if fault == "ledger-full" {
 			ledger = "/dev/full"
 		}
-		cmd := exec.CommandContext(ctx, c.Binary, "deploy", "--env", c.Env, "--config", c.Config, "--image", image,
-			"--ledger", ledger, "--lock-timeout", (4 * c.LockTTL).String(), "--lock-ttl", c.LockTTL.String(), "--log-format", "text")
-		var out syncBuffer
+		if sf.Config != "" {
+			config = sf.Config
+		}
+		args := []string{"deploy", "--env", c.Env, "--config", config, "--image", image,
+			"--ledger", ledger, "--lock-timeout", (4 * c.LockTTL).String(), "--lock-ttl", c.LockTTL.String(), "--log-format", "text"}
+		if strategy != "" {
+			args = append(args, "--strategy", strategy)
+		}
+		cmd := exec.CommandContext(ctx, c.Binary, args...)
+		var out testenv.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			return fig, err
@@ -200,13 +273,12 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		go func() { done <- cmd.Wait() }()
 		at := time.Duration(200+rng.IntN(5000)) * time.Millisecond
 		injected := ""
-		switch fault {
-		case "kill-deployer", "term-deployer", "kill-engine":
+		if timed := fault == "kill-deployer" || fault == "term-deployer" || fault == "kill-engine" || sf.Inject != nil; timed {
 			select {
 			case err := <-done:
 				done <- err // finished before the fault's moment: nothing to inject
 			case <-time.After(at):
-				injected = c.inject(ctx, fault, cmd, before)
+				injected = c.inject(ctx, fault, sf, cmd, before)
 			}
 		}
 		var runErr error
@@ -219,25 +291,43 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		}
 		outcome := outcomeOf(runErr, out.String())
 		fig.Outcomes[outcome]++
-		logf("deploy %d: %s %s, fault %s%s → %s", i, map[bool]string{true: "regressed", false: "good"}[regressed], image, fault, injected, outcome)
+		logf("deploy %d: %s %s%s, fault %s%s → %s", i, map[bool]string{true: "regressed", false: "good"}[regressed], image,
+			map[bool]string{true: " (" + strategy + ")", false: ""}[strategy != ""], fault, injected, outcome)
 		fig.OrphansReconciled += strings.Count(out.String(), "was left in progress by a deployer that is gone") +
 			strings.Count(out.String(), "was still running beside the serving release")
+		killed := outcome == "killed"
+		if killed {
+			c.Site.Settle(ctx, c.Env)
+		}
 		// Checks.
 		after, err := c.serving(ctx)
 		if err != nil {
 			return fig, err
 		}
+		// The serving path may follow the switch a moment later (a
+		// Service's endpoints and kube-proxy's rules are eventually
+		// consistent): a disagreement counts when it lasts 10 s.
 		v, verr := version(c.URL)
+		for t0 := time.Now(); verr == nil && after != nil && v.Image != after.Image && time.Since(t0) < 10*time.Second; {
+			time.Sleep(500 * time.Millisecond)
+			v, verr = version(c.URL)
+		}
 		switch {
 		case verr != nil:
 			fig.NothingServing++
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s): the endpoint does not answer: %v", i, fault, verr))
+		case killed && v.Image == image && strategy == deploy.Rolling:
+			// The cluster went on with the killed deploy's rollout (a
+			// Deployment's controller does not need the deployer); the
+			// next deploy's reconcile rolls it back.
+			fig.UnverifiedAfterKill++
 		case after == nil || v.Image != after.Image:
 			fig.Disagreements++
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s): /version serves %q, history says %v", i, fault, v.Image, describe(after)))
 		}
-		killed := outcome == "killed"
 		switch {
+		case isSite && sf.Config != "" && outcome == "live":
+			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s) went live, want it refused:\n%s", i, fault, tail(out.String())))
 		case outcome == "live" && (after == nil || after.Image != image):
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s) said live but %v serves:\n%s", i, fault, describe(after), tail(out.String())))
 		case outcome == "live" && regressed:
@@ -247,9 +337,9 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		}
 		// Orphans: a killed deploy may leave its candidate until the next
 		// deploy reconciles it; after any other, nothing runs beside the
-		// serving release.
-		// A deploy refused before it took the lock (no plan made) cannot
-		// have reconciled what a killed one left: that stays pending.
+		// serving release. A deploy refused before it took the lock (no
+		// plan made) cannot have reconciled what a killed one left: that
+		// stays pending.
 		reconciled := strings.Contains(out.String(), "plan: ")
 		if killed || !reconciled {
 			pending = pending || killed
@@ -258,12 +348,12 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		}
 		if n, names := c.orphans(ctx, after); n > 0 && !pending {
 			fig.OrphansLeft += n
-			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s): %d release container(s) running beside the serving one: %v\n%s", i, fault, n, names, tail(out.String())))
+			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s): %d release(s) running beside the serving one: %v\n%s", i, fault, n, names, tail(out.String())))
 		}
-		if d := load.failures.Load() - failedBefore; d > 0 {
+		if d := load.Failures() - failedBefore; d > 0 {
 			fig.FailuresByFault[fault] += d
 		}
-		failedBefore = load.failures.Load()
+		failedBefore = load.Failures()
 	}
 	// A killed last deploy: one more, clean, must reconcile and leave
 	// nothing behind; and the lock must be free.
@@ -276,18 +366,20 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 		after, _ := c.serving(ctx)
 		if n, names := c.orphans(ctx, after); n > 0 {
 			fig.OrphansLeft += n
-			fig.Problems = append(fig.Problems, fmt.Sprintf("after the clean-up deploy: %d release container(s) beside the serving one: %v", n, names))
+			fig.Problems = append(fig.Problems, fmt.Sprintf("after the clean-up deploy: %d release(s) beside the serving one: %v", n, names))
 		}
 	}
 	time.Sleep(c.LockTTL + time.Second)
-	if _, err := c.Target.BreakLock(ctx, c.Env); err != nil {
-		fig.Problems = append(fig.Problems, fmt.Sprintf("the lock is not free after the campaign: %v", err))
+	if lb, ok := c.Site.Target().(deploy.LockBreaker); ok {
+		if _, err := lb.BreakLock(ctx, c.Env); err != nil {
+			fig.Problems = append(fig.Problems, fmt.Sprintf("the lock is not free after the campaign: %v", err))
+		}
 	}
 	return fig, nil
 }
 
 // inject applies a timed fault and says what it did.
-func (c *Config) inject(ctx context.Context, fault string, cmd *exec.Cmd, before *deploy.Release) string {
+func (c *Config) inject(ctx context.Context, fault string, sf SiteFault, cmd *exec.Cmd, before *deploy.Release) string {
 	switch fault {
 	case "kill-deployer":
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -296,34 +388,29 @@ func (c *Config) inject(ctx context.Context, fault string, cmd *exec.Cmd, before
 		cmd.Process.Signal(syscall.SIGTERM)
 		return " (SIGTERM)"
 	case "kill-engine":
-		cli := c.Target.Client()
-		list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
-			filters.Arg("label", deploy.LabelEnv+"="+c.Env), filters.Arg("label", docker.LabelRole+"=release"))})
-		if err != nil {
-			return " (listing containers failed: " + err.Error() + ")"
-		}
-		// The candidate: a release the gateway does not send traffic to
-		// now (killing the serving engine loses its requests by design).
+		// A release that gets no traffic now (killing the serving engine
+		// loses its requests by design).
 		now, err := c.serving(ctx)
 		if err != nil {
 			return " (reading history failed: " + err.Error() + ")"
 		}
-		for _, ct := range list {
-			id := ct.Labels[deploy.LabelRelease]
-			if (now != nil && id == now.ID) || (before != nil && id == before.ID) {
-				continue
+		var spare []string
+		for _, r := range []*deploy.Release{now, before} {
+			if r != nil {
+				spare = append(spare, r.ID)
 			}
-			cli.ContainerKill(ctx, ct.ID, "KILL")
-			return " (killed " + strings.TrimPrefix(ct.Names[0], "/") + ")"
 		}
-		return " (no candidate that does not serve yet)"
+		return " (" + c.Site.KillEngine(ctx, c.Env, spare...) + ")"
+	}
+	if sf.Inject != nil {
+		return " (" + sf.Inject(ctx) + ")"
 	}
 	return ""
 }
 
 // serving is the release history says serves (nil: none).
 func (c *Config) serving(ctx context.Context) (*deploy.Release, error) {
-	rels, err := deploy.History(ctx, c.Target, c.Env)
+	rels, err := deploy.History(ctx, c.Site.Target(), c.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -335,20 +422,20 @@ func (c *Config) serving(ctx context.Context) (*deploy.Release, error) {
 	return nil, nil
 }
 
-// orphans are running release containers other than the serving one's.
+// orphans are what runs of releases other than the serving one.
 func (c *Config) orphans(ctx context.Context, serving *deploy.Release) (int, []string) {
-	list, err := c.Target.Client().ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", deploy.LabelEnv+"="+c.Env), filters.Arg("label", docker.LabelRole+"=release"))})
+	running, err := c.Site.Running(ctx, c.Env)
 	if err != nil {
 		return 0, nil
 	}
 	var names []string
-	for _, ct := range list {
-		if serving != nil && ct.Labels[deploy.LabelRelease] == serving.ID {
+	for id, what := range running {
+		if serving != nil && id == serving.ID {
 			continue
 		}
-		names = append(names, strings.TrimPrefix(ct.Names[0], "/"))
+		names = append(names, what...)
 	}
+	sort.Strings(names)
 	return len(names), names
 }
 
@@ -401,78 +488,25 @@ func tail(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// load is the constant load loop: completions through the endpoint.
-type load struct {
-	requests, failures atomic.Int64
-	quit               chan struct{}
-	wg                 sync.WaitGroup
-	mu                 sync.Mutex
-	first              []string
-}
-
-func startLoad(url string, workers int) *load {
-	l := &load{quit: make(chan struct{})}
+// startLoad is the constant load loop: completions through the endpoint,
+// 20 ms apart per worker (the deploys need the machine too); a failure
+// says when it happened.
+func startLoad(url string, workers int) *testenv.Load {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":4}`
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.quit:
-					return
-				default:
-				}
-				resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %s", resp.Status)
-					}
-				}
-				l.requests.Add(1)
-				if err != nil {
-					l.failures.Add(1)
-					l.mu.Lock()
-					if len(l.first) < 5 {
-						l.first = append(l.first, time.Now().UTC().Format(time.RFC3339Nano)+" "+err.Error())
-					}
-					l.mu.Unlock()
-				}
-				time.Sleep(20 * time.Millisecond)
+	return testenv.StartLoad(workers, func(int, int) error {
+		defer time.Sleep(20 * time.Millisecond)
+		resp, err := hc.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %s", resp.Status)
 			}
-		}()
-	}
-	return l
-}
-
-func (l *load) stop() (int64, int64) {
-	close(l.quit)
-	l.wg.Wait()
-	return l.requests.Load(), l.failures.Load()
-}
-
-func (l *load) errs() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.first)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+		}
+		if err != nil {
+			return fmt.Errorf("%s %w", time.Now().UTC().Format(time.RFC3339Nano), err)
+		}
+		return nil
+	})
 }

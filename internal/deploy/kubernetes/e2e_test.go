@@ -216,6 +216,45 @@ func TestRegressedModelRollsBack(t *testing.T) {
 	}
 }
 
+// A failed rolling deploy after a blue-green one (the strategy changed
+// between deploys) leaves only the blue-green release running: the
+// rolling Deployment's previous revision is not what serves, so it is not
+// brought back beside it.
+func TestRollingAfterBlueGreenRollsBack(t *testing.T) {
+	images(t)
+	e := newEnv(t, 1)
+	e.deploy(t, good, deploy.Rolling)
+	e.deploy(t, good2, deploy.Rolling) // deployment/llm has two revisions
+	serving := e.deploy(t, good, deploy.BlueGreen)
+	_, err := e.d.Deploy(context.Background(), e.request(regr, deploy.Rolling))
+	if err == nil {
+		t.Fatal("the regressed release went live")
+	}
+	url := e.clusterIP(t)
+	if v := testenv.GetVersion(t, url); v.Image != good.Tag {
+		t.Errorf("/version %+v after the rollback, want %s", v, good.Tag)
+	}
+	var beside []string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		pods, err := e.target.Client().CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		beside = nil
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && p.Labels[deploy.LabelRelease] != serving.Release.ID {
+				beside = append(beside, p.Name+" (release "+p.Labels[deploy.LabelRelease]+")")
+			}
+		}
+		if len(beside) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("60s after the rollback, pods run beside the serving release %s: %v", serving.Release.ID, beside)
+		}
+	}
+}
+
 func TestStalledRolloutReported(t *testing.T) {
 	images(t)
 	e := newEnv(t, 1)

@@ -386,7 +386,7 @@ func (t *Target) Image(ctx context.Context, ref string) (*deploy.ImageInfo, erro
 	if err != nil {
 		return nil, t.wrap(err, "listing nodes")
 	}
-	want, repo := normalize(ref), repoOf(normalize(ref))
+	want, repo := Normalize(ref), repoOf(Normalize(ref))
 	for _, n := range nodes.Items {
 		for _, img := range n.Status.Images {
 			match := false
@@ -437,7 +437,7 @@ func (t *Target) recordedImage(ctx context.Context, id string) (*deploy.ImageInf
 		if err != nil || r.ImageID != id || r.Image == "" {
 			continue
 		}
-		pinned := repoOf(normalize(r.Image)) + "@" + id
+		pinned := repoOf(Normalize(r.Image)) + "@" + id
 		t.logf("image %s: on no node's reported list yet; release %s's record pins it as %s (pulled where it is missing)", id, r.ID, pinned)
 		return &deploy.ImageInfo{Ref: id, ID: id, RepoDigest: pinned}, nil
 	}
@@ -455,9 +455,9 @@ func repoOf(name string) string {
 	return name
 }
 
-// normalize is how the container runtime names an image: docker.io/ and
+// Normalize is how the container runtime names an image: docker.io/ and
 // library/ added, :latest when untagged.
-func normalize(ref string) string {
+func Normalize(ref string) string {
 	name := ref
 	first, _, found := strings.Cut(ref, "/")
 	if !found || (!strings.ContainsAny(first, ".:") && first != "localhost") {
@@ -479,7 +479,7 @@ func normalize(ref string) string {
 func (t *Target) imageFor(ctx context.Context, r *deploy.Release) string {
 	if strings.HasPrefix(r.ImageID, "sha256:") && !strings.Contains(r.Image, "@") {
 		if info, err := t.Image(ctx, r.ImageID); err == nil && info.RepoDigest != "" &&
-			repoOf(info.RepoDigest) == repoOf(normalize(r.Image)) {
+			repoOf(info.RepoDigest) == repoOf(Normalize(r.Image)) {
 			return info.RepoDigest
 		}
 	}
@@ -1327,8 +1327,11 @@ func (t *Target) Resume(ctx context.Context, in *deploy.Instance) (*deploy.Insta
 
 // Remove deletes a blue-green release's Deployment. For a rolling release
 // still in the Deployment's template (its rollout failed before any switch)
-// the template goes back to the previous revision, or the Deployment is
-// deleted when there is none; a rolling release already replaced keeps its
+// the template goes back to the previous revision while the Service
+// selects that Deployment (the previous revision is what serves); when the
+// Service selects another (a blue-green release serves: the strategy
+// changed between deploys), or there is no previous revision, the
+// Deployment is deleted. A rolling release already replaced keeps its
 // ReplicaSet as revision history.
 func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
 	d, err := t.deployments().Get(ctx, in.ID, metav1.GetOptions{})
@@ -1341,7 +1344,7 @@ func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
 	if d.Spec.Template.Labels[deploy.LabelRelease] != in.Release {
 		return nil
 	}
-	if in.ID == t.opt.Name {
+	if in.ID == t.opt.Name && t.serviceSelects(ctx, in.ID) {
 		prev, err := t.previousRevision(ctx, d, in.Release)
 		if err != nil {
 			return err
@@ -1355,6 +1358,13 @@ func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
 		return nil
 	}
 	return t.wrap(err, "deleting deployment "+in.ID)
+}
+
+// serviceSelects reports whether the Service sends to Deployment dep's
+// pods (false when it cannot be read: nothing serves through it then).
+func (t *Target) serviceSelects(ctx context.Context, dep string) bool {
+	svc, err := t.cs.CoreV1().Services(t.opt.Namespace).Get(ctx, t.opt.Name, metav1.GetOptions{})
+	return err == nil && svc.Spec.Selector[LabelDeployment] == dep
 }
 
 // previousRevision is the release of d's newest ReplicaSet that is not

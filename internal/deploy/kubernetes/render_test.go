@@ -86,8 +86,8 @@ func TestNormalize(t *testing.T) {
 		"ghcr.io/a/b@sha256:abcd":    "ghcr.io/a/b@sha256:abcd",
 		"registry.example.com:443/x": "registry.example.com:443/x:latest",
 	} {
-		if got := normalize(in); got != want {
-			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
+		if got := Normalize(in); got != want {
+			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
 		}
 	}
 	if got := repoOf("registry.example.com:443/x:1"); got != "registry.example.com:443/x" {
