@@ -92,7 +92,11 @@ type Config struct {
 	// deploy uses a fresh alias (given here) so /version tells releases
 	// apart.
 	Good, Regressed, Slow string
-	Site                  Site
+	// Configs, when set, holds the modelship.yaml for each of Good,
+	// Regressed and Slow (its model the image's, so verify expects the
+	// image's model digest where the target cannot read image labels).
+	Configs    map[string]string
+	Site       Site
 	SiteFaults            []SiteFault
 	// Strategies, when set, are the strategies deploys pick from at
 	// random (--strategy); else the environment's.
@@ -252,6 +256,9 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 			return fig, err
 		}
 		ledger, config := c.Ledger, c.Config
+		if cf := c.Configs[src]; cf != "" {
+			config = cf
+		}
 		if fault == "ledger-full" {
 			ledger = "/dev/full"
 		}
@@ -330,6 +337,8 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s) went live, want it refused:\n%s", i, fault, tail(out.String())))
 		case outcome == "live" && (after == nil || after.Image != image):
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s) said live but %v serves:\n%s", i, fault, describe(after), tail(out.String())))
+		case outcome != "live" && !regressed && (fault == "none" || fault == "ledger-full" || fault == "slow-engine"):
+			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d (%s): a good release ended %s:\n%s", i, fault, outcome, tail(out.String())))
 		case outcome == "live" && regressed:
 			fig.Problems = append(fig.Problems, fmt.Sprintf("deploy %d: the regressed release went live:\n%s", i, tail(out.String())))
 		case !killed && outcome != "live" && (after == nil || before == nil || after.Image != before.Image):

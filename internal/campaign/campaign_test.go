@@ -77,6 +77,8 @@ func TestCampaign(t *testing.T) {
 		faults = append(faults, campaign.SiteFault{Name: "restart-docker", Inject: restart})
 	}
 	run(t, campaign.Config{Config: cfg, Env: env, Good: good.Tag, Regressed: regressed.Tag, Slow: slow.Tag,
+		Configs: perImage(t, dir, env, target(port), map[string]testenv.TestImage{
+			good.Tag: testenv.ImageGood, regressed.Tag: testenv.ImageRegressed, slow.Tag: testenv.ImageSlowLoad}),
 		Site: campaign.DockerSite{T: tg}, SiteFaults: faults}, "docker",
 		func() string { return fmt.Sprintf("http://127.0.0.1:%d", port) })
 }
@@ -131,14 +133,17 @@ func TestCampaignKubernetes(t *testing.T) {
 		tg.Client().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 		tg.Close()
 	})
-	cfg := writeConfig(t, dir, "modelship.yaml", env, fmt.Sprintf(
+	target := fmt.Sprintf(
 		"    target: kubernetes\n    kubernetes: {kubeconfig: %s, namespace: %s, name: llm, replicas: 2, service-port: 80, image-pull-policy: Never}\n",
-		os.Getenv("KUBECONFIG"), ns))
+		os.Getenv("KUBECONFIG"), ns)
+	cfg := writeConfig(t, dir, "modelship.yaml", env, target)
 	var faults []campaign.SiteFault
 	if pause := apiServerPause(t); pause != nil {
 		faults = append(faults, campaign.SiteFault{Name: "pause-apiserver", Inject: pause})
 	}
 	run(t, campaign.Config{Config: cfg, Env: env, Good: good.Tag, Regressed: regressed.Tag, Slow: slow.Tag,
+		Configs: perImage(t, dir, env, target, map[string]testenv.TestImage{
+			good.Tag: testenv.ImageGood, regressed.Tag: testenv.ImageRegressed, slow.Tag: testenv.ImageSlowLoad}),
 		Site: campaign.KubernetesSite{T: tg, CtrAddress: os.Getenv(testenv.CtrAddressEnv)}, SiteFaults: faults,
 		Strategies: []string{deploy.Rolling, deploy.BlueGreen}}, "kubernetes",
 		func() string { // the Service's ClusterIP, once kube-proxy serves it
@@ -185,6 +190,12 @@ func apiServerPause(t *testing.T) func(context.Context) string {
 // env (its target lines given) and returns its path.
 func writeConfig(t *testing.T, dir, name, env, target string) string {
 	t.Helper()
+	return writeModelConfig(t, dir, name, env, target, filepath.Join(testenv.RepoRoot(), "testdata/models/good"))
+}
+
+// writeModelConfig is writeConfig with the model at modelDir.
+func writeModelConfig(t *testing.T, dir, name, env, target, modelDir string) string {
+	t.Helper()
 	root := testenv.RepoRoot()
 	yaml := fmt.Sprintf(`version: 1
 model:
@@ -198,12 +209,24 @@ environments:
   %s:
     ready-timeout: 60s
     keep-releases: 3
-%s`, filepath.Join(root, "testdata/models/good"), filepath.Join(root, "testdata/suites/validation_cases.json"), env, target)
+%s`, modelDir, filepath.Join(root, "testdata/suites/validation_cases.json"), env, target)
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// perImage writes a modelship.yaml for each image (its model the image's:
+// verify expects that model's digest) and maps the image's tag to it.
+func perImage(t *testing.T, dir, env, target string, imgs map[string]testenv.TestImage) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for tag, img := range imgs {
+		name := strings.NewReplacer("/", "-", ":", "-").Replace(tag) + ".yaml"
+		out[tag] = writeModelConfig(t, dir, name, env, target, img.ModelDir(t))
+	}
+	return out
 }
 
 // run deploys a first release (the faults start from a serving

@@ -116,10 +116,10 @@ type TestImage struct {
 	Engine string
 }
 
-// modelDir is the checkpoint directory the image carries: Model (under
+// ModelDir is the checkpoint directory the image carries: Model (under
 // the repository root unless absolute), with the simulator's load time
 // replaced when LoadSeconds is set.
-func (img TestImage) modelDir(t testing.TB) string {
+func (img TestImage) ModelDir(t testing.TB) string {
 	dir := img.Model
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(RepoRoot(), dir)
@@ -167,7 +167,7 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 		return b
 	}
 	bin := StaticBinary(t)
-	modelDir := img.modelDir(t)
+	modelDir := img.ModelDir(t)
 	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{Hash: true})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)

@@ -108,7 +108,7 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 		Unavailable(t, msg)
 	}
 	bin := StaticBinary(t)
-	modelDir := img.modelDir(t)
+	modelDir := img.ModelDir(t)
 	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{Hash: true})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
