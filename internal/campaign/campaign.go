@@ -97,7 +97,7 @@ type Config struct {
 	// image's model digest where the target cannot read image labels).
 	Configs    map[string]string
 	Site       Site
-	SiteFaults            []SiteFault
+	SiteFaults []SiteFault
 	// Strategies, when set, are the strategies deploys pick from at
 	// random (--strategy); else the environment's.
 	Strategies []string
