@@ -32,6 +32,8 @@ func runGateway(ctx context.Context, args []string, s stdio) int {
 			return runGatewayProbe(ctx, args[1:], s)
 		case "health":
 			return runGatewayHealth(ctx, args[1:], s)
+		case "upgrade":
+			return runGatewayUpgrade(ctx, args[1:], s)
 		}
 	}
 	return runGatewayServe(ctx, args, s)
@@ -51,6 +53,7 @@ func runGatewayServe(ctx context.Context, args []string, s stdio) int {
        modelship gateway state        [--admin SOCK]
        modelship gateway wait-drained --upstream URL [--timeout 30s] [--admin SOCK]
        modelship gateway health       [--url http://127.0.0.1:8000]
+       modelship gateway upgrade      --binary PATH [--admin SOCK]
 
 The blue-green switch point of an environment. It proxies every request on
 --listen, streamed and unbuffered, to the active release; a switch is one
@@ -66,6 +69,7 @@ active". The admin API listens on a unix socket only:
   GET  /state       active and previous release, in-flight per release, totals
   POST /switch      {"upstream": URL, "require_ready": true}: 409 unless URL/ready is 200
   POST /drain-wait  {"upstream": URL, "timeout": "30s"}: 408 if still in flight
+  POST /upgrade     {"binary": PATH}: hand the public port over to PATH
 
 The subcommands call it (run them with `+"`docker exec GATEWAY modelship gateway ...`"+`)
 and print JSON; exit 1 when refused or timed out, 3 when the socket does not answer.
@@ -95,12 +99,16 @@ Flags:
 		}
 	}
 	log := newServeLogger(s.err)
-	g, err := gateway.New(gateway.Options{StatePath: *state, Upstream: *upstream, Logger: log})
+	g, err := gateway.New(gateway.Options{StatePath: *state, Upstream: *upstream, Logger: log, Args: append([]string{"gateway"}, args...)})
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship gateway: %v\n", err)
 		return exitFailed
 	}
-	pub, err := net.Listen("tcp", *listen)
+	// Handed over by the gateway this one upgrades, or a port of its own.
+	pub, err := gateway.InheritedListener()
+	if pub == nil && err == nil {
+		pub, err = net.Listen("tcp", *listen)
+	}
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship gateway: --listen %s: %v\n", *listen, err)
 		return exitFailed
@@ -302,6 +310,40 @@ Flags:
 	if !res.Ready {
 		return exitFailed
 	}
+	return exitOK
+}
+
+func runGatewayUpgrade(ctx context.Context, args []string, s stdio) int {
+	fs := flag.NewFlagSet("upgrade", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	admin := fs.String("admin", "unix://"+gateway.DefaultAdminSocket, "admin `socket` of the gateway")
+	bin := fs.String("binary", "", "the new modelship binary's `path` (required), in the gateway's file system")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: modelship gateway upgrade --binary PATH [--admin SOCK]
+
+Upgrades the gateway in place: PATH (checked with `+"`PATH version`"+`) is
+started with the gateway's arguments and takes its public port over; the
+old process stops accepting, finishes its requests in flight, and stays
+only to pass signals on. No connection is refused meanwhile. Prints {"pid",
+"binary", "binary_sha256", "took"}; exits 1 when the new binary did not
+start (the old gateway keeps serving).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, ok := gatewayClientFlags(fs, args, s); !ok {
+		return code
+	}
+	if *bin == "" {
+		fmt.Fprintln(s.err, "modelship gateway upgrade: --binary PATH is required")
+		return exitUsage
+	}
+	res, err := (&gateway.Client{Socket: *admin}).Upgrade(ctx, *bin)
+	if err != nil {
+		return gatewayClientError("upgrade", err, s)
+	}
+	gatewayPrintJSON(s.out, res)
 	return exitOK
 }
 

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,4 +161,118 @@ func TestGatewayCommandUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
 		}
 	}
+}
+
+// An upgrade in place under load: the gateway, a real process, hands its
+// public port over to another binary; no request fails, the new process
+// serves the same active release and reports its own binary, a binary
+// that does not run is refused with the old gateway still serving, and a
+// SIGTERM to the first process (a container's PID 1) stops both.
+func TestGatewayUpgradeInPlace(t *testing.T) {
+	bin := modelshipBinary(t)
+	dir, err := os.MkdirTemp("", "gwup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldBin, newBin, badBin := filepath.Join(dir, "modelship-old"), filepath.Join(dir, "modelship-new"), filepath.Join(dir, "modelship-bad")
+	// The new binary differs (bytes after the ELF's end change nothing it runs).
+	for path, data := range map[string][]byte{oldBin: exe, newBin: append(exe[:len(exe):len(exe)], "modelship-next"...), badBin: []byte("#!/bin/sh\nexit 3\n")} {
+		if err := os.WriteFile(path, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := namedRelease(t, "A", 200)
+	b := namedRelease(t, "B", 200)
+	sock := "unix://" + filepath.Join(dir, "admin.sock")
+	addr := freeAddr(t)
+	var logs testenv.SyncBuffer
+	gw := exec.Command(oldBin, "gateway", "--listen", addr, "--admin", sock, "--upstream", a, "--state", filepath.Join(dir, "state.json"))
+	gw.Stdout, gw.Stderr = &logs, &logs
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- gw.Wait() }()
+	defer func() {
+		if gw.ProcessState == nil {
+			gw.Process.Kill()
+		}
+	}()
+	c := gateway.Client{Socket: sock}
+	var before *gateway.State
+	testenv.Eventually(t, 10*time.Second, "the gateway answers on its admin socket", func() bool {
+		before, err = c.State(context.Background())
+		return err == nil
+	})
+	if before.PID != gw.Process.Pid || before.BinarySHA256 != sha(exe) {
+		t.Errorf("state before: pid %d binary %s, want %d %s", before.PID, before.BinarySHA256, gw.Process.Pid, sha(exe))
+	}
+
+	l := testenv.LoadLoop("http://"+addr, 4)
+	l.WaitMore(200)
+	code, out, errOut := runCLI(t, "gateway", "upgrade", "--admin", sock, "--binary", newBin)
+	if code != exitOK {
+		t.Fatalf("upgrade exited %d: %s\n%s", code, errOut, logs.String())
+	}
+	var res gateway.UpgradeResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitMore(200)
+	code, _, errOut = runCLI(t, "gateway", "upgrade", "--admin", sock, "--binary", badBin)
+	if code != exitFailed || !strings.Contains(errOut, "does not run here") {
+		t.Errorf("upgrade to a binary that does not run: exit %d, %s; want 1 saying it does not run", code, errOut)
+	}
+	l.WaitMore(200)
+	reqs, fails, errs := l.Stop()
+	t.Logf("upgrade in place under load: %d requests, %d failed; handed over in %s", reqs, fails, res.Took)
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed across the upgrade: %q\n%s", fails, reqs, errs, logs.String())
+	}
+	after, err := c.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.PID != res.PID || after.PID == before.PID || after.BinarySHA256 != sha([]byte(string(exe)+"modelship-next")) || after.Active != before.Active {
+		t.Errorf("state after: pid %d (upgrade said %d, was %d), binary %s, active %s (was %s)", after.PID, res.PID, before.PID, after.BinarySHA256, after.Active, before.Active)
+	}
+	// The new gateway switches; the first process still stands for it.
+	if _, err := c.Switch(context.Background(), b, gateway.SwitchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "B" {
+		t.Errorf("after the switch the new gateway answered %q, want B", body)
+	}
+	gw.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the first process exited with %v after SIGTERM, want 0:\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("SIGTERM: the gateway did not stop within 20s:\n%s", logs.String())
+	}
+	if syscall.Kill(res.PID, 0) == nil {
+		t.Errorf("the new gateway (pid %d) still runs after the first one stopped", res.PID)
+	}
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("the public port %s still accepts after both stopped", addr)
+	}
+}
+
+func sha(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

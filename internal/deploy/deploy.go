@@ -681,6 +681,11 @@ func (r *run) finish(ctx context.Context) error {
 			r.d.logf("warning: %v", err)
 		}
 	}
+	if u, ok := r.d.Target.(RouterUpgrader); ok && r.newInst != nil {
+		if err := u.UpgradeRouter(cctx, r.req.Env, r.newInst); err != nil {
+			r.d.logf("warning: the gateway keeps its binary: %v", err)
+		}
+	}
 	r.d.logf("release %s is live on %s", r.rel.ID, r.req.Env)
 	return nil
 }

@@ -131,6 +131,13 @@ type GPUProber interface {
 	GPUs(ctx context.Context, img *ImageInfo) ([]gpu.Device, error)
 }
 
+// RouterUpgrader is a Target whose router runs the modelship binary of a
+// release image (the Docker gateway): once a release is live, the router
+// moves to that release's binary, in place, when it differs.
+type RouterUpgrader interface {
+	UpgradeRouter(ctx context.Context, env string, live *Instance) error
+}
+
 // Planner is implemented by targets that place releases themselves (a
 // Kubernetes cluster schedules pods on its own GPUs): Deploy then asks the
 // target for the plan instead of fitting the model on this host's GPUs.

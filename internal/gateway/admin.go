@@ -48,8 +48,11 @@ type ErrorBody struct {
 //	POST /switch       SwitchRequest → SwitchResult; 409 when not ready
 //	POST /drain-wait   DrainRequest → DrainResult; 408 on timeout
 //	GET  /probe?upstream=URL  ProbeResult: URL's GET /ready, from here
+//	POST /upgrade      UpgradeRequest → UpgradeResult once the new binary
+//	                   serves; 409 (this one keeps serving) when it cannot
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /upgrade", g.upgradeHandler)
 	mux.HandleFunc("GET /probe", func(w http.ResponseWriter, r *http.Request) {
 		up := r.URL.Query().Get("upstream")
 		u, err := ParseUpstream(up)

@@ -56,6 +56,13 @@ type Gateway struct {
 	errors   atomic.Uint64 // answered by the gateway with 502/503
 	retries  atomic.Uint64 // re-sent after a connection failed before sending
 	noActive atomic.Uint64 // answered 503 because no upstream was set
+
+	handingOver atomic.Bool  // answers close their connections
+	conns       atomic.Int64 // open public connections
+
+	args     []string         // Options.Args: nil, no upgrade in place
+	upgrades chan upgradeCall // POST /upgrade → Serve
+	child    chan error       // the exit of the gateway handed over to
 }
 
 // upstream is one release the gateway has sent requests to.
@@ -118,6 +125,11 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Args are the gateway's own command-line arguments (after the
+	// program's name). Set, the gateway can be upgraded in place (POST
+	// /upgrade): another binary is started with them and takes the
+	// public port over.
+	Args []string
 }
 
 // New returns a gateway, restoring the active upstream from opt.StatePath
@@ -130,6 +142,9 @@ func New(opt Options) (*Gateway, error) {
 		statePath: opt.StatePath,
 		transport: opt.Transport,
 		started:   time.Now().UTC(),
+		args:      opt.Args,
+		upgrades:  make(chan upgradeCall),
+		child:     make(chan error, 1),
 	}
 	if g.transport == nil {
 		g.transport = proxyhttp.Transport(opt.HeaderTimeout)
@@ -225,6 +240,12 @@ func (g *Gateway) acquirePrevious() *upstream {
 // ServeHTTP implements http.Handler: HealthPath is answered here, every
 // other request is proxied to the active upstream.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.handingOver.Load() {
+		// Handed over: this answer is the connection's last, so the
+		// client opens its next one on the new gateway (closing an idle
+		// keep-alive connection here could meet a request in flight).
+		w.Header().Set("Connection", "close")
+	}
 	if r.URL.Path == HealthPath {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -144,6 +145,10 @@ type State struct {
 	NoActive   uint64          `json:"no_active"` // answered 503 "no release is active"
 	Upstreams  []UpstreamState `json:"upstreams"` // active first, then previous, then others
 	StartedAt  time.Time       `json:"started_at"`
+	// PID and BinarySHA256 identify the gateway process and the binary
+	// it runs (what an upgrade in place compares).
+	PID          int    `json:"pid"`
+	BinarySHA256 string `json:"binary_sha256"`
 }
 
 // State returns the gateway's state now.
@@ -154,6 +159,7 @@ func (g *Gateway) State() State {
 		Active: g.Active(), Previous: g.previous, SwitchedAt: g.switchedAt,
 		Requests: g.requests.Load(), Errors: g.errors.Load(), Retries: g.retries.Load(),
 		NoActive: g.noActive.Load(), StartedAt: g.started,
+		PID: os.Getpid(), BinarySHA256: selfDigest(),
 	}
 	rank := func(k string) int {
 		switch k {

@@ -110,6 +110,10 @@ type TestImage struct {
 	// (modelship-sim.json load_seconds): a model that takes a while to load,
 	// as real ones do.
 	LoadSeconds float64
+	// BinaryTrailer, when set, is appended to the modelship binary: a
+	// binary that runs the same but differs (another modelship build, as
+	// far as an upgrade of the gateway can tell).
+	BinaryTrailer string
 	// Engine is the image's engine: "" for sim, or serving.EngineOllama
 	// (the Ollama binary of the test machine, with the shared libraries
 	// it needs, at /usr/local/bin/ollama).
@@ -138,6 +142,8 @@ var (
 	ImageCrash      = TestImage{Tag: "modelship-test/crash:1", Model: "testdata/models/good", Env: []string{serving.EnvModelPath + "=/models/missing"}}
 	ImageNeverReady = TestImage{Tag: "modelship-test/never-ready:1", Model: "testdata/models/good", Env: []string{serving.EnvSimArgs + "=--never-ready"}}
 	ImageSlowLoad   = TestImage{Tag: "modelship-test/good-slow-load:1", Model: "testdata/models/good", LoadSeconds: 8}
+	// ImageGoodNextBinary is the good model with another modelship binary.
+	ImageGoodNextBinary = TestImage{Tag: "modelship-test/good-next-binary:1", Model: "testdata/models/good", BinaryTrailer: "modelship-next"}
 	// ImageOllamaGood serves the generated good GGUF model with Ollama.
 	ImageOllamaGood = TestImage{Tag: "modelship-test/ollama-good:1", Model: "testdata/models/gguf-good", Engine: serving.EngineOllama}
 )
@@ -167,6 +173,9 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 		return b
 	}
 	bin := StaticBinary(t)
+	if img.BinaryTrailer != "" {
+		bin = append(bin[:len(bin):len(bin)], img.BinaryTrailer...)
+	}
 	modelDir := img.ModelDir(t)
 	info, err := checkpoint.Inspect(context.Background(), modelDir, checkpoint.Options{Hash: true})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -123,4 +124,48 @@ func (b *tailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// DefaultReconnectFor is how long a Docker host that refuses connections
+// is tried again: a daemon restart takes seconds.
+const DefaultReconnectFor = time.Minute
+
+// reconnecting wraps dial: once the engine has answered, a connection it
+// refuses (its daemon restarting, the socket gone meanwhile) is tried
+// again, for up to Options.ReconnectFor, and the log says so once. Nothing
+// was sent on a connection that was never made, so every call, an undo's
+// too, can wait out a daemon restart instead of failing half done. An
+// engine that never answered fails at once.
+func (t *Target) reconnecting(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var said sync.Once
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		limit := t.opt.ReconnectFor
+		if limit == 0 {
+			limit = DefaultReconnectFor
+		}
+		deadline := time.Now().Add(limit)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+			c, err := dial(ctx, network, addr)
+			if err == nil {
+				t.answered.Store(true)
+			}
+			if err == nil || !refused(err) || !t.answered.Load() || time.Now().Add(wait).After(deadline) {
+				return c, err
+			}
+			said.Do(func() {
+				t.logf("docker host %s refuses connections (its daemon restarting?): trying again for up to %s", t.host, limit)
+			})
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// refused: the engine is not there now (connection refused, its unix
+// socket missing), as opposed to unreachable for good.
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }

@@ -48,6 +48,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -117,6 +118,10 @@ type Options struct {
 	Credentials *registryauth.Store
 	// Out receives plain-language notes (a gateway moved to a new port).
 	Out io.Writer
+	// ReconnectFor is how long a connection to an engine that does not
+	// answer is tried again (its daemon restarting); default
+	// DefaultReconnectFor.
+	ReconnectFor time.Duration
 }
 
 // Target deploys to one Docker engine.
@@ -128,6 +133,8 @@ type Target struct {
 	// reach: their /ready is asked through the gateway (ProbeReady).
 	remote bool
 	opt    Options
+	// answered: a connection to the engine was made (see reconnecting).
+	answered atomic.Bool
 }
 
 // New connects to the engine (lazily: nothing is sent until the first call)
@@ -157,6 +164,11 @@ func New(opt Options) (*Target, error) {
 		if opt.Host != "" {
 			opts = append(opts, client.WithHost(host))
 		}
+		if u.Scheme == "unix" {
+			opts = append(opts, client.WithDialContext(t.reconnecting(func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
+			})))
+		}
 	case "tcp":
 		tlsOpt, err := tcpTLS(u.Redacted(), opt)
 		if err != nil {
@@ -168,13 +180,16 @@ func New(opt Options) (*Target, error) {
 		if tlsOpt != nil {
 			opts = append(opts, tlsOpt)
 		}
+		opts = append(opts, client.WithDialContext(t.reconnecting(func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", u.Host)
+		})))
 		t.remote = true
 	case "ssh":
 		dial, err := sshDialer(u)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, client.WithHost("http://docker.example.com"), client.WithDialContext(dial))
+		opts = append(opts, client.WithHost("http://docker.example.com"), client.WithDialContext(t.reconnecting(dial)))
 		t.remote = true
 	default:
 		return nil, fmt.Errorf("docker host %q: scheme %s is not supported (unix, tcp, ssh)", u.Redacted(), u.Scheme)
@@ -594,7 +609,7 @@ func (t *Target) portError(err error, port int, what string) error {
 func (t *Target) waitGateway(ctx context.Context, env string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, err := t.gatewayState(ctx, env)
+		_, err := t.GatewayState(ctx, env)
 		if err == nil {
 			return nil
 		}
@@ -618,18 +633,21 @@ func binaryOf(img *deploy.ImageInfo) (string, error) {
 		img.Ref, img.Entrypoint, LabelBinary)
 }
 
-// gatewayState is `modelship gateway state` in the gateway container.
-type gatewayState struct {
-	Active   string `json:"active"`
-	Previous string `json:"previous"`
+// GatewayState is what `modelship gateway state` in the environment's
+// gateway container says (the fields a deploy reads).
+type GatewayState struct {
+	Active       string `json:"active"`
+	Previous     string `json:"previous"`
+	PID          int    `json:"pid"`
+	BinarySHA256 string `json:"binary_sha256"` // "" from a gateway older than upgrades in place
 }
 
-func (t *Target) gatewayState(ctx context.Context, env string) (*gatewayState, error) {
+func (t *Target) GatewayState(ctx context.Context, env string) (*GatewayState, error) {
 	out, err := t.gatewayExec(ctx, env, "state")
 	if err != nil {
 		return nil, err
 	}
-	var st gatewayState
+	var st GatewayState
 	if err := json.Unmarshal(out, &st); err != nil {
 		return nil, fmt.Errorf("gateway state: %v", err)
 	}
@@ -1007,7 +1025,7 @@ func (t *Target) Releases(ctx context.Context, env string) ([]*deploy.Release, e
 		out = append(out, r)
 	}
 	deploy.SortReleases(out)
-	if st, err := t.gatewayState(ctx, env); err == nil && st.Active != "" {
+	if st, err := t.GatewayState(ctx, env); err == nil && st.Active != "" {
 		for _, r := range out {
 			if fmt.Sprintf("http://%s:%d", releaseName(env, r.ID), ServePort) == st.Active {
 				r.Serving = true

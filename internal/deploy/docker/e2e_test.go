@@ -3,6 +3,8 @@ package docker_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
@@ -180,3 +184,74 @@ func TestRegressedModelRollsBack(t *testing.T) {
 }
 
 var _ = errors.New
+
+// The gateway follows the modelship binary of the release that goes live:
+// a release with another binary upgrades it in place under load (no
+// request fails, the gateway process changes, it keeps the active
+// release), a release with the same binary leaves it alone, and a
+// regressed release's binary never reaches it.
+func TestGatewayFollowsTheLiveBinary(t *testing.T) {
+	good, regressed := images(t)
+	cli, _ := testenv.Docker(t)
+	next := testenv.ServingImage(t, cli, testenv.ImageGoodNextBinary)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	ctx := context.Background()
+	first, err := e.target.GatewayState(ctx, e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := testenv.StaticBinary(t)
+	if first.BinarySHA256 != sha(bin) {
+		t.Fatalf("the gateway runs binary %s, want the release's %s", first.BinarySHA256, sha(bin))
+	}
+	l := testenv.LoadLoop(e.url, 4)
+	e.deploy(t, next.Tag)
+	upgraded, err := e.target.GatewayState(ctx, e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A regressed release (same binary as the first) rolls back: the
+	// gateway keeps the live release's binary.
+	if _, err := e.d.Deploy(ctx, e.request(regressed.Tag)); err == nil {
+		t.Fatal("the regressed release went live")
+	}
+	reqs, fails, errs := l.Stop()
+	t.Logf("deploy with another binary under load: %d requests, %d failed", reqs, fails)
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed: %q", fails, reqs, errs)
+	}
+	nextBin := append(bin[:len(bin):len(bin)], testenv.ImageGoodNextBinary.BinaryTrailer...)
+	if upgraded.BinarySHA256 != sha(nextBin) || upgraded.PID == first.PID {
+		t.Errorf("after the release with another binary the gateway runs %s (pid %d, was %d), want %s in a new process", upgraded.BinarySHA256, upgraded.PID, first.PID, sha(nextBin))
+	}
+	if !strings.Contains(e.log.String(), "upgraded in place") {
+		t.Errorf("the deploy log does not say the gateway was upgraded:\n%s", e.log.String())
+	}
+	after, err := e.target.GatewayState(ctx, e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.BinarySHA256 != upgraded.BinarySHA256 || after.PID != upgraded.PID {
+		t.Errorf("after the regressed release the gateway runs %s (pid %d), want %s (pid %d) unchanged", after.BinarySHA256, after.PID, upgraded.BinarySHA256, upgraded.PID)
+	}
+	if v := e.version(t); v.Image != next.Tag {
+		t.Errorf("/version %+v, want %s", v, next.Tag)
+	}
+	// Restarted, the gateway runs the binary it was upgraded to.
+	if err := cli.ContainerRestart(ctx, "modelship-"+e.name+"-gateway", container.StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the restarted gateway answers", func() bool {
+		st, err := e.target.GatewayState(ctx, e.name)
+		if err == nil && st.BinarySHA256 != sha(nextBin) {
+			t.Fatalf("the restarted gateway runs %s, want the upgraded binary %s", st.BinarySHA256, sha(nextBin))
+		}
+		return err == nil
+	})
+}
+
+func sha(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
