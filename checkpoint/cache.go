@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/modelship/modelship/internal/atomicfile"
 )
 
 // DigestCache remembers file digests between runs so that inspecting an
@@ -97,21 +99,8 @@ func (c *DigestCache) store(root string, entries []cacheEntry) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(c.dir, ".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(c.fileFor(root), data); err != nil {
 		return fmt.Errorf("digest cache: %v", err)
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), c.fileFor(root))
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("digest cache: %v", werr)
 	}
 	return nil
 }

@@ -75,7 +75,8 @@ func TestDigestCacheUnwritable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.RemoveAll(cache.Dir()) // writes now fail
+	os.RemoveAll(cache.Dir()) // writes now fail: a file is in the way
+	os.WriteFile(cache.Dir(), nil, 0o644)
 	info, err := Inspect(context.Background(), d, Options{Hash: true, Cache: cache})
 	if err != nil {
 		t.Fatalf("a cache write failure must not be fatal: %v", err)

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/modelship/modelship/internal/atomicfile"
+
 	"github.com/modelship/modelship/bench"
 	"github.com/modelship/modelship/bench/gate"
 	"github.com/modelship/modelship/bench/metrics"
@@ -97,7 +99,7 @@ type benchRun struct {
 	reportDir string
 	asJSON    bool
 
-	results *atomicFile // results.jsonl, when reportDir is set
+	results *atomicfile.File // results.jsonl, when reportDir is set
 	resW    *bufio.Writer
 	resErr  error
 
@@ -394,13 +396,13 @@ Flags:
 		if err := os.MkdirAll(r.reportDir, 0o755); err != nil {
 			return usageErr("--report-dir: %v", err)
 		}
-		f, err := newAtomicFile(filepath.Join(r.reportDir, "results.jsonl"))
+		f, err := atomicfile.Create(filepath.Join(r.reportDir, "results.jsonl"))
 		if err != nil {
 			return usageErr("--report-dir: %v", err)
 		}
 		r.results = f
 		r.resW = bufio.NewWriterSize(f, 64<<10)
-		defer f.abort()
+		defer f.Abort()
 	}
 	r.ev = stageEvents(eventsConfig(benchCfg, s.err), notify.StageBenchmark, ga, s.err)
 	defer r.ev.Close(ctx)
@@ -631,14 +633,14 @@ func (r *benchRun) writeReports(rep *report.Report) error {
 		if r.resErr != nil {
 			return fmt.Errorf("writing results.jsonl: %w", r.resErr)
 		}
-		if err := r.results.commit(); err != nil {
+		if err := r.results.Commit(); err != nil {
 			return err
 		}
 	}
 	for name, render := range map[string]func(io.Writer, *report.Report) error{
 		"bench.json": report.JSON, "bench.md": report.Markdown, "bench.html": report.HTML,
 	} {
-		if err := writeAtomic(filepath.Join(r.reportDir, name), func(w io.Writer) error { return render(w, rep) }); err != nil {
+		if err := atomicfile.Write(filepath.Join(r.reportDir, name), func(w io.Writer) error { return render(w, rep) }); err != nil {
 			return err
 		}
 	}
@@ -655,66 +657,6 @@ func redactURL(s string) string {
 	u.RawQuery = ""
 	u.Fragment = ""
 	return u.Redacted()
-}
-
-// atomicFile is written under a temporary name and renamed into place on
-// commit, so readers never see a half-written report.
-type atomicFile struct {
-	*os.File
-	path string
-	done bool
-}
-
-func newAtomicFile(path string) (*atomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return nil, err
-	}
-	return &atomicFile{File: f, path: path}, nil
-}
-
-func (f *atomicFile) commit() error {
-	if err := f.File.Close(); err != nil {
-		f.abort()
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		f.abort()
-		return err
-	}
-	if err := os.Rename(f.Name(), f.path); err != nil {
-		f.abort()
-		return err
-	}
-	f.done = true
-	return nil
-}
-
-// abort removes the temporary file unless committed.
-func (f *atomicFile) abort() {
-	if f.done {
-		return
-	}
-	f.done = true
-	f.File.Close()
-	os.Remove(f.Name())
-}
-
-func writeAtomic(path string, write func(io.Writer) error) error {
-	f, err := newAtomicFile(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(f)
-	if err := write(bw); err != nil {
-		f.abort()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		f.abort()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return f.commit()
 }
 
 // finishEvents posts the benchmark's outcome with its figures (the main

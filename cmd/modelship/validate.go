@@ -4,9 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/modelship/modelship/internal/atomicfile"
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/gha"
@@ -219,21 +222,5 @@ func writeValidationReports(dir string, r *suite.Report) error {
 }
 
 func writeReportFile(path string, rep report.Reporter, r *suite.Report) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if err := rep(tmp, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, func(w io.Writer) error { return rep(w, r) })
 }

@@ -237,3 +237,14 @@ func (h Holder) Stale(renewed time.Time) bool {
 
 // ErrUnreachable marks errors where the target itself could not be reached.
 var ErrUnreachable = errors.New("target unreachable")
+
+// Sleep waits d, or until ctx is done (then it returns ctx's error): the
+// pause of the targets' polling loops.
+func Sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/modelship/modelship/internal/atomicfile"
 )
 
 // StateFile is the content of the --state file.
@@ -71,36 +72,8 @@ func (g *Gateway) persistLocked() error {
 	}
 	st := StateFile{Active: g.Active(), Previous: g.previous, SwitchedAt: g.switchedAt}
 	data, _ := json.MarshalIndent(st, "", "  ")
-	return writeFileAtomic(g.statePath, append(data, '\n'))
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("writing gateway state: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing gateway state: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing gateway state %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := atomicfile.WriteFile(g.statePath, append(data, '\n')); err != nil {
+		return fmt.Errorf("gateway state: %w", err)
 	}
 	return nil
 }

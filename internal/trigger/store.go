@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/modelship/modelship/internal/atomicfile"
 )
 
 // State is where the release of one revision stands.
@@ -234,40 +235,8 @@ func (s *Store) write() error {
 	if err != nil {
 		return fmt.Errorf("store %s: %v", s.path, err)
 	}
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("store %s: expected a directory to write it in: %v", s.path, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(s.path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.WriteFile(s.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("store %s: %v", s.path, err)
 	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), s.path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("store %s: write: %v", s.path, err)
-	}
 	return nil
-}
-
-// syncDir flushes a directory's entries (a rename in it) to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
