@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+
+	"github.com/modelship/modelship/internal/textpos"
 )
 
 // articleCase is one entry of the article's validation_cases.json.
@@ -38,7 +41,7 @@ func parseArticle(file string, data []byte) (*Suite, Errors) {
 	}
 	for i := 0; dec.More(); i++ {
 		start := skipSeparators(data, int(dec.InputOffset()))
-		line, _ := lineCol(data, start)
+		line, _ := textpos.LineCol(data, int64(start))
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, Errors{jsonError(file, data, err, 0)}
@@ -165,11 +168,11 @@ func firstWord(raw []byte) string {
 func jsonError(file string, data []byte, err error, base int) *Error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line, col := lineCol(data, base+int(se.Offset))
+		line, col := textpos.LineCol(data, int64(base)+se.Offset)
 		return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: " + se.Error()}
 	}
-	if errors.Is(err, errors.New("unexpected EOF")) || strings.Contains(err.Error(), "unexpected end of JSON input") {
-		line, col := lineCol(data, len(data))
+	if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON input") {
+		line, col := textpos.LineCol(data, int64(len(data)))
 		return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: unexpected end of input"}
 	}
 	return &Error{File: file, Msg: "invalid JSON: " + err.Error()}
@@ -185,17 +188,4 @@ func skipSeparators(data []byte, off int) int {
 		}
 	}
 	return off
-}
-
-// lineCol converts a byte offset to a 1-based line and column.
-func lineCol(data []byte, off int) (line, col int) {
-	if off > len(data) {
-		off = len(data)
-	}
-	if off < 0 {
-		off = 0
-	}
-	line = 1 + bytes.Count(data[:off], []byte("\n"))
-	col = off - bytes.LastIndexByte(data[:off], '\n')
-	return line, col
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // startDeployEvents fills the stage's events with what is known before a
-// deploy or rollback starts and posts "started".
+// deploy or rollback starts ("started" is posted by releaseStarted, once
+// the release exists).
 func startDeployEvents(ev *stageNotifier, req deploy.Request) {
 	ev.Event.Environment, ev.Event.Image, ev.Event.ModelDigest, ev.Event.GitSHA = req.Env, req.Image, req.ModelDigest, req.GitSHA
 	ev.Event.ImageDigest = pinnedDigest(req.Image)

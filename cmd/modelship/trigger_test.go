@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -14,28 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/internal/testenv"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/modelship/modelship/internal/trigger"
 )
-
-// lockedBuffer is a bytes.Buffer safe to read while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestTriggerDispatchesOnceAndStops(t *testing.T) {
 	var mu sync.Mutex
@@ -53,7 +36,7 @@ func TestTriggerDispatchesOnceAndStops(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "released.json")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var errb lockedBuffer
+	var errb testenv.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"trigger", "--listen", "127.0.0.1:0", "--store", store, "--hf-secret", "env:TEST_HF_SECRET",
@@ -256,7 +239,7 @@ func TestTriggerResumesQueuedRevision(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var errb lockedBuffer
+	var errb testenv.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"trigger", "--listen", "127.0.0.1:0", "--store", store, "--hf-secret", "env:TEST_HF_SECRET", "--log-format", "json",

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/internal/testenv"
+
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/serving"
 )
@@ -21,7 +23,7 @@ func runAsVLLM(t *testing.T, simArgs string, timeout time.Duration, args ...stri
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out bytes.Buffer
-	var errb lockedBuffer
+	var errb testenv.SyncBuffer
 	getenv := func(k string) string {
 		if k == serving.EnvSimArgs {
 			return simArgs
@@ -92,7 +94,7 @@ func TestSimAcceptsTheContractArgv(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var errb lockedBuffer
+	var errb testenv.SyncBuffer
 	if code := runVLLM(ctx, rest, serveForm, func(string) string { return "" }, stdio{out: &bytes.Buffer{}, err: &errb}); code != exitOK {
 		t.Fatalf("api_server form: exit %d\n%s", code, errb.String())
 	}

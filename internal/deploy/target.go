@@ -11,10 +11,12 @@ import (
 	"github.com/modelship/modelship/gpu"
 )
 
-// Target is where releases run: a Docker host now, a Kubernetes cluster
-// later. It is defined here, by the strategies that use it, and kept to what
-// they need. Implementations live in their own packages (deploy/docker) and
-// are chosen by NewTarget-style factories in the command.
+// Target is where releases run: a Docker host (deploy/docker) or a
+// Kubernetes cluster (deploy/kubernetes). It is defined here, by the
+// strategies that use it; what only some targets do is an optional
+// interface of its own (Planner, Pruner, LockBreaker, ReadyProber,
+// RouterUpgrader). The command picks the implementation from the
+// environment's target.
 type Target interface {
 	// Describe names the target for messages ("docker unix:///run/docker.sock").
 	Describe() string

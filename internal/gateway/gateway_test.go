@@ -647,14 +647,14 @@ func TestStopDrainsInFlight(t *testing.T) {
 	go func() { stopped <- gw.stop() }()
 	// Serve is draining: it must not return while the stream runs. New
 	// connections are refused meanwhile.
-	for {
+	testenv.Eventually(t, 10*time.Second, "the draining gateway refuses new connections", func() bool {
 		c, err := net.Dial("tcp", strings.TrimPrefix(gw.url, "http://"))
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case err := <-stopped:
 		t.Fatalf("Serve returned (%v) with a stream in flight", err)

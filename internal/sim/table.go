@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/modelship/modelship/internal/textpos"
 )
 
 // TableFile is the name of the response table inside a checkpoint directory.
@@ -88,10 +90,10 @@ func ParseTable(data []byte) (Table, error) {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			line, col := lineCol(data, se.Offset)
+			line, col := textpos.LineCol(data, se.Offset)
 			return Table{}, fmt.Errorf("line %d column %d: %v", line, col, err)
 		case errors.As(err, &te):
-			line, col := lineCol(data, te.Offset)
+			line, col := textpos.LineCol(data, te.Offset)
 			return Table{}, fmt.Errorf("line %d column %d: field %q: expected %s, got JSON %s", line, col, te.Field, te.Type, te.Value)
 		case errors.Is(err, io.EOF):
 			return Table{}, errors.New("empty file: expected a JSON object")
@@ -132,22 +134,6 @@ func ParseTable(data []byte) (Table, error) {
 		}
 	}
 	return t, nil
-}
-
-func lineCol(data []byte, off int64) (line, col int) {
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	line, col = 1, 1
-	for _, b := range data[:off] {
-		if b == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
 }
 
 // LoadTable reads and strictly parses a response table file; errors name the

@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 const (
@@ -70,28 +71,10 @@ func (g *github) n() int {
 	return len(g.calls)
 }
 
-// syncBuffer is a bytes.Buffer safe to read while the server logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fixture struct {
 	srv  *httptest.Server
 	gh   *github
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	now  time.Time
 	s    *Server
 	stop context.CancelFunc // ends the releases goroutine (after the release under way)
@@ -112,7 +95,7 @@ func newFixtureAt(t *testing.T, path string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{gh: gh, logs: &syncBuffer{}, now: time.Unix(1_790_000_000, 0)}
+	f := &fixture{gh: gh, logs: &testenv.SyncBuffer{}, now: time.Unix(1_790_000_000, 0)}
 	f.s = &Server{
 		HFSecret: hfSecret, MLflowSecret: mlflowSecret, Store: store,
 		Starter: &Dispatch{API: api.URL, Owner: "acme", Repo: "models", Workflow: "deploy-model.yml", Ref: "main", Token: ghToken,

@@ -99,9 +99,9 @@ func TestLock(t *testing.T) {
 		_, err := e.d.Deploy(context.Background(), req)
 		done <- err
 	}()
-	for !strings.Contains(e.log.String(), "waiting for the lock of "+e.name+", held by alice@ci-runner-7") {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "the deploy says it waits for alice's lock", func() bool {
+		return strings.Contains(e.log.String(), "waiting for the lock of "+e.name+", held by alice@ci-runner-7")
+	})
 	e.serving(t, good.Tag) // nothing happened while it waited
 	if err := lock.Release(context.Background()); err != nil {
 		t.Fatal(err)
