@@ -78,6 +78,9 @@ type SiteFault struct {
 	// Config.Config (one whose port another process holds, say); such a
 	// deploy must fail with nothing changed.
 	Config string
+	// OptIn: drawn only when Config.Only names it (a fault whose known
+	// open findings would fail every run).
+	OptIn bool
 }
 
 // Config is one campaign.
@@ -101,11 +104,14 @@ type Config struct {
 	// Strategies, when set, are the strategies deploys pick from at
 	// random (--strategy); else the environment's.
 	Strategies []string
-	Deploys    int
-	Seed       uint64
-	LockTTL    time.Duration // the deployer's --lock-ttl
-	Workers    int           // load loop concurrency
-	Log        io.Writer
+	// Only, when set, restricts the faults drawn to these kinds (to
+	// reproduce one).
+	Only    []string
+	Deploys int
+	Seed    uint64
+	LockTTL time.Duration // the deployer's --lock-ttl
+	Workers int           // load loop concurrency
+	Log     io.Writer
 }
 
 // Figures are a campaign's totals.
@@ -197,7 +203,16 @@ func Run(ctx context.Context, c Config) (*Figures, error) {
 	faults := slices.Clone(Faults)
 	site := map[string]SiteFault{}
 	for _, f := range c.SiteFaults {
-		faults, site[f.Name] = append(faults, f.Name), f
+		if !f.OptIn || slices.Contains(c.Only, f.Name) {
+			faults = append(faults, f.Name)
+		}
+		site[f.Name] = f
+	}
+	if len(c.Only) > 0 {
+		faults = slices.DeleteFunc(faults, func(f string) bool { return !slices.Contains(c.Only, f) })
+		if len(faults) == 0 {
+			return nil, fmt.Errorf("no fault of %v is known here", c.Only)
+		}
 	}
 	rng := rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15))
 	fig := &Figures{Faults: map[string]int{}, Outcomes: map[string]int{}, FailuresByFault: map[string]int64{}}

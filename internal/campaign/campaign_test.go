@@ -30,6 +30,7 @@ import (
 var (
 	deploys = flag.Int("campaign.deploys", 6, "faulted deploys to run on each site (the long campaign: 100 each)")
 	seed    = flag.Uint64("campaign.seed", 0, "fault sequence seed (0: from the clock; the log says which)")
+	only    = flag.String("campaign.faults", "", "comma-separated fault kinds to draw from (default: all)")
 	report  = flag.String("campaign.report", "", "write the figures as JSON to this `file` (-SITE.json appended)")
 )
 
@@ -73,8 +74,12 @@ func TestCampaign(t *testing.T) {
 	t.Cleanup(func() { taken.Close() })
 	faults := []campaign.SiteFault{{Name: "port-taken",
 		Config: writeConfig(t, dir, "port-taken.yaml", env, target(taken.Addr().(*net.TCPAddr).Port))}}
-	if restart := dockerRestart(t, cli); restart != nil {
-		faults = append(faults, campaign.SiteFault{Name: "restart-docker", Inject: restart})
+	if strings.Contains(*only, "restart-docker") {
+		restart := dockerRestart(t, cli)
+		// Opt-in (-campaign.faults restart-docker,...): Debian's Docker
+		// 20.10 does not come back whole from a live restart (new loopback
+		// port mappings refused afterwards; see the README).
+		faults = append(faults, campaign.SiteFault{Name: "restart-docker", Inject: restart, OptIn: true})
 	}
 	run(t, campaign.Config{Config: cfg, Env: env, Good: good.Tag, Regressed: regressed.Tag, Slow: slow.Tag,
 		Configs: perImage(t, dir, env, target(port), map[string]testenv.TestImage{
@@ -248,6 +253,9 @@ func run(t *testing.T, c campaign.Config, site string, url func() string) {
 		c.Seed = uint64(time.Now().UnixNano())
 	}
 	c.Deploys, c.LockTTL, c.Log = *deploys, 3*time.Second, testLog{t}
+	if *only != "" {
+		c.Only = strings.Split(*only, ",")
+	}
 	t.Logf("campaign on %s: %d deploys, seed %d (rerun with -campaign.seed %d)", site, c.Deploys, c.Seed, c.Seed)
 	fig, err := campaign.Run(context.Background(), c)
 	if err != nil {

@@ -50,6 +50,16 @@ func (r *run) execute(ctx context.Context) error {
 	cctx, cancel := fresh(ctx, r.cleanupTimeout())
 	defer cancel()
 	undone, uerr := r.undo(cctx)
+	// A target that stops answering mid-undo (its daemon restarting, the
+	// API server away) is waited for within the undo's budget: every step
+	// of the undo can be done again.
+	for errors.Is(uerr, ErrUnreachable) && cctx.Err() == nil {
+		d.logf("the target does not answer while putting the previous release back (%v); trying again", uerr)
+		if Sleep(cctx, 2*time.Second) != nil {
+			break
+		}
+		undone, uerr = r.undo(cctx)
+	}
 	r.rel.Outcome, r.rel.Reason, r.rel.Finished = outcome, oneLine(err.Error()), time.Now().UTC()
 	if rerr := d.Target.Record(cctx, r.rel); rerr != nil {
 		d.logf("warning: recording the outcome: %v", rerr)

@@ -44,6 +44,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -310,3 +311,24 @@ var (
 	_ deploy.Target = (*Target)(nil)
 	_ deploy.Pruner = (*Target)(nil)
 )
+
+// startContainer starts a container. A daemon restarted while a container
+// of the same name stopped can keep that container's network endpoint
+// ("endpoint with name NAME already exists in network NET"), and then no
+// container of that name starts again until the endpoint is removed: it is
+// disconnected by force (what `docker network disconnect -f` does) and the
+// start tried once more.
+func (t *Target) startContainer(ctx context.Context, id string) error {
+	err := t.cli.ContainerStart(ctx, id, container.StartOptions{})
+	m := staleEndpoint.FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		return err
+	}
+	t.logf("the engine kept a stale network endpoint %s in network %s (left by a daemon restart): removing it", m[1], m[2])
+	if derr := t.cli.NetworkDisconnect(ctx, m[2], m[1], true); derr != nil {
+		return fmt.Errorf("%w (and removing the stale endpoint failed: %v)", err, derr)
+	}
+	return t.cli.ContainerStart(ctx, id, container.StartOptions{})
+}
+
+var staleEndpoint = regexp.MustCompile(`endpoint with name (\S+) already exists in network (\S+)`)

@@ -40,7 +40,7 @@ func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, img *deploy
 		if ins.State != nil && ins.State.Running {
 			return nil
 		}
-		if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		if err := t.startContainer(ctx, name); err != nil {
 			return t.portError(err, spec.Port, "starting the gateway "+name)
 		}
 		return t.waitGateway(ctx, spec.Env)
@@ -118,7 +118,7 @@ func (t *Target) createGateway(ctx context.Context, spec deploy.RouterSpec, img 
 	if err != nil {
 		return t.wrap(err, "creating the gateway "+name)
 	}
-	if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+	if err := t.startContainer(ctx, name); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true}) // the state volume stays

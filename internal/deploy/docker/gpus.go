@@ -42,7 +42,7 @@ func (t *Target) GPUs(ctx context.Context, img *deploy.ImageInfo) ([]gpu.Device,
 		defer cancel()
 		_ = t.cli.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true})
 	}()
-	if err := t.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if err := t.startContainer(ctx, created.ID); err != nil {
 		if strings.Contains(err.Error(), "could not select device driver") {
 			return nil, fmt.Errorf("docker host %s cannot give GPUs to containers (is the NVIDIA Container Toolkit installed?): %v", t.host, err)
 		}

@@ -37,7 +37,7 @@ func (t *Target) Lock(ctx context.Context, env string, h deploy.Holder, img *dep
 		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
 		if err == nil {
 			l := &lease{t: t, env: env, id: created.ID}
-			if err := t.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+			if err := t.startContainer(ctx, created.ID); err != nil {
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 				defer cancel()
 				_ = l.Release(rctx)

@@ -65,7 +65,7 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	if err != nil {
 		return nil, t.wrap(err, "creating release container "+name)
 	}
-	if err := t.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+	if err := t.startContainer(ctx, name); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true})

@@ -49,7 +49,7 @@ func (t *Target) Stop(ctx context.Context, in *deploy.Instance) error {
 
 // Resume starts a stopped release again (its image is still on disk).
 func (t *Target) Resume(ctx context.Context, in *deploy.Instance) (*deploy.Instance, error) {
-	if err := t.cli.ContainerStart(ctx, in.ID, container.StartOptions{}); err != nil {
+	if err := t.startContainer(ctx, in.ID); err != nil {
 		return nil, t.wrap(err, "starting "+in.Name+" again")
 	}
 	out, err := t.Instance(ctx, in.Env, in.Release)
