@@ -624,29 +624,6 @@ func loadLabel(m bench.Mode, level float64) string {
 	return fmt.Sprintf("concurrency %g", level)
 }
 
-// writeReports writes the four report files, each atomically.
-func (r *benchRun) writeReports(rep *report.Report) error {
-	if r.results != nil {
-		if r.resErr == nil {
-			r.resErr = r.resW.Flush()
-		}
-		if r.resErr != nil {
-			return fmt.Errorf("writing results.jsonl: %w", r.resErr)
-		}
-		if err := r.results.Commit(); err != nil {
-			return err
-		}
-	}
-	for name, render := range map[string]func(io.Writer, *report.Report) error{
-		"bench.json": report.JSON, "bench.md": report.Markdown, "bench.html": report.HTML,
-	} {
-		if err := atomicfile.Write(filepath.Join(r.reportDir, name), func(w io.Writer) error { return render(w, rep) }); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // redactURL drops a password and the query (which may hold a key) from a
 // URL recorded in reports.
 func redactURL(s string) string {
@@ -657,23 +634,4 @@ func redactURL(s string) string {
 	u.RawQuery = ""
 	u.Fragment = ""
 	return u.Redacted()
-}
-
-// finishEvents posts the benchmark's outcome with its figures (the main
-// run's: the highest load meeting the limits in a sweep).
-func (r *benchRun) finishEvents(rep *report.Report) {
-	v := rep.Verdict
-	if v == nil {
-		r.ev.Finish(notify.StatusFailed, "no verdict")
-		return
-	}
-	passed := v.Status == gate.Pass
-	if sum := rep.Main(); sum != nil {
-		r.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, passed)}
-	}
-	msg := string(v.Status)
-	if len(v.Reasons) > 0 {
-		msg += ": " + strings.Join(v.Reasons, "; ")
-	}
-	r.ev.Finish(gateStatus(passed), msg)
 }
