@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/modelship/modelship/internal/atomicfile"
 
@@ -42,40 +40,6 @@ const (
 	// no success end a run early: the endpoint is not there, or refuses.
 	benchUnreachableAfter = 5
 )
-
-// seconds is a flag holding a duration written as seconds ("2.0", as the
-// article's --max-latency-p99) or as a Go duration ("500ms").
-type seconds struct{ d time.Duration }
-
-func (s *seconds) String() string {
-	if s == nil || s.d == 0 {
-		return ""
-	}
-	return strconv.FormatFloat(s.d.Seconds(), 'f', -1, 64)
-}
-
-func (s *seconds) Set(v string) error {
-	d, err := parseSeconds(v)
-	if err != nil {
-		return err
-	}
-	s.d = d
-	return nil
-}
-
-func parseSeconds(v string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if !(f >= 0) || f > 1e9 {
-			return 0, fmt.Errorf("expected seconds of 0 or more, got %q", v)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("expected seconds (2.0) or a duration (500ms), got %q", v)
-	}
-	return d, nil
-}
 
 // benchRun is one invocation of modelship bench, flags resolved.
 type benchRun struct {
@@ -601,37 +565,4 @@ func (r *benchRun) measure(ctx context.Context, client *bench.Client, level floa
 			sum.OutputTokensPerSec, gate.Seconds(sum.TTFT.P99), gate.Seconds(sum.E2EL.P99), gate.Percent(sum.ErrorRate))
 	}
 	return sum, nil
-}
-
-// truncate shortens s to at most n bytes, on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-func loadLabel(m bench.Mode, level float64) string {
-	switch m {
-	case bench.Rate:
-		return fmt.Sprintf("rate %g/s", level)
-	case bench.Poisson:
-		return fmt.Sprintf("poisson %g/s", level)
-	}
-	return fmt.Sprintf("concurrency %g", level)
-}
-
-// redactURL drops a password and the query (which may hold a key) from a
-// URL recorded in reports.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return s
-	}
-	u.RawQuery = ""
-	u.Fragment = ""
-	return u.Redacted()
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/modelship/modelship/bench"
 	"github.com/modelship/modelship/internal/atomicfile"
 
 	"github.com/modelship/modelship/bench/gate"
@@ -53,4 +56,37 @@ func (r *benchRun) finishEvents(rep *report.Report) {
 		msg += ": " + strings.Join(v.Reasons, "; ")
 	}
 	r.ev.Finish(gateStatus(passed), msg)
+}
+
+// truncate shortens s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func loadLabel(m bench.Mode, level float64) string {
+	switch m {
+	case bench.Rate:
+		return fmt.Sprintf("rate %g/s", level)
+	case bench.Poisson:
+		return fmt.Sprintf("poisson %g/s", level)
+	}
+	return fmt.Sprintf("concurrency %g", level)
+}
+
+// redactURL drops a password and the query (which may hold a key) from a
+// URL recorded in reports.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.Redacted()
 }

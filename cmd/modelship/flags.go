@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/modelship/modelship/internal/config"
 )
@@ -75,4 +77,38 @@ func anyFlag(args []string) bool {
 		}
 	}
 	return false
+}
+
+// seconds is a flag holding a duration written as seconds ("2.0", as the
+// article's --max-latency-p99) or as a Go duration ("500ms").
+type seconds struct{ d time.Duration }
+
+func (s *seconds) String() string {
+	if s == nil || s.d == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(s.d.Seconds(), 'f', -1, 64)
+}
+
+func (s *seconds) Set(v string) error {
+	d, err := parseSeconds(v)
+	if err != nil {
+		return err
+	}
+	s.d = d
+	return nil
+}
+
+func parseSeconds(v string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if !(f >= 0) || f > 1e9 {
+			return 0, fmt.Errorf("expected seconds of 0 or more, got %q", v)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("expected seconds (2.0) or a duration (500ms), got %q", v)
+	}
+	return d, nil
 }
