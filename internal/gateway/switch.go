@@ -153,13 +153,14 @@ type State struct {
 
 // State returns the gateway's state now.
 func (g *Gateway) State() State {
+	digest := selfDigest() // hashed once, never under g.mu (switches wait on it)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := State{
 		Active: g.Active(), Previous: g.previous, SwitchedAt: g.switchedAt,
 		Requests: g.requests.Load(), Errors: g.errors.Load(), Retries: g.retries.Load(),
 		NoActive: g.noActive.Load(), StartedAt: g.started,
-		PID: os.Getpid(), BinarySHA256: selfDigest(),
+		PID: os.Getpid(), BinarySHA256: digest,
 	}
 	rank := func(k string) int {
 		switch k {
