@@ -12,8 +12,8 @@
 //   - Pushgateway: deploy events and gate figures as Prometheus metrics (see
 //     Pushgateway for the metric names).
 //
-// FromConfig builds the sinks modelship.yaml's notifications section
-// configures.
+// NewSinks builds the sinks a Settings configures (modelship fills one in
+// from modelship.yaml's notifications section).
 //
 // # Never in the way of a deploy
 //

@@ -3,6 +3,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/modelship/modelship/internal/config"
 )
 
 // A 500 is retried and the event delivered on the second attempt.
@@ -197,16 +196,26 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"HOOK_KEY":   hmacKey,
 		"GRAF_TOKEN": grafToken,
 	}
-	sec := func(ref string) config.Secret { return config.Secret{Ref: ref} }
-	n := config.Notifications{
-		Slack:       &config.Slack{WebhookURL: sec("env:SLACK_URL")},
-		Webhook:     &config.Webhook{URL: "http://" + closedPort(t) + "/in/" + hookPath + "?token=" + hookPath, Secret: sec("env:HOOK_KEY")},
-		Grafana:     &config.Grafana{URL: "http://" + closedPort(t), Token: sec("env:GRAF_TOKEN")},
-		Pushgateway: &config.Pushgateway{URL: "http://ci:" + pgwPass + "@" + closedPort(t), Job: "modelship"},
+	// Secrets as modelship.yaml's (config.Notifications.Settings) resolve
+	// them: from the environment, the error naming the reference.
+	getenv := func(k string) string { return env[k] }
+	sec := func(name string) Secret {
+		return func() (string, error) {
+			if v := getenv(name); v != "" {
+				return v, nil
+			}
+			return "", errors.New("secret env:" + name + ": environment variable " + name + " is not set")
+		}
 	}
-	sinks, resolved, err := FromConfig(n, func(k string) string { return env[k] })
+	n := Settings{
+		Slack:       &SlackSettings{WebhookURL: sec("SLACK_URL")},
+		Webhook:     &WebhookSettings{URL: "http://" + closedPort(t) + "/in/" + hookPath + "?token=" + hookPath, Secret: sec("HOOK_KEY")},
+		Grafana:     &GrafanaSettings{URL: "http://" + closedPort(t), Token: sec("GRAF_TOKEN")},
+		Pushgateway: &PushgatewaySettings{URL: "http://ci:" + pgwPass + "@" + closedPort(t), Job: "modelship"},
+	}
+	sinks, resolved, err := NewSinks(n)
 	if err != nil || len(sinks) != 4 {
-		t.Fatalf("FromConfig: %d sinks, %v", len(sinks), err)
+		t.Fatalf("NewSinks: %d sinks, %v", len(sinks), err)
 	}
 	if len(resolved) != 3 {
 		t.Errorf("resolved secrets %d, want 3", len(resolved))
@@ -248,25 +257,38 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 
-	// A missing secret names the reference, not a value.
-	_, _, err = FromConfig(n, func(string) string { return "" })
-	if err == nil || !strings.Contains(err.Error(), "env:SLACK_URL") {
-		t.Errorf("got %v", err)
+	// A missing secret leaves out its own sink only, with the Secret's error
+	// (naming the reference, not a value).
+	clear(env)
+	sinks, _, err = NewSinks(n)
+	if err == nil || !strings.Contains(err.Error(), "env:SLACK_URL") || len(sinks) != 1 || sinks[0].Name() != "pushgateway" {
+		t.Errorf("got %d sinks, %v", len(sinks), err)
 	}
 }
 
 func TestNewSinkKinds(t *testing.T) {
-	_, _, err := NewSink("teams", config.Notifications{}, nil, nil)
+	_, _, err := NewSink("teams", Settings{}, nil)
 	if err == nil || !strings.Contains(err.Error(), `unknown sink kind "teams"`) {
 		t.Errorf("got %v", err)
 	}
-	_, _, err = NewSink("slack", config.Notifications{}, nil, nil)
+	_, _, err = NewSink("slack", Settings{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "notifications.slack is not configured") {
 		t.Errorf("got %v", err)
 	}
-	s, _, err := NewSink("pushgateway", config.Notifications{Pushgateway: &config.Pushgateway{URL: "http://pgw:9091"}}, nil, nil)
+	_, _, err = NewSink("grafana", Settings{Grafana: &GrafanaSettings{URL: "http://grafana:3000"}}, nil)
+	if err == nil || err.Error() != "notifications.grafana.token: no secret given" {
+		t.Errorf("grafana without a token: got %v", err)
+	}
+	s, _, err := NewSink("pushgateway", Settings{Pushgateway: &PushgatewaySettings{URL: "http://pgw:9091"}}, nil)
 	if err != nil || s.Name() != "pushgateway" {
 		t.Errorf("got %v, %v", s, err)
+	}
+	s, secrets, err := NewSink("webhook", Settings{Webhook: &WebhookSettings{URL: "http://hooks:8080/in", Secret: Value("k3y")}}, nil)
+	if err != nil || s.Name() != "webhook" || len(secrets) != 1 || secrets[0] != "k3y" {
+		t.Errorf("webhook with a resolved secret: got %v, %q, %v", s, secrets, err)
+	}
+	if got := Configured(Settings{Grafana: &GrafanaSettings{}, Slack: &SlackSettings{}}); strings.Join(got, ",") != "slack,grafana" {
+		t.Errorf("Configured: %q, want slack,grafana (the order of Kinds)", got)
 	}
 }
 

@@ -92,7 +92,7 @@ Flags:
 		fmt.Fprintf(s.err, "modelship notify: %v\n", err)
 		return exitUsage
 	}
-	kinds := notify.Configured(cfg.Notifications)
+	kinds := notify.Configured(cfg.Notifications.Settings(nil))
 	if *sinks != "" {
 		kinds = nil
 		for _, k := range strings.Split(*sinks, ",") {
@@ -115,7 +115,7 @@ Flags:
 	var built []notify.Sink
 	var warnings []notify.Warning
 	for _, k := range kinds {
-		sink, secrets, err := notify.NewSink(k, cfg.Notifications, nil, nil)
+		sink, secrets, err := notify.NewSink(k, cfg.Notifications.Settings(nil), nil)
 		logging.Redact(secrets...)
 		if err != nil {
 			warnings = append(warnings, notify.Warning{Sink: k, Stage: e.Stage, Status: e.Status, Message: logging.Default.String(err.Error())})

@@ -54,14 +54,14 @@ var notifyWait = notify.Options{}.Budget()
 // A sink that cannot be built (a secret that does not resolve) is a warning.
 func stageEvents(cfg *config.Config, stage notify.Stage, ga *gha.Actions, errw io.Writer) *stageNotifier {
 	sn := &stageNotifier{Event: notify.Event{Stage: stage}, ga: ga, errw: errw}
-	if cfg == nil || len(notify.Configured(cfg.Notifications)) == 0 {
+	if cfg == nil || len(notify.Configured(cfg.Notifications.Settings(nil))) == 0 {
 		return sn
 	}
 	sn.Event.Model = cfg.Model.ServedName
 	var sinks []notify.Sink
 	client := &http.Client{}
-	for _, kind := range notify.Configured(cfg.Notifications) {
-		sink, secrets, err := notify.NewSink(kind, cfg.Notifications, nil, client)
+	for _, kind := range notify.Configured(cfg.Notifications.Settings(nil)) {
+		sink, secrets, err := notify.NewSink(kind, cfg.Notifications.Settings(nil), client)
 		logging.Redact(secrets...)
 		ga.Mask(secrets...)
 		if err != nil {
