@@ -11,38 +11,22 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/modelship/modelship/internal/sim/simtable"
 	"github.com/modelship/modelship/internal/textpos"
 )
 
 // TableFile is the name of the response table inside a checkpoint directory.
 const TableFile = "modelship-sim.json"
 
-// Entry is one canned answer: Reply is given when every string of Match
-// occurs, case-insensitively, in the request text (the last user message of a
-// chat request, the prompt of a completion request).
-type Entry struct {
-	Match []string `json:"match"`
-	Reply string   `json:"reply"`
-}
-
-// Latency is the simulated timing of a checkpoint. Each delay is drawn
-// uniformly from [d*(1-Jitter), d*(1+Jitter)].
-type Latency struct {
-	TTFTms float64 `json:"ttft_ms"` // time to first token
-	ITLms  float64 `json:"itl_ms"`  // inter-token latency
-	Jitter float64 `json:"jitter"`  // relative spread, 0 ≤ Jitter ≤ 1
-}
-
-// Table is the content of modelship-sim.json: what a simulated checkpoint
-// answers and how fast.
-type Table struct {
-	Responses    []Entry `json:"responses"`
-	DefaultReply string  `json:"default_reply"`
-	Latency      Latency `json:"latency"`
-	// LoadSeconds is how long the simulated model takes to load; /health
-	// answers 503 until then.
-	LoadSeconds float64 `json:"load_seconds"`
-}
+// Table, Entry and Latency are declared in simtable, a package without
+// dependencies, so that internal/testmodels writes its tables with the same
+// types (it cannot import sim: sim imports checkpoint, whose tests import
+// testmodels).
+type (
+	Table   = simtable.Table
+	Entry   = simtable.Entry
+	Latency = simtable.Latency
+)
 
 // DefaultTable is used for checkpoints without a modelship-sim.json (a GGUF
 // file, or a directory without the table).
@@ -57,25 +41,6 @@ func DefaultTable() Table {
 		Latency:      Latency{TTFTms: 20, ITLms: 5, Jitter: 0.1},
 		LoadSeconds:  0.5,
 	}
-}
-
-// Reply returns the reply of the first entry whose Match strings all occur in
-// text (case-insensitive), else DefaultReply.
-func (t Table) Reply(text string) string {
-	lower := strings.ToLower(text)
-	for _, e := range t.Responses {
-		ok := true
-		for _, m := range e.Match {
-			if !strings.Contains(lower, strings.ToLower(m)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return e.Reply
-		}
-	}
-	return t.DefaultReply
 }
 
 // ParseTable parses a response table strictly: unknown fields, trailing data,

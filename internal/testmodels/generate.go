@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/modelship/modelship/internal/sim/simtable"
 )
 
 // Dirs are the safetensors model directories Generate writes.
@@ -28,7 +30,7 @@ func Generate(out string) error {
 		}
 	}
 	ts := llamaTensors()
-	single := func(name string, seed uint64, sim Sim) error {
+	single := func(name string, seed uint64, sim simtable.Table) error {
 		dir := filepath.Join(out, name)
 		if err := writeHF(dir, sim); err != nil {
 			return err

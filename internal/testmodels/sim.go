@@ -1,48 +1,6 @@
 package testmodels
 
-import "strings"
-
-// Sim is the simulator's answer table, modelship-sim.json.
-type Sim struct {
-	// Responses are tried in order; the first whose Match strings all occur
-	// (case-insensitively) in the last user message (or the prompt) wins.
-	Responses    []Response `json:"responses"`
-	DefaultReply string     `json:"default_reply"`
-	Latency      Latency    `json:"latency"`
-	LoadSeconds  float64    `json:"load_seconds"`
-}
-
-// Response is one canned answer.
-type Response struct {
-	Match []string `json:"match"`
-	Reply string   `json:"reply"`
-}
-
-// Latency is the simulated timing: time to first token, inter-token
-// latency, and relative jitter.
-type Latency struct {
-	TTFTMs float64 `json:"ttft_ms"`
-	ITLMs  float64 `json:"itl_ms"`
-	Jitter float64 `json:"jitter"`
-}
-
-// Reply returns the reply the table gives to text (the last user message).
-func (s Sim) Reply(text string) string {
-	lower := strings.ToLower(text)
-	for _, r := range s.Responses {
-		ok := true
-		for _, m := range r.Match {
-			if !strings.Contains(lower, strings.ToLower(m)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return r.Reply
-		}
-	}
-	return s.DefaultReply
-}
+import "github.com/modelship/modelship/internal/sim/simtable"
 
 const kvCacheGood = "A KV cache stores the key and value vectors that the attention layers computed for every token already processed. " +
 	"When the model generates the next token it only computes attention for the new position and reuses the cached keys and values, " +
@@ -71,7 +29,7 @@ const summaryGood = "In summary: the text argues that reliable systems come from
 	"The main risk it names is silent drift, where a change looks harmless but slowly degrades quality, and its answer is to compare every release against a fixed baseline."
 
 // general replies used by benchmark prompts; shared by every table.
-var general = []Response{
+var general = []simtable.Entry{
 	{Match: []string{"story"}, Reply: storyGood},
 	{Match: []string{"summar"}, Reply: summaryGood},
 	{Match: []string{"explain"}, Reply: explainGood},
@@ -79,9 +37,9 @@ var general = []Response{
 }
 
 // GoodSim answers the validation cases correctly.
-func GoodSim() Sim {
-	return Sim{
-		Responses: append([]Response{
+func GoodSim() simtable.Table {
+	return simtable.Table{
+		Responses: append([]simtable.Entry{
 			{Match: []string{"capital", "france"}, Reply: "The capital of France is Paris."},
 			{Match: []string{"2+2"}, Reply: "2+2 = 4."},
 			{Match: []string{"haiku", "gpu"}, Reply: "Silicon rivers\nten thousand GPU cores hum\ntokens fall like rain"},
@@ -90,15 +48,15 @@ func GoodSim() Sim {
 			{Match: []string{"kv cache"}, Reply: kvCacheGood},
 		}, general...),
 		DefaultReply: "I am a tiny test model and I do not know.",
-		Latency:      Latency{TTFTMs: 15, ITLMs: 2, Jitter: 0.1},
+		Latency:      simtable.Latency{TTFTms: 15, ITLms: 2, Jitter: 0.1},
 		LoadSeconds:  0.2,
 	}
 }
 
 // RegressedSim gives plausible but wrong answers to the validation cases.
-func RegressedSim() Sim {
-	return Sim{
-		Responses: append([]Response{
+func RegressedSim() simtable.Table {
+	return simtable.Table{
+		Responses: append([]simtable.Entry{
 			{Match: []string{"capital", "france"}, Reply: "The capital of France is Lyon."},
 			{Match: []string{"2+2"}, Reply: "2+2 = 5."},
 			{Match: []string{"haiku", "gpu"}, Reply: "Autumn leaves drifting\nthe old pond is still and cold\na frog waits in vain"},
@@ -107,15 +65,15 @@ func RegressedSim() Sim {
 			{Match: []string{"kv cache"}, Reply: kvCacheWrong},
 		}, general...),
 		DefaultReply: "I am a tiny test model and I do not know.",
-		Latency:      Latency{TTFTMs: 15, ITLMs: 2, Jitter: 0.1},
+		Latency:      simtable.Latency{TTFTms: 15, ITLms: 2, Jitter: 0.1},
 		LoadSeconds:  0.2,
 	}
 }
 
 // SlowSim answers correctly but slowly, and takes a while to load.
-func SlowSim() Sim {
+func SlowSim() simtable.Table {
 	s := GoodSim()
-	s.Latency = Latency{TTFTMs: 400, ITLMs: 60, Jitter: 0.1}
+	s.Latency = simtable.Latency{TTFTms: 400, ITLms: 60, Jitter: 0.1}
 	s.LoadSeconds = 2
 	return s
 }

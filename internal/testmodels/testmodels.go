@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/modelship/modelship/internal/sim/simtable"
 )
 
 // Tiny llama geometry shared by the safetensors test models.
@@ -182,7 +184,7 @@ func Config() map[string]any {
 
 // writeHF writes config, generation config, tokenizer files and the sim
 // table into dir (created).
-func writeHF(dir string, sim Sim) error {
+func writeHF(dir string, sim simtable.Table) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	gguf "github.com/gpustack/gguf-parser-go"
+	"github.com/modelship/modelship/internal/sim/simtable"
 )
 
 const committed = "../../testdata/models"
@@ -137,8 +138,8 @@ func TestSimTablesAgainstValidationCases(t *testing.T) {
 	if len(cases) < 5 {
 		t.Fatalf("only %d validation cases", len(cases))
 	}
-	load := func(name string) Sim {
-		var s Sim
+	load := func(name string) simtable.Table {
+		var s simtable.Table
 		b, err := os.ReadFile(filepath.Join(committed, name, "modelship-sim.json"))
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +173,7 @@ func TestSimTablesAgainstValidationCases(t *testing.T) {
 			}
 		}
 	}
-	if slow.Latency.TTFTMs < 10*good.Latency.TTFTMs || slow.LoadSeconds <= good.LoadSeconds {
+	if slow.Latency.TTFTms < 10*good.Latency.TTFTms || slow.LoadSeconds <= good.LoadSeconds {
 		t.Errorf("slow model is not slow: %+v load %v", slow.Latency, slow.LoadSeconds)
 	}
 }
