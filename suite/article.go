@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/modelship/modelship/internal/clip"
+
 	"github.com/modelship/modelship/internal/textpos"
 )
 
@@ -156,13 +158,7 @@ func jsonTypeName(goType string) string {
 	return goType
 }
 
-func firstWord(raw []byte) string {
-	s := string(raw)
-	if len(s) > 20 {
-		s = s[:20] + "…"
-	}
-	return s
-}
+func firstWord(raw []byte) string { return clip.Bytes(string(raw), 20) }
 
 // jsonError turns an encoding/json error into one with a line and column.
 func jsonError(file string, data []byte, err error, base int) *Error {

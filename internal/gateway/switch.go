@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/modelship/modelship/internal/clip"
 )
 
 // ErrNotReady is wrapped by Switch's error when the new upstream's GET
@@ -117,10 +119,7 @@ func (g *Gateway) checkReady(ctx context.Context, target string, timeout time.Du
 			detail = ": " + st.Check + " check: " + st.Reason
 		}
 	} else if s := strings.TrimSpace(string(body)); s != "" {
-		if len(s) > 200 {
-			s = s[:200] + "..."
-		}
-		detail = ": " + s
+		detail = ": " + clip.Bytes(s, 200)
 	}
 	return fmt.Errorf("%w: GET %s/ready answered %d%s", ErrNotReady, target, resp.StatusCode, detail)
 }

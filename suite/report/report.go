@@ -12,6 +12,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/modelship/modelship/internal/clip"
+
 	"github.com/modelship/modelship/suite"
 )
 
@@ -83,11 +85,4 @@ func orDash(s string) string {
 }
 
 // Preview shortens text to one line of at most suite.PreviewLen characters.
-func Preview(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) > suite.PreviewLen {
-		return string(r[:suite.PreviewLen]) + "…"
-	}
-	return s
-}
+func Preview(s string) string { return clip.Line(s, suite.PreviewLen) }
