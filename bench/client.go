@@ -14,7 +14,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/modelship/modelship/internal/endpoint"
+
+	"github.com/modelship/modelship/internal/clip"
 )
 
 // API selects the OpenAI endpoint a Target calls.
@@ -125,19 +128,14 @@ func NewClient(t Target, maxConns int) (*Client, error) {
 // Endpoint is the URL a request for api goes to, from a base URL with or
 // without /v1.
 func Endpoint(base string, api API) (string, error) {
-	if base == "" {
-		return "", errors.New("endpoint: missing (expected a URL like http://localhost:8000)")
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q: expected an http:// or https:// URL like http://localhost:8000", redact(base))
+	u, err := endpoint.Parse("endpoint", base, "http://localhost:8000")
+	if err != nil {
+		return "", err
 	}
 	p := strings.TrimSuffix(u.Path, "/")
 	p = strings.TrimSuffix(p, "/chat/completions")
 	p = strings.TrimSuffix(p, "/completions")
-	if !strings.HasSuffix(p, "/v1") {
-		p += "/v1"
-	}
+	p = endpoint.BasePath(p) + "/v1"
 	if api == Completions {
 		p += "/completions"
 	} else {
@@ -459,14 +457,7 @@ func readPreview(body io.Reader) string {
 
 // preview is up to 200 bytes of b as valid UTF-8 on one line.
 func preview(b []byte) string {
-	s := strings.ToValidUTF8(string(bytes.TrimSpace(b)), "\uFFFD")
-	if len(s) > 200 {
-		cut := 200
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
+	s := clip.Bytes(strings.ToValidUTF8(string(bytes.TrimSpace(b)), "\uFFFD"), 200)
 	if s == "" {
 		return "(empty body)"
 	}

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/modelship/modelship/internal/endpoint"
+
+	"github.com/modelship/modelship/internal/clip"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -26,20 +29,16 @@ const maxBody = 16 << 20
 // APIBase turns an endpoint as a user writes it (http://host:8100 or
 // http://host:8100/v1, with or without a trailing slash) into the base of
 // the OpenAI API, ending in "/v1/".
-func APIBase(endpoint string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(endpoint))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q: expected an http(s) URL like http://localhost:8100/v1", endpoint)
+func APIBase(s string) (string, error) {
+	u, err := endpoint.Parse("endpoint", s, "http://localhost:8100/v1")
+	if err != nil {
+		return "", err
 	}
 	if u.User != nil {
 		return "", fmt.Errorf("endpoint: credentials in the URL are not supported; set OPENAI_API_KEY")
 	}
-	u.RawQuery, u.Fragment = "", ""
-	p := strings.TrimRight(u.Path, "/")
-	if !strings.HasSuffix(p, "/v1") {
-		p += "/v1"
-	}
-	u.Path = p + "/"
+	u.RawQuery, u.Fragment, u.ForceQuery = "", "", false
+	u.Path, u.RawPath = endpoint.BasePath(u.Path)+"/v1/", ""
 	return u.String(), nil
 }
 
@@ -339,11 +338,4 @@ func retryAfter(h http.Header) time.Duration {
 const PreviewLen = 200
 
 // preview shortens text to one line of at most PreviewLen characters.
-func preview(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) > PreviewLen {
-		return string(r[:PreviewLen]) + "…"
-	}
-	return s
-}
+func preview(s string) string { return clip.Line(s, PreviewLen) }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/modelship/modelship/internal/endpoint"
 )
 
 // DefaultAdminSocket is where the admin API listens unless told otherwise.
@@ -13,32 +15,17 @@ const DefaultAdminSocket = "/run/modelship/gateway.sock"
 // path, query or fragment (e.g. http://release-a:8000). A trailing "/" is
 // dropped so that one release has one spelling.
 func ParseUpstream(s string) (*url.URL, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("upstream is empty; want a base URL like http://release-a:8000")
-	}
-	u, err := url.Parse(s)
+	u, err := endpoint.Parse("upstream", s, "http://release-a:8000")
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q is not a URL: %v", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("upstream %q: scheme must be http or https, like http://release-a:8000", s)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("upstream %q has no host; want a base URL like http://release-a:8000", s)
+		return nil, err
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("upstream %q: credentials in the URL are not supported", redact(u))
+		return nil, fmt.Errorf("upstream %s: credentials in the URL are not supported", endpoint.Hide(s))
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || u.ForceQuery {
 		return nil, fmt.Errorf("upstream %q must be a base URL without path or query, like http://release-a:8000", s)
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-func redact(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
 }
 
 // ParseAdmin turns an admin address (unix:///run/modelship/gateway.sock or

@@ -16,6 +16,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/modelship/modelship/internal/endpoint"
+
+	"github.com/modelship/modelship/internal/clip"
 )
 
 // DefaultTimeout bounds a whole Run when Options.Timeout is zero.
@@ -111,21 +115,12 @@ func (r *Result) Failed() []Check {
 // bare host:port gets http://.
 func ParseEndpoint(s string) (*url.URL, error) {
 	t := strings.TrimSpace(s)
-	if t == "" {
-		return nil, errors.New("endpoint is empty; want a URL like http://host:8000 or http://host:8000/v1")
-	}
-	if !strings.Contains(t, "://") {
+	if t != "" && !strings.Contains(t, "://") {
 		t = "http://" + t
 	}
-	u, err := url.Parse(t)
+	u, err := endpoint.Parse("endpoint", t, "http://host:8000 or http://host:8000/v1")
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %q is not a URL: %v", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", s)
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("endpoint %q has no host; want a URL like http://host:8000", s)
+		return nil, err
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("endpoint: credentials in the URL are not supported; pass an API key instead")
@@ -133,9 +128,7 @@ func ParseEndpoint(s string) (*url.URL, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return nil, fmt.Errorf("endpoint %q must not have a query or fragment", s)
 	}
-	p := strings.TrimRight(u.Path, "/")
-	p = strings.TrimSuffix(p, "/v1")
-	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(p, "/")}, nil
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: endpoint.BasePath(u.Path)}, nil
 }
 
 // Run checks the endpoint. The error is non-nil only when the checks could
@@ -317,7 +310,7 @@ func (r *runner) generation(ctx context.Context) {
 		return
 	}
 	r.res.Reply = content
-	r.add(CheckGeneration, Pass, fmt.Sprintf("answered %q in %s", clip(content, 80), d.Round(time.Millisecond)), d)
+	r.add(CheckGeneration, Pass, fmt.Sprintf("answered %q in %s", clip.Bytes(content, 80), d.Round(time.Millisecond)), d)
 }
 
 // version checks GET /version against the expected digest and image.
@@ -379,17 +372,10 @@ func orNone(s string) string {
 	return s
 }
 
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
-
 func snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if s == "" {
 		return ""
 	}
-	return ": " + clip(s, 200)
+	return ": " + clip.Bytes(s, 200)
 }
