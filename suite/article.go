@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/modelship/modelship/internal/clip"
@@ -30,7 +29,7 @@ const articleFields = "name, messages, max_tokens, expected_keywords"
 func parseArticle(file string, data []byte) (*Suite, Errors) {
 	var any0 any
 	if err := json.Unmarshal(data, &any0); err != nil {
-		return nil, Errors{jsonError(file, data, err, 0)}
+		return nil, Errors{jsonError(file, data, err)}
 	}
 	if _, ok := any0.([]any); !ok {
 		return nil, Errors{{File: file, Line: 1, Msg: "expected a JSON list of cases"}}
@@ -39,14 +38,14 @@ func parseArticle(file string, data []byte) (*Suite, Errors) {
 	var errs Errors
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if _, err := dec.Token(); err != nil { // '['
-		return nil, Errors{jsonError(file, data, err, 0)}
+		return nil, Errors{jsonError(file, data, err)}
 	}
 	for i := 0; dec.More(); i++ {
 		start := skipSeparators(data, int(dec.InputOffset()))
 		line, _ := textpos.LineCol(data, int64(start))
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, Errors{jsonError(file, data, err, 0)}
+			return nil, Errors{jsonError(file, data, err)}
 		}
 		if c, e := articleCaseFrom(file, raw, i, line, s.Defaults); e != nil {
 			errs = append(errs, e...)
@@ -161,17 +160,9 @@ func jsonTypeName(goType string) string {
 func firstWord(raw []byte) string { return clip.Bytes(string(raw), 20) }
 
 // jsonError turns an encoding/json error into one with a line and column.
-func jsonError(file string, data []byte, err error, base int) *Error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		line, col := textpos.LineCol(data, int64(base)+se.Offset)
-		return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: " + se.Error()}
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON input") {
-		line, col := textpos.LineCol(data, int64(len(data)))
-		return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: unexpected end of input"}
-	}
-	return &Error{File: file, Msg: "invalid JSON: " + err.Error()}
+func jsonError(file string, data []byte, err error) *Error {
+	line, col, msg, _ := textpos.JSONError(data, err)
+	return &Error{File: file, Line: line, Column: col, Msg: "invalid JSON: " + msg}
 }
 
 func skipSeparators(data []byte, off int) int {

@@ -8,12 +8,12 @@
 package report
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/modelship/modelship/internal/textpos"
 
 	"github.com/modelship/modelship/bench/gate"
 	"github.com/modelship/modelship/bench/metrics"
@@ -174,26 +174,9 @@ func Parse(name string, data []byte) (*Report, error) {
 
 // jsonError names the file, line and column of a JSON error.
 func jsonError(name string, data []byte, err error) error {
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-		if te.Field != "" {
-			err = fmt.Errorf("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
-		}
+	line, col, msg, ok := textpos.JSONError(data, err)
+	if !ok {
+		return fmt.Errorf("%s: %s", name, msg)
 	}
-	if off < 0 {
-		return fmt.Errorf("%s: %v", name, err)
-	}
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	line := bytes.Count(data[:off], []byte("\n")) + 1
-	// Offset counts the bytes read, up to and including the bad one.
-	col := max(off-int64(bytes.LastIndexByte(data[:off], '\n'))-1, 1)
-	return fmt.Errorf("%s:%d:%d: %v", name, line, col, err)
+	return fmt.Errorf("%s:%d:%d: %s", name, line, col, msg)
 }
