@@ -18,7 +18,7 @@ import (
 	"github.com/modelship/modelship/gpu"
 )
 
-var updateGPUGolden = flag.Bool("update-gpu-golden", false, "rewrite testdata/gpu_*.golden")
+var update = flag.Bool("update", false, "rewrite the golden files (testdata/gpu_*.golden)")
 
 // mockDGX returns an 8 × H100 80GB mock with fixed UUIDs and GPU i holding
 // used[i] GiB (the mock reports zero free memory otherwise).
@@ -55,7 +55,7 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
-	if *updateGPUGolden {
+	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func golden(t *testing.T, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test -run %s -update-gpu-golden to create it)", err, t.Name())
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
 	}
 	if got != string(want) {
 		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
