@@ -2,47 +2,29 @@ package clip
 
 import "testing"
 
-func TestBytes(t *testing.T) {
+func TestClip(t *testing.T) {
 	for _, c := range []struct {
+		name string
+		f    func(string, int) string
 		s    string
 		n    int
 		want string
 	}{
-		{"short", 5, "short"},
-		{"shorter", 5, "short…"},
-		{"", 0, ""},
-		{"abc", 0, "…"},
-		{"héllo", 2, "h…"},  // é is 2 bytes: not split
-		{"héllo", 3, "hé…"}, // exactly after é
-		{"日本語", 4, "日…"},
+		{"Bytes", Bytes, "short", 5, "short"},
+		{"Bytes", Bytes, "shorter", 5, "short…"},
+		{"Bytes", Bytes, "", 0, ""},
+		{"Bytes", Bytes, "abc", 0, "…"},
+		{"Bytes", Bytes, "héllo", 2, "h…"}, // é is 2 bytes: not split
+		{"Bytes", Bytes, "héllo", 3, "hé…"},
+		{"Bytes", Bytes, "日本語", 4, "日…"},
+		{"Runes", Runes, "日本語", 3, "日本語"},
+		{"Runes", Runes, "日本語です", 3, "日本語…"},
+		{"Runes", Runes, "abc", 0, "…"},
+		{"Line", Line, "  two\n\tlines  here \n", 20, "two lines here"},
+		{"Line", Line, "one two three", 7, "one two…"},
 	} {
-		if got := Bytes(c.s, c.n); got != c.want {
-			t.Errorf("Bytes(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		if got := c.f(c.s, c.n); got != c.want {
+			t.Errorf("%s(%q, %d) = %q, want %q", c.name, c.s, c.n, got, c.want)
 		}
-	}
-}
-
-func TestRunes(t *testing.T) {
-	for _, c := range []struct {
-		s    string
-		n    int
-		want string
-	}{
-		{"日本語", 3, "日本語"},
-		{"日本語です", 3, "日本語…"},
-		{"abc", 0, "…"},
-	} {
-		if got := Runes(c.s, c.n); got != c.want {
-			t.Errorf("Runes(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
-		}
-	}
-}
-
-func TestLine(t *testing.T) {
-	if got := Line("  two\n\tlines  here \n", 20); got != "two lines here" {
-		t.Errorf("Line = %q", got)
-	}
-	if got := Line("one two three", 7); got != "one two…" {
-		t.Errorf("Line clipped = %q", got)
 	}
 }
