@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/modelship/modelship/internal/golden"
 )
 
 func TestGrafanaAnnotation(t *testing.T) {
@@ -52,7 +54,7 @@ func TestGrafanaAnnotation(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, a.Text)
 		}
 	}
-	golden(t, "grafana_annotation.json", r.Body)
+	golden.Check(t, "grafana_annotation.json", r.Body)
 
 	var p map[string]any
 	json.Unmarshal(reqs[1].Body, &p)

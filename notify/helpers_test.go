@@ -2,18 +2,13 @@ package notify
 
 import (
 	"context"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // request is one request a recording server received.
 type request struct {
@@ -77,24 +72,6 @@ func sampleEvent() Event {
 		Started: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 		Time:    time.Date(2025, 3, 1, 12, 4, 30, 0, time.UTC),
 		Message: "blue-green switch to green; verify passed",
-	}
-}
-
-// golden compares got with testdata/name, rewriting it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", p, got, want)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/modelship/modelship/internal/golden"
 )
 
 func decodeSlack(t *testing.T, body []byte) SlackMessage {
@@ -88,7 +90,7 @@ func TestSlackFullGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "slack_full.json", append(b, '\n'))
+	golden.Check(t, "slack_full.json", append(b, '\n'))
 	m := decodeSlack(t, b)
 	var kinds []string
 	for _, bl := range m.Blocks {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/golden"
 )
 
 func TestWebhookWireFormat(t *testing.T) {
@@ -51,7 +53,7 @@ func TestWebhookWireFormat(t *testing.T) {
 	if strings.Contains(string(r.Body), secret) {
 		t.Error("the body contains the HMAC key")
 	}
-	golden(t, "webhook_body.json", r.Body)
+	golden.Check(t, "webhook_body.json", r.Body)
 
 	var b WebhookBody
 	if err := json.Unmarshal(r.Body, &b); err != nil {

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/internal/golden"
+
 	"github.com/modelship/modelship/bench/gate"
 	"github.com/modelship/modelship/bench/metrics"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // fixture is a hand-made run: exponential-ish latencies, a 10 s timeline,
 // two timeouts, SLOs set.
@@ -87,24 +86,6 @@ func sweep() *Report {
 	return NewSweep(sw, vs, &overall)
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test ./bench/report -update and review the diff); got:\n%s", name, got)
-	}
-}
-
 func TestGolden(t *testing.T) {
 	renderers := map[string]func(w *bytes.Buffer, r *Report) error{
 		"txt":  func(w *bytes.Buffer, r *Report) error { return Text(w, r) },
@@ -119,7 +100,7 @@ func TestGolden(t *testing.T) {
 				if err := render(&b, r); err != nil {
 					t.Fatal(err)
 				}
-				golden(t, name+"."+ext, b.Bytes())
+				golden.Check(t, name+"."+ext, b.Bytes())
 			})
 		}
 	}

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/internal/golden"
+
 	"github.com/modelship/modelship/suite"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // fixture is a report with a passing case, a failing one, a malformed
 // answer and one that could not run.
@@ -39,30 +36,13 @@ func fixture() *suite.Report {
 	return r
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
-
 func TestReporters(t *testing.T) {
 	for name, rep := range map[string]Reporter{"text.golden": Text, "summary.md.golden": Markdown, "junit.xml.golden": JUnit, "validation.json.golden": JSON} {
 		var b bytes.Buffer
 		if err := rep(&b, fixture()); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, name, b.Bytes())
+		golden.Check(t, name, b.Bytes())
 	}
 }
 
