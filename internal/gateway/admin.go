@@ -74,14 +74,9 @@ func (g *Gateway) AdminHandler() http.Handler {
 		if !decodeBody(w, r, &req) {
 			return
 		}
-		var timeout time.Duration
-		if req.ReadyTimeout != "" {
-			d, err := time.ParseDuration(req.ReadyTimeout)
-			if err != nil || d < 0 {
-				adminError(w, http.StatusBadRequest, fmt.Sprintf("field ready_timeout: %q is not a duration like \"10s\"", req.ReadyTimeout), nil)
-				return
-			}
-			timeout = d
+		timeout, ok := durationField(w, "ready_timeout", req.ReadyTimeout, "10s")
+		if !ok {
+			return
 		}
 		requireReady := req.RequireReady == nil || *req.RequireReady
 		res, err := g.Switch(r.Context(), req.Upstream, requireReady, timeout)
@@ -101,14 +96,9 @@ func (g *Gateway) AdminHandler() http.Handler {
 		if !decodeBody(w, r, &req) {
 			return
 		}
-		var timeout time.Duration
-		if req.Timeout != "" {
-			d, err := time.ParseDuration(req.Timeout)
-			if err != nil || d < 0 {
-				adminError(w, http.StatusBadRequest, fmt.Sprintf("field timeout: %q is not a duration like \"30s\"", req.Timeout), nil)
-				return
-			}
-			timeout = d
+		timeout, ok := durationField(w, "timeout", req.Timeout, "30s")
+		if !ok {
+			return
 		}
 		if _, err := ParseUpstream(req.Upstream); err != nil {
 			adminError(w, http.StatusBadRequest, "field upstream: "+err.Error(), nil)
@@ -163,4 +153,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	w.Write(buf.Bytes())
+}
+
+// durationField is a request's duration field: 0 when empty; a value that
+// is not a duration of 0 or more answers 400 naming the field (ok false).
+func durationField(w http.ResponseWriter, field, v, example string) (d time.Duration, ok bool) {
+	if v == "" {
+		return 0, true
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		adminError(w, http.StatusBadRequest, fmt.Sprintf("field %s: %q is not a duration like %q", field, v, example), nil)
+		return 0, false
+	}
+	return d, true
 }

@@ -79,14 +79,19 @@ type chatChunkChoice struct {
 	StopReason   any     `json:"stop_reason,omitempty"`
 }
 
-type chatChunk struct {
-	ID      string            `json:"id"`
-	Object  string            `json:"object"`
-	Created int64             `json:"created"`
-	Model   string            `json:"model"`
-	Choices []chatChunkChoice `json:"choices"`
-	Usage   *usage            `json:"usage,omitempty"`
+// envelope is a streamed chat chunk (C chatChunkChoice) or a completion,
+// whole or streamed (C completionChoice): vLLM sends these fields, in this
+// order, around both.
+type envelope[C any] struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []C    `json:"choices"`
+	Usage   *usage `json:"usage,omitempty"`
 }
+
+type chatChunk = envelope[chatChunkChoice]
 
 type completionChoice struct {
 	Index          int     `json:"index"`
@@ -97,14 +102,7 @@ type completionChoice struct {
 	PromptLogprobs any     `json:"prompt_logprobs,omitempty"`
 }
 
-type completionResponse struct {
-	ID      string             `json:"id"`
-	Object  string             `json:"object"`
-	Created int64              `json:"created"`
-	Model   string             `json:"model"`
-	Choices []completionChoice `json:"choices"`
-	Usage   *usage             `json:"usage,omitempty"`
-}
+type completionResponse = envelope[completionChoice]
 
 type modelPermission struct {
 	ID                 string `json:"id"`
