@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -220,18 +219,9 @@ func ServingImage(t testing.TB, cli *client.Client, img TestImage) Built {
 	if err == nil {
 		err = tw.WriteHeader(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)})
 	}
-	files, _ := os.ReadDir(modelDir)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name() < files[j].Name() })
-	for _, f := range files {
-		if f.IsDir() {
-			continue
-		}
-		data, rerr := os.ReadFile(filepath.Join(modelDir, f.Name()))
-		if rerr != nil {
-			t.Fatal(rerr)
-		}
-		add("model/"+f.Name(), data, 0o644)
-	}
+	eachModelFile(t, modelDir, func(name string, data []byte) {
+		add("model/"+name, data, 0o644)
+	})
 	if err == nil {
 		err = tw.Close()
 	}
@@ -342,4 +332,21 @@ func ollamaRootfs(t testing.TB) map[string][]byte {
 		}
 	}
 	return files
+}
+
+// eachModelFile calls f with the name and content of each regular file of
+// the model directory dir, in name order (what an image holds of a model).
+func eachModelFile(t testing.TB, dir string, f func(name string, data []byte)) {
+	t.Helper()
+	files, _ := os.ReadDir(dir)
+	for _, e := range files {
+		if e.IsDir() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(e.Name(), data)
+	}
 }

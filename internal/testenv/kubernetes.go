@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -150,18 +149,9 @@ func importImage(t testing.TB, img TestImage, aliases []string) (Built, func()) 
 	add(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir}, nil)
 	add(&tar.Header{Name: "models/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
 	add(&tar.Header{Name: "models/current/", Mode: 0o755, Typeflag: tar.TypeDir}, nil)
-	files, _ := os.ReadDir(modelDir)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name() < files[j].Name() })
-	for _, f := range files {
-		if f.IsDir() {
-			continue
-		}
-		data, rerr := os.ReadFile(filepath.Join(modelDir, f.Name()))
-		if rerr != nil {
-			t.Fatal(rerr)
-		}
-		add(&tar.Header{Name: "models/current/" + f.Name(), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}, data)
-	}
+	eachModelFile(t, modelDir, func(name string, data []byte) {
+		add(&tar.Header{Name: "models/current/" + name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}, data)
+	})
 	if err == nil {
 		err = tw.Close()
 	}
