@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -106,18 +107,24 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// renderAll writes r as text, Markdown and HTML.
+func renderAll(t *testing.T, r *Report) (txt, md, page *bytes.Buffer) {
+	t.Helper()
+	txt, md, page = new(bytes.Buffer), new(bytes.Buffer), new(bytes.Buffer)
+	for _, w := range []struct {
+		to     *bytes.Buffer
+		render func(io.Writer, *Report) error
+	}{{txt, Text}, {md, Markdown}, {page, HTML}} {
+		if err := w.render(w.to, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return txt, md, page
+}
+
 func TestSingleContent(t *testing.T) {
 	r := single()
-	var txt, md, page bytes.Buffer
-	if err := Text(&txt, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := Markdown(&md, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := HTML(&page, r); err != nil {
-		t.Fatal(err)
-	}
+	txt, md, page := renderAll(t, r)
 	// The fixture's p99 E2EL 2.48 s breaks the 2 s limit; its TTFT p99 is 5%
 	// worse than the baseline's (within 10%).
 	if r.Verdict.Status != gate.Fail {
@@ -182,13 +189,7 @@ func TestSingleContent(t *testing.T) {
 
 func TestSweepContent(t *testing.T) {
 	r := sweep()
-	var txt, page bytes.Buffer
-	if err := Text(&txt, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := HTML(&page, r); err != nil {
-		t.Fatal(err)
-	}
+	txt, _, page := renderAll(t, r)
 	if r.Sweep.MaxLoad != 4 {
 		t.Fatalf("fixture max load %g, want 4", r.Sweep.MaxLoad)
 	}
@@ -216,16 +217,7 @@ func TestEscaping(t *testing.T) {
 	s.Conditions.Prompts = "p`|[x](javascript:alert(3))"
 	v := gate.Gate{Limits: gate.Limits{MaxErrorRate: -1}}.Evaluate(s)
 	r := New(s, &v)
-	var txt, md, page bytes.Buffer
-	if err := Text(&txt, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := Markdown(&md, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := HTML(&page, r); err != nil {
-		t.Fatal(err)
-	}
+	txt, md, page := renderAll(t, r)
 	if h := page.String(); strings.Contains(h, "<script") || strings.Contains(h, `"onload=`) {
 		t.Errorf("HTML does not escape user input:\n%s", h)
 	}
