@@ -147,20 +147,31 @@ func (h *harness) waitEvent(s string) {
 	h.t.Fatalf("engine never logged %q; log:\n%s", s, h.eventLog())
 }
 
+// startStream posts a streamed chat completion through the proxy and reads
+// its first line; the body is closed when t ends.
+func (h *harness) startStream(t testing.TB) (rd *bufio.Reader, first string) {
+	t.Helper()
+	resp, err := http.Post(h.base+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	rd = bufio.NewReader(resp.Body)
+	first, err = rd.ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line of the stream: %q, %v", first, err)
+	}
+	return rd, first
+}
+
 func TestRunDrainsInFlightStreamBeforeStoppingEngine(t *testing.T) {
 	h := startRun(t, nil)
 	h.waitReady()
 
 	// Start a stream and read its first chunk through the proxy.
-	resp, err := http.Post(h.base+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rd := bufio.NewReader(resp.Body)
-	line, err := rd.ReadString('\n')
-	if err != nil || line != "data: {\"chunk\":1}\n" {
-		t.Fatalf("first line = %q, %v", line, err)
+	rd, line := h.startStream(t)
+	if line != "data: {\"chunk\":1}\n" {
+		t.Fatalf("first line = %q", line)
 	}
 
 	h.sigs <- syscall.SIGTERM
@@ -337,15 +348,7 @@ func TestRunDrainTimeoutCutsStuckStreams(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startRun(t, tc.mod)
 			h.waitReady()
-			resp, err := http.Post(h.base+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			rd := bufio.NewReader(resp.Body)
-			if _, err := rd.ReadString('\n'); err != nil {
-				t.Fatal(err)
-			}
+			rd, _ := h.startStream(t)
 			h.sigs <- syscall.SIGTERM
 			if tc.second {
 				h.sigs <- syscall.SIGTERM
