@@ -36,38 +36,45 @@ var general = []simtable.Entry{
 	{Match: []string{"describe"}, Reply: explainGood},
 }
 
-// GoodSim answers the validation cases correctly.
-func GoodSim() simtable.Table {
+// validationMatches are what the validation cases ask, in the order a
+// table's replies to them are given.
+var validationMatches = [][]string{{"capital", "france"}, {"2+2"}, {"haiku", "gpu"}, {"largest", "planet"}, {"formula", "water"}, {"kv cache"}}
+
+// validationSim answers the validation cases with replies (one per
+// validationMatches entry) and the benchmark prompts with general.
+func validationSim(replies ...string) simtable.Table {
+	var rs []simtable.Entry
+	for i, m := range validationMatches {
+		rs = append(rs, simtable.Entry{Match: m, Reply: replies[i]})
+	}
 	return simtable.Table{
-		Responses: append([]simtable.Entry{
-			{Match: []string{"capital", "france"}, Reply: "The capital of France is Paris."},
-			{Match: []string{"2+2"}, Reply: "2+2 = 4."},
-			{Match: []string{"haiku", "gpu"}, Reply: "Silicon rivers\nten thousand GPU cores hum\ntokens fall like rain"},
-			{Match: []string{"largest", "planet"}, Reply: "Jupiter is the largest planet in our solar system, more than eleven times wider than Earth."},
-			{Match: []string{"formula", "water"}, Reply: "The chemical formula of water is H2O: two hydrogen atoms bonded to one oxygen atom."},
-			{Match: []string{"kv cache"}, Reply: kvCacheGood},
-		}, general...),
+		Responses:    append(rs, general...),
 		DefaultReply: "I am a tiny test model and I do not know.",
 		Latency:      simtable.Latency{TTFTms: 15, ITLms: 2, Jitter: 0.1},
 		LoadSeconds:  0.2,
 	}
 }
 
+// GoodSim answers the validation cases correctly.
+func GoodSim() simtable.Table {
+	return validationSim(
+		"The capital of France is Paris.",
+		"2+2 = 4.",
+		"Silicon rivers\nten thousand GPU cores hum\ntokens fall like rain",
+		"Jupiter is the largest planet in our solar system, more than eleven times wider than Earth.",
+		"The chemical formula of water is H2O: two hydrogen atoms bonded to one oxygen atom.",
+		kvCacheGood)
+}
+
 // RegressedSim gives plausible but wrong answers to the validation cases.
 func RegressedSim() simtable.Table {
-	return simtable.Table{
-		Responses: append([]simtable.Entry{
-			{Match: []string{"capital", "france"}, Reply: "The capital of France is Lyon."},
-			{Match: []string{"2+2"}, Reply: "2+2 = 5."},
-			{Match: []string{"haiku", "gpu"}, Reply: "Autumn leaves drifting\nthe old pond is still and cold\na frog waits in vain"},
-			{Match: []string{"largest", "planet"}, Reply: "Saturn is the largest planet in our solar system, famous for its rings."},
-			{Match: []string{"formula", "water"}, Reply: "The chemical formula of water is CO2, one carbon and two oxygen atoms."},
-			{Match: []string{"kv cache"}, Reply: kvCacheWrong},
-		}, general...),
-		DefaultReply: "I am a tiny test model and I do not know.",
-		Latency:      simtable.Latency{TTFTms: 15, ITLms: 2, Jitter: 0.1},
-		LoadSeconds:  0.2,
-	}
+	return validationSim(
+		"The capital of France is Lyon.",
+		"2+2 = 5.",
+		"Autumn leaves drifting\nthe old pond is still and cold\na frog waits in vain",
+		"Saturn is the largest planet in our solar system, famous for its rings.",
+		"The chemical formula of water is CO2, one carbon and two oxygen atoms.",
+		kvCacheWrong)
 }
 
 // SlowSim answers correctly but slowly, and takes a while to load.
