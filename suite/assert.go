@@ -120,47 +120,50 @@ func NewAssertion(kind string, value any) (*Assertion, error) {
 		}
 		return n, nil
 	}
+	// textCheck is a check against the string value: the answer passes when
+	// pass(its text, the value), else fails with failure (%s: the value).
+	textCheck := func(pass func(text, s string) bool, failure string) (*Assertion, error) {
+		s, err := str()
+		if err != nil {
+			return nil, err
+		}
+		a.check = func(ans *Answer) string {
+			if pass(ans.Text, s) {
+				return ""
+			}
+			return fmt.Sprintf(failure, s)
+		}
+		return a, nil
+	}
+	// listCheck fails an answer whose text contains (contains true) or lacks
+	// strings of l, naming them after failure.
+	listCheck := func(l []string, contains bool, failure string) {
+		a.check = func(ans *Answer) string {
+			var hits []string
+			for _, s := range l {
+				if strings.Contains(ans.Text, s) == contains {
+					hits = append(hits, s)
+				}
+			}
+			if len(hits) == 0 {
+				return ""
+			}
+			return failure + quoted(hits)
+		}
+	}
 	switch kind {
 	case "contains":
-		s, err := str()
-		if err != nil {
-			return nil, err
-		}
-		a.check = func(ans *Answer) string {
-			if strings.Contains(ans.Text, s) {
-				return ""
-			}
-			return fmt.Sprintf("missing '%s' (case-sensitive)", s)
-		}
+		return textCheck(strings.Contains, "missing '%s' (case-sensitive)")
 	case "icontains":
-		s, err := str()
-		if err != nil {
-			return nil, err
-		}
-		low := strings.ToLower(s)
-		a.check = func(ans *Answer) string {
-			if strings.Contains(strings.ToLower(ans.Text), low) {
-				return ""
-			}
-			return fmt.Sprintf("missing '%s'", s)
-		}
+		return textCheck(func(text, s string) bool {
+			return strings.Contains(strings.ToLower(text), strings.ToLower(s))
+		}, "missing '%s'")
 	case "contains-all":
 		l, err := list()
 		if err != nil {
 			return nil, err
 		}
-		a.check = func(ans *Answer) string {
-			var missing []string
-			for _, s := range l {
-				if !strings.Contains(ans.Text, s) {
-					missing = append(missing, s)
-				}
-			}
-			if len(missing) == 0 {
-				return ""
-			}
-			return "missing " + quoted(missing)
-		}
+		listCheck(l, false, "missing ")
 	case "contains-any":
 		l, err := list()
 		if err != nil {
@@ -187,18 +190,7 @@ func NewAssertion(kind string, value any) (*Assertion, error) {
 				return nil, fmt.Errorf("%s: expected a string or a non-empty list of strings", kind)
 			}
 		}
-		a.check = func(ans *Answer) string {
-			var found []string
-			for _, s := range l {
-				if strings.Contains(ans.Text, s) {
-					found = append(found, s)
-				}
-			}
-			if len(found) == 0 {
-				return ""
-			}
-			return "contains forbidden " + quoted(found)
-		}
+		listCheck(l, true, "contains forbidden ")
 	case "regex":
 		s, err := str()
 		if err != nil {
@@ -215,27 +207,13 @@ func NewAssertion(kind string, value any) (*Assertion, error) {
 			return fmt.Sprintf("does not match /%s/", s)
 		}
 	case "equals":
-		s, err := str()
-		if err != nil {
-			return nil, err
-		}
-		a.check = func(ans *Answer) string {
-			if strings.TrimSpace(ans.Text) == strings.TrimSpace(s) {
-				return ""
-			}
-			return fmt.Sprintf("is not equal to '%s'", s)
-		}
+		return textCheck(func(text, s string) bool {
+			return strings.TrimSpace(text) == strings.TrimSpace(s)
+		}, "is not equal to '%s'")
 	case "starts-with":
-		s, err := str()
-		if err != nil {
-			return nil, err
-		}
-		a.check = func(ans *Answer) string {
-			if strings.HasPrefix(strings.TrimLeft(ans.Text, " \t\r\n"), s) {
-				return ""
-			}
-			return fmt.Sprintf("does not start with '%s'", s)
-		}
+		return textCheck(func(text, s string) bool {
+			return strings.HasPrefix(strings.TrimLeft(text, " \t\r\n"), s)
+		}, "does not start with '%s'")
 	case "is-json":
 		if b, ok := value.(bool); !ok || !b {
 			return nil, fmt.Errorf("is-json: expected true (drop the assertion to not check), got %v", value)
