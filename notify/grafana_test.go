@@ -18,19 +18,9 @@ func TestGrafanaAnnotation(t *testing.T) {
 	started.Status = StatusStarted
 	point := e
 	point.Started = point.Time.Add(1) // after Time: no region
-	for _, ev := range []Event{started, e, point} {
-		if ws := notifyOne(t, g, ev, fast()); len(ws) != 0 {
-			t.Fatalf("warnings: %v", ws)
-		}
-	}
-	reqs := rec.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("got %d annotations, want 2 (started is not annotated)", len(reqs))
-	}
+	// Two annotations: started is not annotated.
+	reqs := deliver(t, g, rec, "/grafana/api/annotations", 2, started, e, point)
 	r := reqs[0]
-	if r.Method != "POST" || r.Path != "/grafana/api/annotations" {
-		t.Errorf("got %s %s, want POST /grafana/api/annotations", r.Method, r.Path)
-	}
 	if got := r.Header.Get("Authorization"); got != "Bearer "+token {
 		t.Errorf("Authorization = %q", got)
 	}

@@ -80,6 +80,28 @@ func fast() Options {
 	return Options{Timeout: 5 * time.Second, Attempts: 3, Backoff: 10 * time.Millisecond}
 }
 
+// deliver notifies s of events, one at a time, failing t on a warning, and
+// returns what rec received, failing t unless that is want requests, every
+// one a POST to path.
+func deliver(t *testing.T, s Sink, rec *recorder, path string, want int, events ...Event) []request {
+	t.Helper()
+	for _, e := range events {
+		if ws := notifyOne(t, s, e, fast()); len(ws) != 0 {
+			t.Fatalf("warnings: %v", ws)
+		}
+	}
+	reqs := rec.requests()
+	if len(reqs) != want {
+		t.Fatalf("got %d requests, want %d", len(reqs), want)
+	}
+	for _, r := range reqs {
+		if r.Method != http.MethodPost || r.Path != path {
+			t.Errorf("got %s %s, want POST %s", r.Method, r.Path, path)
+		}
+	}
+	return reqs
+}
+
 func notifyOne(t *testing.T, s Sink, e Event, o Options) []Warning {
 	t.Helper()
 	n := New([]Sink{s}, o)

@@ -20,17 +20,7 @@ func TestWebhookWireFormat(t *testing.T) {
 	sent := time.Unix(1740830670, 0)
 	w.now = func() time.Time { return sent }
 	e := sampleEvent()
-	if ws := notifyOne(t, w, e, fast()); len(ws) != 0 {
-		t.Fatalf("warnings: %v", ws)
-	}
-	reqs := rec.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("got %d requests, want 1", len(reqs))
-	}
-	r := reqs[0]
-	if r.Method != http.MethodPost || r.Path != "/hooks/modelship" {
-		t.Errorf("got %s %s, want POST /hooks/modelship", r.Method, r.Path)
-	}
+	r := deliver(t, w, rec, "/hooks/modelship", 1, e)[0]
 	for h, want := range map[string]string{
 		"Content-Type":  "application/json",
 		HeaderTimestamp: "1740830670",
