@@ -101,18 +101,17 @@ func NewSink(kind string, s Settings, client *http.Client) (Sink, []string, erro
 // Configured lists the kinds s configures, in the order of Kinds.
 func Configured(s Settings) []string {
 	var out []string
-	for _, k := range []struct {
-		kind string
-		set  bool
-	}{
-		{"slack", s.Slack != nil},
-		{"webhook", s.Webhook != nil},
-		{"grafana", s.Grafana != nil},
-		{"pushgateway", s.Pushgateway != nil},
-	} {
-		if k.set {
-			out = append(out, k.kind)
-		}
+	if s.Slack != nil {
+		out = append(out, "slack")
+	}
+	if s.Webhook != nil {
+		out = append(out, "webhook")
+	}
+	if s.Grafana != nil {
+		out = append(out, "grafana")
+	}
+	if s.Pushgateway != nil {
+		out = append(out, "pushgateway")
 	}
 	return out
 }
