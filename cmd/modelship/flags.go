@@ -112,3 +112,47 @@ func parseSeconds(v string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// newFlagSet is the flag set of the command name: its errors go to s.err,
+// and --help prints usage (the command's help text, ending in "Flags:\n")
+// followed by the flags.
+func newFlagSet(name string, s stdio, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// usageErr is how a command refuses a bad flag, argument or input: it
+// prints the message and returns exitUsage, so `return bad("...")` ends
+// the command.
+type usageErr func(format string, a ...any) int
+
+// newUsageErr is the usageErr of the command name: it prints
+// "modelship NAME: MESSAGE" to s.err, then hint on its own line when hint
+// is not empty, and returns exitUsage.
+func newUsageErr(s stdio, name, hint string) usageErr {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(s.err, "modelship "+name+": "+format+"\n", a...)
+		if hint != "" {
+			fmt.Fprintln(s.err, hint)
+		}
+		return exitUsage
+	}
+}
+
+// parseNoArgs is parseArgs for a command that takes flags only: a
+// positional argument is refused through bad as "unexpected argument".
+func parseNoArgs(fs *flag.FlagSet, args []string, bad usageErr) (code int, ok bool) {
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code, false
+	}
+	if len(pos) > 0 {
+		return bad("unexpected argument %q", pos[0]), false
+	}
+	return exitOK, true
+}
