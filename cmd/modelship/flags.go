@@ -156,3 +156,19 @@ func parseNoArgs(fs *flag.FlagSet, args []string, bad usageErr) (code int, ok bo
 	}
 	return exitOK, true
 }
+
+// parseOneArg is parseArgs for a command that takes exactly one positional
+// argument: another count is refused through bad (format gets the count),
+// followed by the command's usage.
+func parseOneArg(fs *flag.FlagSet, args []string, bad usageErr, format string) (arg string, code int, ok bool) {
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return "", code, false
+	}
+	if len(pos) != 1 {
+		code := bad(format, len(pos))
+		fs.Usage()
+		return "", code, false
+	}
+	return pos[0], exitOK, true
+}

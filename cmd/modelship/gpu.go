@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,16 +30,10 @@ func runGPU(ctx context.Context, args []string, s stdio) int {
 		return code
 	}
 	if *asJSON {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
 		if rep.Devices == nil {
 			rep.Devices = []gpu.Device{}
 		}
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(s.err, "modelship gpu: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
+		return printJSON(s, "gpu", rep)
 	}
 	printGPUs(s.out, rep)
 	return exitOK
