@@ -128,3 +128,21 @@ func openEnvTarget(s stdio, cmd string, pos []string, envName, cfgFile string, k
 	}
 	return tg, closeTarget, exitOK
 }
+
+// envTargetFlags are the flags of a command about one environment's
+// target: --env (required), --config and how to reach a cluster.
+type envTargetFlags struct {
+	env, cfgFile string
+	kube         kubeFlags
+}
+
+func (f *envTargetFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&f.env, "env", "", "`environment` of modelship.yaml (required)")
+	fs.StringVar(&f.cfgFile, "config", config.DefaultFile, "modelship.yaml `file`")
+	f.kube.register(fs)
+}
+
+// open is openEnvTarget with these flags.
+func (f *envTargetFlags) open(s stdio, cmd string, pos []string) (deploy.Target, func(), int) {
+	return openEnvTarget(s, cmd, pos, f.env, f.cfgFile, f.kube)
+}
