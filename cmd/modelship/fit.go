@@ -53,6 +53,7 @@ type fitOptions struct {
 }
 
 func (f *fitOptions) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&f.asJSON, "json", false, "print the checkpoint summary and the full estimate as JSON (bytes)")
 	o := &f.o
 	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
 	fs.StringVar(&f.gpuMem, "gpu-memory", "", "describe hypothetical GPUs instead of asking NVML: one size per GPU, comma-separated, e.g. 80GiB or 80GiB,80GiB (GiB/MiB = 1024-based, GB/MB = 1000-based); they count as entirely free")
@@ -62,7 +63,6 @@ func (f *fitOptions) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.GPUMemoryUtilization, "gpu-memory-utilization", 0, "vLLM --gpu-memory-utilization: fraction of each GPU's TOTAL memory vLLM may use (default 0.9)")
 	fs.IntVar(&o.TensorParallelSize, "tensor-parallel-size", 0, "vLLM --tensor-parallel-size: GPUs one copy is split over (default: number of GPUs chosen)")
 	fs.StringVar(&o.KVCacheDtype, "kv-cache-dtype", "auto", "vLLM --kv-cache-dtype: auto (the model dtype; fp16 for GGUF) or fp8")
-	fs.BoolVar(&f.asJSON, "json", false, "print the checkpoint summary and the full estimate as JSON (bytes)")
 }
 
 func runFit(ctx context.Context, args []string, s stdio) int {

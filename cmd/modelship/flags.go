@@ -172,3 +172,16 @@ func parseOneArg(fs *flag.FlagSet, args []string, bad usageErr, format string) (
 	}
 	return pos[0], exitOK, true
 }
+
+// options are a command's flags gathered in a struct, whose flags method
+// defines them on the command's flag set.
+type options interface{ flags(fs *flag.FlagSet) }
+
+// parseOptions is how a command that takes flags only starts: o's flags on
+// the flag set of the command name (usage is its help text), args parsed
+// into them, and a positional argument refused through bad.
+func parseOptions(s stdio, name, usage string, o options, args []string, bad usageErr) (code int, ok bool) {
+	fs := newFlagSet(name, s, usage)
+	o.flags(fs)
+	return parseNoArgs(fs, args, bad)
+}

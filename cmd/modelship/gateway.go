@@ -158,6 +158,18 @@ func gatewayClientFlags(name string, s stdio, usage string) (fs *flag.FlagSet, a
 	return fs, admin, newUsageErr(s, "gateway "+name, "")
 }
 
+// checkUpstreamFlag checks the release URL v that a client subcommand's
+// flag name requires.
+func checkUpstreamFlag(name, v string, bad usageErr) (int, bool) {
+	if v == "" {
+		return bad("--%s URL is required", name), false
+	}
+	if _, err := gateway.ParseUpstream(v); err != nil {
+		return bad("--%s: %v", name, err), false
+	}
+	return exitOK, true
+}
+
 // gatewayClientError reports a failed admin call: 1 when the gateway
 // refused, 3 when it could not be asked.
 func gatewayClientError(name string, err error, s stdio) int {
@@ -206,11 +218,8 @@ func runGatewaySwitch(ctx context.Context, args []string, s stdio) int {
 	if code, ok := parseNoArgs(fs, args, bad); !ok {
 		return code
 	}
-	if *to == "" {
-		return bad("--to URL is required")
-	}
-	if _, err := gateway.ParseUpstream(*to); err != nil {
-		return bad("--to: %v", err)
+	if code, ok := checkUpstreamFlag("to", *to, bad); !ok {
+		return code
 	}
 	c := gateway.Client{Socket: *admin}
 	res, err := c.Switch(ctx, *to, gateway.SwitchOptions{SkipReady: *skip, ReadyTimeout: *readyTimeout})
@@ -253,11 +262,8 @@ func runGatewayWaitDrained(ctx context.Context, args []string, s stdio) int {
 	if code, ok := parseNoArgs(fs, args, bad); !ok {
 		return code
 	}
-	if *up == "" {
-		return bad("--upstream URL is required")
-	}
-	if _, err := gateway.ParseUpstream(*up); err != nil {
-		return bad("--upstream: %v", err)
+	if code, ok := checkUpstreamFlag("upstream", *up, bad); !ok {
+		return code
 	}
 	if *timeout < 0 {
 		return bad("--timeout must not be negative")

@@ -48,14 +48,22 @@ func (o *notifyOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.cfgFile, "config", config.DefaultFile, "modelship.yaml `file` whose notifications section names the sinks")
 	fs.StringVar(&o.stage, "stage", "", "`stage` of the event (required): "+notifyJoin(notify.Stages))
 	fs.StringVar(&o.status, "status", "", "`status` of the event (required): "+notifyJoin(notify.Statuses))
+	// The event's own fields, all empty by default.
 	e := &o.e
-	fs.StringVar(&e.Environment, "env", "", "`environment` the event is about (staging, production)")
-	fs.StringVar(&e.Message, "message", "", "free `text` added to the event")
-	fs.StringVar(&e.Release, "release", "", "release `id` (default: manual-TIMESTAMP)")
-	fs.StringVar(&e.ModelDigest, "model-digest", "", "model `digest` (sha256:...)")
-	fs.StringVar(&e.Image, "image", "", "image `reference`")
-	fs.StringVar(&e.ImageDigest, "image-digest", "", "image `digest` (sha256:...)")
-	fs.StringVar(&e.GitSHA, "git-sha", "", "git `SHA` (default $GITHUB_SHA)")
+	for _, f := range []struct {
+		p           *string
+		name, usage string
+	}{
+		{&e.Environment, "env", "`environment` the event is about (staging, production)"},
+		{&e.Message, "message", "free `text` added to the event"},
+		{&e.Release, "release", "release `id` (default: manual-TIMESTAMP)"},
+		{&e.ModelDigest, "model-digest", "model `digest` (sha256:...)"},
+		{&e.Image, "image", "image `reference`"},
+		{&e.ImageDigest, "image-digest", "image `digest` (sha256:...)"},
+		{&e.GitSHA, "git-sha", "git `SHA` (default $GITHUB_SHA)"},
+	} {
+		fs.StringVar(f.p, f.name, "", f.usage)
+	}
 	fs.StringVar(&o.sinks, "sink", "", "comma-separated `kinds` to send to (default: every configured one): "+strings.Join(notify.Kinds, ", "))
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound on each attempt; 3 attempts per sink with backoff")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a sink could not be told (default: warn and exit 0, as a release does)")
@@ -64,11 +72,9 @@ func (o *notifyOptions) flags(fs *flag.FlagSet) {
 }
 
 func runNotify(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("notify", s, notifyUsage)
 	var o notifyOptions
-	o.flags(fs)
 	bad := newUsageErr(s, "notify", "")
-	if code, ok := parseNoArgs(fs, args, bad); !ok {
+	if code, ok := parseOptions(s, "notify", notifyUsage, &o, args, bad); !ok {
 		return code
 	}
 	format, code, ok := o.check(bad)

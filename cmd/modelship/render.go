@@ -60,11 +60,9 @@ func (o *renderOptions) flags(fs *flag.FlagSet) {
 }
 
 func runRender(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("render", s, renderUsage)
 	var o renderOptions
-	o.flags(fs)
 	bad := newUsageErr(s, "render", "")
-	if code, ok := parseNoArgs(fs, args, bad); !ok {
+	if code, ok := parseOptions(s, "render", renderUsage, &o, args, bad); !ok {
 		return code
 	}
 	if o.env == "" {

@@ -94,29 +94,27 @@ type triggerOptions struct {
 func (o *triggerOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8787", "`ADDR` to serve the webhooks on (put a TLS proxy in front when the registry is on the internet)")
 	fs.StringVar(&o.storeFile, "store", ".modelship/released.json", "JSON `FILE` of each revision's release state (queued, started, finished, failed); an event for a revision queued, started or finished starts nothing")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log lines on stderr as text or json")
 	fs.StringVar(&o.hfSecret, "hf-secret", "", "Hugging Face webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/huggingface")
-	fs.StringVar(&o.hfRef, "hf-ref", "refs/heads/main", "Hugging Face: the `REF` whose new commits start a release")
 	fs.Var(&o.hfRepos, "hf-repo", "Hugging Face: only this repository `ORG/NAME` (repeatable; default: every repository the webhook watches)")
+	fs.StringVar(&o.hfRef, "hf-ref", "refs/heads/main", "Hugging Face: the `REF` whose new commits start a release")
+	fs.Var(&o.mlModels, "mlflow-model", "MLflow: only this registered model `NAME` (repeatable; default: every model)")
 	fs.StringVar(&o.mlSecret, "mlflow-secret", "", "MLflow webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/mlflow")
 	fs.StringVar(&o.mlAlias, "mlflow-alias", "", "MLflow: also release a version when this `ALIAS` is set on it (model_version_alias.created)")
-	fs.Var(&o.mlModels, "mlflow-model", "MLflow: only this registered model `NAME` (repeatable; default: every model)")
 	fs.DurationVar(&o.maxAge, "max-age", trigger.DefaultMaxAge, "MLflow: reject deliveries whose timestamp is further than this from now (replay window)")
+	fs.Var(&o.inputs, "input", "with --github-repo: workflow input `NAME=VALUE` (repeatable), e.g. environment=production; \"source\" is set to the event")
 	fs.StringVar(&o.ghRepo, "github-repo", "", "start releases with a workflow_dispatch on this `OWNER/REPO`")
 	fs.StringVar(&o.workflow, "workflow", "deploy-model.yml", "with --github-repo: the workflow `FILE` to dispatch")
 	fs.StringVar(&o.ref, "ref", "main", "with --github-repo: the branch or tag the workflow runs on")
 	fs.StringVar(&o.ghToken, "github-token", "env:GITHUB_TOKEN", "with --github-repo: token allowed actions:write, as a reference `env:NAME` or file:PATH")
 	fs.StringVar(&o.ghAPI, "github-api", "https://api.github.com", "with --github-repo: GitHub REST API `URL` (GitHub Enterprise: https://HOST/api/v3)")
-	fs.Var(&o.inputs, "input", "with --github-repo: workflow input `NAME=VALUE` (repeatable), e.g. environment=production; \"source\" is set to the event")
 	fs.StringVar(&o.run, "run", "", "instead of --github-repo: start this `COMMAND` for each event, e.g. \""+triggerRunExample+"\"; split on spaces and run without a shell, one at a time; "+strings.Join(trigger.Placeholders, " ")+" are replaced by the event's checked values")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log lines on stderr as text or json")
 }
 
 func runTrigger(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("trigger", s, triggerUsage)
 	var o triggerOptions
-	o.flags(fs)
 	bad := newUsageErr(s, "trigger", "Run 'modelship trigger --help' for usage.")
-	if code, ok := parseNoArgs(fs, args, bad); !ok {
+	if code, ok := parseOptions(s, "trigger", triggerUsage, &o, args, bad); !ok {
 		return code
 	}
 	srv, code, ok := o.server(s, bad)
