@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -27,15 +28,11 @@ Flags:
 `
 
 func runHistory(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("history", s, historyUsage)
 	var f envTargetFlags
-	f.flags(fs)
-	asJSON := fs.Bool("json", false, "print the releases as a JSON array")
-	pos, code, ok := parseArgs(fs, args)
-	if !ok {
-		return code
-	}
-	tg, closeTarget, code := f.open(s, "history", pos)
+	var asJSON bool
+	tg, closeTarget, code := f.parse("history", historyUsage, args, s, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the releases as a JSON array")
+	})
 	if tg == nil {
 		return code
 	}
@@ -45,7 +42,7 @@ func runHistory(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		if rels == nil {
 			rels = []*deploy.Release{}
 		}

@@ -142,7 +142,20 @@ func (f *envTargetFlags) flags(fs *flag.FlagSet) {
 	f.kube.register(fs)
 }
 
-// open is openEnvTarget with these flags.
-func (f *envTargetFlags) open(s stdio, cmd string, pos []string) (deploy.Target, func(), int) {
-	return openEnvTarget(s, cmd, pos, f.env, f.cfgFile, f.kube)
+// parse is how a command about one environment's target starts: these
+// flags, and those more defines (when not nil), on the flag set of the
+// command name (usage is its help text); args parsed; the target opened by
+// openEnvTarget. A nil target comes with the exit code, the reason already
+// printed.
+func (f *envTargetFlags) parse(name, usage string, args []string, s stdio, more func(fs *flag.FlagSet)) (deploy.Target, func(), int) {
+	fs := newFlagSet(name, s, usage)
+	f.flags(fs)
+	if more != nil {
+		more(fs)
+	}
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return nil, nil, code
+	}
+	return openEnvTarget(s, name, pos, f.env, f.cfgFile, f.kube)
 }

@@ -29,14 +29,8 @@ Flags:
 `
 
 func runUnlock(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("unlock", s, unlockUsage)
 	var f envTargetFlags
-	f.flags(fs)
-	pos, code, ok := parseArgs(fs, args)
-	if !ok {
-		return code
-	}
-	tg, closeTarget, code := f.open(s, "unlock", pos)
+	tg, closeTarget, code := f.parse("unlock", unlockUsage, args, s, nil)
 	if tg == nil {
 		return code
 	}
