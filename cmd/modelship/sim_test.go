@@ -9,59 +9,33 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 const simModels = "../../testdata/models/"
-
-// simLog is a buffer the running command writes to while the test reads.
-type simLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *simLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *simLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var simAddr = regexp.MustCompile(`running on (http://127\.0\.0\.1:\d+)`)
 
 // startSim runs `modelship sim ARGS` in process and returns its base URL,
 // its log, a stop function and the channel its exit code arrives on.
-func startSim(t *testing.T, args ...string) (url string, log *simLog, stop func(), code chan int) {
+func startSim(t *testing.T, args ...string) (url string, log *testenv.SyncBuffer, stop func(), code chan int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log = &simLog{}
+	log = &testenv.SyncBuffer{}
 	code = make(chan int, 1)
 	go func() {
 		code <- run(ctx, append([]string{"sim"}, args...), stdio{in: strings.NewReader(""), out: io.Discard, err: log})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if m := simAddr.FindStringSubmatch(log.String()); m != nil {
+	waitUntil(t, code, log, "sim listening", func() bool {
+		m := simAddr.FindStringSubmatch(log.String())
+		if m != nil {
 			url = m[1]
-			break
 		}
-		select {
-		case c := <-code:
-			t.Fatalf("sim exited %d before listening:\n%s", c, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sim never listened:\n%s", log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return m != nil
+	})
 	t.Cleanup(cancel)
 	return url, log, cancel, code
 }

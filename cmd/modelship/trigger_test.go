@@ -44,18 +44,12 @@ func TestTriggerDispatchesOnceAndStops(t *testing.T) {
 			stdio{in: strings.NewReader(""), out: io.Discard, err: &errb})
 	}()
 	addr := ""
-	for addr == "" { // the server says where it listens before serving
-		select {
-		case code := <-done:
-			t.Fatalf("exited %d: %s", code, errb.String())
-		default:
-		}
+	waitUntil(t, done, &errb, "trigger listening", func() bool { // the server says where it listens before serving
 		if m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(errb.String()); m != nil {
 			addr = m[1]
-		} else {
-			time.Sleep(10 * time.Millisecond)
 		}
-	}
+		return addr != ""
+	})
 	sha := "575db8b7a51b6f85eb06eee540738584589f131c"
 	body := `{"event":{"action":"update","scope":"repo.content"},"repo":{"type":"model","name":"acme/tiny","headSha":"` + sha + `"},"updatedRefs":[{"ref":"refs/heads/main","oldSha":null,"newSha":"` + sha + `"}]}`
 	post := func(secret string) int {
@@ -246,22 +240,10 @@ func TestTriggerResumesQueuedRevision(t *testing.T) {
 			"--github-repo", "acme/models", "--github-api", gh.URL, "--github-token", "env:TEST_GH_TOKEN"},
 			stdio{in: strings.NewReader(""), out: io.Discard, err: &errb})
 	}()
-	deadline := time.Now().Add(20 * time.Second) // a bound on a hang, not a speed requirement
-	for {
+	waitUntil(t, done, &errb, queued.Key()+" dispatched", func() bool {
 		reopened, err := trigger.OpenStore(store)
-		if err == nil && reopened.State(queued.Key()) == trigger.Finished {
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("exited %d: %s", code, errb.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not dispatched:\n%s", queued.Key(), errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && reopened.State(queued.Key()) == trigger.Finished
+	})
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Errorf("exit %d", code)
