@@ -185,3 +185,11 @@ func parseOptions(s stdio, name, usage string, o options, args []string, bad usa
 	o.flags(fs)
 	return parseNoArgs(fs, args, bad)
 }
+
+// parseOptionsArgs is parseOptions for a command that takes positional
+// arguments too: it returns them, as parseArgs does.
+func parseOptionsArgs(s stdio, name, usage string, o options, args []string) (positional []string, code int, ok bool) {
+	fs := newFlagSet(name, s, usage)
+	o.flags(fs)
+	return parseArgs(fs, args)
+}

@@ -98,14 +98,12 @@ func (o *gatewayServeOptions) check(bad usageErr) (sock string, code int, ok boo
 }
 
 func runGatewayServe(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("gateway", s, gatewayUsage)
+	bad := newUsageErr(s, "gateway", "")
 	var o gatewayServeOptions
-	o.flags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	pos, code, ok := parseOptionsArgs(s, "gateway", gatewayUsage, &o, args)
 	if !ok {
 		return code
 	}
-	bad := newUsageErr(s, "gateway", "")
 	if len(pos) > 0 {
 		return bad("unexpected argument %q (subcommands: switch, state, wait-drained, health)", pos[0])
 	}

@@ -103,10 +103,8 @@ func simIgnoredFlags(fs *flag.FlagSet) {
 }
 
 func runSim(ctx context.Context, args []string, s stdio) int {
-	fs := newFlagSet("sim", s, simUsage)
 	var o simOptions
-	o.flags(fs)
-	pos, code, ok := parseArgs(fs, args)
+	pos, code, ok := parseOptionsArgs(s, "sim", simUsage, &o, args)
 	if !ok {
 		return code
 	}
