@@ -38,31 +38,39 @@ func runDrain(ctx context.Context, args []string, s stdio) int {
 	if code, ok := parseNoArgs(fs, args, newUsageErr(s, "drain", "")); !ok {
 		return code
 	}
+	body, err := drainServe(ctx, *socket, *wait)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship drain: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(s.out, "%s\n", body)
+	return exitOK
+}
+
+// drainServe asks the serve listening on the admin socket to drain for
+// wait, and returns its answer.
+func drainServe(ctx context.Context, socket string, wait time.Duration) ([]byte, error) {
 	client := &http.Client{
-		Timeout: *wait + 10*time.Second,
+		Timeout: wait + 10*time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "unix", *socket)
+			return (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "unix", socket)
 		}},
 	}
 	u := "http://serve" + serving.DrainPath + "?wait=" + url.QueryEscape(wait.String())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		fmt.Fprintf(s.err, "modelship drain: %v\n", err)
-		return exitFailed
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		fmt.Fprintf(s.err, "modelship drain: serve's admin socket %s: %v\n", *socket, err)
-		return exitFailed
+		return nil, fmt.Errorf("serve's admin socket %s: %v", socket, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(s.err, "modelship drain: serve answered %s: %s\n", resp.Status, body)
-		return exitFailed
+		return nil, fmt.Errorf("serve answered %s: %s", resp.Status, body)
 	}
-	fmt.Fprintf(s.out, "%s\n", body)
-	return exitOK
+	return body, nil
 }
 
 // envOr is the environment variable name, else def.
