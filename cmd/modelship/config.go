@@ -20,27 +20,24 @@ func init() {
 	register(command{name: "config", summary: "check modelship.yaml and print it with defaults", run: runConfig})
 }
 
-func runConfig(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: modelship config check [FILE]
+const configUsage = `Usage: modelship config check [FILE]
        modelship config serving [FILE] [--env E]
 
-Reads FILE (default %s) strictly: an unknown key, a wrong type or an
+Reads FILE (default ` + config.DefaultFile + `) strictly: an unknown key, a wrong type or an
 out-of-range value is an error naming the file, line and column. Prints the
 config with every default filled in. Secrets are shown as their references
 (env:NAME, file:PATH), never as values; a reference that cannot be resolved
 here is a warning, since CI may provide it later.
 
-`+"`config serving`"+` prints, as JSON, what the serving contract makes of the
+` + "`config serving`" + ` prints, as JSON, what the serving contract makes of the
 serving: section (with environment E's override): the engine, its image, the
 container environment that carries the settings, and the engine's command line.
 
 Exit codes: 0 valid, 2 invalid or unreadable.
-`, config.DefaultFile)
-		fs.PrintDefaults()
-	}
+`
+
+func runConfig(ctx context.Context, args []string, s stdio) int {
+	fs := newFlagSet("config check", s, configUsage)
 	if len(args) > 0 && args[0] == "serving" {
 		return runConfigServing(args[1:], s)
 	}
@@ -67,6 +64,13 @@ Exit codes: 0 valid, 2 invalid or unreadable.
 		fmt.Fprintln(s.err, "modelship config check: expected at most one FILE")
 		return exitUsage
 	}
+	return configCheck(ctx, file, s)
+}
+
+// configCheck reads file strictly, checks its serving settings against the
+// checkpoint, warns of secrets it cannot resolve here, and prints it with
+// the defaults filled in.
+func configCheck(ctx context.Context, file string, s stdio) int {
 	c, ok := loadConfig(s, file)
 	if !ok {
 		return exitUsage

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,21 +23,7 @@ type fitReport struct {
 	Estimate   *fit.Estimate    `json:"estimate"`
 }
 
-func runFit(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("fit", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	var o fit.Options
-	gpus := fs.String("gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
-	gpuMem := fs.String("gpu-memory", "", "describe hypothetical GPUs instead of asking NVML: one size per GPU, comma-separated, e.g. 80GiB or 80GiB,80GiB (GiB/MiB = 1024-based, GB/MB = 1000-based); they count as entirely free")
-	fs.IntVar(&o.MaxModelLen, "max-model-len", 0, "vLLM --max-model-len: longest sequence, prompt + output, in tokens (default: the model's context length)")
-	fs.IntVar(&o.MaxNumSeqs, "max-num-seqs", 0, "vLLM --max-num-seqs: sequences served at once (default 256)")
-	fs.IntVar(&o.MaxNumBatchedTokens, "max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens: tokens per scheduler step, sizes the activation peak (default 8192)")
-	fs.Float64Var(&o.GPUMemoryUtilization, "gpu-memory-utilization", 0, "vLLM --gpu-memory-utilization: fraction of each GPU's TOTAL memory vLLM may use (default 0.9)")
-	fs.IntVar(&o.TensorParallelSize, "tensor-parallel-size", 0, "vLLM --tensor-parallel-size: GPUs one copy is split over (default: number of GPUs chosen)")
-	fs.StringVar(&o.KVCacheDtype, "kv-cache-dtype", "auto", "vLLM --kv-cache-dtype: auto (the model dtype; fp16 for GGUF) or fp8")
-	asJSON := fs.Bool("json", false, "print the checkpoint summary and the full estimate as JSON (bytes)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: modelship fit PATH [flags]
+const fitUsage = `Usage: modelship fit PATH [flags]
 
 Estimates the GPU memory vLLM needs to serve the checkpoint at PATH (a Hugging Face
 safetensors directory or a GGUF file): weights, KV cache for the context and
@@ -58,19 +43,37 @@ Exit codes: 0 fits, 1 does not fit, 2 usage or unreadable checkpoint, 4 no NVML
 and no --gpu-memory.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+// fitOptions are fit's flags: vLLM's settings and the GPUs to fit on.
+type fitOptions struct {
+	o            fit.Options
+	gpus, gpuMem string
+	asJSON       bool
+}
+
+func (f *fitOptions) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&f.asJSON, "json", false, "print the checkpoint summary and the full estimate as JSON (bytes)")
+	o := &f.o
+	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
+	fs.StringVar(&f.gpuMem, "gpu-memory", "", "describe hypothetical GPUs instead of asking NVML: one size per GPU, comma-separated, e.g. 80GiB or 80GiB,80GiB (GiB/MiB = 1024-based, GB/MB = 1000-based); they count as entirely free")
+	fs.IntVar(&o.MaxModelLen, "max-model-len", 0, "vLLM --max-model-len: longest sequence, prompt + output, in tokens (default: the model's context length)")
+	fs.IntVar(&o.MaxNumSeqs, "max-num-seqs", 0, "vLLM --max-num-seqs: sequences served at once (default 256)")
+	fs.IntVar(&o.MaxNumBatchedTokens, "max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens: tokens per scheduler step, sizes the activation peak (default 8192)")
+	fs.Float64Var(&o.GPUMemoryUtilization, "gpu-memory-utilization", 0, "vLLM --gpu-memory-utilization: fraction of each GPU's TOTAL memory vLLM may use (default 0.9)")
+	fs.IntVar(&o.TensorParallelSize, "tensor-parallel-size", 0, "vLLM --tensor-parallel-size: GPUs one copy is split over (default: number of GPUs chosen)")
+	fs.StringVar(&o.KVCacheDtype, "kv-cache-dtype", "auto", "vLLM --kv-cache-dtype: auto (the model dtype; fp16 for GGUF) or fp8")
+}
+
+func runFit(ctx context.Context, args []string, s stdio) int {
+	fs := newFlagSet("fit", s, fitUsage)
+	var f fitOptions
+	f.flags(fs)
+	path, code, ok := parseOneArg(fs, args, newUsageErr(s, "fit", ""), "want exactly one checkpoint PATH, got %d arguments")
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(s.err, "modelship fit: want exactly one checkpoint PATH, got %d arguments\n", len(pos))
-		fs.Usage()
-		return exitUsage
-	}
-	devices, code := chooseDevices(*gpus, *gpuMem, s.err)
+	devices, code := chooseDevices(f.gpus, f.gpuMem, s.err)
 	if devices == nil {
 		if code == exitNoGPU {
 			fmt.Fprintln(s.err, "modelship fit: describe the GPUs with --gpu-memory (e.g. --gpu-memory 80GiB) to estimate without a driver")
@@ -78,23 +81,20 @@ Flags:
 		return code
 	}
 
-	info, err := checkpoint.Inspect(ctx, pos[0], checkpoint.Options{})
+	info, err := checkpoint.Inspect(ctx, path, checkpoint.Options{})
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship fit: %v\n", err)
 		return exitUsage
 	}
-	est, err := fit.Compute(info, devices, o)
+	est, err := fit.Compute(info, devices, f.o)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship fit: %v\n", err)
 		return exitUsage
 	}
-	if *asJSON {
+	if f.asJSON {
 		info.Files = nil // the file list is inspect's business
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(fitReport{Checkpoint: info, Estimate: est}); err != nil {
-			fmt.Fprintf(s.err, "modelship fit: %v\n", err)
-			return exitFailed
+		if code := printJSON(s, "fit", fitReport{Checkpoint: info, Estimate: est}); code != exitOK {
+			return code
 		}
 	} else {
 		printFit(s.out, info, est)

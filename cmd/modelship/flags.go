@@ -112,3 +112,84 @@ func parseSeconds(v string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// newFlagSet is the flag set of the command name: its errors go to s.err,
+// and --help prints usage (the command's help text, ending in "Flags:\n")
+// followed by the flags.
+func newFlagSet(name string, s stdio, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// usageErr is how a command refuses a bad flag, argument or input: it
+// prints the message and returns exitUsage, so `return bad("...")` ends
+// the command.
+type usageErr func(format string, a ...any) int
+
+// newUsageErr is the usageErr of the command name: it prints
+// "modelship NAME: MESSAGE" to s.err, then hint on its own line when hint
+// is not empty, and returns exitUsage.
+func newUsageErr(s stdio, name, hint string) usageErr {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(s.err, "modelship "+name+": "+format+"\n", a...)
+		if hint != "" {
+			fmt.Fprintln(s.err, hint)
+		}
+		return exitUsage
+	}
+}
+
+// parseNoArgs is parseArgs for a command that takes flags only: a
+// positional argument is refused through bad as "unexpected argument".
+func parseNoArgs(fs *flag.FlagSet, args []string, bad usageErr) (code int, ok bool) {
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code, false
+	}
+	if len(pos) > 0 {
+		return bad("unexpected argument %q", pos[0]), false
+	}
+	return exitOK, true
+}
+
+// parseOneArg is parseArgs for a command that takes exactly one positional
+// argument: another count is refused through bad (format gets the count),
+// followed by the command's usage.
+func parseOneArg(fs *flag.FlagSet, args []string, bad usageErr, format string) (arg string, code int, ok bool) {
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return "", code, false
+	}
+	if len(pos) != 1 {
+		code := bad(format, len(pos))
+		fs.Usage()
+		return "", code, false
+	}
+	return pos[0], exitOK, true
+}
+
+// options are a command's flags gathered in a struct, whose flags method
+// defines them on the command's flag set.
+type options interface{ flags(fs *flag.FlagSet) }
+
+// parseOptions is how a command that takes flags only starts: o's flags on
+// the flag set of the command name (usage is its help text), args parsed
+// into them, and a positional argument refused through bad.
+func parseOptions(s stdio, name, usage string, o options, args []string, bad usageErr) (code int, ok bool) {
+	fs := newFlagSet(name, s, usage)
+	o.flags(fs)
+	return parseNoArgs(fs, args, bad)
+}
+
+// parseOptionsArgs is parseOptions for a command that takes positional
+// arguments too: it returns them, as parseArgs does.
+func parseOptionsArgs(s stdio, name, usage string, o options, args []string) (positional []string, code int, ok bool) {
+	fs := newFlagSet(name, s, usage)
+	o.flags(fs)
+	return parseArgs(fs, args)
+}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -19,37 +17,23 @@ func init() {
 	register(command{name: "gpu", summary: "list this machine's NVIDIA GPUs (NVML): memory, compute capability, driver", run: runGPU})
 }
 
+const gpuUsage = "Usage: modelship gpu [--json]\n\nLists every NVIDIA GPU NVML reports: index, UUID, name, memory total/used/free and\ncompute capability, plus the driver and CUDA driver versions.\nExit 4 when NVML (the NVIDIA driver library) is not available.\n\nFlags:\n"
+
 func runGPU(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("gpu", flag.ContinueOnError)
-	fs.SetOutput(s.err)
+	fs := newFlagSet("gpu", s, gpuUsage)
 	asJSON := fs.Bool("json", false, "print JSON: {driver_version, cuda_version, devices: [{index, uuid, name, memory_total, memory_free, memory_used, compute_capability}]} (bytes)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: modelship gpu [--json]\n\nLists every NVIDIA GPU NVML reports: index, UUID, name, memory total/used/free and\ncompute capability, plus the driver and CUDA driver versions.\nExit 4 when NVML (the NVIDIA driver library) is not available.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, newUsageErr(s, "gpu", "")); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(s.err, "modelship gpu: unexpected argument %q\n", pos[0])
-		return exitUsage
 	}
 	rep, code := queryGPUs(s.err)
 	if rep == nil {
 		return code
 	}
 	if *asJSON {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
 		if rep.Devices == nil {
 			rep.Devices = []gpu.Device{}
 		}
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(s.err, "modelship gpu: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
+		return printJSON(s, "gpu", rep)
 	}
 	printGPUs(s.out, rep)
 	return exitOK

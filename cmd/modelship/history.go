@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
 )
 
@@ -16,16 +15,7 @@ func init() {
 	register(command{name: "history", summary: "list an environment's releases: image, model digest, git SHA, who, when, outcome", run: runHistory})
 }
 
-func runHistory(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	envName := fs.String("env", "", "`environment` of modelship.yaml (required)")
-	cfgFile := fs.String("config", config.DefaultFile, "modelship.yaml `file`")
-	asJSON := fs.Bool("json", false, "print the releases as a JSON array")
-	var kube kubeFlags
-	kube.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship history --env NAME [--json] [--config modelship.yaml]
+const historyUsage = `Usage: modelship history --env NAME [--json] [--config modelship.yaml]
 
 Lists the environment's releases, oldest first, as the target records
 them (on Docker, labels on the release containers and their records; on
@@ -35,24 +25,24 @@ failed, interrupted, in-progress, abandoned), * for the one serving now, image, 
 digest, git SHA, who deployed and when.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
-	if !ok {
-		return code
-	}
-	tg, closeTarget, code := openEnvTarget(s, "history", pos, *envName, *cfgFile, kube)
+`
+
+func runHistory(ctx context.Context, args []string, s stdio) int {
+	var f envTargetFlags
+	var asJSON bool
+	tg, closeTarget, code := f.parse("history", historyUsage, args, s, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the releases as a JSON array")
+	})
 	if tg == nil {
 		return code
 	}
 	defer closeTarget()
-	rels, err := deploy.History(ctx, tg, *envName)
+	rels, err := deploy.History(ctx, tg, f.env)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship history: %v\n", err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		if rels == nil {
 			rels = []*deploy.Release{}
 		}
@@ -63,8 +53,14 @@ Flags:
 		}
 		return exitOK
 	}
+	return printHistory(s, f.env, rels)
+}
+
+// printHistory prints the releases of environment env as a table, with *
+// marking the one serving.
+func printHistory(s stdio, env string, rels []*deploy.Release) int {
 	if len(rels) == 0 {
-		fmt.Fprintf(s.out, "no releases in %s yet\n", *envName)
+		fmt.Fprintf(s.out, "no releases in %s yet\n", env)
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)

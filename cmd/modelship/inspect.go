@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -20,16 +18,7 @@ func init() {
 	register(command{name: "inspect", summary: "describe a checkpoint: format, architecture, parameters, dtype, size, digest", run: runInspect})
 }
 
-func runInspect(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	asJSON := fs.Bool("json", false, "print the report as JSON (files, digest, format, parameters, dtype, weight_bytes, shape, ...)")
-	noCache := fs.Bool("no-cache", false, "hash every file even if the digest cache knows it, and do not update the cache")
-	cacheDir := fs.String("cache-dir", "", "digest cache directory (default $XDG_CACHE_HOME/modelship/digests, i.e. os.UserCacheDir()/modelship/digests)")
-	noHash := fs.Bool("no-hash", false, "skip content hashing: no per-file sha256 and no digest (headers are still checked)")
-	workers := fs.Int("workers", 0, "files hashed in parallel (0 = number of CPUs)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship inspect PATH [flags]
+const inspectUsage = `Usage: modelship inspect PATH [flags]
 
 Describe a model checkpoint and name its exact bytes. PATH is a Hugging Face
 style directory (config.json + model.safetensors, or shards listed in
@@ -46,19 +35,20 @@ mtime and inode) are reused from the digest cache.
 Exit status: 0 ok, 2 bad flags or not a valid checkpoint.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+func runInspect(ctx context.Context, args []string, s stdio) int {
+	fs := newFlagSet("inspect", s, inspectUsage)
+	asJSON := fs.Bool("json", false, "print the report as JSON (files, digest, format, parameters, dtype, weight_bytes, shape, ...)")
+	noCache := fs.Bool("no-cache", false, "hash every file even if the digest cache knows it, and do not update the cache")
+	cacheDir := fs.String("cache-dir", "", "digest cache directory (default $XDG_CACHE_HOME/modelship/digests, i.e. os.UserCacheDir()/modelship/digests)")
+	noHash := fs.Bool("no-hash", false, "skip content hashing: no per-file sha256 and no digest (headers are still checked)")
+	workers := fs.Int("workers", 0, "files hashed in parallel (0 = number of CPUs)")
+	path, code, ok := parseOneArg(fs, args, newUsageErr(s, "inspect", ""), "need exactly one PATH, got %d")
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(s.err, "modelship inspect: need exactly one PATH, got %d\n", len(pos))
-		fs.Usage()
-		return exitUsage
-	}
-	info, opt, cacheNote, err := inspectCheckpoint(ctx, pos[0], !*noHash, !*noCache, *cacheDir, *workers, s.err)
+	info, opt, cacheNote, err := inspectCheckpoint(ctx, path, !*noHash, !*noCache, *cacheDir, *workers, s.err)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship inspect: %v\n", err)
 		if errors.Is(err, context.Canceled) {
@@ -72,13 +62,7 @@ Flags:
 	}
 	gha.FromEnv(gaOut, s.err).ModelDigest(info.Digest)
 	if *asJSON {
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(info); err != nil {
-			fmt.Fprintf(s.err, "modelship inspect: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
+		return printJSON(s, "inspect", info)
 	}
 	printInspect(s.out, info, opt, *noCache, cacheNote)
 	return exitOK

@@ -5,13 +5,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"github.com/modelship/modelship/internal/buildinfo"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/modelship/modelship/internal/buildinfo"
 )
 
 // Exit codes shared by every command.
@@ -98,4 +100,16 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %-10s %s\n", "version", "print the modelship version")
 	fmt.Fprintf(w, "\nRun `modelship COMMAND --help` for a command's flags.\nExit codes: 0 ok, 1 failed (gate failed / does not fit), 2 usage or input error, 3 inconclusive, 4 no NVML.\n")
+}
+
+// printJSON prints v to s.out as indented JSON; when it cannot, it reports
+// why as "modelship NAME: ..." and returns exitFailed.
+func printJSON(s stdio, name string, v any) int {
+	enc := json.NewEncoder(s.out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(s.err, "modelship %s: %v\n", name, err)
+		return exitFailed
+	}
+	return exitOK
 }

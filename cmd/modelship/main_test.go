@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"testing"
+	"time"
 )
 
 // asMainEnv makes the test binary behave as the modelship binary, so a test
@@ -29,4 +31,24 @@ func modelshipBinary(t *testing.T) string {
 	}
 	t.Setenv(asMainEnv, "1")
 	return bin
+}
+
+// waitUntil polls cond until it holds, for a command running in the
+// background whose exit code arrives on done. It fails the test, showing
+// the command's log, when the command exits first, or after 20s: a bound
+// on a hang, not a speed requirement.
+func waitUntil(t *testing.T, done <-chan int, log fmt.Stringer, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		select {
+		case code := <-done:
+			t.Fatalf("exited %d before %s:\n%s", code, what, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 20s:\n%s", what, log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

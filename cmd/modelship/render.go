@@ -19,20 +19,7 @@ func init() {
 	register(command{name: "render", summary: "print the Kubernetes manifests a deploy would apply (for GitOps), without applying them", run: runRender})
 }
 
-func runRender(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	envName := fs.String("env", "", "`environment` of modelship.yaml to render for (required; its target must be kubernetes)")
-	cfgFile := fs.String("config", config.DefaultFile, "modelship.yaml `file`")
-	image := fs.String("image", "", "serving image `reference` (default: the image of the release serving the environment now, read from the cluster)")
-	gitSHA := fs.String("git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
-	strategy := fs.String("strategy", "", "rolling or blue-green (default: the environment's strategy; auto renders rolling)")
-	var kube kubeFlags
-	kube.register(fs)
-	rbac := fs.Bool("rbac", false, "print instead the least-privilege RBAC a deployer needs in the environment's namespace (ServiceAccount "+kubernetes.DeployerAccount+", Role, RoleBinding; a ClusterRole to read nodes and pods only when pods use GPUs), for an administrator to apply once")
-	readyTimeout := fs.Duration("ready-timeout", 0, "load budget that sizes the startup probe and progress deadline (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship render --env NAME [--image REF] [--config modelship.yaml] [--git-sha SHA] [--strategy S]
+const renderUsage = `Usage: modelship render --env NAME [--image REF] [--config modelship.yaml] [--git-sha SHA] [--strategy S]
 
 Prints, as YAML, the Deployment and the Service that modelship deploy would
 apply to the environment's Kubernetes cluster, for people who deploy
@@ -51,57 +38,97 @@ accounting). Give modelship that ServiceAccount's token (a kubeconfig with
 it, or run in-cluster as it).
 
 Flags:
-`)
-		fs.PrintDefaults()
+`
+
+// renderOptions are render's flags.
+type renderOptions struct {
+	env, cfgFile, image, gitSHA, strategy string
+	kube                                  kubeFlags
+	rbac                                  bool
+	readyTimeout                          time.Duration
+}
+
+func (o *renderOptions) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.env, "env", "", "`environment` of modelship.yaml to render for (required; its target must be kubernetes)")
+	fs.StringVar(&o.cfgFile, "config", config.DefaultFile, "modelship.yaml `file`")
+	fs.StringVar(&o.image, "image", "", "serving image `reference` (default: the image of the release serving the environment now, read from the cluster)")
+	fs.StringVar(&o.gitSHA, "git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
+	fs.StringVar(&o.strategy, "strategy", "", "rolling or blue-green (default: the environment's strategy; auto renders rolling)")
+	o.kube.register(fs)
+	fs.BoolVar(&o.rbac, "rbac", false, "print instead the least-privilege RBAC a deployer needs in the environment's namespace (ServiceAccount "+kubernetes.DeployerAccount+", Role, RoleBinding; a ClusterRole to read nodes and pods only when pods use GPUs), for an administrator to apply once")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 0, "load budget that sizes the startup probe and progress deadline (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
+}
+
+func runRender(ctx context.Context, args []string, s stdio) int {
+	var o renderOptions
+	bad := newUsageErr(s, "render", "")
+	if code, ok := parseOptions(s, "render", renderUsage, &o, args, bad); !ok {
+		return code
 	}
-	pos, code, ok := parseArgs(fs, args)
+	if o.env == "" {
+		return bad("--env NAME is required")
+	}
+	cfg, env, code, ok := o.load(s, bad)
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(s.err, "modelship render: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	if *envName == "" {
-		fmt.Fprintln(s.err, "modelship render: --env NAME is required")
-		return exitUsage
-	}
-	cfg, ok := loadConfig(s, *cfgFile)
-	if !ok {
-		return exitUsage
-	}
-	env, err := cfg.Environment(*envName)
-	if err != nil {
-		fmt.Fprintf(s.err, "modelship render: %v\n", err)
-		return exitUsage
-	}
-	if env.Target != "kubernetes" {
-		fmt.Fprintf(s.err, "modelship render: environments.%s.target is %s; render describes Kubernetes objects only\n", *envName, env.Target)
-		return exitUsage
-	}
-	if err := kube.check(*envName, env); err != nil {
-		fmt.Fprintf(s.err, "modelship render: %v\n", err)
-		return exitUsage
-	}
-	opts := kubernetesOptions(env, kube, s.err)
-	if *rbac {
+	opts := kubernetesOptions(env, o.kube, s.err)
+	if o.rbac {
 		objs := kubernetes.RBAC(opts)
 		docs := make([]any, len(objs))
-		for i, o := range objs {
-			docs[i] = o
+		for i, obj := range objs {
+			docs[i] = obj
 		}
-		out, err := kubernetes.YAML(docs...)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship render: %v\n", err)
-			return exitFailed
-		}
-		s.out.Write(out)
-		return exitOK
+		return renderYAML(s, docs...)
 	}
-	m := kubernetes.Manifest{Env: *envName, Image: *image, GitSHA: *gitSHA, ServedName: cfg.Model.ServedName, Aliases: cfg.Model.Aliases,
-		Strategy: firstSet(*strategy, env.Strategy), ReadyTimeout: firstDuration(*readyTimeout, time.Duration(env.ReadyTimeout)),
-		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(*envName), Engine: cfg.Serving.Engine}
-	cr := cfg.CredentialsFor(*envName)
+	m, code, ok := o.manifest(ctx, cfg, env, opts, s, bad)
+	if !ok {
+		return code
+	}
+	w := kubernetes.Render(opts, m, uint16(rand.Uint32()))
+	d, svc := w.Objects()
+	return renderYAML(s, d, svc)
+}
+
+// load reads --config and the --env environment, which must target
+// Kubernetes.
+func (o *renderOptions) load(s stdio, bad usageErr) (*config.Config, *config.Environment, int, bool) {
+	cfg, ok := loadConfig(s, o.cfgFile)
+	if !ok {
+		return nil, nil, exitUsage, false
+	}
+	env, err := cfg.Environment(o.env)
+	if err != nil {
+		return nil, nil, bad("%v", err), false
+	}
+	if env.Target != "kubernetes" {
+		return nil, nil, bad("environments.%s.target is %s; render describes Kubernetes objects only", o.env, env.Target), false
+	}
+	if err := o.kube.check(o.env, env); err != nil {
+		return nil, nil, bad("%v", err), false
+	}
+	return cfg, env, exitOK, true
+}
+
+// renderYAML prints objs as YAML documents.
+func renderYAML(s stdio, objs ...any) int {
+	y, err := kubernetes.YAML(objs...)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship render: %v\n", err)
+		return exitFailed
+	}
+	s.out.Write(y)
+	return exitOK
+}
+
+// manifest is what the Deployment and Service are rendered from: the
+// flags and the environment, the checkpoint's size and digest, and what
+// the cluster tells (the serving image, the surge free GPUs allow).
+func (o *renderOptions) manifest(ctx context.Context, cfg *config.Config, env *config.Environment, opts kubernetes.Options, s stdio, bad usageErr) (kubernetes.Manifest, int, bool) {
+	m := kubernetes.Manifest{Env: o.env, Image: o.image, GitSHA: o.gitSHA, ServedName: cfg.Model.ServedName, Aliases: cfg.Model.Aliases,
+		Strategy: firstSet(o.strategy, env.Strategy), ReadyTimeout: firstDuration(o.readyTimeout, time.Duration(env.ReadyTimeout)),
+		DeployedBy: deploy.DeployedBy(), MaxSurge: 1, Settings: cfg.ServingFor(o.env), Engine: cfg.Serving.Engine}
+	cr := cfg.CredentialsFor(o.env)
 	if cr.HFToken.IsSet() {
 		m.SecretEnv = append(m.SecretEnv, serving.EnvHFToken)
 	}
@@ -115,8 +142,7 @@ Flags:
 			strings.Join(m.SecretEnv, " and "), kubernetes.ServingSecretName(opts.Name))
 	}
 	if m.Strategy != deploy.Auto && m.Strategy != deploy.Rolling && m.Strategy != deploy.BlueGreen {
-		fmt.Fprintf(s.err, "modelship render: strategy %q: expected rolling or blue-green\n", m.Strategy)
-		return exitUsage
+		return m, bad("strategy %q: expected rolling or blue-green", m.Strategy), false
 	}
 	if p := cfg.ModelPath(); p != "" {
 		info, _, _, err := inspectCheckpoint(ctx, p, true, true, "", 0, s.err)
@@ -124,13 +150,18 @@ Flags:
 		case err == nil:
 			m.WeightBytes, m.ModelDigest = info.WeightBytes, info.Digest
 		case cfg.Serving.Engine == "vllm":
-			fmt.Fprintf(s.err, "modelship render: %s: model.path: %v\n", *cfgFile, err)
-			return exitUsage
+			return m, bad("%s: model.path: %v", o.cfgFile, err), false
 		}
 	}
-	// The cluster is optional: only the surge (with GPUs) and a default
-	// image need it.
+	code, ok := renderFromCluster(ctx, opts, &m, s, bad)
+	return m, code, ok
+}
+
+// renderFromCluster completes m from the cluster, which is optional: only
+// the surge (with GPUs) and a default image need it.
+func renderFromCluster(ctx context.Context, opts kubernetes.Options, m *kubernetes.Manifest, s stdio, bad usageErr) (int, bool) {
 	var tg *kubernetes.Target
+	var err error
 	if opts.GPUs > 0 || m.Image == "" {
 		if tg, err = kubernetes.New(opts); err == nil {
 			defer tg.Close()
@@ -138,46 +169,50 @@ Flags:
 	}
 	if m.Image == "" {
 		if tg == nil {
-			fmt.Fprintf(s.err, "modelship render: --image REF is required (the cluster could not be read for the serving release: %v)\n", err)
-			return exitUsage
+			return bad("--image REF is required (the cluster could not be read for the serving release: %v)", err), false
 		}
-		rels, err := tg.Releases(ctx, *envName)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship render: --image REF is required (reading the serving release: %v)\n", err)
-			return exitUsage
-		}
-		for _, r := range rels {
-			if r.Serving {
-				m.Image, m.ImageID = r.Image, r.ImageID
-			}
-		}
-		if m.Image == "" {
-			fmt.Fprintf(s.err, "modelship render: --image REF is required: nothing serves %s yet\n", *envName)
-			return exitUsage
+		if code, ok := renderServingImage(ctx, tg, m, bad); !ok {
+			return code, false
 		}
 	}
 	if opts.GPUs > 0 && (m.Strategy == deploy.Rolling || m.Strategy == deploy.Auto) {
-		m.MaxSurge, m.MaxUnavailable = 0, 1
-		if tg != nil {
-			if plan, err := tg.Plan(ctx, deploy.Placement{Strategy: deploy.Rolling}); err == nil {
-				m.MaxSurge, m.MaxUnavailable = tg.Surge()
-				fmt.Fprintf(s.err, "modelship render: %s\n", plan.Why)
-			} else {
-				fmt.Fprintf(s.err, "modelship render: free GPUs unknown (%v): rendering maxSurge 0, maxUnavailable 1 (no spare GPU assumed)\n", err)
-			}
-		} else {
-			fmt.Fprintln(s.err, "modelship render: no cluster to count free GPUs: rendering maxSurge 0, maxUnavailable 1 (no spare GPU assumed)")
+		renderSurge(ctx, tg, m, s)
+	}
+	return exitOK, true
+}
+
+// renderServingImage sets m's image to that of the release serving the
+// environment.
+func renderServingImage(ctx context.Context, tg *kubernetes.Target, m *kubernetes.Manifest, bad usageErr) (int, bool) {
+	rels, err := tg.Releases(ctx, m.Env)
+	if err != nil {
+		return bad("--image REF is required (reading the serving release: %v)", err), false
+	}
+	for _, r := range rels {
+		if r.Serving {
+			m.Image, m.ImageID = r.Image, r.ImageID
 		}
 	}
-	w := kubernetes.Render(opts, m, uint16(rand.Uint32()))
-	d, svc := w.Objects()
-	y, err := kubernetes.YAML(d, svc)
-	if err != nil {
-		fmt.Fprintf(s.err, "modelship render: %v\n", err)
-		return exitFailed
+	if m.Image == "" {
+		return bad("--image REF is required: nothing serves %s yet", m.Env), false
 	}
-	s.out.Write(y)
-	return exitOK
+	return exitOK, true
+}
+
+// renderSurge sets the rolling update's surge of pods that need GPUs from
+// the cluster's free GPUs (tg, when not nil), else to no spare GPU.
+func renderSurge(ctx context.Context, tg *kubernetes.Target, m *kubernetes.Manifest, s stdio) {
+	m.MaxSurge, m.MaxUnavailable = 0, 1
+	if tg == nil {
+		fmt.Fprintln(s.err, "modelship render: no cluster to count free GPUs: rendering maxSurge 0, maxUnavailable 1 (no spare GPU assumed)")
+		return
+	}
+	if plan, err := tg.Plan(ctx, deploy.Placement{Strategy: deploy.Rolling}); err == nil {
+		m.MaxSurge, m.MaxUnavailable = tg.Surge()
+		fmt.Fprintf(s.err, "modelship render: %s\n", plan.Why)
+	} else {
+		fmt.Fprintf(s.err, "modelship render: free GPUs unknown (%v): rendering maxSurge 0, maxUnavailable 1 (no spare GPU assumed)\n", err)
+	}
 }
 
 func firstDuration(v ...time.Duration) time.Duration {

@@ -59,36 +59,7 @@ func runServe(ctx context.Context, args []string, s stdio) int {
 // errFlagParse marks a flag error the flag package has already printed.
 var errFlagParse = errors.New("bad flags")
 
-// serveConfig builds the serve settings: flags over environment (read with
-// getenv) over defaults. hashModel is true when the model digest must be
-// computed at startup.
-func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg serve.Config, hashModel bool, err error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg, envErr := serve.LoadEnv(getenv)
-
-	engine := fs.String("engine", cfg.Engine, "engine to run: vllm (`vllm serve`), sim (the same command line, run by modelship's simulator) or ollama (`ollama serve`, a GGUF checkpoint) [$MODELSHIP_ENGINE]")
-	engineCmd := fs.String("engine-cmd", serving.JoinWords(cfg.EngineCommand), "program that replaces `vllm serve` (or `ollama serve`), shell words, e.g. \"/opt/venv/bin/vllm serve\" [$MODELSHIP_ENGINE_CMD]")
-	name := fs.String("served-model-name", cfg.ServedModelName, "model name clients use and /ready expects in /v1/models; empty means the model path [$MODELSHIP_SERVED_MODEL_NAME]")
-	fs.StringVar(&cfg.Host, "host", cfg.Host, "public address to listen on; empty means every interface")
-	fs.IntVar(&cfg.Port, "port", cfg.Port, "public port serving the OpenAI API, /version and /ready [$PORT]")
-	fs.IntVar(&cfg.EnginePort, "engine-port", cfg.EnginePort, "engine port on 127.0.0.1; 0 picks a free one [$MODELSHIP_ENGINE_PORT]")
-	cfg.AdminSocket = serving.AdminSocket
-	if v := getenv("MODELSHIP_ADMIN_SOCKET"); v != "" {
-		cfg.AdminSocket = v
-	}
-	fs.StringVar(&cfg.AdminSocket, "admin-socket", cfg.AdminSocket, "unix socket for the pre-stop drain (`modelship drain`), never on the network; empty serves none [$MODELSHIP_ADMIN_SOCKET]")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long in-flight requests may finish before the engine is stopped anyway")
-	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", cfg.StopTimeout, "after signalling the engine, how long it gets to exit before it is killed")
-	fs.StringVar(&cfg.ModelDigest, "model-digest", cfg.ModelDigest, "model digest (sha256:...) for /version; empty means hash the checkpoint in the background [$MODELSHIP_MODEL_DIGEST]")
-	noDigest := fs.Bool("no-digest", false, "do not hash the checkpoint when --model-digest is empty (/version reports digest_status unknown)")
-	fs.StringVar(&cfg.Image, "image", cfg.Image, "image reference for /version [$MODELSHIP_IMAGE]")
-	fs.StringVar(&cfg.ImageDigest, "image-digest", cfg.ImageDigest, "image digest for /version [$MODELSHIP_IMAGE_DIGEST]")
-	fs.StringVar(&cfg.GitSHA, "git-sha", cfg.GitSHA, "git commit for /version [$MODELSHIP_GIT_SHA]")
-	deployedAt := fs.String("deployed-at", formatTime(cfg.DeployedAt), "deploy time for /version, RFC 3339; empty means the process start time [$MODELSHIP_DEPLOYED_AT]")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, `Usage: modelship serve [MODEL_PATH] [flags]
+const serveUsage = `Usage: modelship serve [MODEL_PATH] [flags]
 
 The serving container's entrypoint. Starts the engine on 127.0.0.1 (vLLM, or
 modelship sim), and serves on the public port:
@@ -97,7 +68,7 @@ modelship sim), and serves on the public port:
   /ready     200 only when /health is 200, /v1/models lists the served model
              and a one-token generation succeeds; else 503 with a JSON reason
   /version   model digest, served name, image, git SHA, deploy time, versions
-The pre-stop hook, `+"`modelship drain`"+`, runs in the container and drains
+The pre-stop hook, ` + "`modelship drain`" + `, runs in the container and drains
 through --admin-socket: responses say "Connection: close" and /ready answers
 503 until SIGTERM (or, if none comes, for 30s more; then ready again).
 SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish
@@ -113,13 +84,26 @@ become vLLM's flags: the engine starts as
   vllm serve MODEL_PATH --served-model-name NAME --host 127.0.0.1 --port P FLAGS...
 
 Flags:
-`)
+`
+
+// serveConfig builds the serve settings: flags over environment (read with
+// getenv) over defaults. hashModel is true when the model digest must be
+// computed at startup.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg serve.Config, hashModel bool, err error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprint(w, serveUsage)
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nEnvironment:\n")
 		for _, e := range serve.Env {
 			fmt.Fprintf(w, "  %-28s %s\n", e.Name, e.Help)
 		}
 	}
+	cfg, envErr := serve.LoadEnv(getenv)
+	var f serveFlags
+	f.register(fs, &cfg, getenv)
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return cfg, false, err
@@ -127,38 +111,76 @@ Flags:
 	if err != nil {
 		return cfg, false, errFlagParse
 	}
-	fail := func(format string, a ...any) (serve.Config, bool, error) {
-		return cfg, false, fmt.Errorf(format, a...)
-	}
 	if envErr != nil {
-		return fail("%v", envErr)
+		return cfg, false, fmt.Errorf("%v", envErr)
 	}
+	if err := f.apply(&cfg, pos); err != nil {
+		return cfg, false, err
+	}
+	return cfg, cfg.ModelDigest == "" && !f.noDigest, nil
+}
+
+// serveFlags are serve's flags that are not set straight into the
+// serve.Config.
+type serveFlags struct {
+	engine, engineCmd, name, deployedAt string
+	noDigest                            bool
+}
+
+// register defines serve's flags on fs, with cfg (read from the
+// environment) as their defaults.
+func (f *serveFlags) register(fs *flag.FlagSet, cfg *serve.Config, getenv func(string) string) {
+	fs.StringVar(&f.engine, "engine", cfg.Engine, "engine to run: vllm (`vllm serve`), sim (the same command line, run by modelship's simulator) or ollama (`ollama serve`, a GGUF checkpoint) [$MODELSHIP_ENGINE]")
+	fs.StringVar(&f.engineCmd, "engine-cmd", serving.JoinWords(cfg.EngineCommand), "program that replaces `vllm serve` (or `ollama serve`), shell words, e.g. \"/opt/venv/bin/vllm serve\" [$MODELSHIP_ENGINE_CMD]")
+	fs.StringVar(&f.name, "served-model-name", cfg.ServedModelName, "model name clients use and /ready expects in /v1/models; empty means the model path [$MODELSHIP_SERVED_MODEL_NAME]")
+	fs.StringVar(&cfg.Host, "host", cfg.Host, "public address to listen on; empty means every interface")
+	fs.IntVar(&cfg.Port, "port", cfg.Port, "public port serving the OpenAI API, /version and /ready [$PORT]")
+	fs.IntVar(&cfg.EnginePort, "engine-port", cfg.EnginePort, "engine port on 127.0.0.1; 0 picks a free one [$MODELSHIP_ENGINE_PORT]")
+	cfg.AdminSocket = serving.AdminSocket
+	if v := getenv("MODELSHIP_ADMIN_SOCKET"); v != "" {
+		cfg.AdminSocket = v
+	}
+	fs.StringVar(&cfg.AdminSocket, "admin-socket", cfg.AdminSocket, "unix socket for the pre-stop drain (`modelship drain`), never on the network; empty serves none [$MODELSHIP_ADMIN_SOCKET]")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long in-flight requests may finish before the engine is stopped anyway")
+	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", cfg.StopTimeout, "after signalling the engine, how long it gets to exit before it is killed")
+	fs.StringVar(&cfg.ModelDigest, "model-digest", cfg.ModelDigest, "model digest (sha256:...) for /version; empty means hash the checkpoint in the background [$MODELSHIP_MODEL_DIGEST]")
+	fs.BoolVar(&f.noDigest, "no-digest", false, "do not hash the checkpoint when --model-digest is empty (/version reports digest_status unknown)")
+	fs.StringVar(&cfg.Image, "image", cfg.Image, "image reference for /version [$MODELSHIP_IMAGE]")
+	fs.StringVar(&cfg.ImageDigest, "image-digest", cfg.ImageDigest, "image digest for /version [$MODELSHIP_IMAGE_DIGEST]")
+	fs.StringVar(&cfg.GitSHA, "git-sha", cfg.GitSHA, "git commit for /version [$MODELSHIP_GIT_SHA]")
+	fs.StringVar(&f.deployedAt, "deployed-at", formatTime(cfg.DeployedAt), "deploy time for /version, RFC 3339; empty means the process start time [$MODELSHIP_DEPLOYED_AT]")
+}
+
+// apply sets into cfg the flags that need parsing and the positional
+// MODEL_PATH, then checks cfg.
+func (f *serveFlags) apply(cfg *serve.Config, pos []string) error {
 	switch len(pos) {
 	case 0:
 	case 1:
 		cfg.ModelPath = pos[0]
 	default:
-		return fail("want at most one MODEL_PATH, got %q", pos)
+		return fmt.Errorf("want at most one MODEL_PATH, got %q", pos)
 	}
-	cfg.Engine, cfg.ServedModelName = *engine, *name
-	if cfg.EngineCommand, err = serving.SplitWords(*engineCmd); err != nil {
-		return fail("--engine-cmd: %v", err)
+	cfg.Engine, cfg.ServedModelName = f.engine, f.name
+	var err error
+	if cfg.EngineCommand, err = serving.SplitWords(f.engineCmd); err != nil {
+		return fmt.Errorf("--engine-cmd: %v", err)
 	}
 	cfg.DeployedAt = time.Time{}
-	if *deployedAt != "" {
-		if cfg.DeployedAt, err = time.Parse(time.RFC3339, *deployedAt); err != nil {
-			return fail("--deployed-at %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z", *deployedAt)
+	if f.deployedAt != "" {
+		if cfg.DeployedAt, err = time.Parse(time.RFC3339, f.deployedAt); err != nil {
+			return fmt.Errorf("--deployed-at %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z", f.deployedAt)
 		}
 	}
 	if cfg.Engine == serve.EngineSim && len(cfg.EngineCommand) == 0 {
 		if cfg.Self, err = engineLookup(); err != nil {
-			return fail("find the modelship executable to run sim: %v", err)
+			return fmt.Errorf("find the modelship executable to run sim: %v", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return fail("%v", err)
+		return fmt.Errorf("%v", err)
 	}
-	return cfg, cfg.ModelDigest == "" && !*noDigest, nil
+	return nil
 }
 
 func formatTime(t time.Time) string {

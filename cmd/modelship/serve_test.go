@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -151,7 +151,7 @@ func TestServeExitsWithEngineStatus(t *testing.T) {
 func TestServeSimCorruptCheckpoint(t *testing.T) {
 	useBinaryAsEngine(t, modelshipBinary(t))
 	model, _ := filepath.Abs("../../testdata/models/corrupt")
-	var out, errb serveLogBuffer
+	var out, errb testenv.SyncBuffer
 	code := run(context.Background(), []string{"serve", model, "--engine", "sim",
 		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--no-digest", "--admin-socket", filepath.Join(t.TempDir(), "admin.sock")}, stdio{out: &out, err: &errb})
 	if code == exitOK {
@@ -178,7 +178,7 @@ func TestServeSim(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	var errb serveLogBuffer
+	var errb testenv.SyncBuffer
 	admin := filepath.Join(t.TempDir(), "admin.sock")
 	go func() {
 		done <- run(ctx, []string{"serve", model, "--engine", "sim", "--served-model-name", "good",
@@ -260,24 +260,6 @@ func TestServeSim(t *testing.T) {
 	if code, _, errs := runCLI(t, "drain", "--socket", admin); code != exitFailed || !strings.Contains(errs, admin) {
 		t.Errorf("drain with no serve: exit %d %s, want %d naming the socket", code, errs, exitFailed)
 	}
-}
-
-// serveLogBuffer collects serve's logs from several goroutines.
-type serveLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *serveLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *serveLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // useBinaryAsEngine makes serve start the simulator from bin (a built

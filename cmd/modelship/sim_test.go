@@ -4,64 +4,38 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 const simModels = "../../testdata/models/"
-
-// simLog is a buffer the running command writes to while the test reads.
-type simLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *simLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *simLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var simAddr = regexp.MustCompile(`running on (http://127\.0\.0\.1:\d+)`)
 
 // startSim runs `modelship sim ARGS` in process and returns its base URL,
 // its log, a stop function and the channel its exit code arrives on.
-func startSim(t *testing.T, args ...string) (url string, log *simLog, stop func(), code chan int) {
+func startSim(t *testing.T, args ...string) (url string, log *testenv.SyncBuffer, stop func(), code chan int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log = &simLog{}
+	log = &testenv.SyncBuffer{}
 	code = make(chan int, 1)
 	go func() {
 		code <- run(ctx, append([]string{"sim"}, args...), stdio{in: strings.NewReader(""), out: io.Discard, err: log})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if m := simAddr.FindStringSubmatch(log.String()); m != nil {
+	waitUntil(t, code, log, "sim listening", func() bool {
+		m := simAddr.FindStringSubmatch(log.String())
+		if m != nil {
 			url = m[1]
-			break
 		}
-		select {
-		case c := <-code:
-			t.Fatalf("sim exited %d before listening:\n%s", c, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sim never listened:\n%s", log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return m != nil
+	})
 	t.Cleanup(cancel)
 	return url, log, cancel, code
 }
@@ -87,22 +61,18 @@ func simChat(t *testing.T, url, model, text string) (int, string) {
 	return resp.StatusCode, r.Choices[0].Message.Content
 }
 
-func waitHealthy(t *testing.T, url string) {
+// waitHealthy waits for the sim started by startSim (its exit code on
+// code, its log in log) to answer /health with 200.
+func waitHealthy(t *testing.T, url string, code <-chan int, log fmt.Stringer) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitUntil(t, code, log, "/health answering 200", func() bool {
 		resp, err := http.Get(url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("/health never answered 200")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 func TestSimServesCheckpoint(t *testing.T) {
@@ -110,7 +80,7 @@ func TestSimServesCheckpoint(t *testing.T) {
 	// The vLLM-only flags are accepted so one argument list starts either engine.
 	url, log, stop, code := startSim(t, path, "--host", "127.0.0.1", "--port", "0", "--load-time", "0", "--ttft", "0s", "--itl", "0s",
 		"--gpu-memory-utilization", "0.9", "--tensor-parallel-size", "1", "--dtype", "auto", "--enforce-eager")
-	waitHealthy(t, url)
+	waitHealthy(t, url, code, log)
 	// The served name defaults to PATH as given.
 	if c, got := simChat(t, url, path, "What is the capital of France?"); c != 200 || got != "The capital of France is Paris." {
 		t.Fatalf("chat: %d %q", c, got)
@@ -131,9 +101,9 @@ func TestSimServesCheckpoint(t *testing.T) {
 }
 
 func TestSimModelFlagAndResponses(t *testing.T) {
-	url, _, stop, code := startSim(t, "--model", simModels+"regressed", "--served-model-name", "m", "--host", "127.0.0.1", "--port", "0",
+	url, log, stop, code := startSim(t, "--model", simModels+"regressed", "--served-model-name", "m", "--host", "127.0.0.1", "--port", "0",
 		"--load-time", "0s", "--ttft", "0s", "--itl", "0s", "--disable-log-requests")
-	waitHealthy(t, url)
+	waitHealthy(t, url, code, log)
 	if c, got := simChat(t, url, "m", "capital of france?"); c != 200 || got != "The capital of France is Lyon." {
 		t.Fatalf("regressed: %d %q", c, got)
 	}
@@ -155,9 +125,9 @@ func TestSimCrashAfter(t *testing.T) {
 	old := simExit
 	simExit = func(code int) { exited <- code }
 	defer func() { simExit = old }()
-	url, _, stop, code := startSim(t, simModels+"good", "--host", "127.0.0.1", "--port", "0", "--load-time", "0", "--ttft", "0s", "--itl", "0s", "--crash-after", "2")
+	url, log, stop, code := startSim(t, simModels+"good", "--host", "127.0.0.1", "--port", "0", "--load-time", "0", "--ttft", "0s", "--itl", "0s", "--crash-after", "2")
 	defer func() { stop(); <-code }()
-	waitHealthy(t, url)
+	waitHealthy(t, url, code, log)
 	simChat(t, url, simModels+"good", "one")
 	select {
 	case c := <-exited:

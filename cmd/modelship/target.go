@@ -128,3 +128,34 @@ func openEnvTarget(s stdio, cmd string, pos []string, envName, cfgFile string, k
 	}
 	return tg, closeTarget, exitOK
 }
+
+// envTargetFlags are the flags of a command about one environment's
+// target: --env (required), --config and how to reach a cluster.
+type envTargetFlags struct {
+	env, cfgFile string
+	kube         kubeFlags
+}
+
+func (f *envTargetFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&f.env, "env", "", "`environment` of modelship.yaml (required)")
+	fs.StringVar(&f.cfgFile, "config", config.DefaultFile, "modelship.yaml `file`")
+	f.kube.register(fs)
+}
+
+// parse is how a command about one environment's target starts: these
+// flags, and those more defines (when not nil), on the flag set of the
+// command name (usage is its help text); args parsed; the target opened by
+// openEnvTarget. A nil target comes with the exit code, the reason already
+// printed.
+func (f *envTargetFlags) parse(name, usage string, args []string, s stdio, more func(fs *flag.FlagSet)) (deploy.Target, func(), int) {
+	fs := newFlagSet(name, s, usage)
+	f.flags(fs)
+	if more != nil {
+		more(fs)
+	}
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return nil, nil, code
+	}
+	return openEnvTarget(s, name, pos, f.env, f.cfgFile, f.kube)
+}

@@ -30,29 +30,7 @@ type triggerList []string
 func (l *triggerList) String() string     { return strings.Join(*l, ",") }
 func (l *triggerList) Set(v string) error { *l = append(*l, v); return nil }
 
-func runTrigger(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	listen := fs.String("listen", "127.0.0.1:8787", "`ADDR` to serve the webhooks on (put a TLS proxy in front when the registry is on the internet)")
-	storeFile := fs.String("store", ".modelship/released.json", "JSON `FILE` of each revision's release state (queued, started, finished, failed); an event for a revision queued, started or finished starts nothing")
-	hfSecret := fs.String("hf-secret", "", "Hugging Face webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/huggingface")
-	hfRef := fs.String("hf-ref", "refs/heads/main", "Hugging Face: the `REF` whose new commits start a release")
-	var hfRepos, mlModels, inputs triggerList
-	fs.Var(&hfRepos, "hf-repo", "Hugging Face: only this repository `ORG/NAME` (repeatable; default: every repository the webhook watches)")
-	mlSecret := fs.String("mlflow-secret", "", "MLflow webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/mlflow")
-	mlAlias := fs.String("mlflow-alias", "", "MLflow: also release a version when this `ALIAS` is set on it (model_version_alias.created)")
-	fs.Var(&mlModels, "mlflow-model", "MLflow: only this registered model `NAME` (repeatable; default: every model)")
-	maxAge := fs.Duration("max-age", trigger.DefaultMaxAge, "MLflow: reject deliveries whose timestamp is further than this from now (replay window)")
-	ghRepo := fs.String("github-repo", "", "start releases with a workflow_dispatch on this `OWNER/REPO`")
-	workflow := fs.String("workflow", "deploy-model.yml", "with --github-repo: the workflow `FILE` to dispatch")
-	ref := fs.String("ref", "main", "with --github-repo: the branch or tag the workflow runs on")
-	ghToken := fs.String("github-token", "env:GITHUB_TOKEN", "with --github-repo: token allowed actions:write, as a reference `env:NAME` or file:PATH")
-	ghAPI := fs.String("github-api", "https://api.github.com", "with --github-repo: GitHub REST API `URL` (GitHub Enterprise: https://HOST/api/v3)")
-	fs.Var(&inputs, "input", "with --github-repo: workflow input `NAME=VALUE` (repeatable), e.g. environment=production; \"source\" is set to the event")
-	run := fs.String("run", "", "instead of --github-repo: start this `COMMAND` for each event, e.g. \""+triggerRunExample+"\"; split on spaces and run without a shell, one at a time; "+strings.Join(trigger.Placeholders, " ")+" are replaced by the event's checked values")
-	logFormat := fs.String("log-format", "text", "log lines on stderr as text or json")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship trigger (--hf-secret REF | --mlflow-secret REF) (--github-repo OWNER/REPO | --run COMMAND) [flags]
+const triggerUsage = `Usage: modelship trigger (--hf-secret REF | --mlflow-secret REF) (--github-repo OWNER/REPO | --run COMMAND) [flags]
 
 Receives model registry webhooks and starts the release pipeline once per new
 model revision:
@@ -93,7 +71,7 @@ Starting the release: --github-repo dispatches --workflow (workflow_dispatch)
 with --input values and source=<hf:org/name@sha | mlflow:name/version>; or
 --run starts a local command, e.g. the same dispatch through the GitHub CLI:
 
-  --run "`+triggerRunExample+`"
+  --run "` + triggerRunExample + `"
 
 Secrets are references (env:NAME, file:PATH), never values on the command
 line.
@@ -101,97 +79,145 @@ line.
 Exit codes: 0 stopped by a signal, 1 the server failed, 2 usage.
 
 Flags:
-`)
-		fs.PrintDefaults()
+`
+
+// triggerOptions are trigger's flags.
+type triggerOptions struct {
+	listen, storeFile, logFormat          string
+	hfSecret, hfRef, mlSecret, mlAlias    string
+	hfRepos, mlModels, inputs             triggerList
+	maxAge                                time.Duration
+	ghRepo, workflow, ref, ghToken, ghAPI string
+	run                                   string
+}
+
+func (o *triggerOptions) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8787", "`ADDR` to serve the webhooks on (put a TLS proxy in front when the registry is on the internet)")
+	fs.StringVar(&o.storeFile, "store", ".modelship/released.json", "JSON `FILE` of each revision's release state (queued, started, finished, failed); an event for a revision queued, started or finished starts nothing")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log lines on stderr as text or json")
+	fs.StringVar(&o.hfSecret, "hf-secret", "", "Hugging Face webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/huggingface")
+	fs.Var(&o.hfRepos, "hf-repo", "Hugging Face: only this repository `ORG/NAME` (repeatable; default: every repository the webhook watches)")
+	fs.StringVar(&o.hfRef, "hf-ref", "refs/heads/main", "Hugging Face: the `REF` whose new commits start a release")
+	fs.Var(&o.mlModels, "mlflow-model", "MLflow: only this registered model `NAME` (repeatable; default: every model)")
+	fs.StringVar(&o.mlSecret, "mlflow-secret", "", "MLflow webhook secret, as a reference `env:NAME` or file:PATH; enables POST /hooks/mlflow")
+	fs.StringVar(&o.mlAlias, "mlflow-alias", "", "MLflow: also release a version when this `ALIAS` is set on it (model_version_alias.created)")
+	fs.DurationVar(&o.maxAge, "max-age", trigger.DefaultMaxAge, "MLflow: reject deliveries whose timestamp is further than this from now (replay window)")
+	fs.Var(&o.inputs, "input", "with --github-repo: workflow input `NAME=VALUE` (repeatable), e.g. environment=production; \"source\" is set to the event")
+	fs.StringVar(&o.ghRepo, "github-repo", "", "start releases with a workflow_dispatch on this `OWNER/REPO`")
+	fs.StringVar(&o.workflow, "workflow", "deploy-model.yml", "with --github-repo: the workflow `FILE` to dispatch")
+	fs.StringVar(&o.ref, "ref", "main", "with --github-repo: the branch or tag the workflow runs on")
+	fs.StringVar(&o.ghToken, "github-token", "env:GITHUB_TOKEN", "with --github-repo: token allowed actions:write, as a reference `env:NAME` or file:PATH")
+	fs.StringVar(&o.ghAPI, "github-api", "https://api.github.com", "with --github-repo: GitHub REST API `URL` (GitHub Enterprise: https://HOST/api/v3)")
+	fs.StringVar(&o.run, "run", "", "instead of --github-repo: start this `COMMAND` for each event, e.g. \""+triggerRunExample+"\"; split on spaces and run without a shell, one at a time; "+strings.Join(trigger.Placeholders, " ")+" are replaced by the event's checked values")
+}
+
+func runTrigger(ctx context.Context, args []string, s stdio) int {
+	var o triggerOptions
+	bad := newUsageErr(s, "trigger", "Run 'modelship trigger --help' for usage.")
+	if code, ok := parseOptions(s, "trigger", triggerUsage, &o, args, bad); !ok {
+		return code
 	}
-	pos, code, ok := parseArgs(fs, args)
+	srv, code, ok := o.server(s, bad)
 	if !ok {
 		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(s.err, "modelship trigger: "+format+"\n", a...)
-		fmt.Fprintln(s.err, "Run 'modelship trigger --help' for usage.")
-		return exitUsage
+	return serveTrigger(ctx, srv, o.listen, o.storeFile, s)
+}
+
+// triggerSecret resolves the secret reference ref of --flagName ("" when
+// not given) and masks it in GitHub Actions' log.
+func triggerSecret(ga *gha.Actions, flagName, ref string) (string, error) {
+	if ref == "" {
+		return "", nil
 	}
-	if len(pos) > 0 {
-		return usageErr("unexpected argument %q", pos[0])
+	sec, err := config.ParseSecret(ref)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %v", flagName, err)
 	}
+	v, err := sec.Resolve(nil)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %v", flagName, err)
+	}
+	ga.Mask(v)
+	return v, nil
+}
+
+// server is the webhook server the flags describe, with its secrets
+// resolved, its log, how it starts releases and its store opened.
+func (o *triggerOptions) server(s stdio, bad usageErr) (*trigger.Server, int, bool) {
 	ga := gha.FromEnv(s.out, s.err)
-	secret := func(flagName, ref string) (string, error) {
-		if ref == "" {
-			return "", nil
-		}
-		sec, err := config.ParseSecret(ref)
-		if err != nil {
-			return "", fmt.Errorf("--%s: %v", flagName, err)
-		}
-		v, err := sec.Resolve(nil)
-		if err != nil {
-			return "", fmt.Errorf("--%s: %v", flagName, err)
-		}
-		ga.Mask(v)
-		return v, nil
-	}
-	srv := &trigger.Server{HFRef: *hfRef, HFRepos: hfRepos, MLflowAlias: *mlAlias, MLflowModels: mlModels, MaxAge: *maxAge}
+	srv := &trigger.Server{HFRef: o.hfRef, HFRepos: o.hfRepos, MLflowAlias: o.mlAlias, MLflowModels: o.mlModels, MaxAge: o.maxAge}
 	var err error
-	if srv.HFSecret, err = secret("hf-secret", *hfSecret); err != nil {
-		return usageErr("%v", err)
+	if srv.HFSecret, err = triggerSecret(ga, "hf-secret", o.hfSecret); err != nil {
+		return nil, bad("%v", err), false
 	}
-	if srv.MLflowSecret, err = secret("mlflow-secret", *mlSecret); err != nil {
-		return usageErr("%v", err)
+	if srv.MLflowSecret, err = triggerSecret(ga, "mlflow-secret", o.mlSecret); err != nil {
+		return nil, bad("%v", err), false
 	}
 	if srv.HFSecret == "" && srv.MLflowSecret == "" {
-		return usageErr("give --hf-secret or --mlflow-secret (or both): webhooks are only accepted signed")
+		return nil, bad("give --hf-secret or --mlflow-secret (or both): webhooks are only accepted signed"), false
 	}
-	if *maxAge <= 0 {
-		return usageErr("--max-age: expected a positive duration like 5m, got %s", *maxAge)
+	if o.maxAge <= 0 {
+		return nil, bad("--max-age: expected a positive duration like 5m, got %s", o.maxAge), false
 	}
-	var log *slog.Logger
-	switch *logFormat {
+	switch o.logFormat {
 	case "text":
-		log = slog.New(slog.NewTextHandler(s.err, nil))
+		srv.Log = slog.New(slog.NewTextHandler(s.err, nil))
 	case "json":
-		log = slog.New(slog.NewJSONHandler(s.err, nil))
+		srv.Log = slog.New(slog.NewJSONHandler(s.err, nil))
 	default:
-		return usageErr("--log-format: expected text or json, got %q", *logFormat)
+		return nil, bad("--log-format: expected text or json, got %q", o.logFormat), false
 	}
-	srv.Log = log
+	code, ok := o.starter(srv, ga, s, bad)
+	if !ok {
+		return nil, code, false
+	}
+	if srv.Store, err = trigger.OpenStore(o.storeFile); err != nil {
+		return nil, bad("--store: %v", err), false
+	}
+	return srv, exitOK, true
+}
 
+// starter sets how srv starts a release: a workflow_dispatch
+// (--github-repo) or a command (--run).
+func (o *triggerOptions) starter(srv *trigger.Server, ga *gha.Actions, s stdio, bad usageErr) (int, bool) {
 	switch {
-	case *ghRepo != "" && *run != "":
-		return usageErr("--github-repo and --run are exclusive: choose how releases start")
-	case *ghRepo != "":
-		owner, repo, ok := strings.Cut(*ghRepo, "/")
+	case o.ghRepo != "" && o.run != "":
+		return bad("--github-repo and --run are exclusive: choose how releases start"), false
+	case o.ghRepo != "":
+		owner, repo, ok := strings.Cut(o.ghRepo, "/")
 		if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
-			return usageErr("--github-repo: expected OWNER/REPO, got %q", *ghRepo)
+			return bad("--github-repo: expected OWNER/REPO, got %q", o.ghRepo), false
 		}
-		token, err := secret("github-token", *ghToken)
+		token, err := triggerSecret(ga, "github-token", o.ghToken)
 		if err != nil {
-			return usageErr("%v", err)
+			return bad("%v", err), false
 		}
 		in := map[string]string{}
-		for _, kv := range inputs {
+		for _, kv := range o.inputs {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
-				return usageErr("--input: expected NAME=VALUE, got %q", kv)
+				return bad("--input: expected NAME=VALUE, got %q", kv), false
 			}
 			in[k] = v
 		}
-		srv.Starter = &trigger.Dispatch{API: *ghAPI, Owner: owner, Repo: repo, Workflow: *workflow, Ref: *ref, Token: token, Inputs: in}
-	case *run != "":
-		cmd := &trigger.Command{Argv: strings.Fields(*run), Stdout: s.err}
+		srv.Starter = &trigger.Dispatch{API: o.ghAPI, Owner: owner, Repo: repo, Workflow: o.workflow, Ref: o.ref, Token: token, Inputs: in}
+	case o.run != "":
+		cmd := &trigger.Command{Argv: strings.Fields(o.run), Stdout: s.err}
 		if err := cmd.Validate(); err != nil {
-			return usageErr("--run: %v", err)
+			return bad("--run: %v", err), false
 		}
 		srv.Starter = cmd
 	default:
-		return usageErr("give --github-repo OWNER/REPO (workflow_dispatch) or --run COMMAND")
+		return bad("give --github-repo OWNER/REPO (workflow_dispatch) or --run COMMAND"), false
 	}
-	if srv.Store, err = trigger.OpenStore(*storeFile); err != nil {
-		return usageErr("--store: %v", err)
-	}
+	return exitOK, true
+}
 
-	ln, err := net.Listen("tcp", *listen)
+// serveTrigger serves srv's webhooks on listen until ctx ends, then lets
+// the release under way finish.
+func serveTrigger(ctx context.Context, srv *trigger.Server, listen, storeFile string, s stdio) int {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship trigger: %v\n", err)
 		return exitFailed
@@ -204,7 +230,7 @@ Flags:
 		hooks = append(hooks, "/hooks/mlflow")
 	}
 	fmt.Fprintf(s.err, "modelship trigger: listening on http://%s (%s); releases: %s; store %s: %d finished, %d queued (resumed), %d left started (not re-run)\n",
-		ln.Addr(), strings.Join(hooks, ", "), srv.Starter.Describe(), *storeFile,
+		ln.Addr(), strings.Join(hooks, ", "), srv.Starter.Describe(), storeFile,
 		len(srv.Store.Keys(trigger.Finished)), len(srv.Store.Keys(trigger.Queued)), len(srv.Store.Keys(trigger.Started)))
 	// The releases outlive a webhook's request; on a signal the one under
 	// way ends before the trigger does, and those queued wait for its next

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,20 +21,33 @@ import (
 	"github.com/modelship/modelship/internal/trigger"
 )
 
-func TestTriggerDispatchesOnceAndStops(t *testing.T) {
+// fakeGitHubAPI starts a GitHub API that answers every request 204 and
+// records it as "METHOD PATH AUTHORIZATION BODY" (dispatched returns them
+// so far), sets the secrets the trigger's flags in these tests refer to,
+// and returns a store file for the trigger.
+func fakeGitHubAPI(t *testing.T) (gh *httptest.Server, dispatched func() []string, store string) {
 	var mu sync.Mutex
-	var dispatches []string
-	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var reqs []string
+	gh = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		dispatches = append(dispatches, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization")+" "+string(b))
+		reqs = append(reqs, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization")+" "+string(b))
 		mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	defer gh.Close()
+	t.Cleanup(gh.Close)
 	t.Setenv("TEST_HF_SECRET", "hf-secret-value")
 	t.Setenv("TEST_GH_TOKEN", "gh-token-value")
-	store := filepath.Join(t.TempDir(), "released.json")
+	dispatched = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(reqs)
+	}
+	return gh, dispatched, filepath.Join(t.TempDir(), "released.json")
+}
+
+func TestTriggerDispatchesOnceAndStops(t *testing.T) {
+	gh, dispatched, store := fakeGitHubAPI(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var errb testenv.SyncBuffer
@@ -44,18 +58,12 @@ func TestTriggerDispatchesOnceAndStops(t *testing.T) {
 			stdio{in: strings.NewReader(""), out: io.Discard, err: &errb})
 	}()
 	addr := ""
-	for addr == "" { // the server says where it listens before serving
-		select {
-		case code := <-done:
-			t.Fatalf("exited %d: %s", code, errb.String())
-		default:
-		}
+	waitUntil(t, done, &errb, "trigger listening", func() bool { // the server says where it listens before serving
 		if m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(errb.String()); m != nil {
 			addr = m[1]
-		} else {
-			time.Sleep(10 * time.Millisecond)
 		}
-	}
+		return addr != ""
+	})
 	sha := "575db8b7a51b6f85eb06eee540738584589f131c"
 	body := `{"event":{"action":"update","scope":"repo.content"},"repo":{"type":"model","name":"acme/tiny","headSha":"` + sha + `"},"updatedRefs":[{"ref":"refs/heads/main","oldSha":null,"newSha":"` + sha + `"}]}`
 	post := func(secret string) int {
@@ -82,7 +90,7 @@ func TestTriggerDispatchesOnceAndStops(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 	want := `POST /repos/acme/models/actions/workflows/deploy-model.yml/dispatches Bearer gh-token-value {"inputs":{"digest":"","environment":"staging","source":"hf:acme/tiny@` + sha + `"},"ref":"main"}`
-	if len(dispatches) != 1 || dispatches[0] != want {
+	if dispatches := dispatched(); len(dispatches) != 1 || dispatches[0] != want {
 		t.Errorf("dispatches %q\nwant [%q]", dispatches, want)
 	}
 	logs := errb.String()
@@ -209,19 +217,7 @@ func checkWorkflowRun(t *testing.T, example, file string, args []string) {
 // the first is dispatched and both are named in the log, the second is not
 // run again.
 func TestTriggerResumesQueuedRevision(t *testing.T) {
-	var mu sync.Mutex
-	var sources []string
-	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		sources = append(sources, regexp.MustCompile(`"source":"([^"]*)"`).FindStringSubmatch(string(b))[1])
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer gh.Close()
-	t.Setenv("TEST_HF_SECRET", "hf-secret-value")
-	t.Setenv("TEST_GH_TOKEN", "gh-token-value")
-	store := filepath.Join(t.TempDir(), "released.json")
+	gh, dispatched, store := fakeGitHubAPI(t)
 	queued := trigger.Event{Source: "huggingface", Repo: "acme/tiny", Revision: strings.Repeat("a", 40)}
 	started := trigger.Event{Source: "huggingface", Repo: "acme/tiny", Revision: strings.Repeat("b", 40)}
 	st, err := trigger.OpenStore(store)
@@ -246,28 +242,18 @@ func TestTriggerResumesQueuedRevision(t *testing.T) {
 			"--github-repo", "acme/models", "--github-api", gh.URL, "--github-token", "env:TEST_GH_TOKEN"},
 			stdio{in: strings.NewReader(""), out: io.Discard, err: &errb})
 	}()
-	deadline := time.Now().Add(20 * time.Second) // a bound on a hang, not a speed requirement
-	for {
+	waitUntil(t, done, &errb, queued.Key()+" dispatched", func() bool {
 		reopened, err := trigger.OpenStore(store)
-		if err == nil && reopened.State(queued.Key()) == trigger.Finished {
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("exited %d: %s", code, errb.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not dispatched:\n%s", queued.Key(), errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && reopened.State(queued.Key()) == trigger.Finished
+	})
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Errorf("exit %d", code)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	var sources []string
+	for _, d := range dispatched() {
+		sources = append(sources, regexp.MustCompile(`"source":"([^"]*)"`).FindStringSubmatch(d)[1])
+	}
 	if len(sources) != 1 || sources[0] != queued.Key() {
 		t.Errorf("dispatched %v, want [%s]", sources, queued.Key())
 	}

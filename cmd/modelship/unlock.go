@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
-	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
 )
 
@@ -15,15 +13,7 @@ func init() {
 	register(command{name: "unlock", summary: "remove an environment's deploy lock whose holder no longer renews it (refused while the holder is alive)", run: runUnlock})
 }
 
-func runUnlock(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("unlock", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	envName := fs.String("env", "", "`environment` of modelship.yaml (required)")
-	cfgFile := fs.String("config", config.DefaultFile, "modelship.yaml `file`")
-	var kube kubeFlags
-	kube.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship unlock --env NAME [--config modelship.yaml]
+const unlockUsage = `Usage: modelship unlock --env NAME [--config modelship.yaml]
 
 A deploy holds its environment's lock as a lease (a minute), renewed every
 15s while it runs. A deployer that was killed stops renewing, and the next
@@ -36,14 +26,11 @@ Exit codes: 0 removed (or there was no lock), 1 the holder is alive or the
 target failed, 2 usage.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
-	if !ok {
-		return code
-	}
-	tg, closeTarget, code := openEnvTarget(s, "unlock", pos, *envName, *cfgFile, kube)
+`
+
+func runUnlock(ctx context.Context, args []string, s stdio) int {
+	var f envTargetFlags
+	tg, closeTarget, code := f.parse("unlock", unlockUsage, args, s, nil)
 	if tg == nil {
 		return code
 	}
@@ -53,7 +40,7 @@ Flags:
 		fmt.Fprintf(s.err, "modelship unlock: target %s cannot break locks\n", tg.Describe())
 		return exitFailed
 	}
-	held, err := lb.BreakLock(ctx, *envName)
+	held, err := lb.BreakLock(ctx, f.env)
 	var le *deploy.LockedError
 	switch {
 	case errors.As(err, &le):
@@ -63,10 +50,10 @@ Flags:
 		fmt.Fprintf(s.err, "modelship unlock: %v\n", err)
 		return exitFailed
 	case held == nil:
-		fmt.Fprintf(s.out, "%s has no deploy lock\n", *envName)
+		fmt.Fprintf(s.out, "%s has no deploy lock\n", f.env)
 	default:
 		fmt.Fprintf(s.out, "removed the lock of %s held by %s (lease %s, not renewed); the next deploy cleans up any release it left in progress (%s)\n",
-			*envName, held, held.LeaseTTL(), time.Now().UTC().Format(time.RFC3339))
+			f.env, held, held.LeaseTTL(), time.Now().UTC().Format(time.RFC3339))
 	}
 	return exitOK
 }

@@ -62,20 +62,10 @@ func runVLLM(ctx context.Context, args []string, serveForm bool, getenv func(str
 		fmt.Fprintf(s.err, "ERROR modelship sim (as vLLM %s): no model given: this simulator serves a local checkpoint, `vllm serve PATH`\n", rules.Version)
 		return rules.ExitCodes.Startup
 	}
-	simArgs, err := serving.SplitWords(getenv(serving.EnvSimArgs))
+	simArgs, gpuMem, err := vllmSimArgs(getenv)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship sim: %s: %v\n", serving.EnvSimArgs, err)
 		return exitUsage
-	}
-	// --gpu-memory describes the GPUs the simulated engine has, for the
-	// KV-cache rule; it is not a flag of `modelship sim` itself.
-	var gpuMem string
-	for i := 0; i < len(simArgs); i++ {
-		if simArgs[i] == "--gpu-memory" && i+1 < len(simArgs) {
-			gpuMem = simArgs[i+1]
-			simArgs = append(simArgs[:i:i], simArgs[i+2:]...)
-			break
-		}
 	}
 	settings := rules.FromInvocation(inv)
 	info, err := checkpoint.Inspect(ctx, inv.Model, checkpoint.Options{})
@@ -96,7 +86,30 @@ func runVLLM(ctx context.Context, args []string, serveForm bool, getenv func(str
 		return rules.ExitCodes.Startup
 	}
 	fmt.Fprintf(s.err, "INFO modelship sim: vLLM %s command line accepted: %s\n", rules.Version, serving.JoinWords(append([]string{prog}, args...)))
-	// What the simulator itself models of the flags vLLM took.
+	return runSim(ctx, append(vllmSimFlags(inv, settings, getenv), simArgs...), s)
+}
+
+// vllmSimArgs are the simulator's own flags, from MODELSHIP_SIM_ARGS, less
+// --gpu-memory: it describes the GPUs the simulated engine has, for the
+// KV-cache rule, and is not a flag of `modelship sim` itself.
+func vllmSimArgs(getenv func(string) string) (simArgs []string, gpuMem string, err error) {
+	simArgs, err = serving.SplitWords(getenv(serving.EnvSimArgs))
+	if err != nil {
+		return nil, "", err
+	}
+	for i := 0; i < len(simArgs); i++ {
+		if simArgs[i] == "--gpu-memory" && i+1 < len(simArgs) {
+			gpuMem = simArgs[i+1]
+			simArgs = append(simArgs[:i:i], simArgs[i+2:]...)
+			break
+		}
+	}
+	return simArgs, gpuMem, nil
+}
+
+// vllmSimFlags are the `modelship sim` flags for what the simulator itself
+// models of the flags vLLM took.
+func vllmSimFlags(inv *serving.Invocation, settings serving.Settings, getenv func(string) string) []string {
 	simFlags := []string{inv.Model}
 	if v, ok := inv.Values["--served-model-name"]; ok && len(v) > 0 {
 		simFlags = append(simFlags, "--served-model-name", v[0])
@@ -121,7 +134,7 @@ func runVLLM(ctx context.Context, args []string, serveForm bool, getenv func(str
 	if _, ok := inv.Value("--api-key"); !ok && getenv("VLLM_API_KEY") != "" {
 		simFlags = append(simFlags, "--api-key", getenv("VLLM_API_KEY"))
 	}
-	return runSim(ctx, append(simFlags, simArgs...), s)
+	return simFlags
 }
 
 // modelFacts is what vLLM's startup rules read of a checkpoint.
