@@ -57,7 +57,7 @@ func (r *benchRun) finishEvents(rep *report.Report) {
 		r.sr.decide(stage.Failed, "no verdict")
 		return
 	}
-	passed := v.Status == gate.Pass
+	passed := v.Status == gate.Passed
 	sum := rep.Main()
 	if sum != nil {
 		r.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, passed)}
@@ -66,7 +66,7 @@ func (r *benchRun) finishEvents(rep *report.Report) {
 	r.ev.Finish(gateStatus(passed), msg)
 	r.figures(sum)
 	r.sr.res.Endpoint = redactURL(r.target.Endpoint)
-	r.sr.decide(benchVerdict(v.Status), msg)
+	r.sr.decide(v.Status, msg)
 }
 
 // benchMessage says the verdict and why: the reasons of an inconclusive
@@ -80,18 +80,7 @@ func benchMessage(v *gate.Verdict, sum *metrics.Summary) string {
 		why = append(why, fmt.Sprintf("%d of %d requests succeeded, %.1f output tokens/s, p99 TTFT %s, p99 E2EL %s", sum.Succeeded, sum.Requests,
 			sum.OutputTokensPerSec, gate.Seconds(sum.TTFT.P99), gate.Seconds(sum.E2EL.P99)))
 	}
-	return strings.TrimSuffix(string(benchVerdict(v.Status))+": "+strings.Join(why, "; "), ": ")
-}
-
-// benchVerdict is the stage verdict of the gate's status.
-func benchVerdict(s gate.Status) stage.Verdict {
-	switch s {
-	case gate.Pass:
-		return stage.Passed
-	case gate.Fail:
-		return stage.Failed
-	}
-	return stage.Inconclusive
+	return strings.TrimSuffix(string(v.Status)+": "+strings.Join(why, "; "), ": ")
 }
 
 // figures puts the main run's figures and the gate's limits on the stage

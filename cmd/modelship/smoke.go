@@ -142,7 +142,7 @@ Flags:
 func printSmoke(w io.Writer, res *smoke.Result) {
 	fmt.Fprintf(w, "smoke %s (model %s)\n", res.Endpoint, smokeOrDash(res.Model))
 	for _, c := range res.Checks {
-		fmt.Fprintf(w, "  %-4s  %-10s  %s\n", c.Status, c.Name, c.Detail)
+		fmt.Fprintf(w, "  %-7s  %-10s  %s\n", c.Status, c.Name, c.Detail)
 	}
 	if res.Passed {
 		fmt.Fprintln(w, "passed")

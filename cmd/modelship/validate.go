@@ -14,7 +14,6 @@ import (
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/notify"
-	"github.com/modelship/modelship/serving/stage"
 	"github.com/modelship/modelship/suite"
 	"github.com/modelship/modelship/suite/report"
 )
@@ -210,7 +209,7 @@ Flags:
 	if r.Total > 0 {
 		sr.figure("pass_rate", float64(r.Passed)/float64(r.Total))
 	}
-	sr.decide(stage.Verdict(r.Verdict), msg)
+	sr.decide(r.Verdict, msg)
 	return r.Verdict.ExitCode()
 }
 
