@@ -23,7 +23,6 @@ import (
 	"github.com/modelship/modelship/bench/sweep"
 	"github.com/modelship/modelship/internal/buildinfo"
 	"github.com/modelship/modelship/internal/config"
-	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
 	"github.com/modelship/modelship/notify"
 )
@@ -70,9 +69,7 @@ type benchRun struct {
 	// refuses every request.
 	stoppedEarly string
 
-	ga *gha.Actions // GitHub Actions outputs, summary, annotations; no-op elsewhere
-	ev *stageNotifier
-	sr *stageRun
+	sr *stageRun // events, GitHub Actions, the result
 }
 
 func runBench(ctx context.Context, args []string, s stdio, sr *stageRun) int {
@@ -173,7 +170,7 @@ Flags:
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	ga := gha.FromEnv(s.out, s.err) // GitHub Actions; no-op elsewhere; with --json, s.out is stderr
+	ga := sr.ga
 	// modelship.yaml: gates and the prompt file, unless flags say otherwise.
 	var benchCfg *config.Config // its notifications tell the sinks
 	if *configFile != "" {
@@ -212,7 +209,7 @@ Flags:
 		}
 	}
 
-	r := &benchRun{stderr: s.err, reportDir: *reportDir, ga: ga, sr: sr}
+	r := &benchRun{stderr: s.err, reportDir: *reportDir, sr: sr}
 	ga.MaskEnv(*apiKeyEnv)
 	if *endpoint == "" {
 		return usageErr("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
@@ -367,9 +364,8 @@ Flags:
 		r.resW = bufio.NewWriterSize(f, 64<<10)
 		defer f.Abort()
 	}
-	r.ev = stageEvents(eventsConfig(benchCfg, s.err), notify.StageBenchmark, ga, s.err)
-	defer r.ev.Close(ctx)
-	r.ev.Event.Model = firstSet(r.target.Model, r.ev.Event.Model)
+	ev := sr.events(eventsConfig(benchCfg, s.err), notify.StageBenchmark)
+	ev.Event.Model = firstSet(r.target.Model, ev.Event.Model)
 	return r.execute(ctx, s)
 }
 
@@ -388,8 +384,8 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 	}
 	defer client.CloseIdleConnections()
 
-	r.ev.Start()
-	endGroup := r.ga.Group(fmt.Sprintf("bench: %d prompts (%s) against %s", len(r.prompts), r.promptDesc, redactURL(r.target.Endpoint)))
+	r.sr.start()
+	endGroup := r.sr.group(fmt.Sprintf("bench: %d prompts (%s) against %s", len(r.prompts), r.promptDesc, redactURL(r.target.Endpoint)))
 	defer endGroup()
 	var rep *report.Report
 	if r.sweep {
@@ -441,7 +437,7 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 		}
 		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
 	}
-	r.ga.Bench(rep, r.reportDir)
+	r.sr.ga.Bench(rep, r.reportDir)
 	r.finishEvents(rep)
 	return r.sr.res.ExitCode
 }

@@ -53,20 +53,16 @@ func (r *benchRun) writeReports(rep *report.Report) (written []string, err error
 func (r *benchRun) finishEvents(rep *report.Report) {
 	v := rep.Verdict
 	if v == nil {
-		r.ev.Finish(notify.StatusFailed, "no verdict")
 		r.sr.decide(stage.Failed, "no verdict")
 		return
 	}
-	passed := v.Status == gate.Passed
 	sum := rep.Main()
 	if sum != nil {
-		r.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, passed)}
+		r.sr.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, v.Status == gate.Passed)}
 	}
-	msg := benchMessage(v, sum)
-	r.ev.Finish(gateStatus(passed), msg)
 	r.figures(sum)
 	r.sr.res.Endpoint = redactURL(r.target.Endpoint)
-	r.sr.decide(v.Status, msg)
+	r.sr.decide(v.Status, benchMessage(v, sum))
 }
 
 // benchMessage says the verdict and why: the reasons of an inconclusive

@@ -31,7 +31,6 @@ type deployFlags struct {
 	lockTimeout, readyTimeout     time.Duration
 	deadline, lockTTL             time.Duration
 	logFormat                     string
-	asJSON                        bool
 	kube                          kubeFlags
 
 	cfg *config.Config // set by deploySetup: notifications, secrets to mask
@@ -47,7 +46,6 @@ func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.deadline, "deadline", 0, "end the whole command, an undo included, within this long (what kills it past a bound, a CI stage, should allow a little more): the deploy stops early enough to leave its undo the full budget (0: no deadline)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.StringVar(&f.logFormat, "log-format", "", "progress `format` on stderr: text (as is) or json (structured log lines) (default: text on a terminal, JSON elsewhere; or $MODELSHIP_LOG_FORMAT)")
-	fs.BoolVar(&f.asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
 	f.kube.register(fs)
 }
 
@@ -157,15 +155,8 @@ func firstSet(v ...string) string {
 	return ""
 }
 
-func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	var f deployFlags
-	f.register(fs)
-	image := fs.String("image", "", "serving image `reference` to deploy (required)")
-	gitSHA := fs.String("git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship deploy --env NAME --image REF [--config modelship.yaml] [--git-sha SHA] [--strategy S]
+// deployUsage is modelship deploy --help, before the flags.
+const deployUsage = `Usage: modelship deploy --env NAME --image REF [--config modelship.yaml] [--git-sha SHA] [--strategy S]
 
 Deploys REF to the environment's Docker host (environments.NAME.docker.host,
 else DOCKER_HOST) or Kubernetes cluster (environments.NAME.kubernetes: a
@@ -180,30 +171,32 @@ suites.validation). If anything fails, or on Ctrl-C, the previous release
 is put back and verified again, and the command exits 1 saying what failed.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	var f deployFlags
+	var image, gitSHA string
+	pos, code, ok := sr.parse(&s, args, deployUsage, func(fs *flag.FlagSet) {
+		f.register(fs)
+		fs.StringVar(&image, "image", "", "serving image `reference` to deploy (required)")
+		fs.StringVar(&gitSHA, "git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
+	})
 	if !ok {
 		return code
 	}
-	s = sr.output(s, f.asJSON)
 	if len(pos) > 0 {
-		fmt.Fprintf(s.err, "modelship deploy: unexpected argument %q\n", pos[0])
-		return exitUsage
+		return sr.usagef("unexpected argument %q", pos[0])
 	}
-	if *image == "" {
-		fmt.Fprintln(s.err, "modelship deploy: --image REF is required")
-		return exitUsage
+	if image == "" {
+		return sr.usagef("--image REF is required")
 	}
 	d, req, closeFn, code := deploySetup(ctx, &f, s, "deploy")
 	if code != exitOK {
 		return code
 	}
 	defer closeFn()
-	req.Image, req.GitSHA = *image, *gitSHA
-	res, done, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
-	defer done()
+	req.Image, req.GitSHA = image, gitSHA
+	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)
 		return exitFailed
