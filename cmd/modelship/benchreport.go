@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,6 +19,58 @@ import (
 	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving/stage"
 )
+
+// finish prints the report, writes the report files, sets the Actions
+// outputs and decides the stage.
+func (r *benchRun) finish(rep *report.Report, s stdio) int {
+	if err := report.Text(s.out, rep); err != nil {
+		fmt.Fprintf(s.err, "modelship bench: writing the report: %v\n", err)
+		return exitFailed
+	}
+	if r.reportDir != "" {
+		written, err := r.writeReports(rep)
+		r.sr.report(written...)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
+	}
+	r.sr.ga.Bench(rep, r.reportDir)
+	r.finishEvents(rep)
+	return r.sr.res.ExitCode
+}
+
+// judge evaluates one run with the gate and the baseline run at its load.
+func (r *benchRun) judge(s *metrics.Summary) gate.Verdict {
+	g := r.gate
+	if r.baseline != nil {
+		if r.sweep {
+			// Each load is compared with the same load of the baseline
+			// only: other loads are not comparable.
+			g.Baseline = r.baseline.RunAt(s.Conditions.LoadMode, s.Conditions.Load)
+		} else {
+			g.Baseline = r.baseline.BaselineFor(s.Conditions.Load)
+		}
+	}
+	v := g.Evaluate(s)
+	if r.baseline != nil && g.Baseline == nil {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("the baseline has no run at %s; this load was not compared with it", loadLabel(bench.Mode(s.Conditions.LoadMode), s.Conditions.Load)))
+	}
+	if r.stoppedEarly != "" {
+		v.Status = gate.Inconclusive
+		v.Reasons = append([]string{"stopped early: " + r.stoppedEarly}, v.Reasons...)
+	}
+	return v
+}
+
+// addNotes marks an interrupted run inconclusive.
+func (r *benchRun) addNotes(ctx context.Context, v *gate.Verdict) {
+	if ctx.Err() != nil {
+		v.Status = gate.Inconclusive
+		v.Reasons = append(v.Reasons, "interrupted before the end of the run")
+	}
+}
 
 // writeReports writes the four report files, each atomically, and returns
 // the ones written.

@@ -74,13 +74,8 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	}
 	// The target's notes (Kubernetes: the surge chosen, the Deployment
 	// applied) go wherever the deployer's progress goes, set below or later.
-	var d *deploy.Deployer
-	notes := writerFunc(func(p []byte) (int, error) {
-		if d == nil || d.Out == nil {
-			return s.err.Write(p)
-		}
-		return d.Out.Write(p)
-	})
+	d := &deploy.Deployer{GPUs: deployGPUs, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
+	notes := writerFunc(func(p []byte) (int, error) { return d.Out.Write(p) })
 	creds, err := cfg.RegistryCredentials(nil)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -89,23 +84,45 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	d.Target = tg
+	req, checks, err := deployRequest(ctx, f, cfg, env, targetURL, s)
+	if err != nil {
+		closeTarget()
+		return fail(exitUsage, "%v", err)
+	}
+	d.Verifier = checks
+	if f.deadline > 0 {
+		d.Deadline = time.Now().Add(f.deadline)
+	}
+	if f.lockTTL == 0 {
+		f.lockTTL = deploy.DefaultLockTTL
+	}
+	if f.lockTTL < time.Second {
+		closeTarget()
+		return fail(exitUsage, "--lock-ttl: expected at least 1s, got %s", f.lockTTL)
+	}
+	d.LockTTL = f.lockTTL
+	return d, req, closeTarget, exitOK
+}
+
+// deployRequest is the request every deploy of environment env shares, and
+// the verify step's checks: the smoke checks with the environment's API key,
+// then suites.smoke (else suites.validation) of cfg.
+func deployRequest(ctx context.Context, f *deployFlags, cfg *config.Config, env *config.Environment, targetURL string, s stdio) (deploy.Request, *deploy.Checks, error) {
 	settings := cfg.ServingFor(f.env)
 	secrets, err := cfg.EngineSecrets(f.env, nil)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return deploy.Request{}, nil, err
 	}
 	req := deploy.Request{
 		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, ServedAliases: cfg.Model.Aliases, GPUs: env.GPUs,
 		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
-		Strategy:     env.Strategy,
+		Strategy:     firstSet(f.strategy, env.Strategy),
 		KeepReleases: env.KeepReleases,
 		Settings:     settings,
 		Secrets:      secrets,
 		Fit:          fit.FromSettings(settings),
-	}
-	if f.strategy != "" {
-		req.Strategy = f.strategy
 	}
 	if f.readyTimeout > 0 {
 		req.ReadyTimeout = f.readyTimeout
@@ -118,7 +135,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		case err == nil:
 			req.Model, req.ModelDigest = info, info.Digest
 		case cfg.Serving.Engine == "vllm":
-			return fail(exitUsage, "%s: model.path: %v", f.config, err)
+			return req, nil, fmt.Errorf("%s: model.path: %v", f.config, err)
 		}
 	}
 	checks := &deploy.Checks{APIKey: secrets[serving.EnvAPIKey]}
@@ -128,22 +145,11 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		}
 		st, err := suite.Load(file)
 		if err != nil {
-			return fail(exitUsage, "verify suite: %v", err)
+			return req, nil, fmt.Errorf("verify suite: %v", err)
 		}
 		checks.Suite = st
 	}
-	d = &deploy.Deployer{Target: tg, GPUs: deployGPUs, Verifier: checks, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
-	if f.deadline > 0 {
-		d.Deadline = time.Now().Add(f.deadline)
-	}
-	if f.lockTTL == 0 {
-		f.lockTTL = deploy.DefaultLockTTL
-	}
-	if f.lockTTL < time.Second {
-		return fail(exitUsage, "--lock-ttl: expected at least 1s, got %s", f.lockTTL)
-	}
-	d.LockTTL = f.lockTTL
-	return d, req, closeTarget, exitOK
+	return req, checks, nil
 }
 
 func firstSet(v ...string) string {
