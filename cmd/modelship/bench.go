@@ -42,7 +42,7 @@ const (
 
 // benchRun is one invocation of modelship bench, flags resolved.
 type benchRun struct {
-	stderr io.Writer
+	stderr io.Writer // progress and per-load lines: the process's stderr (terminalErr)
 
 	target     bench.Target
 	prompts    []bench.Prompt
@@ -189,7 +189,7 @@ func runBench(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	if code != exitOK {
 		return code
 	}
-	r := &benchRun{stderr: s.err, reportDir: f.reportDir, sr: sr}
+	r := &benchRun{stderr: terminalErr(s.err), reportDir: f.reportDir, sr: sr}
 	for _, step := range []func(*benchRun, *config.Config) int{f.target, f.loads, f.gates, f.promptSet} {
 		if code := step(r, cfg); code != exitOK {
 			return code
@@ -459,7 +459,7 @@ func (r *benchRun) run(ctx context.Context, client *bench.Client) (*report.Repor
 	if !r.sweep {
 		sum, err := r.measure(ctx, client, r.load.Level())
 		if err != nil {
-			fmt.Fprintf(r.stderr, "modelship bench: %v\n", err)
+			fmt.Fprintf(r.sr.errs, "modelship bench: %v\n", err)
 			return nil, exitUsage
 		}
 		v := r.judge(sum)
@@ -472,13 +472,13 @@ func (r *benchRun) run(ctx context.Context, client *bench.Client) (*report.Repor
 	)
 	measured := res != nil && len(res.Sweep.Runs) > 0
 	if err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(r.stderr, "modelship bench: %v\n", err)
+		fmt.Fprintf(r.sr.errs, "modelship bench: %v\n", err)
 		if !measured {
 			return nil, exitUsage
 		}
 	}
 	if !measured {
-		fmt.Fprintf(r.stderr, "modelship bench: interrupted before any load was measured\n")
+		fmt.Fprintf(r.sr.errs, "modelship bench: interrupted before any load was measured\n")
 		return nil, exitInconclusive
 	}
 	if res.Stopped != "" {

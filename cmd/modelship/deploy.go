@@ -130,7 +130,7 @@ func deployRequest(ctx context.Context, f *deployFlags, cfg *config.Config, env 
 	// The checkpoint sizes the load budget and the GPU fit, and its digest is
 	// what /version must report when the image carries no digest label.
 	if p := cfg.ModelPath(); p != "" {
-		info, _, _, err := inspectCheckpoint(ctx, p, true, true, "", 0, s.err)
+		info, _, _, err := inspectCheckpoint(ctx, p, true, true, "", 0, terminalErr(s.err))
 		switch {
 		case err == nil:
 			req.Model, req.ModelDigest = info, info.Digest

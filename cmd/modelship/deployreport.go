@@ -175,7 +175,7 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *
 	ev.Begin()
 	d.Started = func(rel *deploy.Release) { releaseStarted(ev, rel) }
 	format, _ := logging.ParseFormat(f.logFormat) // checked by deploySetup
-	out, flush := stageProgress(s.err, format, st, req.Env)
+	out, flush := stageProgress(terminalErr(s.err), format, st, req.Env)
 	d.Out = out
 	endGroup := sr.group(fmt.Sprintf("%s %s", st, req.Env))
 	res, err := run(ctx)

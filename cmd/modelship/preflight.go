@@ -132,7 +132,7 @@ func preflightVerdict(rep *preflightReport, f *preflightFlags, s stdio, sr *stag
 // comes with the exit code and the error printed (a checkpoint that cannot
 // be read is the stage's failed event).
 func preflightCheck(ctx context.Context, f *preflightFlags, file string, cfg *config.Config, s stdio, sr *stageRun) (*preflightReport, int) {
-	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !f.noCache, "", 0, s.err)
+	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !f.noCache, "", 0, terminalErr(s.err))
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship preflight: %s: model.path: %v\n", file, err)
 		v := stage.Invalid

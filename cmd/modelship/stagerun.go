@@ -250,6 +250,16 @@ func (l *stderrLine) take(s string) {
 	}
 }
 
+// terminalErr is the stderr under w, a stage command's stderr: for what
+// tells a terminal from a pipe (progress bars, log lines), which only the
+// process's own stderr can say.
+func terminalErr(w io.Writer) io.Writer {
+	if l, ok := w.(*stderrLine); ok {
+		return l.w
+	}
+	return w
+}
+
 func (l *stderrLine) line() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -180,7 +180,7 @@ func (f *validateFlags) options(cfg *config.Config, s stdio, sr *stageRun) (*sui
 			return nil, opt, exitUsage
 		}
 	}
-	opt.Progress = s.err
+	opt.Progress = terminalErr(s.err)
 	switch {
 	case f.threshold.v > 0:
 		opt.PassThreshold = f.threshold.v
