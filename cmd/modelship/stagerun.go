@@ -25,8 +25,9 @@ import (
 // docs/STAGE-RESULT.md); the human summary goes to stderr instead.
 //
 // A command is its flag parsing and one call: stageCommand wraps its body,
-// which calls output once its flags are read, events when it knows its
-// config, start, and decide with its verdict.
+// which reads its flags with parse (that also takes --json), builds the
+// events with events once it knows its config, calls start, and decide
+// with its verdict; usagef reports a bad flag or input.
 type stageRun struct {
 	name   string
 	stdout io.Writer // the process's stdout: the Result with --json
@@ -250,6 +251,15 @@ func (l *stderrLine) take(s string) {
 	}
 }
 
+func (l *stderrLine) line() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.error != "" {
+		return l.error
+	}
+	return l.first
+}
+
 // terminalErr is the stderr under w, a stage command's stderr: for what
 // tells a terminal from a pipe (progress bars, log lines), which only the
 // process's own stderr can say.
@@ -258,13 +268,4 @@ func terminalErr(w io.Writer) io.Writer {
 		return l.w
 	}
 	return w
-}
-
-func (l *stderrLine) line() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.error != "" {
-		return l.error
-	}
-	return l.first
 }
