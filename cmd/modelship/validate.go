@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving/stage"
 	"github.com/modelship/modelship/suite"
 	"github.com/modelship/modelship/suite/report"
 )
@@ -209,18 +210,6 @@ func validateStage(ctx context.Context, f *validateFlags, st *suite.Suite, opt s
 	if err := report.Text(s.out, r); err != nil {
 		fmt.Fprintf(s.err, "modelship validate: %v\n", err)
 	}
-	if f.reportDir != "" {
-		written, err := writeValidationReports(f.reportDir, r)
-		sr.report(written...)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship validate: writing reports: %v\n", err)
-			if r.Verdict == suite.Passed {
-				return exitFailed // a gate whose evidence could not be written does not pass
-			}
-		}
-	}
-	sr.ga.Validation(r, f.reportDir)
-	ev.Event.Figures = &notify.Figures{Validation: notify.ValidationFromReport(*r, r.Verdict == suite.Passed)}
 	sr.res.Endpoint = redactURL(f.endpoint)
 	sr.figure("cases_passed", float64(r.Passed))
 	sr.figure("cases_total", float64(r.Total))
@@ -229,7 +218,23 @@ func validateStage(ctx context.Context, f *validateFlags, st *suite.Suite, opt s
 	if r.Total > 0 {
 		sr.figure("pass_rate", float64(r.Passed)/float64(r.Total))
 	}
-	sr.decide(r.Verdict, strings.TrimSuffix(fmt.Sprintf("%s: %d of %d cases passed, %d needed; %s", r.Verdict, r.Passed, r.Total, r.Needed, r.Reason), "; "))
+	why := strings.TrimSuffix(fmt.Sprintf("%d of %d cases passed, %d needed; %s", r.Passed, r.Total, r.Needed, r.Reason), "; ")
+	if f.reportDir != "" {
+		written, err := writeValidationReports(f.reportDir, r)
+		sr.report(written...)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship validate: writing reports: %v\n", err)
+			if r.Verdict == suite.Passed {
+				// A gate whose evidence could not be written does not
+				// pass (the event: the stage ended before a verdict).
+				sr.record(stage.Failed, why+"; writing reports: "+err.Error())
+				return exitFailed
+			}
+		}
+	}
+	sr.ga.Validation(r, f.reportDir)
+	ev.Event.Figures = &notify.Figures{Validation: notify.ValidationFromReport(*r, r.Verdict == suite.Passed)}
+	sr.decide(r.Verdict, string(r.Verdict)+": "+why)
 	return sr.res.ExitCode
 }
 
