@@ -21,18 +21,30 @@ import (
 )
 
 // finish prints the report, writes the report files, sets the Actions
-// outputs and decides the stage.
+// outputs and decides the stage. A run whose report could not be written
+// fails, whatever its gate said (the event: the stage ended before a
+// verdict).
 func (r *benchRun) finish(rep *report.Report, s stdio) int {
+	r.figures(rep.Main())
+	r.sr.res.Endpoint = redactURL(r.target.Endpoint)
+	failed := func(err error) int {
+		why := err.Error()
+		if v := rep.Verdict; v != nil {
+			why = strings.TrimPrefix(benchMessage(v, rep.Main()), string(v.Status)+": ") + "; " + why
+		}
+		r.sr.record(stage.Failed, why)
+		return exitFailed
+	}
 	if err := report.Text(s.out, rep); err != nil {
 		fmt.Fprintf(s.err, "modelship bench: writing the report: %v\n", err)
-		return exitFailed
+		return failed(fmt.Errorf("writing the report: %w", err))
 	}
 	if r.reportDir != "" {
 		written, err := r.writeReports(rep)
 		r.sr.report(written...)
 		if err != nil {
 			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
-			return exitFailed
+			return failed(err)
 		}
 		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
 	}
@@ -100,9 +112,8 @@ func (r *benchRun) writeReports(rep *report.Report) (written []string, err error
 	return written, nil
 }
 
-// finishEvents posts the benchmark's outcome with its figures (the main
-// run's: the highest load meeting the limits in a sweep), and decides the
-// stage result.
+// finishEvents decides the stage: the event with the figures (the main
+// run's: the highest load meeting the limits in a sweep) and the result.
 func (r *benchRun) finishEvents(rep *report.Report) {
 	v := rep.Verdict
 	if v == nil {
@@ -113,8 +124,6 @@ func (r *benchRun) finishEvents(rep *report.Report) {
 	if sum != nil {
 		r.sr.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, v.Status == gate.Passed)}
 	}
-	r.figures(sum)
-	r.sr.res.Endpoint = redactURL(r.target.Endpoint)
 	r.sr.decide(v.Status, benchMessage(v, sum))
 }
 
