@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/atomicfile"
+	"github.com/modelship/modelship/internal/clip"
 
 	"github.com/modelship/modelship/bench"
 	"github.com/modelship/modelship/bench/gate"
@@ -506,7 +507,7 @@ func (r *benchRun) collect(ch <-chan *bench.Result, agg *metrics.Aggregator, can
 			continue
 		}
 		if _, seen := examples[res.ErrorKind]; !seen && !res.Warmup {
-			examples[res.ErrorKind] = truncate(res.Error, 300)
+			examples[res.ErrorKind] = clip.Bytes(res.Error, 300)
 		}
 		switch res.ErrorKind {
 		case bench.ErrTransport:
@@ -521,7 +522,7 @@ func (r *benchRun) collect(ch <-chan *bench.Result, agg *metrics.Aggregator, can
 			r.stoppedEarly = "endpoint unreachable: " + res.Error
 			cancel()
 		} else if refused >= benchUnreachableAfter {
-			r.stoppedEarly = "the server refused every request: " + truncate(res.Error, 300)
+			r.stoppedEarly = "the server refused every request: " + clip.Bytes(res.Error, 300)
 			cancel()
 		}
 	}

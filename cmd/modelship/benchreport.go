@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/modelship/modelship/bench"
 	"github.com/modelship/modelship/internal/atomicfile"
@@ -165,17 +164,6 @@ func (r *benchRun) figures(sum *metrics.Summary) {
 	if r.baseline != nil {
 		r.sr.figure("max_regression", r.gate.Tolerances.E2ELP99)
 	}
-}
-
-// truncate shortens s to at most n bytes, on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 func loadLabel(m bench.Mode, level float64) string {

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/deploy"
 )
 
@@ -71,7 +72,7 @@ func printHistory(s stdio, env string, rels []*deploy.Release) int {
 			mark = "*"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.ID, r.Outcome, r.Image, shortDigest(r.ModelDigest),
-			shortSHA(r.GitSHA), r.DeployedBy, r.DeployedAt.Local().Format(time.DateTime), clipReason(r.Reason))
+			shortSHA(r.GitSHA), r.DeployedBy, r.DeployedAt.Local().Format(time.DateTime), clip.Bytes(r.Reason, 80))
 	}
 	return exitOfFlush(tw.Flush())
 }
@@ -95,11 +96,4 @@ func shortSHA(s string) string {
 		return s[:12]
 	}
 	return orDash(s)
-}
-
-func clipReason(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }

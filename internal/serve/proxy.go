@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/proxyhttp"
 	"github.com/modelship/modelship/serving"
 )
@@ -514,8 +515,5 @@ func snippet(b []byte) string {
 	if s == "" {
 		return ""
 	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return ": " + s
+	return ": " + clip.Bytes(s, 200)
 }
