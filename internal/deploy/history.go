@@ -8,7 +8,7 @@ import (
 
 // History lists the environment's releases, oldest first. A release that
 // went live but no longer serves is reported Superseded.
-func History(ctx context.Context, t Target, env string) ([]*Release, error) {
+func History(ctx context.Context, t Records, env string) ([]*Release, error) {
 	rels, err := t.Releases(ctx, env)
 	if err != nil {
 		return nil, err

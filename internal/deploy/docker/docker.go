@@ -119,7 +119,7 @@ type Target struct {
 	host string
 	// remote: the engine is on another machine (tcp, ssh). Releases
 	// publish on that machine's loopback only, out of this process's
-	// reach: their /ready is asked through the gateway (ProbeReady).
+	// reach: their /ready is asked through the gateway (Ready).
 	remote bool
 	opt    Options
 	// answered: a connection to the engine was made (see reconnecting).

@@ -102,8 +102,8 @@ type Target struct {
 	// surge and unavailable chosen by Plan for the next rolling update.
 	surge, unavailable int
 	planned            bool
-	// local serves the instances' readiness and the service proxy.
-	inst, svc net.Listener
+	// svc is the local listener of the service proxy (ServiceURL).
+	svc net.Listener
 }
 
 // New loads the kubeconfig (or the in-cluster config) and makes a client;
@@ -159,16 +159,14 @@ func (t *Target) Describe() string {
 	return fmt.Sprintf("kubernetes %s namespace %s", t.host, t.opt.Namespace)
 }
 
-// Close stops the local listeners.
+// Close stops the local service proxy (ServiceURL).
 func (t *Target) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, l := range []net.Listener{t.inst, t.svc} {
-		if l != nil {
-			l.Close()
-		}
+	if t.svc != nil {
+		t.svc.Close()
 	}
-	t.inst, t.svc = nil, nil
+	t.svc = nil
 	return nil
 }
 

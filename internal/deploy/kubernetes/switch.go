@@ -263,7 +263,7 @@ func (t *Target) Resume(ctx context.Context, in *deploy.Instance) (*deploy.Insta
 	if err := t.update(ctx, d, func(x *appsv1.Deployment) { x.Spec.Replicas = ptr(int32(t.opt.Replicas)) }); err != nil {
 		return nil, err
 	}
-	return t.instance(in.Env, in.Release, in.ID)
+	return t.instance(in.Env, in.Release, in.ID), nil
 }
 
 // Remove deletes a blue-green release's Deployment. For a rolling release
