@@ -179,6 +179,7 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, d *deploy.Deploye
 	d.Out = out
 	endGroup := ga.Group(fmt.Sprintf("%s %s", stage, req.Env))
 	res, err = run(ctx)
+	err = withHint(err) // the flag that changes the outcome, in every report of it
 	flush()
 	endGroup()
 	finishDeploy(ev, ga, req, res, err)

@@ -49,7 +49,7 @@ Flags:
 	defer closeTarget()
 	rels, err := deploy.History(ctx, tg, *envName)
 	if err != nil {
-		fmt.Fprintf(s.err, "modelship history: %v\n", err)
+		fmt.Fprintf(s.err, "modelship history: %v%s\n", err, hint(err))
 		return exitFailed
 	}
 	if *asJSON {
