@@ -49,11 +49,7 @@ type ExitedError struct {
 }
 
 func (e *ExitedError) Error() string {
-	msg := fmt.Sprintf("release %s exited with status %d before it was ready", e.Release, e.ExitCode)
-	if len(e.Logs) > 0 {
-		msg += "; its last log lines:\n    " + strings.Join(e.Logs, "\n    ")
-	}
-	return msg
+	return fmt.Sprintf("release %s exited with status %d before it was ready", e.Release, e.ExitCode) + indented("; its last log lines:", e.Logs)
 }
 
 // StalledError says a release will not become ready although its process
@@ -66,11 +62,16 @@ type StalledError struct {
 }
 
 func (e *StalledError) Error() string {
-	msg := fmt.Sprintf("release %s will not become ready: %s", e.Release, e.Reason)
-	if len(e.Logs) > 0 {
-		msg += "\n    " + strings.Join(e.Logs, "\n    ")
+	return fmt.Sprintf("release %s will not become ready: %s", e.Release, e.Reason) + indented("", e.Logs)
+}
+
+// indented is intro followed by lines, each on a line of its own, indented;
+// "" when there are no lines.
+func indented(intro string, lines []string) string {
+	if len(lines) == 0 {
+		return ""
 	}
-	return msg
+	return intro + "\n    " + strings.Join(lines, "\n    ")
 }
 
 // readyAnswer is GET /ready's JSON.
