@@ -179,6 +179,7 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *
 	d.Out = out
 	endGroup := sr.group(fmt.Sprintf("%s %s", st, req.Env))
 	res, err := run(ctx)
+	err = withHint(err) // the flag that changes the outcome, in every report of it
 	flush()
 	endGroup()
 	finishDeploy(sr, req, res, err)

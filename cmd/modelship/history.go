@@ -40,7 +40,7 @@ func runHistory(ctx context.Context, args []string, s stdio) int {
 	defer closeTarget()
 	rels, err := deploy.History(ctx, tg, f.env)
 	if err != nil {
-		fmt.Fprintf(s.err, "modelship history: %v\n", err)
+		fmt.Fprintf(s.err, "modelship history: %v%s\n", err, hint(err))
 		return exitFailed
 	}
 	if asJSON {

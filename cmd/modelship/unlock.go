@@ -47,7 +47,7 @@ func runUnlock(ctx context.Context, args []string, s stdio) int {
 		fmt.Fprintf(s.err, "modelship unlock: refused: %v. Its holder is alive; stop that deploy instead.\n", err)
 		return exitFailed
 	case err != nil:
-		fmt.Fprintf(s.err, "modelship unlock: %v\n", err)
+		fmt.Fprintf(s.err, "modelship unlock: %v%s\n", err, hint(err))
 		return exitFailed
 	case held == nil:
 		fmt.Fprintf(s.out, "%s has no deploy lock\n", f.env)

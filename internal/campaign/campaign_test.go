@@ -125,19 +125,13 @@ func TestCampaignKubernetes(t *testing.T) {
 	regressed, slow := b[0], b[1]
 	dir := t.TempDir()
 	env := "campaign"
-	ns := fmt.Sprintf("modelship-campaign-%d", os.Getpid()%100000)
+	ns := testenv.Namespace(t, rest, "modelship-campaign")
 	tg, err := kubernetes.New(kubernetes.Options{Config: rest, Namespace: ns, Name: "llm", Replicas: 2, ServicePort: 80, ImagePullPolicy: corev1.PullNever})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := tg.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		tg.Client().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-		tg.Close()
-	})
+	t.Cleanup(func() { tg.Close() })
 	target := fmt.Sprintf(
 		"    target: kubernetes\n    kubernetes: {kubeconfig: %s, namespace: %s, name: llm, replicas: 2, service-port: 80, image-pull-policy: Never}\n",
 		os.Getenv("KUBECONFIG"), ns)

@@ -41,16 +41,6 @@ func (s KubernetesSite) Unalias(ctx context.Context, alias string) {
 	s.ctr(ctx, "rm", kubernetes.Normalize(alias))
 }
 
-func (s KubernetesSite) pods(ctx context.Context, env string) ([]corev1.Pod, error) {
-	o := s.T.Options()
-	sel := labels.SelectorFromSet(map[string]string{kubernetes.LabelInstance: o.Name, deploy.LabelEnv: env})
-	list, err := s.T.Client().CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, err
-	}
-	return list.Items, nil
-}
-
 // KillEngine deletes, with no grace, a pod of a release not in spare that
 // the Service does not send to: one of a Deployment it does not select,
 // or one not ready yet (a rolling update's new pods serve once ready).
@@ -60,7 +50,7 @@ func (s KubernetesSite) KillEngine(ctx context.Context, env string, spare ...str
 	if err != nil {
 		return "reading the Service failed: " + err.Error()
 	}
-	pods, err := s.pods(ctx, env)
+	pods, err := s.T.Pods(ctx, env, "", "")
 	if err != nil {
 		return "listing pods failed: " + err.Error()
 	}
@@ -68,7 +58,7 @@ func (s KubernetesSite) KillEngine(ctx context.Context, env string, spare ...str
 		if p.DeletionTimestamp != nil || slices.Contains(spare, p.Labels[deploy.LabelRelease]) {
 			continue
 		}
-		if p.Labels[kubernetes.LabelDeployment] == svc.Spec.Selector[kubernetes.LabelDeployment] && ready(&p) {
+		if p.Labels[kubernetes.LabelDeployment] == svc.Spec.Selector[kubernetes.LabelDeployment] && kubernetes.PodReady(&p) {
 			continue
 		}
 		var zero int64
@@ -80,18 +70,9 @@ func (s KubernetesSite) KillEngine(ctx context.Context, env string, spare ...str
 	return "no candidate pod that gets no traffic"
 }
 
-func ready(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // Running lists the pods of each release that are not terminating.
 func (s KubernetesSite) Running(ctx context.Context, env string) (map[string][]string, error) {
-	pods, err := s.pods(ctx, env)
+	pods, err := s.T.Pods(ctx, env, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +109,7 @@ func (s KubernetesSite) Settle(ctx context.Context, env string) {
 				moving = true
 			}
 		}
-		pods, err := s.pods(ctx, env)
+		pods, err := s.T.Pods(ctx, env, "", "")
 		for _, p := range pods {
 			if p.DeletionTimestamp != nil {
 				moving = true

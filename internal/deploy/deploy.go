@@ -271,8 +271,7 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 		}
 		stopAt := d.Deadline.Add(-undo)
 		if left := time.Until(stopAt); left < 10*time.Second {
-			return nil, fmt.Errorf("deploy to %s: its deadline (%s) leaves %s for the deploy once %s is kept to undo it; give it more time (--deadline) (nothing was changed)",
-				req.Env, d.Deadline.Format(time.RFC3339), left.Round(time.Second), undo)
+			return nil, &DeadlineError{Env: req.Env, Deadline: d.Deadline, Left: left, Undo: undo}
 		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadlineCause(ctx, stopAt, fmt.Errorf("the deadline: the deploy stops at %s to keep %s to undo it before %s",
@@ -344,4 +343,19 @@ func describeGPUs(devs []gpu.Device) string {
 		parts[i] = fmt.Sprintf("%d %s %s (%s free of %s)", d.Index, d.UUID, d.Name, gib(int64(d.MemoryFree)), gib(int64(d.MemoryTotal)))
 	}
 	return fmt.Sprintf("%d GPU(s): %s", len(devs), strings.Join(parts, "; "))
+}
+
+// DeadlineError says the deploy's deadline (Deployer.Deadline) leaves too
+// little time for it once the time to undo it is kept; nothing was changed.
+type DeadlineError struct {
+	Env      string
+	Deadline time.Time
+	// Left is what the deadline leaves for the deploy, Undo what is kept
+	// to undo it.
+	Left, Undo time.Duration
+}
+
+func (e *DeadlineError) Error() string {
+	return fmt.Sprintf("deploy to %s: its deadline (%s) leaves %s for the deploy once %s is kept to undo it (nothing was changed)",
+		e.Env, e.Deadline.Format(time.RFC3339), e.Left.Round(time.Second), e.Undo)
 }

@@ -12,7 +12,9 @@
 //
 // Where releases run is a Target (one package per implementation: a Docker
 // engine is package deploy/docker, a Kubernetes cluster package
-// deploy/kubernetes). Strategies only talk to the Target interface; a
+// deploy/kubernetes). Strategies only talk to the Target interface, made of
+// the small interfaces each step needs (Starter, Stopper, Switcher, Records,
+// Locker, Readiness: the target says whether a release answers /ready); a
 // target that places releases itself (Kubernetes schedules pods on its own
 // GPUs) also implements Planner, and a rolling update runs the blue-green
 // steps with the target doing the surge.

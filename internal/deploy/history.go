@@ -8,7 +8,7 @@ import (
 
 // History lists the environment's releases, oldest first. A release that
 // went live but no longer serves is reported Superseded.
-func History(ctx context.Context, t Target, env string) ([]*Release, error) {
+func History(ctx context.Context, t Records, env string) ([]*Release, error) {
 	rels, err := t.Releases(ctx, env)
 	if err != nil {
 		return nil, err
@@ -19,6 +19,16 @@ func History(ctx context.Context, t Target, env string) ([]*Release, error) {
 		}
 	}
 	return rels, nil
+}
+
+// UnknownReleaseError says a rollback named a release the environment
+// does not have (or no longer has: pruned).
+type UnknownReleaseError struct {
+	Env, Release string
+}
+
+func (e *UnknownReleaseError) Error() string {
+	return fmt.Sprintf("environment %s has no release %s (releases older than the newest keep-releases are pruned)", e.Env, e.Release)
 }
 
 // RollbackRequest names the environment and, optionally, the release to go
@@ -41,7 +51,7 @@ func (d *Deployer) Rollback(ctx context.Context, rr RollbackRequest) (*Result, e
 	if rr.To != "" {
 		i := slices.IndexFunc(rels, func(r *Release) bool { return r.ID == rr.To })
 		if i < 0 {
-			return nil, fmt.Errorf("environment %s has no release %s (see modelship history --env %s; releases older than the newest keep-releases are pruned)", rr.Env, rr.To, rr.Env)
+			return nil, &UnknownReleaseError{Env: rr.Env, Release: rr.To}
 		}
 		to = rels[i]
 		if cur != nil && cur.ID == to.ID {

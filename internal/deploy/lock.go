@@ -7,6 +7,24 @@ import (
 	"time"
 )
 
+// LockWaitError says another deploy held the environment's lock for as
+// long as this one could wait for it (Request.LockTimeout); nothing was
+// changed. It wraps the *LockedError that names the holder.
+type LockWaitError struct {
+	Locked *LockedError
+	// Waited is how long the deploy waited; 0: it did not wait.
+	Waited time.Duration
+}
+
+func (e *LockWaitError) Error() string {
+	if e.Waited > 0 {
+		return fmt.Sprintf("%v; gave up after waiting %s; nothing was changed", e.Locked, e.Waited)
+	}
+	return fmt.Sprintf("%v; nothing was changed", e.Locked)
+}
+
+func (e *LockWaitError) Unwrap() error { return e.Locked }
+
 func (d *Deployer) lock(ctx context.Context, req Request, img *ImageInfo, h Holder) (Lease, error) {
 	deadline := time.Now().Add(req.LockTimeout)
 	said := false
@@ -17,10 +35,7 @@ func (d *Deployer) lock(ctx context.Context, req Request, img *ImageInfo, h Hold
 			return lease, err
 		}
 		if time.Now().After(deadline) {
-			if req.LockTimeout > 0 {
-				return nil, fmt.Errorf("%w; gave up after waiting %s (--lock-timeout); nothing was changed", err, req.LockTimeout)
-			}
-			return nil, fmt.Errorf("%w; nothing was changed (wait for it with --lock-timeout)", err)
+			return nil, &LockWaitError{Locked: le, Waited: req.LockTimeout}
 		}
 		if !said {
 			d.logf("waiting for the lock of %s, held by %s", req.Env, le.Holder)

@@ -138,8 +138,7 @@ func MakePlan(ctx context.Context, p Placement, gpus GPUSource) (*Plan, error) {
 	}
 	switch {
 	case strategy == BlueGreen && !est.TwoCopies:
-		return nil, fmt.Errorf("blue-green needs two copies side by side: one copy takes %s per GPU and the GPUs have %s free; use --strategy recreate (downtime) or auto",
-			gib(est.Footprint), freeList(est))
+		return nil, &TwoCopiesError{Footprint: est.Footprint, Free: freeList(est)}
 	case strategy == Auto && est.TwoCopies, strategy == BlueGreen:
 		plan.Strategy = BlueGreen
 		plan.Why = fmt.Sprintf("two copies fit: one takes %s per GPU at gpu-memory-utilization %.2f, GPUs have %s free", gib(est.Footprint), est.CopyUtilization, freeList(est))
@@ -149,6 +148,19 @@ func MakePlan(ctx context.Context, p Placement, gpus GPUSource) (*Plan, error) {
 		plan.Why = fmt.Sprintf("two copies do not fit (one takes %s per GPU, GPUs have %s free): recreate, with downtime", gib(est.Footprint), freeList(est))
 	}
 	return plan, nil
+}
+
+// TwoCopiesError says blue-green was asked for where two copies of the
+// model do not fit side by side (recreate or auto would deploy).
+type TwoCopiesError struct {
+	// Footprint is what one copy takes per GPU (bytes); Free the GPUs'
+	// free memory ("20.0 GiB, 20.0 GiB").
+	Footprint int64
+	Free      string
+}
+
+func (e *TwoCopiesError) Error() string {
+	return fmt.Sprintf("blue-green needs two copies side by side: one copy takes %s per GPU and the GPUs have %s free", gib(e.Footprint), e.Free)
 }
 
 func noFitReason(e *fit.Estimate) string {

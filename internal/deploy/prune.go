@@ -52,7 +52,7 @@ func Prunable(rels []*Release, keep int) []*Release {
 	return drop
 }
 
-// RollbackTarget is the release a rollback without --to goes back to: the
+// RollbackTarget is the release a rollback that names none goes back to: the
 // newest release that went live and does not serve, deployed before the
 // serving one (any, when none serves); nil when there is none.
 func RollbackTarget(rels []*Release) *Release {

@@ -49,11 +49,7 @@ type ExitedError struct {
 }
 
 func (e *ExitedError) Error() string {
-	msg := fmt.Sprintf("release %s exited with status %d before it was ready", e.Release, e.ExitCode)
-	if len(e.Logs) > 0 {
-		msg += "; its last log lines:\n    " + strings.Join(e.Logs, "\n    ")
-	}
-	return msg
+	return fmt.Sprintf("release %s exited with status %d before it was ready", e.Release, e.ExitCode) + indented("; its last log lines:", e.Logs)
 }
 
 // StalledError says a release will not become ready although its process
@@ -66,11 +62,16 @@ type StalledError struct {
 }
 
 func (e *StalledError) Error() string {
-	msg := fmt.Sprintf("release %s will not become ready: %s", e.Release, e.Reason)
-	if len(e.Logs) > 0 {
-		msg += "\n    " + strings.Join(e.Logs, "\n    ")
+	return fmt.Sprintf("release %s will not become ready: %s", e.Release, e.Reason) + indented("", e.Logs)
+}
+
+// indented is intro followed by lines, each on a line of its own, indented;
+// "" when there are no lines.
+func indented(intro string, lines []string) string {
+	if len(lines) == 0 {
+		return ""
 	}
-	return msg
+	return intro + "\n    " + strings.Join(lines, "\n    ")
 }
 
 // readyAnswer is GET /ready's JSON.
@@ -80,21 +81,16 @@ type readyAnswer struct {
 	Reason string `json:"reason"`
 }
 
-// ReadyProber is a target that asks an instance's GET /ready itself, for
-// instances this process cannot reach (Instance.URL empty): a remote
-// Docker host publishes candidates on its own loopback only.
-type ReadyProber interface {
-	ProbeReady(ctx context.Context, in *Instance) (ok bool, reason string)
-}
-
-// WaitReady polls in's GET /ready until it answers 200, the instance exits
+// WaitReady asks the target whether in is ready (Readiness) until it is, the instance exits
 // (ExitedError with its last log lines), the budget runs out (NotReadyError
 // with the last reason) or ctx ends. It prints progress to w every
 // progressEvery. It never stops the instance: deciding that is the caller's.
-func WaitReady(ctx context.Context, t Target, in *Instance, budget time.Duration, w io.Writer, progressEvery time.Duration) (time.Duration, error) {
+func WaitReady(ctx context.Context, t interface {
+	Starter
+	Readiness
+}, in *Instance, budget time.Duration, w io.Writer, progressEvery time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := start.Add(budget)
-	hc := &http.Client{Timeout: 10 * time.Second}
 	last := "no answer yet"
 	nextProgress := start.Add(progressEvery)
 	nextStatus := start
@@ -118,13 +114,7 @@ func WaitReady(ctx context.Context, t Target, in *Instance, budget time.Duration
 			}
 			nextStatus = now.Add(time.Second)
 		}
-		var ok bool
-		var reason string
-		if p, isProber := t.(ReadyProber); isProber && in.URL == "" {
-			ok, reason = p.ProbeReady(ctx, in)
-		} else {
-			ok, reason = probeReady(ctx, hc, in.URL)
-		}
+		ok, reason := t.Ready(ctx, in)
 		if ok {
 			return time.Since(start), nil
 		}
@@ -148,12 +138,18 @@ func WaitReady(ctx context.Context, t Target, in *Instance, budget time.Duration
 	}
 }
 
-func probeReady(ctx context.Context, hc *http.Client, base string) (bool, string) {
+// readyClient asks /ready; an answer takes longer than its timeout only
+// when the engine hangs.
+var readyClient = &http.Client{Timeout: 10 * time.Second}
+
+// ProbeReady asks GET base/ready once: true on 200, else the reason the
+// answer gives ("503 generate: ...") or why there was none.
+func ProbeReady(ctx context.Context, base string) (bool, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/ready", nil)
 	if err != nil {
 		return false, err.Error()
 	}
-	resp, err := hc.Do(req)
+	resp, err := readyClient.Do(req)
 	if err != nil {
 		return false, "not answering (" + shortErr(err) + ")"
 	}

@@ -13,29 +13,29 @@ import (
 
 // Target is where releases run: a Docker host (deploy/docker) or a
 // Kubernetes cluster (deploy/kubernetes). It is defined here, by the
-// strategies that use it; what only some targets do is an optional
-// interface of its own (Planner, Pruner, LockBreaker, ReadyProber,
-// RouterUpgrader). The command picks the implementation from the
-// environment's target.
+// strategies that use it, as the small interfaces each step needs
+// (Starter, Stopper, Switcher, Records, Locker, Readiness); what only some
+// targets do is an optional interface of its own (Planner, Pruner,
+// LockBreaker, GPUProber, RouterUpgrader), asked for by type assertion.
+// The command picks the implementation from the environment's target.
 type Target interface {
 	// Describe names the target for messages ("docker unix:///run/docker.sock").
 	Describe() string
+	Starter
+	Stopper
+	Switcher
+	Records
+	Locker
+	Readiness
+}
+
+// Starter brings releases up: their image, their instance, its state.
+type Starter interface {
 	// Image makes ref available on the target (pulling it when absent) and
 	// returns what the deploy needs to know about it.
 	Image(ctx context.Context, ref string) (*ImageInfo, error)
-	// Lock takes the environment's deploy lock as a lease of holder.TTL,
-	// or returns *LockedError naming the holder when another deploy has it
-	// and renews it. A lock whose holder stopped renewing (killed, its
-	// machine gone) is taken over, by identity: two takers cannot both win.
-	Lock(ctx context.Context, env string, holder Holder, image *ImageInfo) (Lease, error)
-	// Releases lists the environment's releases, oldest first; Serving
-	// marks the one the router sends traffic to.
-	Releases(ctx context.Context, env string) ([]*Release, error)
-	// Router makes sure the environment's stable endpoint exists (network
-	// and gateway on Docker), creating it from image on first use.
-	Router(ctx context.Context, env RouterSpec, image *ImageInfo) error
-	// Start creates and starts a release. The instance's URL is reachable
-	// from this process (to wait for readiness).
+	// Start creates and starts a release; Readiness.Ready then says when
+	// it answers /ready.
 	Start(ctx context.Context, spec *Spec) (*Instance, error)
 	// Instance finds a release's instance (running or stopped); nil when
 	// it is gone.
@@ -43,20 +43,57 @@ type Target interface {
 	// Status reports whether the instance still runs and, when it stopped,
 	// its exit code and last log lines.
 	Status(ctx context.Context, in *Instance) (*Status, error)
-	// Switch sends the environment's traffic to in, atomically, once in
-	// answers /ready through the router.
-	Switch(ctx context.Context, env string, in *Instance) error
-	// WaitDrained waits until no request is in flight to in through the router.
-	WaitDrained(ctx context.Context, env string, in *Instance, timeout time.Duration) error
+}
+
+// Stopper takes releases down: for a recreate, to retire the previous
+// release, and to undo a failed deploy.
+type Stopper interface {
 	// Stop stops an instance and keeps it (and its image) for a quick restart.
 	Stop(ctx context.Context, in *Instance) error
 	// Resume starts a stopped instance again.
 	Resume(ctx context.Context, in *Instance) (*Instance, error)
 	// Remove deletes the instance; its image stays on the target.
 	Remove(ctx context.Context, in *Instance) error
-	// Record stores the release's final outcome with the target, so history
-	// outlives the instance.
+}
+
+// Switcher is the environment's stable endpoint and where it sends traffic.
+type Switcher interface {
+	// Router makes sure the environment's stable endpoint exists (network
+	// and gateway on Docker), creating it from image on first use.
+	Router(ctx context.Context, env RouterSpec, image *ImageInfo) error
+	// Switch sends the environment's traffic to in, atomically, once in
+	// answers /ready through the router.
+	Switch(ctx context.Context, env string, in *Instance) error
+	// WaitDrained waits until no request is in flight to in through the router.
+	WaitDrained(ctx context.Context, env string, in *Instance, timeout time.Duration) error
+}
+
+// Records are the environment's releases as the target keeps them, so
+// history outlives the instances.
+type Records interface {
+	// Releases lists the environment's releases, oldest first; Serving
+	// marks the one the router sends traffic to.
+	Releases(ctx context.Context, env string) ([]*Release, error)
+	// Record stores the release's final outcome with the target.
 	Record(ctx context.Context, r *Release) error
+}
+
+// Locker holds the environment's deploy lock.
+type Locker interface {
+	// Lock takes the environment's deploy lock as a lease of holder.TTL,
+	// or returns *LockedError naming the holder when another deploy has it
+	// and renews it. A lock whose holder stopped renewing (killed, its
+	// machine gone) is taken over, by identity: two takers cannot both win.
+	Lock(ctx context.Context, env string, holder Holder, image *ImageInfo) (Lease, error)
+}
+
+// Readiness says whether an instance is ready to take traffic.
+type Readiness interface {
+	// Ready asks in's readiness once: true when it answers GET /ready with
+	// 200 (Docker: directly, or through the gateway for a remote host;
+	// Kubernetes: the rollout's state, which the pods' readiness probes on
+	// /ready decide), else a short reason ("503 model: loading").
+	Ready(ctx context.Context, in *Instance) (ok bool, reason string)
 }
 
 // ImageInfo is what a target knows about an image.
@@ -108,7 +145,9 @@ type Instance struct {
 	ID string
 	// Name is a human name (the container name).
 	Name string
-	// URL reaches the release from this process: http://127.0.0.1:PORT.
+	// URL reaches the release from this process (http://127.0.0.1:PORT)
+	// when it can; "" when only the target reaches it (a remote Docker
+	// host's loopback, a Kubernetes pod).
 	URL string
 	// Upstream reaches the release from the router: http://NAME:8000.
 	Upstream string

@@ -45,8 +45,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -119,11 +119,14 @@ type Target struct {
 	host string
 	// remote: the engine is on another machine (tcp, ssh). Releases
 	// publish on that machine's loopback only, out of this process's
-	// reach: their /ready is asked through the gateway (ProbeReady).
+	// reach: their /ready is asked through the gateway (Ready).
 	remote bool
 	opt    Options
 	// answered: a connection to the engine was made (see reconnecting).
 	answered atomic.Bool
+	// binSums are the sha256 of the modelship binary of release images,
+	// by image ID and path (UpgradeRouter reads a binary once).
+	binSums sync.Map
 }
 
 // New connects to the engine (lazily: nothing is sent until the first call)
@@ -253,15 +256,11 @@ func (t *Target) wrap(err error, what string) error {
 	if err == nil {
 		return nil
 	}
-	if client.IsErrConnectionFailed(err) || isDialError(err) {
+	var op *net.OpError
+	if client.IsErrConnectionFailed(err) || errors.As(err, &op) || refused(err) {
 		return fmt.Errorf("%w: docker host %s does not answer (%s): %v", deploy.ErrUnreachable, t.host, what, err)
 	}
 	return fmt.Errorf("docker host %s: %s: %w", t.host, what, err)
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }
 
 // Names of the engine objects of an environment.

@@ -214,9 +214,13 @@ func (t *Target) lastLogs(ctx context.Context, id string, n int) []string {
 	return lines
 }
 
-// ProbeReady asks in's GET /ready through the gateway, for a remote host
-// (deploy.ReadyProber): the release publishes on that host's loopback only.
-func (t *Target) ProbeReady(ctx context.Context, in *deploy.Instance) (bool, string) {
+// Ready asks in's GET /ready (deploy.Readiness): directly when this
+// process reaches it, else through the gateway (a remote host: the release
+// publishes on that host's loopback only).
+func (t *Target) Ready(ctx context.Context, in *deploy.Instance) (bool, string) {
+	if in.URL != "" {
+		return deploy.ProbeReady(ctx, in.URL)
+	}
 	out, stderr, _, err := t.gatewayRun(ctx, in.Env, "probe", "--upstream", in.Upstream)
 	var res gateway.ProbeResult
 	if err == nil {

@@ -37,12 +37,10 @@ func (t *Target) UpgradeRouter(ctx context.Context, env string, live *deploy.Ins
 	if err != nil {
 		return err
 	}
-	bin, err := t.readFile(ctx, live.ID, relBin)
+	want, bin, err := t.binarySum(ctx, live.ID, rel.Image, relBin)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(bin)
-	want := hex.EncodeToString(sum[:])
 	if want == st.BinarySHA256 {
 		return nil
 	}
@@ -57,6 +55,11 @@ func (t *Target) UpgradeRouter(ctx context.Context, env string, live *deploy.Ins
 	gwBin := gw.Config.Labels[LabelBinary]
 	if gwBin == "" {
 		return fmt.Errorf("the gateway %s has no label %s: cannot tell where its binary is", gatewayName(env), LabelBinary)
+	}
+	if bin == nil {
+		if bin, err = t.readFile(ctx, live.ID, relBin); err != nil {
+			return err
+		}
 	}
 	if err := t.writeFile(ctx, gw.ID, gwBin, bin); err != nil {
 		return err
@@ -73,6 +76,23 @@ func (t *Target) UpgradeRouter(ctx context.Context, env string, live *deploy.Ins
 	t.logf("gateway of %s upgraded in place to release %s's modelship binary (sha256 %.12s, was %.12s) in %s: new process %d took the port over, no connection refused",
 		env, live.Release, want, st.BinarySHA256, time.Since(t0).Round(time.Millisecond), res.PID)
 	return nil
+}
+
+// binarySum is the sha256 (hex) of file in container ctr, made from image:
+// read once per image and file (an image's files do not change), so bin,
+// the file itself, is nil when the sum was known.
+func (t *Target) binarySum(ctx context.Context, ctr, image, file string) (sum string, bin []byte, err error) {
+	key := image + ":" + file
+	if s, ok := t.binSums.Load(key); ok {
+		return s.(string), nil, nil
+	}
+	if bin, err = t.readFile(ctx, ctr, file); err != nil {
+		return "", nil, err
+	}
+	h := sha256.Sum256(bin)
+	sum = hex.EncodeToString(h[:])
+	t.binSums.Store(key, sum)
+	return sum, bin, nil
 }
 
 // readFile reads one file of a container.

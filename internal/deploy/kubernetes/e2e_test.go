@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,28 +33,17 @@ type env struct {
 	verify   string // the Service through the API server's proxy
 }
 
-var seq atomic.Int32
-
 func newEnv(t *testing.T, replicas int) *env {
 	t.Helper()
 	cfg := testenv.Kubernetes(t)
-	ns := fmt.Sprintf("modelship-test-%d-%d", os.Getpid()%100000, seq.Add(1))
+	ns := testenv.Namespace(t, cfg, "modelship-test")
 	log := &testenv.SyncBuffer{}
 	tg, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: ns, Name: "llm", Replicas: replicas, ServicePort: 80,
 		ImagePullPolicy: corev1.PullNever, Out: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := tg.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tg.Client().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		tg.Close()
-	})
+	t.Cleanup(func() { tg.Close() })
 	s, err := suite.Load(filepath.Join(testenv.RepoRoot(), "testdata/suites/validation_cases.json"))
 	if err != nil {
 		t.Fatal(err)

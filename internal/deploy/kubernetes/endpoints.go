@@ -1,7 +1,7 @@
 package kubernetes
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,39 +11,22 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/serving"
 )
 
-// localURL starts (once) the listener serving instances' /ready from the
-// rollout state, and returns its base URL.
-func (t *Target) localURL() (string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.inst == nil {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", fmt.Errorf("kubernetes target: local readiness endpoint: %w", err)
-		}
-		t.inst = l
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /instances/{dep}/{release}/ready", t.serveReady)
-		go http.Serve(l, mux)
-	}
-	return "http://" + t.inst.Addr().String(), nil
-}
-
-func (t *Target) serveReady(w http.ResponseWriter, r *http.Request) {
-	st, err := t.Rollout(r.Context(), r.PathValue("dep"), r.PathValue("release"))
-	w.Header().Set("Content-Type", "application/json")
+// Ready is the rollout's state of in's Deployment for its release
+// (deploy.Readiness): the pods' readiness probes ask their /ready, and the
+// Deployment controller counts the ready replicas.
+func (t *Target) Ready(ctx context.Context, in *deploy.Instance) (bool, string) {
+	st, err := t.Rollout(ctx, in.ID, in.Release)
 	if err != nil {
-		w.WriteHeader(http.StatusBadGateway)
-		json.NewEncoder(w).Encode(map[string]any{"ready": false, "check": "rollout", "reason": err.Error()})
-		return
+		return false, "rollout: " + err.Error()
 	}
-	if !st.Ready {
-		w.WriteHeader(http.StatusServiceUnavailable)
+	if st.Ready {
+		return true, ""
 	}
-	json.NewEncoder(w).Encode(map[string]any{"ready": st.Ready, "check": "rollout", "reason": st.Reason})
+	return false, "rollout: " + st.Reason
 }
 
 // ServiceURL is a local base URL (http://127.0.0.1:PORT) that reaches the

@@ -102,8 +102,8 @@ type Target struct {
 	// surge and unavailable chosen by Plan for the next rolling update.
 	surge, unavailable int
 	planned            bool
-	// local serves the instances' readiness and the service proxy.
-	inst, svc net.Listener
+	// svc is the local listener of the service proxy (ServiceURL).
+	svc net.Listener
 }
 
 // New loads the kubeconfig (or the in-cluster config) and makes a client;
@@ -159,16 +159,14 @@ func (t *Target) Describe() string {
 	return fmt.Sprintf("kubernetes %s namespace %s", t.host, t.opt.Namespace)
 }
 
-// Close stops the local listeners.
+// Close stops the local service proxy (ServiceURL).
 func (t *Target) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, l := range []net.Listener{t.inst, t.svc} {
-		if l != nil {
-			l.Close()
-		}
+	if t.svc != nil {
+		t.svc.Close()
 	}
-	t.inst, t.svc = nil, nil
+	t.svc = nil
 	return nil
 }
 
@@ -185,16 +183,35 @@ func (t *Target) wrap(err error, what string) error {
 	}
 	var op *net.OpError
 	if errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("%w: kubernetes API server %s does not answer (%s): %v%s", deploy.ErrUnreachable, t.host, what, err, loopbackHint(t.host))
+		err = fmt.Errorf("%w: kubernetes API server %s does not answer (%s): %v", deploy.ErrUnreachable, t.host, what, err)
+		if h := loopbackHost(t.host); h != "" {
+			return &LoopbackServerError{Host: h, Err: err}
+		}
+		return err
 	}
 	return fmt.Errorf("kubernetes %s: %s: %w", t.host, what, err)
 }
 
-// loopbackHint explains an unreachable API server whose address is a
-// loopback one: from inside a container (a Dagger function, a CI job's
-// service container) that address is the container itself.
-func loopbackHint(host string) string {
-	u, err := url.Parse(host)
+// LoopbackServerError is an API server that does not answer at a loopback
+// address (Host): from inside a container (a Dagger function, a CI job's
+// service container) that address is the container itself, and the
+// address the container reaches the API server at must be given instead
+// (Options.Server). It wraps the deploy.ErrUnreachable error.
+type LoopbackServerError struct {
+	Host string
+	Err  error
+}
+
+func (e *LoopbackServerError) Error() string {
+	return fmt.Sprintf("%v; %s is a loopback address: inside a container it is the container itself, so give the address the container reaches the API server at", e.Err, e.Host)
+}
+
+func (e *LoopbackServerError) Unwrap() error { return e.Err }
+
+// loopbackHost is the host of the API server's URL when it is a loopback
+// address, else "".
+func loopbackHost(server string) string {
+	u, err := url.Parse(server)
 	if err != nil {
 		return ""
 	}
@@ -202,7 +219,7 @@ func loopbackHint(host string) string {
 	if ip := net.ParseIP(h); (ip == nil || !ip.IsLoopback()) && h != "localhost" {
 		return ""
 	}
-	return fmt.Sprintf("; %s is a loopback address: inside a container it is the container itself, so give the address the container reaches the API server at (modelship --kube-server, or kubeServer of the Dagger functions)", h)
+	return h
 }
 
 func (t *Target) deployments() typedDeployments {

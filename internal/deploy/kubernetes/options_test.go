@@ -62,7 +62,8 @@ func TestServerOverridesKubeconfig(t *testing.T) {
 }
 
 // An API server that does not answer at a loopback address is reported as
-// unreachable with what to do from inside a container; at another address
+// unreachable with what to do from inside a container, as a
+// *LoopbackServerError (the command names its flag); at another address
 // the hint is left out.
 func TestUnreachableLoopbackServerHint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -75,18 +76,19 @@ func TestUnreachableLoopbackServerHint(t *testing.T) {
 	if !errors.Is(err, deploy.ErrUnreachable) {
 		t.Fatalf("Releases against a closed port: %v, want ErrUnreachable", err)
 	}
-	if !strings.Contains(err.Error(), "127.0.0.1 is a loopback address") || !strings.Contains(err.Error(), "--kube-server") {
+	var lb *LoopbackServerError
+	if !strings.Contains(err.Error(), "127.0.0.1 is a loopback address") || !errors.As(err, &lb) || lb.Host != "127.0.0.1" {
 		t.Errorf("error lacks the loopback hint: %v", err)
 	}
 	if strings.Contains(err.Error(), "not-a-real-token") {
 		t.Errorf("error shows the token: %v", err)
 	}
 
-	if h := loopbackHint("https://10.20.30.40:6443"); h != "" {
+	if h := loopbackHost("https://10.20.30.40:6443"); h != "" {
 		t.Errorf("hint for a routable address: %q", h)
 	}
 	for _, host := range []string{"https://localhost:6443", "https://[::1]:6443"} {
-		if h := loopbackHint(host); h == "" {
+		if h := loopbackHost(host); h == "" {
 			t.Errorf("no hint for %s", host)
 		}
 	}

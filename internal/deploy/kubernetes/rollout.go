@@ -64,9 +64,9 @@ func (t *Target) Rollout(ctx context.Context, dep, release string) (*RolloutStat
 	}
 	if !st.Stalled {
 		ready := 0
-		if pods, err := t.pods(ctx, dep, release); err == nil {
+		if pods, err := t.Pods(ctx, "", dep, release); err == nil {
 			for _, p := range pods {
-				if podReady(&p) && p.DeletionTimestamp == nil {
+				if PodReady(&p) && p.DeletionTimestamp == nil {
 					ready++
 				}
 			}
@@ -90,15 +90,19 @@ func deref(p *int32) int32 {
 	return *p
 }
 
-// pods of a release in Deployment dep.
-func (t *Target) pods(ctx context.Context, dep, release string) ([]corev1.Pod, error) {
-	set := map[string]string{LabelInstance: t.opt.Name, LabelDeployment: dep}
-	if release != "" {
-		set[deploy.LabelRelease] = release
+// Pods lists the target's pods (of Options.Name) of environment env, in
+// Deployment dep, of release; "" matches any.
+func (t *Target) Pods(ctx context.Context, env, dep, release string) ([]corev1.Pod, error) {
+	set := map[string]string{LabelInstance: t.opt.Name}
+	for k, v := range map[string]string{deploy.LabelEnv: env, LabelDeployment: dep, deploy.LabelRelease: release} {
+		if v != "" {
+			set[k] = v
+		}
 	}
-	list, err := t.cs.CoreV1().Pods(t.opt.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(set).String()})
+	sel := labels.SelectorFromSet(set).String()
+	list, err := t.cs.CoreV1().Pods(t.opt.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil, t.wrap(err, "listing pods of "+dep)
+		return nil, t.wrap(err, "listing pods "+sel)
 	}
 	return list.Items, nil
 }
@@ -107,13 +111,13 @@ func (t *Target) pods(ctx context.Context, dep, release string) ([]corev1.Pod, e
 // recent warning events ("Readiness probe failed: ...") and, when stalled,
 // their last log lines.
 func (t *Target) explain(ctx context.Context, dep, release string, logs bool) []string {
-	pods, err := t.pods(ctx, dep, release)
+	pods, err := t.Pods(ctx, "", dep, release)
 	if err != nil {
 		return []string{"(pods unavailable: " + err.Error() + ")"}
 	}
 	var out []string
 	for _, p := range pods {
-		if podReady(&p) || p.DeletionTimestamp != nil {
+		if PodReady(&p) || p.DeletionTimestamp != nil {
 			continue
 		}
 		evs, err := t.cs.CoreV1().Events(t.opt.Namespace).List(ctx, metav1.ListOptions{
@@ -176,7 +180,8 @@ func eventTime(e *corev1.Event) time.Time {
 	return e.CreationTimestamp.Time
 }
 
-func podReady(p *corev1.Pod) bool {
+// PodReady reports whether p's Ready condition is true.
+func PodReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue
@@ -210,7 +215,7 @@ func (t *Target) Status(ctx context.Context, in *deploy.Instance) (*deploy.Statu
 	if st.Stalled {
 		return &deploy.Status{Running: false, ExitCode: -1, Reason: st.Reason, Logs: st.Explain}, nil
 	}
-	pods, err := t.pods(ctx, in.ID, in.Release)
+	pods, err := t.Pods(ctx, "", in.ID, in.Release)
 	if err != nil {
 		return nil, err
 	}

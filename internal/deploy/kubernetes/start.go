@@ -41,8 +41,8 @@ func (t *Target) Workload(ctx context.Context, spec *deploy.Spec) *Workload {
 
 // Start applies the release's Deployment: creates NAME-RELEASE
 // (blue-green), or updates the pod template of NAME (rolling: the rollout
-// starts now), and writes its record. The instance's URL answers /ready
-// with the rollout's state.
+// starts now), and writes its record. Its readiness is the rollout's
+// (Ready).
 func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance, error) {
 	if len(spec.GPUs) > 0 {
 		return nil, errors.New("kubernetes target: GPUs are requested per pod (environments.<env>.kubernetes.gpus), not by UUID")
@@ -80,7 +80,7 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 		}
 	}
 	t.logf("applied deployment/%s in namespace %s: %d replica(s) of %s (progress deadline %ds)", want.Name, t.opt.Namespace, w.Replicas, w.Image, *want.Spec.ProgressDeadlineSeconds)
-	return t.instance(r.Env, r.ID, want.Name)
+	return t.instance(r.Env, r.ID, want.Name), nil
 }
 
 // update applies mutate to the Deployment, retrying on conflicts.
@@ -100,13 +100,10 @@ func (t *Target) update(ctx context.Context, d *appsv1.Deployment, mutate func(*
 	}
 }
 
-func (t *Target) instance(env, release, dep string) (*deploy.Instance, error) {
-	base, err := t.localURL()
-	if err != nil {
-		return nil, err
-	}
-	return &deploy.Instance{Release: release, Env: env, ID: dep, Name: "deployment/" + dep + " (release " + release + ")",
-		URL: base + "/instances/" + dep + "/" + release, Upstream: dep}, nil
+// instance is release's instance: Deployment dep, which the Service
+// selects (Upstream). This process does not reach its pods (URL empty).
+func (t *Target) instance(env, release, dep string) *deploy.Instance {
+	return &deploy.Instance{Release: release, Env: env, ID: dep, Name: "deployment/" + dep + " (release " + release + ")", Upstream: dep}
 }
 
 // Instance finds a release: its own Deployment (blue-green), or the
@@ -115,7 +112,7 @@ func (t *Target) instance(env, release, dep string) (*deploy.Instance, error) {
 func (t *Target) Instance(ctx context.Context, env, release string) (*deploy.Instance, error) {
 	bg := DeploymentName(t.opt.Name, deploy.BlueGreen, release)
 	if _, err := t.deployments().Get(ctx, bg, metav1.GetOptions{}); err == nil {
-		return t.instance(env, release, bg)
+		return t.instance(env, release, bg), nil
 	} else if !apierrors.IsNotFound(err) {
 		return nil, t.wrap(err, "reading deployment "+bg)
 	}
@@ -127,13 +124,13 @@ func (t *Target) Instance(ctx context.Context, env, release string) (*deploy.Ins
 		return nil, t.wrap(err, "reading deployment "+t.opt.Name)
 	}
 	if d.Spec.Template.Labels[deploy.LabelRelease] == release {
-		return t.instance(env, release, d.Name)
+		return t.instance(env, release, d.Name), nil
 	}
 	rs, err := t.replicaSet(ctx, d.Name, release)
 	if err != nil || rs == nil {
 		return nil, err
 	}
-	return t.instance(env, release, d.Name)
+	return t.instance(env, release, d.Name), nil
 }
 
 // replicaSet is the newest ReplicaSet of Deployment dep for release.

@@ -49,11 +49,11 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 	// Service's endpoints say so.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ok, other, err := t.endpointsOnly(ctx, in.ID)
+		_, ready, other, err := t.endpoints(ctx, in.ID, "")
 		if err != nil {
 			return err
 		}
-		if ok && other == 0 {
+		if ready > 0 && other == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -65,36 +65,36 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 	}
 }
 
-// endpointsOnly reports whether the Service has a ready endpoint of dep's
-// pods, and how many endpoints belong to other pods.
-func (t *Target) endpointsOnly(ctx context.Context, dep string) (has bool, other int, err error) {
-	pods, err := t.pods(ctx, dep, "")
+// endpoints counts the Service's endpoints: those of the pods of
+// Deployment dep of release ("" any release), how many of those are ready,
+// and those of other pods.
+func (t *Target) endpoints(ctx context.Context, dep, release string) (mine, ready, other int, err error) {
+	pods, err := t.Pods(ctx, "", dep, release)
 	if err != nil {
-		return false, 0, err
+		return 0, 0, 0, err
 	}
-	mine := map[string]bool{}
+	names := map[string]bool{}
 	for _, p := range pods {
-		mine[p.Name] = true
+		names[p.Name] = true
 	}
 	slices, err := t.cs.DiscoveryV1().EndpointSlices(t.opt.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + t.opt.Name})
 	if err != nil {
-		return false, 0, t.wrap(err, "listing endpoints of "+t.opt.Name)
+		return 0, 0, 0, t.wrap(err, "listing endpoints of "+t.opt.Name)
 	}
 	for _, s := range slices.Items {
 		for _, e := range s.Endpoints {
-			name := ""
-			if e.TargetRef != nil {
-				name = e.TargetRef.Name
-			}
 			switch {
-			case mine[name] && e.Conditions.Ready != nil && *e.Conditions.Ready:
-				has = true
-			case !mine[name]:
+			case e.TargetRef == nil || !names[e.TargetRef.Name]:
 				other++
+			case e.Conditions.Ready != nil && *e.Conditions.Ready:
+				mine++
+				ready++
+			default:
+				mine++
 			}
 		}
 	}
-	return has, other, nil
+	return mine, ready, other, nil
 }
 
 // rollBack sets Deployment d's pod template back to release's ReplicaSet
@@ -169,13 +169,13 @@ func (t *Target) WaitDrained(ctx context.Context, env string, in *deploy.Instanc
 		var done bool
 		var what string
 		if d.Spec.Template.Labels[deploy.LabelRelease] == in.Release {
-			_, other, err := t.endpointsOf(ctx, in)
+			mine, _, _, err := t.endpoints(ctx, in.ID, in.Release)
 			if err != nil {
 				return err
 			}
-			done, what = other == 0, "its pods to leave the Service's endpoints"
+			done, what = mine == 0, "its pods to leave the Service's endpoints"
 		} else {
-			pods, err := t.pods(ctx, in.ID, in.Release)
+			pods, err := t.Pods(ctx, "", in.ID, in.Release)
 			if err != nil {
 				return err
 			}
@@ -193,51 +193,20 @@ func (t *Target) WaitDrained(ctx context.Context, env string, in *deploy.Instanc
 	}
 }
 
-// endpointsOf counts the Service endpoints that are pods of in's release.
-func (t *Target) endpointsOf(ctx context.Context, in *deploy.Instance) (int, int, error) {
-	pods, err := t.pods(ctx, in.ID, in.Release)
-	if err != nil {
-		return 0, 0, err
-	}
-	mine := map[string]bool{}
-	for _, p := range pods {
-		mine[p.Name] = true
-	}
-	slices, err := t.cs.DiscoveryV1().EndpointSlices(t.opt.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + t.opt.Name})
-	if err != nil {
-		return 0, 0, t.wrap(err, "listing endpoints of "+t.opt.Name)
-	}
-	n := 0
-	for _, s := range slices.Items {
-		for _, e := range s.Endpoints {
-			if e.TargetRef != nil && mine[e.TargetRef.Name] {
-				n++
-			}
-		}
-	}
-	return 0, n, nil
-}
-
 // Stop scales the release's Deployment to zero (kept for Resume) when the
 // release is its current template, and waits for its pods to terminate;
 // a rolling release already replaced needs nothing.
 func (t *Target) Stop(ctx context.Context, in *deploy.Instance) error {
-	d, err := t.deployments().Get(ctx, in.ID, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return t.wrap(err, "reading deployment "+in.ID)
-	}
-	if d.Spec.Template.Labels[deploy.LabelRelease] != in.Release {
-		return nil
+	d, err := t.runningTemplate(ctx, in)
+	if d == nil || err != nil {
+		return err
 	}
 	if err := t.update(ctx, d, func(x *appsv1.Deployment) { x.Spec.Replicas = ptr(int32(0)) }); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(time.Duration(PreStopSeconds+drainSeconds)*time.Second + 30*time.Second)
 	for time.Now().Before(deadline) {
-		pods, err := t.pods(ctx, in.ID, in.Release)
+		pods, err := t.Pods(ctx, "", in.ID, in.Release)
 		if err != nil {
 			return err
 		}
@@ -263,7 +232,7 @@ func (t *Target) Resume(ctx context.Context, in *deploy.Instance) (*deploy.Insta
 	if err := t.update(ctx, d, func(x *appsv1.Deployment) { x.Spec.Replicas = ptr(int32(t.opt.Replicas)) }); err != nil {
 		return nil, err
 	}
-	return t.instance(in.Env, in.Release, in.ID)
+	return t.instance(in.Env, in.Release, in.ID), nil
 }
 
 // Remove deletes a blue-green release's Deployment. For a rolling release
@@ -275,15 +244,9 @@ func (t *Target) Resume(ctx context.Context, in *deploy.Instance) (*deploy.Insta
 // Deployment is deleted. A rolling release already replaced keeps its
 // ReplicaSet as revision history.
 func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
-	d, err := t.deployments().Get(ctx, in.ID, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return t.wrap(err, "reading deployment "+in.ID)
-	}
-	if d.Spec.Template.Labels[deploy.LabelRelease] != in.Release {
-		return nil
+	d, err := t.runningTemplate(ctx, in)
+	if d == nil || err != nil {
+		return err
 	}
 	if in.ID == t.opt.Name && t.serviceSelects(ctx, in.ID) {
 		prev, err := t.previousRevision(ctx, d, in.Release)
@@ -299,6 +262,23 @@ func (t *Target) Remove(ctx context.Context, in *deploy.Instance) error {
 		return nil
 	}
 	return t.wrap(err, "deleting deployment "+in.ID)
+}
+
+// runningTemplate is in's Deployment when its pod template is in's
+// release; nil when the Deployment is gone or a rollout replaced the
+// release (its ReplicaSet stays as revision history).
+func (t *Target) runningTemplate(ctx context.Context, in *deploy.Instance) (*appsv1.Deployment, error) {
+	d, err := t.deployments().Get(ctx, in.ID, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, t.wrap(err, "reading deployment "+in.ID)
+	}
+	if d.Spec.Template.Labels[deploy.LabelRelease] != in.Release {
+		return nil, nil
+	}
+	return d, nil
 }
 
 // serviceSelects reports whether the Service sends to Deployment dep's
