@@ -29,7 +29,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "benchmark an OpenAI-compatible endpoint; gate on tokens/s, p99 latency and a baseline", run: runBench})
+	register(command{name: "bench", summary: "benchmark an OpenAI-compatible endpoint; gate on tokens/s, p99 latency and a baseline", run: stageCommand("bench", runBench)})
 }
 
 // Defaults of modelship bench.
@@ -61,7 +61,6 @@ type benchRun struct {
 	baselinePath string
 
 	reportDir string
-	asJSON    bool
 
 	results *atomicfile.File // results.jsonl, when reportDir is set
 	resW    *bufio.Writer
@@ -73,9 +72,10 @@ type benchRun struct {
 
 	ga *gha.Actions // GitHub Actions outputs, summary, annotations; no-op elsewhere
 	ev *stageNotifier
+	sr *stageRun
 }
 
-func runBench(ctx context.Context, args []string, s stdio) int {
+func runBench(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	var (
@@ -113,7 +113,7 @@ func runBench(ctx context.Context, args []string, s stdio) int {
 		reportDir     = fs.String("report-dir", "", "write bench.json, bench.md, bench.html and results.jsonl here (created if needed)")
 		configFile    = fs.String("config", "", "modelship.yaml to take gates.bench and suites.benchmark-prompts from; flags given override it")
 		envName       = fs.String("env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent")
-		asJSON        = fs.Bool("json", false, "print the JSON report (the --baseline format) instead of the table")
+		asJSON        = fs.Bool("json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the table goes to stderr (bench.json in --report-dir is the --baseline format)")
 	)
 	fs.Var(&maxLatency, "max-latency-p99", "gate: maximum p99 end-to-end latency in seconds, e.g. 2.0 (or 1500ms)")
 	fs.Var(&maxTTFT, "max-ttft-p99", "gate: maximum p99 time to first token in seconds (or 300ms)")
@@ -144,7 +144,8 @@ verdict needs --min-samples successful requests: fewer is inconclusive, never
 a pass. A baseline measured with other prompts, load or max_tokens is warned
 about.
 
-Reports: a table on stdout (--json: the JSON report); --report-dir DIR writes
+Reports: a table on stdout (--json: on stderr, and the stage result on
+stdout); --report-dir DIR writes
 bench.json (use it as a later --baseline), bench.md (for a CI step summary),
 bench.html (charts, self-contained) and results.jsonl (one line per request).
 
@@ -160,6 +161,7 @@ Flags:
 	if !ok {
 		return code
 	}
+	s = sr.output(s, *asJSON)
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(s.err, "modelship bench: "+format+"\n", a...)
 		fmt.Fprintf(s.err, "Run `modelship bench --help` for the flags.\n")
@@ -171,10 +173,7 @@ Flags:
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	ga := gha.FromEnv(s.out, s.err) // GitHub Actions; no-op elsewhere
-	if *asJSON {
-		ga = gha.FromEnv(s.err, s.err) // keep the JSON on stdout clean
-	}
+	ga := gha.FromEnv(s.out, s.err) // GitHub Actions; no-op elsewhere; with --json, s.out is stderr
 	// modelship.yaml: gates and the prompt file, unless flags say otherwise.
 	var benchCfg *config.Config // its notifications tell the sinks
 	if *configFile != "" {
@@ -213,7 +212,7 @@ Flags:
 		}
 	}
 
-	r := &benchRun{stderr: s.err, reportDir: *reportDir, asJSON: *asJSON, ga: ga}
+	r := &benchRun{stderr: s.err, reportDir: *reportDir, ga: ga, sr: sr}
 	ga.MaskEnv(*apiKeyEnv)
 	if *endpoint == "" {
 		return usageErr("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
@@ -429,17 +428,14 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 	rep.Baseline = r.baselinePath
 	endGroup()
 
-	if r.asJSON {
-		err = report.JSON(s.out, rep)
-	} else {
-		err = report.Text(s.out, rep)
-	}
-	if err != nil {
+	if err := report.Text(s.out, rep); err != nil {
 		fmt.Fprintf(s.err, "modelship bench: writing the report: %v\n", err)
 		return exitFailed
 	}
 	if r.reportDir != "" {
-		if err := r.writeReports(rep); err != nil {
+		written, err := r.writeReports(rep)
+		r.sr.report(written...)
+		if err != nil {
 			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
 			return exitFailed
 		}
@@ -447,13 +443,7 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 	}
 	r.ga.Bench(rep, r.reportDir)
 	r.finishEvents(rep)
-	switch rep.Verdict.Status {
-	case gate.Pass:
-		return exitOK
-	case gate.Fail:
-		return exitFailed
-	}
-	return exitInconclusive
+	return r.sr.res.ExitCode
 }
 
 // judge evaluates one run with the gate and the baseline run at its load.

@@ -15,6 +15,7 @@ import (
 	"github.com/modelship/modelship/bench/report"
 	"github.com/modelship/modelship/internal/sim"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 const benchPrompts = "../../testdata/prompts/benchmark_prompts.jsonl"
@@ -85,17 +86,33 @@ func TestBenchPasses(t *testing.T) {
 
 func TestBenchJSON(t *testing.T) {
 	url := testenv.Sim(t, simModels+"good", nil)
-	code, out, errs := benchCLI(t, "--endpoint", url, "--synthetic-input-len", "16", "--synthetic-output-len", "8", "--requests", "12", "--json")
-	if code != exitOK {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	dir := t.TempDir()
+	code, out, errs := benchCLI(t, "--endpoint", url, "--synthetic-input-len", "16", "--synthetic-output-len", "8", "--requests", "12",
+		"--max-latency-p99", "30", "--report-dir", dir, "--json")
+	res := stageResult(t, "bench", code, out, stage.Passed)
+	wantReports(t, res, filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.md"), filepath.Join(dir, "bench.html"), filepath.Join(dir, "results.jsonl"))
+	f := res.Figures
+	if f["requests"] != 12 || f["succeeded"] != 12 || !(f["output_tokens_per_s"] > 0) || !(f["ttft_p99_s"] >= f["ttft_p50_s"]) ||
+		!(f["e2el_p99_s"] > 0) || f["max_e2el_p99_s"] != 30 || res.Endpoint != url || !strings.Contains(errs, "Verdict: PASS") {
+		t.Errorf("--json: %+v\nstderr:\n%s", res, errs)
 	}
-	rep, err := report.Parse("stdout", []byte(out))
+	rep, err := report.ReadJSON(filepath.Join(dir, "bench.json"))
 	if err != nil {
-		t.Fatalf("--json output is not a report: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	s := rep.Summary
 	if s.Succeeded != 12 || s.OutputTokens != 12*8 || !strings.HasPrefix(s.Conditions.Prompts, "synthetic: 16 input, 8 output tokens") {
 		t.Errorf("synthetic run: %d ok, %d output tokens, prompts %q", s.Succeeded, s.OutputTokens, s.Conditions.Prompts)
+	}
+
+	// A gate that fails: the result says so in numbers, and lists the
+	// reports it wrote all the same.
+	code, out, _ = benchCLI(t, "--endpoint", url, "--synthetic-input-len", "16", "--synthetic-output-len", "8", "--requests", "12",
+		"--min-tokens-per-sec", "1e9", "--report-dir", dir, "--json")
+	res = stageResult(t, "bench", code, out, stage.Failed)
+	wantReports(t, res, filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.md"), filepath.Join(dir, "bench.html"), filepath.Join(dir, "results.jsonl"))
+	if res.Figures["min_tokens_per_s"] != 1e9 || !strings.Contains(res.Message, "is below the minimum 1000000000 tokens/s") {
+		t.Errorf("--json, gate failed: %+v", res)
 	}
 }
 
@@ -225,12 +242,13 @@ func TestBenchSweep(t *testing.T) {
 
 	// Against a sweep baseline each load is compared with the same load
 	// only; a load the baseline lacks is not compared, and says so.
+	again := t.TempDir()
 	code, out, errs = benchCLI(t, "--endpoint", url, "--prompts", benchPrompts, "--max-tokens", "4", "--requests", "16",
-		"--sweep", "1,2", "--max-ttft-p99", "10", "--baseline", filepath.Join(dir, "bench.json"), "--max-regression", "10", "--json")
+		"--sweep", "1,2", "--max-ttft-p99", "10", "--baseline", filepath.Join(dir, "bench.json"), "--max-regression", "10", "--report-dir", again)
 	if code != exitOK {
 		t.Fatalf("sweep against a sweep baseline: exit %d\n%s\n%s", code, out, errs)
 	}
-	rep, err = report.Parse("stdout", []byte(out))
+	rep, err = report.ReadJSON(filepath.Join(again, "bench.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: runDeploy})
+	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: stageCommand("deploy", runDeploy)})
 }
 
 // deployGPUs lists the GPUs deploy places models on; tests replace it.
@@ -31,6 +31,7 @@ type deployFlags struct {
 	lockTimeout, readyTimeout     time.Duration
 	deadline, lockTTL             time.Duration
 	logFormat                     string
+	asJSON                        bool
 	kube                          kubeFlags
 
 	cfg *config.Config // set by deploySetup: notifications, secrets to mask
@@ -46,6 +47,7 @@ func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.deadline, "deadline", 0, "end the whole command, an undo included, within this long (what kills it past a bound, a CI stage, should allow a little more): the deploy stops early enough to leave its undo the full budget (0: no deadline)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.StringVar(&f.logFormat, "log-format", "", "progress `format` on stderr: text (as is) or json (structured log lines) (default: text on a terminal, JSON elsewhere; or $MODELSHIP_LOG_FORMAT)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
 	f.kube.register(fs)
 }
 
@@ -155,7 +157,7 @@ func firstSet(v ...string) string {
 	return ""
 }
 
-func runDeploy(ctx context.Context, args []string, s stdio) int {
+func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	var f deployFlags
@@ -185,6 +187,7 @@ Flags:
 	if !ok {
 		return code
 	}
+	s = sr.output(s, f.asJSON)
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship deploy: unexpected argument %q\n", pos[0])
 		return exitUsage
@@ -199,7 +202,7 @@ Flags:
 	}
 	defer closeFn()
 	req.Image, req.GitSHA = *image, *gitSHA
-	res, done, err := deployStage(ctx, &f, s, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
+	res, done, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
 	defer done()
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 // TestDeployRollbackHistory runs the three commands against the real engine
@@ -64,13 +65,17 @@ environments:
 	if code != exitOK || !strings.Contains(out, "live on "+envName) {
 		t.Fatalf("deploy: exit %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, errOut = runCmd(t, append([]string{"deploy", "--image", "modelship-test/good:2"}, common...)...)
-	if code != exitOK {
-		t.Fatalf("second deploy: exit %d\n%s\n%s", code, out, errOut)
+	code, out, errOut = runCmd(t, append([]string{"deploy", "--image", "modelship-test/good:2", "--json"}, common...)...)
+	res := stageResult(t, "deploy", code, out, stage.Passed)
+	second := res.Release
+	if second == nil || second.ID == "" || second.Env != envName || second.Image != "modelship-test/good:2" || second.Previous == "" ||
+		res.Endpoint == "" || !(res.Figures["ready_after_s"] > 0) || !strings.Contains(res.Message, "verified in") || !strings.Contains(errOut, "live on "+envName) {
+		t.Fatalf("second deploy --json: %+v %+v\n%s", res, second, errOut)
 	}
-	code, out, errOut = runCmd(t, append([]string{"rollback"}, common...)...)
-	if code != exitOK || !strings.Contains(errOut, "rolling "+envName+" back to release") {
-		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errOut)
+	code, out, errOut = runCmd(t, append([]string{"rollback", "--json"}, common...)...)
+	res = stageResult(t, "rollback", code, out, stage.Passed)
+	if !strings.Contains(errOut, "rolling "+envName+" back to release") || res.Release == nil || res.Release.Image != good.Tag || res.Release.Previous != second.ID {
+		t.Fatalf("rollback: exit %d %+v\n%s", code, res.Release, errOut)
 	}
 	code, out, _ = runCmd(t, "history", "--env", envName, "--config", cfg, "--json")
 	var rels []deploy.Release
@@ -89,9 +94,10 @@ environments:
 	}
 
 	// A bad image: clear error, exit 1, the rolled-back release still serves.
-	code, _, errOut = runCmd(t, append([]string{"deploy", "--image", "modelship-test/nosuch:1"}, common...)...)
-	if code != exitFailed || !strings.Contains(errOut, "pulling it failed") {
-		t.Errorf("bad image: exit %d\n%s", code, errOut)
+	code, out, errOut = runCmd(t, append([]string{"deploy", "--image", "modelship-test/nosuch:1", "--json"}, common...)...)
+	res = stageResult(t, "deploy", code, out, stage.Failed)
+	if !strings.Contains(errOut, "pulling it failed") || !strings.Contains(res.Message, "pulling it failed") || res.Release == nil || res.Release.Image != "modelship-test/nosuch:1" {
+		t.Errorf("bad image: exit %d %+v\n%s", code, res, errOut)
 	}
 }
 

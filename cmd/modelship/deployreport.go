@@ -10,6 +10,7 @@ import (
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/logging"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 // startDeployEvents fills the stage's events with what is known before a
@@ -46,8 +47,9 @@ func releaseEvent(ev *stageNotifier, rel *deploy.Release) {
 // rollback) ended: the event (passed, failed, or rolled_back when a failed
 // deploy put the previous release back), and in GitHub Actions the step
 // outputs, the step summary with the release table, and an error
-// annotation saying what failed. It returns the status.
-func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *deploy.Result, err error) notify.Status {
+// annotation saying what failed. It returns the status and the event's
+// message.
+func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *deploy.Result, err error) (notify.Status, string) {
 	status := notify.StatusPassed
 	if err != nil {
 		status = notify.StatusFailed
@@ -72,7 +74,7 @@ func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *d
 	ev.Finish(status, msg)
 
 	if !ga.Enabled() {
-		return status
+		return status, msg
 	}
 	ga.SetOutput(gha.OutDeployVerdict, string(status))
 	ga.SetOutput(gha.OutDeployEndpoint, req.URL)
@@ -90,7 +92,7 @@ func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *d
 		ga.Error(gha.Annotation{Title: fmt.Sprintf("%s to %s %s", ev.Event.Stage, req.Env, strings.ReplaceAll(string(status), "_", " ")),
 			Message: logging.Default.String(err.Error())})
 	}
-	return status
+	return status, msg
 }
 
 // pinnedDigest is the digest of a reference pinned by digest
@@ -166,7 +168,7 @@ func deploySummary(stage notify.Stage, req deploy.Request, res *deploy.Result, e
 // group "STAGE ENV", and the outputs and step summary (finishDeploy).
 // done waits for the notifications and prints their warnings: defer it, so
 // the command's own result comes first.
-func deployStage(ctx context.Context, f *deployFlags, s stdio, d *deploy.Deployer, req deploy.Request, stage notify.Stage,
+func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *deploy.Deployer, req deploy.Request, stage notify.Stage,
 	run func(context.Context) (*deploy.Result, error)) (res *deploy.Result, done func(), err error) {
 	ga := gha.FromEnv(s.out, s.err)
 	ga.MaskSecrets(f.cfg)
@@ -181,6 +183,31 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, d *deploy.Deploye
 	res, err = run(ctx)
 	flush()
 	endGroup()
-	finishDeploy(ev, ga, req, res, err)
+	status, msg := finishDeploy(ev, ga, req, res, err)
+	deployResult(sr, req, res, status, logging.Default.String(msg))
 	return res, func() { ev.Close(ctx) }, err
+}
+
+// deployResult fills the stage result of a deploy or rollback: the
+// release, the endpoint, the timings in seconds, and the verdict (status's:
+// passed, failed or rolled_back) with the event's message.
+func deployResult(sr *stageRun, req deploy.Request, res *deploy.Result, status notify.Status, message string) {
+	sr.res.Endpoint = req.URL
+	sr.res.Release = &stage.Release{Env: req.Env, Image: req.Image, ModelDigest: req.ModelDigest, Strategy: req.Strategy}
+	if res != nil && res.Release != nil {
+		r := res.Release
+		sr.res.Release = &stage.Release{ID: r.ID, Env: r.Env, Image: r.Image, ModelDigest: r.ModelDigest, Strategy: r.Strategy, Previous: r.Previous}
+	}
+	if res != nil {
+		if res.Previous != nil {
+			sr.res.Release.Previous = res.Previous.ID
+		}
+		for name, d := range map[string]time.Duration{"ready_after_s": res.ReadyAfter, "switch_after_ready_s": res.SwitchAfterReady,
+			"drained_after_s": res.DrainedAfter, "verify_s": res.Verify, "budget_s": res.Budget} {
+			if d > 0 {
+				sr.figure(name, d.Seconds())
+			}
+		}
+	}
+	sr.decide(stage.Verdict(status), message)
 }

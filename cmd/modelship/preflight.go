@@ -7,21 +7,25 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/gpu"
+	"github.com/modelship/modelship/internal/atomicfile"
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/fit"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 func init() {
-	register(command{name: "preflight", summary: "inspect and digest the configured checkpoint and check it fits the GPUs, before any GPU minute is spent", run: runPreflight})
+	register(command{name: "preflight", summary: "inspect and digest the configured checkpoint and check it fits the GPUs, before any GPU minute is spent", run: stageCommand("preflight", runPreflight)})
 }
 
-// preflightReport is the --json output.
+// preflightReport is preflight.json (--report-dir).
 type preflightReport struct {
 	Config     string           `json:"config"`
 	Engine     string           `json:"engine"`
@@ -35,15 +39,8 @@ type preflightReport struct {
 	Passed bool `json:"passed"`
 }
 
-func runPreflight(ctx context.Context, args []string, s stdio) int {
-	fs := flag.NewFlagSet("preflight", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	gpus := fs.String("gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
-	gpuMem := fs.String("gpu-memory", "", "fit on hypothetical GPUs instead of asking NVML, e.g. 80GiB or 80GiB,80GiB")
-	noCache := fs.Bool("no-cache", false, "hash every file even if the digest cache knows it")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: modelship preflight [FILE] [flags]
+// preflightUsage is modelship preflight --help; %s is the default file.
+const preflightUsage = `Usage: modelship preflight [FILE] [flags]
 
 The first stage of a release, run before any GPU minute is spent. Reads FILE
 (default %s), then:
@@ -56,16 +53,43 @@ The first stage of a release, run before any GPU minute is spent. Reads FILE
      whether it fits and whether two copies fit (blue-green deploys).
 Without a GPU the fit is skipped and said so; that is not a failure.
 
+--json prints the stage result (docs/STAGE-RESULT.md) as one line on
+stdout and the summary on stderr; --report-dir writes preflight.json (the
+checkpoint, the GPUs and the fit).
+
 Exit codes: 0 passed, 1 does not fit, 2 bad config or checkpoint.
 
 Flags:
-`, config.DefaultFile)
+`
+
+// preflightFlags are modelship preflight's flags.
+type preflightFlags struct {
+	gpus, gpuMem, reportDir string
+	noCache, asJSON         bool
+}
+
+func (f *preflightFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
+	fs.StringVar(&f.gpuMem, "gpu-memory", "", "fit on hypothetical GPUs instead of asking NVML, e.g. 80GiB or 80GiB,80GiB")
+	fs.BoolVar(&f.noCache, "no-cache", false, "hash every file even if the digest cache knows it")
+	fs.BoolVar(&f.asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
+	fs.StringVar(&f.reportDir, "report-dir", "", "write preflight.json (checkpoint, GPUs, fit) into `DIR` (created if missing)")
+}
+
+func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	fs := flag.NewFlagSet("preflight", flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	var f preflightFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), preflightUsage, config.DefaultFile)
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
 	}
+	s = sr.output(s, f.asJSON)
 	file := config.DefaultFile
 	switch len(pos) {
 	case 0:
@@ -79,63 +103,95 @@ Flags:
 	if !ok {
 		return exitUsage
 	}
-	gaOut := s.out // GitHub Actions commands stay off a --json stdout
-	if *asJSON {
-		gaOut = s.err
-	}
-	ga := gha.FromEnv(gaOut, s.err)
+	ga := gha.FromEnv(s.out, s.err) // with --json, s.out is stderr
 	ga.MaskSecrets(cfg)
 	ev := stageEvents(cfg, notify.StagePreflight, ga, s.err)
 	defer ev.Close(ctx)
 	ev.Start()
-	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !*noCache, "", 0, s.err)
+	rep, code := preflightCheck(ctx, &f, file, cfg, ev, s)
+	if rep == nil {
+		return code
+	}
+	printPreflight(s.out, rep)
+	if f.reportDir != "" {
+		path, err := writePreflightReport(f.reportDir, rep)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship preflight: writing the report: %v\n", err)
+			return exitFailed
+		}
+		sr.report(path)
+	}
+	ga.ModelDigest(rep.Checkpoint.Digest)
+	ev.Event.ModelDigest = rep.Checkpoint.Digest
+	msg := preflightMessage(rep)
+	ev.Finish(gateStatus(rep.Passed), msg)
+	preflightFigures(sr, rep)
+	sr.decide(stage.Of(rep.Passed), msg)
+	ga.SetOutput(gha.OutPreflightFit, string(stage.Of(rep.Passed)))
+	if !rep.Passed {
+		ga.Error(gha.Annotation{File: file, Title: "preflight failed", Message: "the model does not fit these GPUs"})
+	}
+	return sr.res.ExitCode
+}
+
+// preflightCheck inspects the checkpoint and computes the fit. A nil report
+// comes with the exit code and the error printed (a checkpoint that cannot
+// be read is the stage's failed event).
+func preflightCheck(ctx context.Context, f *preflightFlags, file string, cfg *config.Config, ev *stageNotifier, s stdio) (*preflightReport, int) {
+	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !f.noCache, "", 0, s.err)
 	if err != nil {
 		ev.Finish(notify.StatusFailed, "model.path: "+err.Error())
 		fmt.Fprintf(s.err, "modelship preflight: %s: model.path: %v\n", file, err)
 		if errors.Is(err, context.Canceled) {
-			return exitFailed
+			return nil, exitFailed
 		}
-		return exitUsage
+		return nil, exitUsage
 	}
-	rep := preflightReport{Config: file, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, Checkpoint: info, Passed: true}
-
-	devices, code := chooseDevices(*gpus, *gpuMem, io.Discard)
+	rep := &preflightReport{Config: file, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, Checkpoint: info, Passed: true}
+	devices, code := chooseDevices(f.gpus, f.gpuMem, io.Discard)
 	switch {
 	case devices != nil:
 		rep.GPUs = devices
 		rep.Fit, err = fit.Compute(info, devices, fit.FromSettings(cfg.Serving.Settings))
 		if err != nil {
 			fmt.Fprintf(s.err, "modelship preflight: %s: serving: %v\n", file, err)
-			return exitUsage
+			return nil, exitUsage
 		}
 		rep.Passed = rep.Fit.Fits
 	case code == exitNoGPU:
 		rep.FitSkipped = "no NVIDIA GPU visible (NVML not available); describe one with --gpu-memory to check the fit"
 	default:
 		// Bad --gpus/--gpu-memory: say why, as fit would.
-		chooseDevices(*gpus, *gpuMem, s.err)
-		return code
+		chooseDevices(f.gpus, f.gpuMem, s.err)
+		return nil, code
 	}
+	return rep, exitOK
+}
 
-	if *asJSON {
-		enc := json.NewEncoder(s.out)
+// writePreflightReport writes preflight.json into dir and returns its path.
+func writePreflightReport(dir string, rep *preflightReport) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "preflight.json")
+	return path, atomicfile.Write(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(s.err, "modelship preflight: %v\n", err)
-			return exitFailed
-		}
-	} else {
-		printPreflight(s.out, &rep)
+		return enc.Encode(rep)
+	})
+}
+
+// preflightFigures are the numbers preflight decided on.
+func preflightFigures(sr *stageRun, rep *preflightReport) {
+	info := rep.Checkpoint
+	sr.figure("parameters", float64(info.Parameters))
+	sr.figure("weight_bytes", float64(info.WeightBytes))
+	sr.figure("files", float64(len(info.Files)))
+	sr.figure("gpus", float64(len(rep.GPUs)))
+	if e := rep.Fit; e != nil {
+		sr.figure("required_bytes", float64(e.Required))
+		sr.figure("budget_bytes", float64(e.Budget))
 	}
-	ga.ModelDigest(info.Digest)
-	ev.Event.ModelDigest = info.Digest
-	ev.Finish(gateStatus(rep.Passed), preflightMessage(&rep))
-	ga.SetOutput(gha.OutPreflightFit, map[bool]string{true: "passed", false: "failed"}[rep.Passed])
-	if !rep.Passed {
-		ga.Error(gha.Annotation{File: file, Title: "preflight failed", Message: "the model does not fit these GPUs"})
-		return exitFailed
-	}
-	return exitOK
 }
 
 func printPreflight(w io.Writer, r *preflightReport) {

@@ -6,16 +6,25 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/modelship/modelship/serving/stage"
 )
 
 func TestPreflightBundledModel(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	code, out, errs := runCLI(t, "preflight", "../../modelship.yaml", "--json")
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, errs)
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "preflight", "../../modelship.yaml", "--json", "--report-dir", dir)
+	res := stageResult(t, "preflight", code, out, stage.Passed)
+	wantReports(t, res, filepath.Join(dir, "preflight.json"))
+	if res.Figures["parameters"] <= 0 || res.Figures["weight_bytes"] <= 0 || !strings.Contains(res.Message, "fit not checked") || !strings.Contains(errs, "Preflight: PASSED") {
+		t.Errorf("preflight --json: %+v\n%s", res, errs)
 	}
 	var rep preflightReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, "preflight.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
 	// The digest is inspect's, over the same files.
@@ -36,6 +45,11 @@ func TestPreflightBundledModel(t *testing.T) {
 	code, out, _ = runCLI(t, "preflight", "../../modelship.yaml", "--gpu-memory", "256MiB")
 	if code != exitFailed || !strings.Contains(out, "does not fit") {
 		t.Errorf("256MiB: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "preflight", "../../modelship.yaml", "--gpu-memory", "256MiB", "--json")
+	res = stageResult(t, "preflight", code, out, stage.Failed)
+	if !strings.HasPrefix(res.Message, "failed: ") || !strings.HasSuffix(res.Message, "; does not fit the GPUs") || res.Figures["required_bytes"] <= res.Figures["budget_bytes"] || len(res.Reports) != 0 {
+		t.Errorf("256MiB --json: %+v", res)
 	}
 }
 

@@ -10,10 +10,10 @@ import (
 )
 
 func init() {
-	register(command{name: "rollback", summary: "put an earlier release of an environment back, verified, without a pull", run: runRollback})
+	register(command{name: "rollback", summary: "put an earlier release of an environment back, verified, without a pull", run: stageCommand("rollback", runRollback)})
 }
 
-func runRollback(ctx context.Context, args []string, s stdio) int {
+func runRollback(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	var f deployFlags
@@ -36,6 +36,7 @@ Flags:
 	if !ok {
 		return code
 	}
+	s = sr.output(s, f.asJSON)
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship rollback: unexpected argument %q\n", pos[0])
 		return exitUsage
@@ -45,7 +46,7 @@ Flags:
 		return code
 	}
 	defer closeFn()
-	res, done, err := deployStage(ctx, &f, s, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
+	res, done, err := deployStage(ctx, &f, s, sr, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
 		return d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: *to})
 	})
 	defer done()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -13,13 +14,14 @@ import (
 	"github.com/modelship/modelship/internal/smoke"
 	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 func init() {
-	register(command{name: "smoke", summary: "check a deployed endpoint: model listed, one generation, /version digest and image", run: runSmoke})
+	register(command{name: "smoke", summary: "check a deployed endpoint: model listed, one generation, /version digest and image", run: stageCommand("smoke", runSmoke)})
 }
 
-func runSmoke(ctx context.Context, args []string, s stdio) int {
+func runSmoke(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	endpoint := fs.String("endpoint", "", "base `URL` of the deployment, with or without /v1, e.g. http://host:8000 (default: the --env environment's url; on Kubernetes its Service through the API server)")
@@ -29,7 +31,7 @@ func runSmoke(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&opt.ExpectImage, "expect-image", "", "image `reference` GET /version must report")
 	fs.DurationVar(&opt.Timeout, "timeout", smoke.DefaultTimeout, "bound on the whole smoke test")
 	keyEnv := fs.String("api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed; default: the --env environment's serving.api-key, else $VLLM_API_KEY)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
+	asJSON := fs.Bool("json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the checks go to stderr")
 	cfgFile := fs.String("config", "", "modelship.yaml `file` whose notifications: section is told the verify stage's outcome (default: modelship.yaml when there is one)")
 	envName := fs.String("env", "", "`environment` of the config the endpoint belongs to (staging, production): for the events, and the endpoint when --endpoint is not given")
 	var kube kubeFlags
@@ -56,6 +58,7 @@ Flags:
 	if !ok {
 		return code
 	}
+	s = sr.output(s, *asJSON)
 	if len(pos) > 0 {
 		fmt.Fprintf(s.err, "modelship smoke: unexpected argument %q (use --endpoint URL)\n", pos[0])
 		return exitUsage
@@ -105,11 +108,7 @@ Flags:
 		// In a serving container (its health check), the container's key.
 		opt.APIKey = os.Getenv(serving.EnvAPIKey)
 	}
-	gaOut := s.out // GitHub Actions commands stay off a --json stdout
-	if *asJSON {
-		gaOut = s.err
-	}
-	ga := gha.FromEnv(gaOut, s.err)
+	ga := gha.FromEnv(s.out, s.err) // with --json, s.out is stderr
 	ga.Mask(opt.APIKey)
 	ev, code := smokeEvents(*cfgFile, *envName, &opt, ga, s)
 	if code != exitOK {
@@ -117,38 +116,39 @@ Flags:
 	}
 	defer ev.Close(ctx)
 	ev.Start()
+	sr.res.Endpoint = redactURL(*endpoint)
 	res, err := smoke.Run(ctx, *endpoint, opt)
 	if err != nil {
 		ev.Finish(notify.StatusFailed, err.Error())
 		fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
 		if errors.Is(err, smoke.ErrUnreachable) {
 			ga.Smoke(nil)
-			if *asJSON {
-				gatewayPrintJSON(s.out, map[string]any{"endpoint": *endpoint, "passed": false, "inconclusive": true, "error": err.Error()})
-			}
+			sr.decide(stage.Inconclusive, err.Error())
 			return exitInconclusive
 		}
 		return exitUsage
 	}
-	if *asJSON {
-		gatewayPrintJSON(s.out, res)
-	} else {
-		fmt.Fprintf(s.out, "smoke %s (model %s)\n", res.Endpoint, smokeOrDash(res.Model))
-		for _, c := range res.Checks {
-			fmt.Fprintf(s.out, "  %-4s  %-10s  %s\n", c.Status, c.Name, c.Detail)
-		}
-		if res.Passed {
-			fmt.Fprintln(s.out, "passed")
-		} else {
-			fmt.Fprintf(s.out, "FAILED: %d check(s) failed\n", len(res.Failed()))
-		}
-	}
+	printSmoke(s.out, res)
 	ga.Smoke(res)
-	ev.Finish(gateStatus(res.Passed), smokeMessage(res))
-	if !res.Passed {
-		return exitFailed
+	msg := smokeMessage(res)
+	ev.Finish(gateStatus(res.Passed), msg)
+	sr.figure("checks_total", float64(len(res.Checks)))
+	sr.figure("checks_passed", float64(len(res.Checks)-len(res.Failed())))
+	sr.decide(stage.Of(res.Passed), msg)
+	return sr.res.ExitCode
+}
+
+// printSmoke prints each check with its result and the reason.
+func printSmoke(w io.Writer, res *smoke.Result) {
+	fmt.Fprintf(w, "smoke %s (model %s)\n", res.Endpoint, smokeOrDash(res.Model))
+	for _, c := range res.Checks {
+		fmt.Fprintf(w, "  %-4s  %-10s  %s\n", c.Status, c.Name, c.Detail)
 	}
-	return exitOK
+	if res.Passed {
+		fmt.Fprintln(w, "passed")
+	} else {
+		fmt.Fprintf(w, "FAILED: %d check(s) failed\n", len(res.Failed()))
+	}
 }
 
 // envEndpoint is where environment name of file is reached: its url, or

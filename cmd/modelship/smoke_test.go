@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/modelship/modelship/internal/serve"
-	"github.com/modelship/modelship/internal/smoke"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 // smoke --env checks the environment's own endpoint: its url from the
@@ -58,13 +57,21 @@ func TestSmokeCommand(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "fail  version     /version digest "+digest+" is not the expected "+other+" (the previous release is still serving?)") || !strings.Contains(out, "FAILED: 1 check(s) failed") {
 		t.Fatalf("wrong digest: exit %d:\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "smoke", "--endpoint", ts.URL, "--model", "good", "--json")
-	var res smoke.Result
-	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || !res.Passed || res.Model != "good" || len(res.Checks) != 3 {
-		t.Fatalf("--json: exit %d:\n%s", code, out)
+	// --json: the result alone on stdout, the checks on stderr.
+	code, out, errs = runCLI(t, "smoke", "--endpoint", ts.URL, "--model", "good", "--json")
+	r := stageResult(t, "smoke", code, out, stage.Passed)
+	if r.Figures["checks_passed"] != 3 || r.Figures["checks_total"] != 3 || r.Endpoint != ts.URL || r.Message != "passed: 3 checks passed" ||
+		!strings.Contains(errs, "pass  generation") {
+		t.Errorf("--json: %+v\n%s", r, errs)
+	}
+	code, out, _ = runCLI(t, "smoke", "--endpoint", ts.URL, "--expect-digest", other, "--json")
+	r = stageResult(t, "smoke", code, out, stage.Failed)
+	if r.Figures["checks_passed"] != 2 || r.Figures["checks_total"] != 3 || !strings.Contains(r.Message, "failed: version: /version digest "+digest+" is not the expected "+other) {
+		t.Errorf("--json, wrong digest: %+v", r)
 	}
 	code, out, errs = runCLI(t, "smoke", "--endpoint", gone.URL, "--json")
-	if code != exitInconclusive || !strings.Contains(errs, "endpoint unreachable") || !strings.Contains(out, `"inconclusive": true`) {
+	r = stageResult(t, "smoke", code, out, stage.Inconclusive)
+	if !strings.Contains(errs, "endpoint unreachable") || !strings.Contains(r.Message, "endpoint unreachable") {
 		t.Fatalf("unreachable: exit %d:\n%s%s", code, out, errs)
 	}
 	for _, tc := range []struct {

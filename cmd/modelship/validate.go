@@ -14,12 +14,13 @@ import (
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving/stage"
 	"github.com/modelship/modelship/suite"
 	"github.com/modelship/modelship/suite/report"
 )
 
 func init() {
-	register(command{name: "validate", summary: "run a validation suite against an OpenAI-compatible endpoint and gate on the pass rate", run: runValidate})
+	register(command{name: "validate", summary: "run a validation suite against an OpenAI-compatible endpoint and gate on the pass rate", run: stageCommand("validate", runValidate)})
 }
 
 // fractionFlag accepts 0.9 or 90%.
@@ -41,7 +42,7 @@ func (f *fractionFlag) Set(s string) error {
 	return nil
 }
 
-func runValidate(ctx context.Context, args []string, s stdio) int {
+func runValidate(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(s.err)
 	endpoint := fs.String("endpoint", "", "OpenAI-compatible server, with or without /v1 (e.g. http://localhost:8100/v1) (required)")
@@ -55,6 +56,7 @@ func runValidate(ctx context.Context, args []string, s stdio) int {
 	fs.Var(&threshold, "pass-threshold", "fraction of cases that must pass, 0.9 or 90% (default: the suite's pass-threshold, else gates.validate.pass-rate of --config, else 100%)")
 	cfgFile := fs.String("config", "", "modelship.yaml `FILE` to take the suite, model and pass rate from")
 	envName := fs.String("env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent (default: $OPENAI_API_KEY)")
+	asJSON := fs.Bool("json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: modelship validate --endpoint URL --cases FILE [flags]
 
@@ -98,6 +100,7 @@ Flags:
 	if !ok {
 		return code
 	}
+	s = sr.output(s, *asJSON)
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(s.err, "modelship validate: "+format+"\n", a...)
 		fmt.Fprintln(s.err, "Run 'modelship validate --help' for usage.")
@@ -186,7 +189,9 @@ Flags:
 		fmt.Fprintf(s.err, "modelship validate: %v\n", err)
 	}
 	if *reportDir != "" {
-		if err := writeValidationReports(*reportDir, r); err != nil {
+		written, err := writeValidationReports(*reportDir, r)
+		sr.report(written...)
+		if err != nil {
 			fmt.Fprintf(s.err, "modelship validate: writing reports: %v\n", err)
 			if r.Verdict == suite.Passed {
 				return exitFailed // a gate whose evidence could not be written does not pass
@@ -195,15 +200,26 @@ Flags:
 	}
 	ga.Validation(r, *reportDir)
 	ev.Event.Figures = &notify.Figures{Validation: notify.ValidationFromReport(*r, r.Verdict == suite.Passed)}
-	ev.Finish(gateStatus(r.Verdict == suite.Passed), strings.TrimSuffix(fmt.Sprintf("%s: %d of %d cases passed, %d needed; %s", r.Verdict, r.Passed, r.Total, r.Needed, r.Reason), "; "))
+	msg := strings.TrimSuffix(fmt.Sprintf("%s: %d of %d cases passed, %d needed; %s", r.Verdict, r.Passed, r.Total, r.Needed, r.Reason), "; ")
+	ev.Finish(gateStatus(r.Verdict == suite.Passed), msg)
+	sr.res.Endpoint = redactURL(*endpoint)
+	sr.figure("cases_passed", float64(r.Passed))
+	sr.figure("cases_total", float64(r.Total))
+	sr.figure("cases_needed", float64(r.Needed))
+	sr.figure("pass_threshold", r.PassThreshold)
+	if r.Total > 0 {
+		sr.figure("pass_rate", float64(r.Passed)/float64(r.Total))
+	}
+	sr.decide(stage.Verdict(r.Verdict), msg)
 	return r.Verdict.ExitCode()
 }
 
 // writeValidationReports writes the three report files into dir, each
-// atomically (a temporary file renamed into place).
-func writeValidationReports(dir string, r *suite.Report) error {
+// atomically (a temporary file renamed into place), and returns the ones
+// written.
+func writeValidationReports(dir string, r *suite.Report) (written []string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	files := []struct {
 		name string
@@ -214,11 +230,13 @@ func writeValidationReports(dir string, r *suite.Report) error {
 		{"summary.md", report.Markdown},
 	}
 	for _, f := range files {
-		if err := writeReportFile(filepath.Join(dir, f.name), f.rep, r); err != nil {
-			return err
+		path := filepath.Join(dir, f.name)
+		if err := writeReportFile(path, f.rep, r); err != nil {
+			return written, err
 		}
+		written = append(written, path)
 	}
-	return nil
+	return written, nil
 }
 
 func writeReportFile(path string, rep report.Reporter, r *suite.Report) error {

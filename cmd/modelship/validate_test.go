@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 func validate(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -181,5 +182,30 @@ func TestValidateAgainstMockLLM(t *testing.T) {
 	code, out, _ := validate(t, "--endpoint", base+"/v1", "--cases", articleCases, "--model", "any")
 	if code != exitFailed || !strings.Contains(out, "  - largest-planet: missing 'Jupiter'") || !strings.Contains(out, `output: "I do not know."`) {
 		t.Fatalf("article suite on mock-llm: exit %d\n%s", code, out)
+	}
+}
+
+// --json: the stage result alone on stdout, the summary on stderr, for a
+// suite that passes and one that fails.
+func TestValidateJSON(t *testing.T) {
+	for _, tc := range []struct {
+		model   string
+		verdict stage.Verdict
+		passed  float64
+		message string
+	}{
+		{"good", stage.Passed, 6, "passed: 6 of 6 cases passed, 6 needed"},
+		{"regressed", stage.Failed, 0, "failed: 0 of 6 cases passed, 6 needed"},
+	} {
+		base := testenv.Sim(t, "../../testdata/models/"+tc.model, nil)
+		dir := t.TempDir()
+		code, out, errs := validate(t, "--endpoint", base+"/v1", "--cases", articleCases, "--report-dir", dir, "--json")
+		r := stageResult(t, "validate", code, out, tc.verdict)
+		wantReports(t, r, filepath.Join(dir, "validation.json"), filepath.Join(dir, "junit.xml"), filepath.Join(dir, "summary.md"))
+		f := r.Figures
+		if f["cases_passed"] != tc.passed || f["cases_total"] != 6 || f["cases_needed"] != 6 || f["pass_rate"] != tc.passed/6 ||
+			!strings.HasPrefix(r.Message, tc.message) || r.Endpoint != base+"/v1" || !strings.Contains(errs, "validation cases") {
+			t.Errorf("%s: %+v\nstderr:\n%s", tc.model, r, errs)
+		}
 	}
 }
