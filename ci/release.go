@@ -132,7 +132,8 @@ func (m *Modelship) release(ctx context.Context, model *dagger.Directory, r rele
 				return "", err
 			}
 			out = out.WithDirectory(dir, res.Reports).WithNewFile(dir+".log", res.Log)
-			return detail(res), res.Check()
+			_, err = res.Check()
+			return detail(res), err
 		}
 	}
 	steps := []step{
@@ -203,12 +204,17 @@ func (m *Modelship) release(ctx context.Context, model *dagger.Directory, r rele
 	return out.WithNewFile("report.md", report.String()), nil
 }
 
-// detail is a stage's row in the release report: its message, and for a
-// benchmark what was measured (output tokens/s, end-to-end p99, TTFT
+// detail is a stage's row in the release report: its message, for a
+// deploy the release it made live, and for a benchmark what was measured (output tokens/s, end-to-end p99, TTFT
 // p50/p99, requests that succeeded).
 func detail(res *StageResult) string {
 	r, err := stage.Read(strings.NewReader(res.Json))
-	if err != nil || res.Stage != "bench" || r.Figures["requests"] == 0 {
+	switch {
+	case err != nil:
+		return res.Message
+	case r.Release != nil && r.Release.ID != "":
+		return fmt.Sprintf("release %s live on %s (%s): %s", r.Release.ID, r.Release.Env, r.Release.Strategy, res.Message)
+	case res.Stage != "bench" || r.Figures["requests"] == 0:
 		return res.Message
 	}
 	f := r.Figures

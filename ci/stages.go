@@ -35,12 +35,13 @@ type StageResult struct {
 	Json string
 }
 
-// Check fails when the stage did not pass, with its message and log.
-func (r *StageResult) Check() error {
+// Check returns the stage's verdict and message when it passed, and fails
+// with them and its log when it did not: what a CI step chains.
+func (r *StageResult) Check() (string, error) {
 	if stage.Verdict(r.Verdict).OK() {
-		return nil
+		return r.Stage + " " + r.Message, nil
 	}
-	return fmt.Errorf("%s %s: %s\n%s", r.Stage, r.Verdict, r.Message, r.Log)
+	return "", fmt.Errorf("%s %s: %s\n%s", r.Stage, r.Verdict, r.Message, r.Log)
 }
 
 // runStage runs modelship ARGS --json in ctr and reads the result it
