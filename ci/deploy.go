@@ -171,7 +171,7 @@ func (m *Modelship) onTarget(ctx context.Context, stage, image string, config *d
 		ctr = m.Tools().WithUnixSocket("/var/run/docker.sock", m.Docker).WithDirectory("/in/bundle", config)
 		run := []string{"modelship", "host-run", "--stage", stage, "--image", image, "--bundle", "/in/bundle",
 			"--socket-path", m.DockerSocketPath, "--timeout", limit.String()}
-		for _, kv := range m.CiEnv {
+		for _, kv := range append(m.CiEnv, "MODELSHIP_LOG_FORMAT=text") {
 			run = append(run, "--env", kv)
 		}
 		if len(m.Secrets) > 0 {
