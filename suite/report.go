@@ -4,15 +4,19 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/modelship/modelship/serving/stage"
 )
 
-// Verdict is the gate's decision.
-type Verdict string
+// Verdict is the gate's decision, in the vocabulary every stage shares
+// (serving/stage): Passed, Failed or Inconclusive. Verdict.ExitCode maps
+// it to the process exit status: 0 passed, 1 failed, 3 inconclusive.
+type Verdict = stage.Verdict
 
 const (
-	Passed       Verdict = "passed"       // enough cases passed
-	Failed       Verdict = "failed"       // too many cases failed, whatever the ones that could not run would have done
-	Inconclusive Verdict = "inconclusive" // too few cases ran to decide (endpoint unreachable, 5xx after retries)
+	Passed       = stage.Passed       // enough cases passed
+	Failed       = stage.Failed       // too many cases failed, whatever the ones that could not run would have done
+	Inconclusive = stage.Inconclusive // too few cases ran to decide (endpoint unreachable, 5xx after retries)
 )
 
 // Status is how one case (or one run of it) ended.
@@ -100,18 +104,6 @@ type Failure struct {
 	Assertion string `json:"assertion"` // as written, e.g. `icontains: "Paris"`
 	Line      int    `json:"line"`
 	Message   string `json:"message"` // e.g. "missing 'Paris'"
-}
-
-// ExitCode is the process exit status for a verdict: 0 passed, 1 failed,
-// 3 inconclusive.
-func (v Verdict) ExitCode() int {
-	switch v {
-	case Passed:
-		return 0
-	case Failed:
-		return 1
-	}
-	return 3
 }
 
 // needed is how many of n must pass at rate r.

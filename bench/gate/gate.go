@@ -1,8 +1,8 @@
 // Package gate judges a benchmark Summary against limits (minimum output
 // tokens/s, maximum p99 latencies, maximum error rate) and, optionally,
 // against a baseline Summary such as the model now in production. The
-// Verdict is pass, fail or inconclusive: too few successful requests to
-// judge is inconclusive, never a pass.
+// Verdict is passed, failed or inconclusive: too few successful requests
+// to judge is inconclusive, never a pass.
 package gate
 
 import (
@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/bench/metrics"
+	"github.com/modelship/modelship/serving/stage"
 )
 
-// Status is the outcome of a gate.
-type Status string
+// Status is the outcome of a gate, in the vocabulary every stage shares
+// (serving/stage): Passed, Failed or Inconclusive.
+type Status = stage.Verdict
 
 const (
-	Pass         Status = "pass"
-	Fail         Status = "fail"
-	Inconclusive Status = "inconclusive"
+	Passed       = stage.Passed
+	Failed       = stage.Failed
+	Inconclusive = stage.Inconclusive
 )
 
 // DefaultMinSamples is the fewest successful requests a verdict needs.
@@ -122,7 +124,7 @@ func (v Verdict) Failed() []Check {
 // succeeded (whatever the checks say: a p99 of a handful of requests proves
 // nothing), failed when any check fails, and passed otherwise.
 func (g Gate) Evaluate(s *metrics.Summary) Verdict {
-	v := Verdict{Status: Pass, Checks: []Check{}}
+	v := Verdict{Status: Passed, Checks: []Check{}}
 	l := g.Limits
 	min := l.MinSamples
 	if min <= 0 {
@@ -169,7 +171,7 @@ func (g Gate) Evaluate(s *metrics.Summary) Verdict {
 	if len(v.Reasons) > 0 {
 		v.Status = Inconclusive
 	} else if len(v.Failed()) > 0 {
-		v.Status = Fail
+		v.Status = Failed
 	}
 	return v
 }

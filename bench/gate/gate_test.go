@@ -38,22 +38,22 @@ func TestEvaluate(t *testing.T) {
 		failed   []string // names of failed checks
 		messages []string // substrings of some check message, reason or warning
 	}{
-		{name: "all limits met", s: summary(), gate: Gate{Limits: all}, status: Pass,
+		{name: "all limits met", s: summary(), gate: Gate{Limits: all}, status: Passed,
 			messages: []string{"output throughput 600 tokens/s meets the minimum 500 tokens/s", "p99 end-to-end latency 1.80 s is within the limit 2.00 s", "p99 TPOT 30.0 ms is within the limit 50.0 ms", "error rate 2% (2 of 100 requests failed: 2 timeout) is within the limit 5%"}},
-		{name: "no limits passes with enough samples", s: summary(), gate: Gate{Limits: Limits{MaxErrorRate: NoErrorRateLimit}}, status: Pass},
-		{name: "too slow", s: with(func(s *metrics.Summary) { s.OutputTokensPerSec = 499.9 }), gate: Gate{Limits: all}, status: Fail,
+		{name: "no limits passes with enough samples", s: summary(), gate: Gate{Limits: Limits{MaxErrorRate: NoErrorRateLimit}}, status: Passed},
+		{name: "too slow", s: with(func(s *metrics.Summary) { s.OutputTokensPerSec = 499.9 }), gate: Gate{Limits: all}, status: Failed,
 			failed: []string{"output tokens/s"}, messages: []string{"output throughput 500 tokens/s is below the minimum 500 tokens/s"}},
-		{name: "article p99 latency", s: with(func(s *metrics.Summary) { s.E2EL.P99 = 2.31 }), gate: Gate{Limits: Limits{MaxLatencyP99: 2 * time.Second, MaxErrorRate: -1}}, status: Fail,
+		{name: "article p99 latency", s: with(func(s *metrics.Summary) { s.E2EL.P99 = 2.31 }), gate: Gate{Limits: Limits{MaxLatencyP99: 2 * time.Second, MaxErrorRate: -1}}, status: Failed,
 			failed: []string{"p99 end-to-end latency"}, messages: []string{"p99 end-to-end latency 2.31 s exceeds the limit 2.00 s"}},
-		{name: "latency exactly at limit passes", s: with(func(s *metrics.Summary) { s.E2EL.P99 = 2 }), gate: Gate{Limits: Limits{MaxLatencyP99: 2 * time.Second, MaxErrorRate: -1}}, status: Pass},
-		{name: "ttft and tpot", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.6; s.TPOT.P99 = 0.051 }), gate: Gate{Limits: all}, status: Fail,
+		{name: "latency exactly at limit passes", s: with(func(s *metrics.Summary) { s.E2EL.P99 = 2 }), gate: Gate{Limits: Limits{MaxLatencyP99: 2 * time.Second, MaxErrorRate: -1}}, status: Passed},
+		{name: "ttft and tpot", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.6; s.TPOT.P99 = 0.051 }), gate: Gate{Limits: all}, status: Failed,
 			failed: []string{"p99 TTFT", "p99 TPOT"}, messages: []string{"p99 TTFT 0.60 s exceeds the limit 0.50 s", "p99 TPOT 51.0 ms exceeds the limit 50.0 ms"}},
-		{name: "zero error rate limit", s: summary(), gate: Gate{Limits: Limits{MaxErrorRate: 0}}, status: Fail,
+		{name: "zero error rate limit", s: summary(), gate: Gate{Limits: Limits{MaxErrorRate: 0}}, status: Failed,
 			failed: []string{"error rate"}, messages: []string{"error rate 2% (2 of 100 requests failed: 2 timeout) exceeds the limit 0%"}},
 		{name: "too few samples is inconclusive even if checks fail", s: with(func(s *metrics.Summary) { s.Requests, s.Succeeded, s.Failed = 9, 9, 0; s.E2EL.P99 = 9 }), gate: Gate{Limits: all}, status: Inconclusive,
 			failed: []string{"p99 end-to-end latency"}, messages: []string{"only 9 successful requests, fewer than the 10 needed to judge"}},
 		{name: "too few samples with passing checks is not a pass", s: with(func(s *metrics.Summary) { s.Requests, s.Succeeded = 5, 5 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}}, status: Inconclusive},
-		{name: "min samples configurable", s: with(func(s *metrics.Summary) { s.Requests, s.Succeeded, s.Failed, s.ErrorRate = 5, 5, 0, 0 }), gate: Gate{Limits: Limits{MinSamples: 5, MaxErrorRate: -1}}, status: Pass},
+		{name: "min samples configurable", s: with(func(s *metrics.Summary) { s.Requests, s.Succeeded, s.Failed, s.ErrorRate = 5, 5, 0, 0 }), gate: Gate{Limits: Limits{MinSamples: 5, MaxErrorRate: -1}}, status: Passed},
 		{name: "all failed", s: with(func(s *metrics.Summary) {
 			s.Succeeded, s.Failed, s.ErrorRate, s.Failures = 0, 100, 1, map[string]int{"transport": 100}
 			s.ErrorExamples = map[string]string{"transport": "dial tcp 127.0.0.1:1: connect: connection refused"}
@@ -61,13 +61,13 @@ func TestEvaluate(t *testing.T) {
 			messages: []string{"all 100 requests failed: 100 transport (e.g. dial tcp 127.0.0.1:1: connect: connection refused)"}},
 		{name: "nothing measured", s: &metrics.Summary{}, gate: Gate{Limits: Limits{MaxErrorRate: -1}}, status: Inconclusive, messages: []string{"no requests were measured"}},
 
-		{name: "baseline regression", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.41 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Fail,
+		{name: "baseline regression", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.41 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Failed,
 			failed: []string{"p99 TTFT vs baseline"}, messages: []string{"p99 TTFT 0.41 s is 24% worse than the baseline's 0.33 s (limit +10%)", "p99 end-to-end latency 1.80 s is the same as the baseline's 1.80 s (limit +10%)"}},
-		{name: "baseline within tolerance", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.36; s.E2EL.P99 = 1.5; s.OutputTokensPerSec = 545 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Pass,
+		{name: "baseline within tolerance", s: with(func(s *metrics.Summary) { s.TTFT.P99 = 0.36; s.E2EL.P99 = 1.5; s.OutputTokensPerSec = 545 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Passed,
 			messages: []string{"p99 TTFT 0.36 s is 9% worse than the baseline's 0.33 s", "p99 end-to-end latency 1.50 s is 17% better than the baseline's 1.80 s", "output throughput 545 tokens/s is 9% worse than the baseline's 600 tokens/s (limit −10%)"}},
-		{name: "baseline throughput regression", s: with(func(s *metrics.Summary) { s.OutputTokensPerSec = 450 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: AllTolerances(0.2)}, status: Fail,
+		{name: "baseline throughput regression", s: with(func(s *metrics.Summary) { s.OutputTokensPerSec = 450 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: AllTolerances(0.2)}, status: Failed,
 			failed: []string{"output tokens/s vs baseline"}, messages: []string{"output throughput 450 tokens/s is 25% worse than the baseline's 600 tokens/s (limit −20%)"}},
-		{name: "baseline with different conditions warns", s: with(func(s *metrics.Summary) { s.Conditions.Load = 16; s.Conditions.MaxTokens = 256 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Pass,
+		{name: "baseline with different conditions warns", s: with(func(s *metrics.Summary) { s.Conditions.Load = 16; s.Conditions.MaxTokens = 256 }), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: summary(), Tolerances: DefaultTolerances}, status: Passed,
 			messages: []string{"the baseline was measured with load concurrency 8, this run with concurrency 16", "max_tokens 128, this run with 256"}},
 		{name: "baseline too small", s: summary(), gate: Gate{Limits: Limits{MaxErrorRate: -1}, Baseline: &metrics.Summary{Requests: 3, Succeeded: 3}, Tolerances: DefaultTolerances}, status: Inconclusive,
 			messages: []string{"the baseline has only 3 successful requests"}},

@@ -121,9 +121,9 @@ func mdSweep(w io.Writer, r *Report) {
 
 func statusEmoji(s gate.Status) string {
 	switch s {
-	case gate.Pass:
+	case gate.Passed:
 		return "✅"
-	case gate.Fail:
+	case gate.Failed:
 		return "❌"
 	}
 	return "⚠️"

@@ -169,7 +169,25 @@ func Parse(name string, data []byte) (*Report, error) {
 	if r.Tool == "" {
 		r.Tool = Tool
 	}
+	oldStatus(r.Verdict)
+	for i := range r.SweepVerdicts {
+		oldStatus(&r.SweepVerdicts[i])
+	}
 	return r, nil
+}
+
+// oldStatus reads a verdict written before the stages shared one
+// vocabulary ("pass" and "fail") in today's words.
+func oldStatus(v *gate.Verdict) {
+	if v == nil {
+		return
+	}
+	switch v.Status {
+	case "pass":
+		v.Status = gate.Passed
+	case "fail":
+		v.Status = gate.Failed
+	}
 }
 
 // jsonError names the file, line and column of a JSON error.

@@ -79,7 +79,7 @@ func sweep() *Report {
 		sw.Runs = append(sw.Runs, *s)
 		v := gate.Gate{Limits: gate.Limits{MaxLatencyP99: 3 * time.Second, MaxTTFTP99: 400 * time.Millisecond, MaxErrorRate: -1}}.Evaluate(s)
 		vs = append(vs, v)
-		if v.Status == gate.Pass {
+		if v.Status == gate.Passed {
 			sw.MaxLoad = load
 		}
 	}
@@ -139,8 +139,8 @@ func TestSingleContent(t *testing.T) {
 	}
 	// The fixture's p99 E2EL 2.48 s breaks the 2 s limit; its TTFT p99 is 5%
 	// worse than the baseline's (within 10%).
-	if r.Verdict.Status != gate.Fail {
-		t.Fatalf("fixture verdict %s, want fail", r.Verdict.Status)
+	if r.Verdict.Status != gate.Failed {
+		t.Fatalf("fixture verdict %s, want failed", r.Verdict.Status)
 	}
 	for _, want := range []string{
 		"Verdict: FAIL",
@@ -181,7 +181,7 @@ func TestSingleContent(t *testing.T) {
 	if n := strings.Count(h, "<svg"); n != 3 {
 		t.Errorf("HTML has %d charts, want 3 (TTFT, E2EL, timeline)", n)
 	}
-	for _, want := range []string{"p99 0.26 s", "p50 1.31 s", "limit 2.00 s", `class="badge fail"`, "Output tokens/s over time"} {
+	for _, want := range []string{"p99 0.26 s", "p50 1.31 s", "limit 2.00 s", `class="badge failed"`, "Output tokens/s over time"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("HTML lacks %q", want)
 		}
@@ -385,4 +385,18 @@ func BenchmarkReports(b *testing.B) {
 		HTML(&buf, r)
 	}
 	b.ReportMetric(float64(buf.Len())/1024, "KiB/report-set")
+}
+
+// A bench.json written before the stages shared one verdict vocabulary
+// ("pass", "fail") reads in today's words: a baseline kept from an earlier
+// release still renders and compares.
+func TestParseOldStatus(t *testing.T) {
+	r, err := Parse("old.json", []byte(`{"summary":{"requests":3,"succeeded":3},"verdict":{"status":"pass","checks":[]},`+
+		`"sweep_verdicts":[{"status":"fail","checks":[]},{"status":"inconclusive","checks":[]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Verdict.Status != gate.Passed || len(r.SweepVerdicts) != 2 || r.SweepVerdicts[0].Status != gate.Failed || r.SweepVerdicts[1].Status != gate.Inconclusive {
+		t.Errorf("verdicts %+v %+v", r.Verdict, r.SweepVerdicts)
+	}
 }

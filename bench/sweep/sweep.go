@@ -119,7 +119,7 @@ func Run(ctx context.Context, opt Options, run RunFunc, judge JudgeFunc) (*Resul
 			opt.Each(i, load, s, v)
 		}
 		switch {
-		case v.Status != gate.Pass:
+		case v.Status != gate.Passed:
 			res.Stopped = fmt.Sprintf("load %g did not meet the SLOs (%s)", load, why(v))
 		case stopRate > 0 && s.ErrorRate > stopRate:
 			res.Stopped = fmt.Sprintf("load %g failed %s of its requests, above the sweep's stop rate %s", load, gate.Percent(s.ErrorRate), gate.Percent(stopRate))

@@ -44,17 +44,17 @@ func TestRun(t *testing.T) {
 		overall  gate.Status
 	}{
 		{name: "auto stops at the first failing load", run: model(1e9), judge: judgeTTFT(300 * time.Millisecond),
-			measured: []float64{1, 2, 4, 8}, maxLoad: 4, stopped: "load 8 did not meet the SLOs (p99 TTFT 0.40 s exceeds the limit 0.30 s)", overall: gate.Pass},
+			measured: []float64{1, 2, 4, 8}, maxLoad: 4, stopped: "load 8 did not meet the SLOs (p99 TTFT 0.40 s exceeds the limit 0.30 s)", overall: gate.Passed},
 		{name: "list is sorted and run to the end", opt: Options{Loads: []float64{3, 1, 2}}, run: model(1e9), judge: judgeTTFT(time.Second),
-			measured: []float64{1, 2, 3}, maxLoad: 3, overall: gate.Pass},
+			measured: []float64{1, 2, 3}, maxLoad: 3, overall: gate.Passed},
 		{name: "first load fails", opt: Options{Loads: []float64{10, 20}}, run: model(1e9), judge: judgeTTFT(100 * time.Millisecond),
-			measured: []float64{10}, maxLoad: 0, stopped: "load 10 did not meet", overall: gate.Fail},
+			measured: []float64{10}, maxLoad: 0, stopped: "load 10 did not meet", overall: gate.Failed},
 		{name: "error rate rises without an error gate", opt: Options{Start: 2, Max: 64}, run: model(8), judge: judgeTTFT(10 * time.Second),
-			measured: []float64{2, 4, 8, 16}, maxLoad: 8, stopped: "load 16 failed 50% of its requests, above the sweep's stop rate 10%", overall: gate.Pass},
+			measured: []float64{2, 4, 8, 16}, maxLoad: 8, stopped: "load 16 failed 50% of its requests, above the sweep's stop rate 10%", overall: gate.Passed},
 		{name: "stop rate disabled", opt: Options{Loads: []float64{8, 16}, StopErrorRate: -1}, run: model(8), judge: judgeTTFT(10 * time.Second),
-			measured: []float64{8, 16}, maxLoad: 16, overall: gate.Pass},
+			measured: []float64{8, 16}, maxLoad: 16, overall: gate.Passed},
 		{name: "auto reaches max", opt: Options{Max: 4}, run: model(1e9), judge: judgeTTFT(10 * time.Second),
-			measured: []float64{1, 2, 4}, maxLoad: 4, overall: gate.Pass},
+			measured: []float64{1, 2, 4}, maxLoad: 4, overall: gate.Passed},
 		{name: "inconclusive first load", opt: Options{Loads: []float64{1, 2}}, run: func(ctx context.Context, load float64) (*metrics.Summary, error) {
 			return &metrics.Summary{Conditions: metrics.Conditions{Load: load}, Requests: 10, Failed: 10, ErrorRate: 1, Failures: map[string]int{"transport": 10}}, nil
 		}, judge: judgeTTFT(time.Second), measured: []float64{1}, stopped: "inconclusive: all 10 requests failed: 10 transport", overall: gate.Inconclusive},

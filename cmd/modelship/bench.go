@@ -23,7 +23,6 @@ import (
 	"github.com/modelship/modelship/bench/sweep"
 	"github.com/modelship/modelship/internal/buildinfo"
 	"github.com/modelship/modelship/internal/config"
-	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/progress"
 	"github.com/modelship/modelship/notify"
 )
@@ -43,7 +42,7 @@ const (
 
 // benchRun is one invocation of modelship bench, flags resolved.
 type benchRun struct {
-	stderr io.Writer
+	stderr io.Writer // progress and per-load lines: the process's stderr (terminalErr)
 
 	target     bench.Target
 	prompts    []bench.Prompt
@@ -70,59 +69,11 @@ type benchRun struct {
 	// refuses every request.
 	stoppedEarly string
 
-	ga *gha.Actions // GitHub Actions outputs, summary, annotations; no-op elsewhere
-	ev *stageNotifier
-	sr *stageRun
+	sr *stageRun // events, GitHub Actions, the result
 }
 
-func runBench(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	var (
-		endpoint  = fs.String("endpoint", "", "base URL of the OpenAI-compatible server, with or without /v1 (required), e.g. http://127.0.0.1:8000")
-		model     = fs.String("model", "", "model name sent in each request (the server's served model name)")
-		api       = fs.String("api", "chat", "API to call: chat (/v1/chat/completions) or completions (/v1/completions)")
-		apiKeyEnv = fs.String("api-key-env", "", "name of an environment variable holding an API key, sent as a Bearer token (never printed)")
-		prompts   = fs.String("prompts", "", "prompt file: JSON lines of {\"prompt\": ...} or {\"messages\": [...]} (the article's benchmark_prompts.jsonl), or a ShareGPT-style JSON array (told by its first character)")
-		synthIn   = fs.Int("synthetic-input-len", 0, "instead of --prompts: synthetic prompts of this many input tokens")
-		synthOut  = fs.Int("synthetic-output-len", 0, "with --synthetic-input-len: output tokens asked per request (sets max_tokens and ignore_eos)")
-
-		concurrency = fs.Int("concurrency", benchDefaultConcurrency, "requests in flight (closed loop); with --rate, a cap on requests in flight (0: none)")
-		rate        = fs.Float64("rate", 0, "send this many requests per second at even intervals (open loop) instead of fixed concurrency")
-		poisson     = fs.Bool("poisson", false, "with --rate (or --sweep of rates): Poisson arrivals, exponential gaps drawn from --seed")
-		seed        = fs.Int64("seed", 1, "seed for Poisson arrivals and synthetic prompts")
-		sweepFlag   = fs.String("sweep", "", "run at rising loads and report the highest meeting the limits: a list (1,2,4,8) or auto (1, 2, 4, ... until a limit fails, up to --requests for concurrency or 1024); loads are concurrencies, or rates with --rate/--poisson")
-		requests    = fs.Int("requests", 0, fmt.Sprintf("measured requests (per load in a sweep); default %d unless --duration is set", benchDefaultRequests))
-		duration    = fs.Duration("duration", 0, "measure for this long (per load in a sweep), e.g. 30s; with --requests, whichever ends first")
-		warmup      = fs.Int("warmup", 0, "warm-up requests sent first at the same load and excluded from the figures")
-		maxTokens   = fs.Int("max-tokens", bench.DefaultMaxTokens, "max_tokens for prompts that do not set their own")
-		ignoreEOS   = fs.Bool("ignore-eos", false, "send vLLM's ignore_eos so each request generates exactly max_tokens")
-		timeout     = fs.Duration("timeout", bench.DefaultTimeout, "per-request timeout, from sending to the end of the stream")
-
-		minTPS        = fs.Float64("min-tokens-per-sec", 0, "gate: minimum output tokens/s (0: not checked)")
-		maxLatency    seconds
-		maxTTFT       seconds
-		maxTPOT       seconds
-		maxErrorRate  = fs.Float64("max-error-rate", -1, "gate: highest fraction of failed requests, 0 to 1 (-1: not checked)")
-		sloTTFT       seconds
-		sloTPOT       seconds
-		sloE2EL       seconds
-		baseline      = fs.String("baseline", "", "a bench.json from an earlier run (e.g. the model in production); fail on a regression beyond --max-regression")
-		maxRegression = fs.Float64("max-regression", 0.1, "with --baseline: how much worse p99 TTFT, p99 end-to-end latency and output tokens/s may be, as a fraction (0.1 = 10%)")
-		minSamples    = fs.Int("min-samples", gate.DefaultMinSamples, "fewest successful requests for a verdict; fewer is inconclusive (exit 3)")
-		reportDir     = fs.String("report-dir", "", "write bench.json, bench.md, bench.html and results.jsonl here (created if needed)")
-		configFile    = fs.String("config", "", "modelship.yaml to take gates.bench and suites.benchmark-prompts from; flags given override it")
-		envName       = fs.String("env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent")
-		asJSON        = fs.Bool("json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the table goes to stderr (bench.json in --report-dir is the --baseline format)")
-	)
-	fs.Var(&maxLatency, "max-latency-p99", "gate: maximum p99 end-to-end latency in seconds, e.g. 2.0 (or 1500ms)")
-	fs.Var(&maxTTFT, "max-ttft-p99", "gate: maximum p99 time to first token in seconds (or 300ms)")
-	fs.Var(&maxTPOT, "max-tpot-p99", "gate: maximum p99 time per output token in seconds (or 50ms)")
-	fs.Var(&sloTTFT, "slo-ttft", "goodput SLO: a request meets it with TTFT at most this (seconds or 250ms)")
-	fs.Var(&sloTPOT, "slo-tpot", "goodput SLO: time per output token at most this")
-	fs.Var(&sloE2EL, "slo-e2el", "goodput SLO: end-to-end latency at most this")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship bench --endpoint URL (--prompts FILE | --synthetic-input-len N --synthetic-output-len M) [flags]
+// benchUsage is modelship bench --help, before the flags.
+const benchUsage = `Usage: modelship bench --endpoint URL (--prompts FILE | --synthetic-input-len N --synthetic-output-len M) [flags]
 
 Benchmark an OpenAI-compatible endpoint (vLLM, modelship sim, any other) with
 streamed requests, and gate on the figures. Measured per request: time to
@@ -154,223 +105,325 @@ prompt file, config or baseline), 3 inconclusive (endpoint unreachable, too
 few successful requests, interrupted).
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+// benchFlags are modelship bench's flags.
+type benchFlags struct {
+	endpoint, model, api, apiKeyEnv, prompts string
+	synthIn, synthOut                        int
+
+	concurrency, requests, warmup, maxTokens int
+	rate                                     float64
+	poisson, ignoreEOS                       bool
+	seed                                     int64
+	sweep                                    string
+	duration, timeout                        time.Duration
+
+	minTPS, maxErrorRate, maxRegression      float64
+	maxLatency, maxTTFT, maxTPOT             seconds
+	sloTTFT, sloTPOT, sloE2EL                seconds
+	minSamples                               int
+	baseline, reportDir, configFile, envName string
+
+	fs  *flag.FlagSet
+	set map[string]bool // the flags given
+}
+
+func (f *benchFlags) register(fs *flag.FlagSet) {
+	f.fs = fs
+	fs.StringVar(&f.endpoint, "endpoint", "", "base URL of the OpenAI-compatible server, with or without /v1 (required), e.g. http://127.0.0.1:8000")
+	fs.StringVar(&f.model, "model", "", "model name sent in each request (the server's served model name)")
+	fs.StringVar(&f.api, "api", "chat", "API to call: chat (/v1/chat/completions) or completions (/v1/completions)")
+	fs.StringVar(&f.apiKeyEnv, "api-key-env", "", "name of an environment variable holding an API key, sent as a Bearer token (never printed)")
+	fs.StringVar(&f.prompts, "prompts", "", "prompt file: JSON lines of {\"prompt\": ...} or {\"messages\": [...]} (the article's benchmark_prompts.jsonl), or a ShareGPT-style JSON array (told by its first character)")
+	fs.IntVar(&f.synthIn, "synthetic-input-len", 0, "instead of --prompts: synthetic prompts of this many input tokens")
+	fs.IntVar(&f.synthOut, "synthetic-output-len", 0, "with --synthetic-input-len: output tokens asked per request (sets max_tokens and ignore_eos)")
+	f.registerLoad(fs)
+	f.registerGates(fs)
+	fs.StringVar(&f.reportDir, "report-dir", "", "write bench.json, bench.md, bench.html and results.jsonl here (created if needed)")
+	fs.StringVar(&f.configFile, "config", "", "modelship.yaml to take gates.bench and suites.benchmark-prompts from; flags given override it")
+	fs.StringVar(&f.envName, "env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent")
+}
+
+func (f *benchFlags) registerLoad(fs *flag.FlagSet) {
+	fs.IntVar(&f.concurrency, "concurrency", benchDefaultConcurrency, "requests in flight (closed loop); with --rate, a cap on requests in flight (0: none)")
+	fs.Float64Var(&f.rate, "rate", 0, "send this many requests per second at even intervals (open loop) instead of fixed concurrency")
+	fs.BoolVar(&f.poisson, "poisson", false, "with --rate (or --sweep of rates): Poisson arrivals, exponential gaps drawn from --seed")
+	fs.Int64Var(&f.seed, "seed", 1, "seed for Poisson arrivals and synthetic prompts")
+	fs.StringVar(&f.sweep, "sweep", "", "run at rising loads and report the highest meeting the limits: a list (1,2,4,8) or auto (1, 2, 4, ... until a limit fails, up to --requests for concurrency or 1024); loads are concurrencies, or rates with --rate/--poisson")
+	fs.IntVar(&f.requests, "requests", 0, fmt.Sprintf("measured requests (per load in a sweep); default %d unless --duration is set", benchDefaultRequests))
+	fs.DurationVar(&f.duration, "duration", 0, "measure for this long (per load in a sweep), e.g. 30s; with --requests, whichever ends first")
+	fs.IntVar(&f.warmup, "warmup", 0, "warm-up requests sent first at the same load and excluded from the figures")
+	fs.IntVar(&f.maxTokens, "max-tokens", bench.DefaultMaxTokens, "max_tokens for prompts that do not set their own")
+	fs.BoolVar(&f.ignoreEOS, "ignore-eos", false, "send vLLM's ignore_eos so each request generates exactly max_tokens")
+	fs.DurationVar(&f.timeout, "timeout", bench.DefaultTimeout, "per-request timeout, from sending to the end of the stream")
+}
+
+func (f *benchFlags) registerGates(fs *flag.FlagSet) {
+	fs.Float64Var(&f.minTPS, "min-tokens-per-sec", 0, "gate: minimum output tokens/s (0: not checked)")
+	fs.Var(&f.maxLatency, "max-latency-p99", "gate: maximum p99 end-to-end latency in seconds, e.g. 2.0 (or 1500ms)")
+	fs.Var(&f.maxTTFT, "max-ttft-p99", "gate: maximum p99 time to first token in seconds (or 300ms)")
+	fs.Var(&f.maxTPOT, "max-tpot-p99", "gate: maximum p99 time per output token in seconds (or 50ms)")
+	fs.Float64Var(&f.maxErrorRate, "max-error-rate", -1, "gate: highest fraction of failed requests, 0 to 1 (-1: not checked)")
+	fs.Var(&f.sloTTFT, "slo-ttft", "goodput SLO: a request meets it with TTFT at most this (seconds or 250ms)")
+	fs.Var(&f.sloTPOT, "slo-tpot", "goodput SLO: time per output token at most this")
+	fs.Var(&f.sloE2EL, "slo-e2el", "goodput SLO: end-to-end latency at most this")
+	fs.StringVar(&f.baseline, "baseline", "", "a bench.json from an earlier run (e.g. the model in production); fail on a regression beyond --max-regression")
+	fs.Float64Var(&f.maxRegression, "max-regression", 0.1, "with --baseline: how much worse p99 TTFT, p99 end-to-end latency and output tokens/s may be, as a fraction (0.1 = 10%)")
+	fs.IntVar(&f.minSamples, "min-samples", gate.DefaultMinSamples, "fewest successful requests for a verdict; fewer is inconclusive (exit 3)")
+}
+
+func runBench(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	var f benchFlags
+	pos, code, ok := sr.parse(&s, args, benchUsage, f.register)
 	if !ok {
 		return code
 	}
-	s = sr.output(s, *asJSON)
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(s.err, "modelship bench: "+format+"\n", a...)
-		fmt.Fprintf(s.err, "Run `modelship bench --help` for the flags.\n")
-		return exitUsage
-	}
+	sr.hint = "Run `modelship bench --help` for the flags."
 	if len(pos) > 0 {
-		return usageErr("unexpected argument %q", pos[0])
+		return sr.usagef("unexpected argument %q", pos[0])
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	f.set = map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	cfg, code := f.applyConfig(s, sr)
+	if code != exitOK {
+		return code
+	}
+	r := &benchRun{stderr: terminalErr(s.err), reportDir: f.reportDir, sr: sr}
+	for _, step := range []func(*benchRun, *config.Config) int{f.target, f.loads, f.gates, f.promptSet} {
+		if code := step(r, cfg); code != exitOK {
+			return code
+		}
+	}
+	if code := r.openResults(); code != exitOK {
+		return code
+	}
+	if r.results != nil {
+		defer r.results.Abort()
+	}
+	ev := sr.events(eventsConfig(cfg, s.err), notify.StageBenchmark)
+	ev.Event.Model = firstSet(r.target.Model, ev.Event.Model)
+	return r.execute(ctx, s)
+}
 
-	ga := gha.FromEnv(s.out, s.err) // GitHub Actions; no-op elsewhere; with --json, s.out is stderr
-	// modelship.yaml: gates and the prompt file, unless flags say otherwise.
-	var benchCfg *config.Config // its notifications tell the sinks
-	if *configFile != "" {
-		cfg, err := config.Load(*configFile)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
-			return exitUsage
-		}
-		benchCfg = cfg
-		ga.MaskSecrets(cfg)
-		g := cfg.Gates.Bench
-		if !set["min-tokens-per-sec"] {
-			*minTPS = g.MinTokensPerSec
-		}
-		if !set["max-latency-p99"] {
-			maxLatency.d = time.Duration(g.MaxLatencyP99)
-		}
-		if !set["max-ttft-p99"] {
-			maxTTFT.d = time.Duration(g.MaxTTFTP99)
-		}
-		if !set["max-tpot-p99"] {
-			maxTPOT.d = time.Duration(g.MaxTPOTP99)
-		}
-		if !set["max-error-rate"] && g.MaxErrorRate > 0 {
-			*maxErrorRate = g.MaxErrorRate
-		}
-		if !set["max-regression"] && g.MaxRegression > 0 {
-			*maxRegression = g.MaxRegression
-		}
-		if *prompts == "" && *synthIn == 0 && cfg.Suites.BenchmarkPrompts != "" {
-			p := cfg.Suites.BenchmarkPrompts
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(filepath.Dir(*configFile), p)
-			}
-			*prompts = p
+// applyConfig reads --config (nil without it): its gates.bench and
+// suites.benchmark-prompts stand where no flag was given.
+func (f *benchFlags) applyConfig(s stdio, sr *stageRun) (*config.Config, int) {
+	if f.configFile == "" {
+		return nil, exitOK
+	}
+	cfg, err := config.Load(f.configFile)
+	if err != nil {
+		fmt.Fprintf(s.err, "modelship bench: %v\n", err)
+		return nil, exitUsage
+	}
+	sr.ga.MaskSecrets(cfg)
+	g := cfg.Gates.Bench
+	if !f.set["min-tokens-per-sec"] {
+		f.minTPS = g.MinTokensPerSec
+	}
+	if !f.set["max-latency-p99"] {
+		f.maxLatency.d = time.Duration(g.MaxLatencyP99)
+	}
+	if !f.set["max-ttft-p99"] {
+		f.maxTTFT.d = time.Duration(g.MaxTTFTP99)
+	}
+	if !f.set["max-tpot-p99"] {
+		f.maxTPOT.d = time.Duration(g.MaxTPOTP99)
+	}
+	if !f.set["max-error-rate"] && g.MaxErrorRate > 0 {
+		f.maxErrorRate = g.MaxErrorRate
+	}
+	if !f.set["max-regression"] && g.MaxRegression > 0 {
+		f.maxRegression = g.MaxRegression
+	}
+	if f.prompts == "" && f.synthIn == 0 && cfg.Suites.BenchmarkPrompts != "" {
+		f.prompts = cfg.Suites.BenchmarkPrompts
+		if !filepath.IsAbs(f.prompts) {
+			f.prompts = filepath.Join(filepath.Dir(f.configFile), f.prompts)
 		}
 	}
+	return cfg, exitOK
+}
 
-	r := &benchRun{stderr: s.err, reportDir: *reportDir, ga: ga, sr: sr}
-	ga.MaskEnv(*apiKeyEnv)
-	if *endpoint == "" {
-		return usageErr("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
+// target checks the endpoint, the request settings and the API key.
+func (f *benchFlags) target(r *benchRun, cfg *config.Config) int {
+	sr := r.sr
+	sr.ga.MaskEnv(f.apiKeyEnv)
+	if f.endpoint == "" {
+		return sr.usagef("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
 	}
-	if _, err := bench.Endpoint(*endpoint, bench.Chat); err != nil {
-		return usageErr("--endpoint: %v", err)
+	if _, err := bench.Endpoint(f.endpoint, bench.Chat); err != nil {
+		return sr.usagef("--endpoint: %v", err)
 	}
-	r.target = bench.Target{Endpoint: *endpoint, Model: *model, API: bench.API(*api), MaxTokens: *maxTokens, IgnoreEOS: *ignoreEOS, Timeout: *timeout}
-	if *apiKeyEnv != "" {
-		r.target.APIKey = os.Getenv(*apiKeyEnv)
-		if r.target.APIKey == "" {
-			return usageErr("--api-key-env: the environment variable %s is not set", *apiKeyEnv)
+	r.target = bench.Target{Endpoint: f.endpoint, Model: f.model, API: bench.API(f.api), MaxTokens: f.maxTokens, IgnoreEOS: f.ignoreEOS, Timeout: f.timeout}
+	if f.apiKeyEnv != "" {
+		if r.target.APIKey = os.Getenv(f.apiKeyEnv); r.target.APIKey == "" {
+			return sr.usagef("--api-key-env: the environment variable %s is not set", f.apiKeyEnv)
 		}
 	}
-	if *envName != "" {
-		if benchCfg == nil || *apiKeyEnv != "" {
-			return usageErr("--env goes with --config (the file that gives the environment's serving.api-key), and not with --api-key-env")
+	if f.envName != "" {
+		if cfg == nil || f.apiKeyEnv != "" {
+			return sr.usagef("--env goes with --config (the file that gives the environment's serving.api-key), and not with --api-key-env")
 		}
-		key, err := benchCfg.ServingSecret(*envName, "api-key", nil)
+		key, err := cfg.ServingSecret(f.envName, "api-key", nil)
 		if err != nil {
-			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
+			fmt.Fprintf(sr.errs, "modelship bench: %v\n", err)
 			return exitUsage
 		}
 		r.target.APIKey = key
 	}
-	if *maxTokens < 1 {
-		return usageErr("--max-tokens: expected at least 1, got %d", *maxTokens)
+	if f.maxTokens < 1 {
+		return sr.usagef("--max-tokens: expected at least 1, got %d", f.maxTokens)
 	}
-	if *timeout <= 0 {
-		return usageErr("--timeout: expected a positive duration, got %v", *timeout)
+	if f.timeout <= 0 {
+		return sr.usagef("--timeout: expected a positive duration, got %v", f.timeout)
 	}
+	return exitOK
+}
 
-	// Load.
+// loads checks the load: its mode, size and the sweep's loads.
+func (f *benchFlags) loads(r *benchRun, _ *config.Config) int {
 	switch {
-	case *poisson:
+	case f.poisson:
 		r.mode = bench.Poisson
-	case set["rate"]:
+	case f.set["rate"]:
 		r.mode = bench.Rate
 	default:
 		r.mode = bench.Concurrency
 	}
-	if *requests < 0 || *warmup < 0 || *duration < 0 {
-		return usageErr("--requests, --warmup and --duration must not be negative")
+	if f.requests < 0 || f.warmup < 0 || f.duration < 0 {
+		return r.sr.usagef("--requests, --warmup and --duration must not be negative")
 	}
-	n := *requests
-	if n == 0 && *duration == 0 {
+	n := f.requests
+	if n == 0 && f.duration == 0 {
 		n = benchDefaultRequests
 	}
-	r.load = bench.Load{Mode: r.mode, Concurrency: *concurrency, Rate: *rate, Requests: n, Duration: *duration, Warmup: *warmup, Seed: *seed}
-	if r.mode != bench.Concurrency && !set["concurrency"] {
+	r.load = bench.Load{Mode: r.mode, Concurrency: f.concurrency, Rate: f.rate, Requests: n, Duration: f.duration, Warmup: f.warmup, Seed: f.seed}
+	if r.mode != bench.Concurrency && !f.set["concurrency"] {
 		r.load.Concurrency = 0 // no cap unless asked
 	}
-	if *sweepFlag != "" {
-		r.sweep = true
-		if *sweepFlag != "auto" {
-			for _, f := range strings.Split(*sweepFlag, ",") {
-				v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-				if err != nil || !(v > 0) || math.IsInf(v, 0) || r.mode == bench.Concurrency && v != math.Trunc(v) {
-					return usageErr("--sweep: expected auto or a list of loads above 0 (whole numbers for concurrency), like 1,2,4,8; got %q", f)
-				}
-				r.sweepLoads = append(r.sweepLoads, v)
-			}
-		}
-		if r.mode == bench.Concurrency && r.load.Duration == 0 {
-			// More workers than requests never run at once.
-			for _, l := range r.sweepLoads {
-				if l > float64(r.load.Requests) {
-					return usageErr("--sweep: concurrency %g is above --requests %d, so it cannot be reached; send more requests per load or use --duration", l, r.load.Requests)
-				}
-			}
-			r.sweepMax = float64(r.load.Requests)
-		}
-	} else if err := r.load.Validate(); err != nil {
-		if r.mode != bench.Concurrency && !(*rate > 0) {
-			return usageErr("--rate: expected requests per second above 0 (or use --sweep), got %g", *rate)
-		}
-		return usageErr("%v", err)
+	if f.sweep != "" {
+		return f.sweepLoads(r)
 	}
+	if err := r.load.Validate(); err != nil {
+		if r.mode != bench.Concurrency && !(f.rate > 0) {
+			return r.sr.usagef("--rate: expected requests per second above 0 (or use --sweep), got %g", f.rate)
+		}
+		return r.sr.usagef("%v", err)
+	}
+	return exitOK
+}
 
-	// Gates.
-	if *minTPS < 0 {
-		return usageErr("--min-tokens-per-sec: expected 0 or more, got %g", *minTPS)
+// sweepLoads reads --sweep: auto, or a list of loads.
+func (f *benchFlags) sweepLoads(r *benchRun) int {
+	r.sweep = true
+	if f.sweep != "auto" {
+		for _, v := range strings.Split(f.sweep, ",") {
+			l, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || !(l > 0) || math.IsInf(l, 0) || r.mode == bench.Concurrency && l != math.Trunc(l) {
+				return r.sr.usagef("--sweep: expected auto or a list of loads above 0 (whole numbers for concurrency), like 1,2,4,8; got %q", v)
+			}
+			r.sweepLoads = append(r.sweepLoads, l)
+		}
 	}
-	if *maxErrorRate > 1 || *maxErrorRate < 0 && *maxErrorRate != -1 {
-		return usageErr("--max-error-rate: expected a fraction from 0 to 1 (or -1: not checked), got %g", *maxErrorRate)
+	if r.mode == bench.Concurrency && r.load.Duration == 0 {
+		// More workers than requests never run at once.
+		for _, l := range r.sweepLoads {
+			if l > float64(r.load.Requests) {
+				return r.sr.usagef("--sweep: concurrency %g is above --requests %d, so it cannot be reached; send more requests per load or use --duration", l, r.load.Requests)
+			}
+		}
+		r.sweepMax = float64(r.load.Requests)
 	}
-	if *maxRegression < 0 || *maxRegression > 10 {
-		return usageErr("--max-regression: expected a fraction from 0 to 10 (0.1 = 10%% worse), got %g", *maxRegression)
-	}
-	if *minSamples < 1 {
-		return usageErr("--min-samples: expected at least 1, got %d", *minSamples)
+	return exitOK
+}
+
+// gates checks the gate's limits, the SLOs and the baseline.
+func (f *benchFlags) gates(r *benchRun, _ *config.Config) int {
+	sr := r.sr
+	switch {
+	case f.minTPS < 0:
+		return sr.usagef("--min-tokens-per-sec: expected 0 or more, got %g", f.minTPS)
+	case f.maxErrorRate > 1 || f.maxErrorRate < 0 && f.maxErrorRate != -1:
+		return sr.usagef("--max-error-rate: expected a fraction from 0 to 1 (or -1: not checked), got %g", f.maxErrorRate)
+	case f.maxRegression < 0 || f.maxRegression > 10:
+		return sr.usagef("--max-regression: expected a fraction from 0 to 10 (0.1 = 10%% worse), got %g", f.maxRegression)
+	case f.minSamples < 1:
+		return sr.usagef("--min-samples: expected at least 1, got %d", f.minSamples)
 	}
 	r.gate = gate.Gate{
-		Limits: gate.Limits{MinTokensPerSec: *minTPS, MaxLatencyP99: maxLatency.d, MaxTTFTP99: maxTTFT.d, MaxTPOTP99: maxTPOT.d,
-			MaxErrorRate: *maxErrorRate, MinSamples: *minSamples},
-		Tolerances: gate.AllTolerances(*maxRegression),
+		Limits: gate.Limits{MinTokensPerSec: f.minTPS, MaxLatencyP99: f.maxLatency.d, MaxTTFTP99: f.maxTTFT.d, MaxTPOTP99: f.maxTPOT.d,
+			MaxErrorRate: f.maxErrorRate, MinSamples: f.minSamples},
+		Tolerances: gate.AllTolerances(f.maxRegression),
 	}
-	r.slo = metrics.SLO{TTFT: sloTTFT.d, TPOT: sloTPOT.d, E2EL: sloE2EL.d}
-	if r.sweep && r.sweepLoads == nil && !r.gate.Limits.Any() && *baseline == "" {
-		return usageErr("--sweep auto needs a limit to stop at: set --max-ttft-p99, --max-latency-p99, --max-tpot-p99, --min-tokens-per-sec or --max-error-rate (or give a list of loads)")
+	r.slo = metrics.SLO{TTFT: f.sloTTFT.d, TPOT: f.sloTPOT.d, E2EL: f.sloE2EL.d}
+	if r.sweep && r.sweepLoads == nil && !r.gate.Limits.Any() && f.baseline == "" {
+		return sr.usagef("--sweep auto needs a limit to stop at: set --max-ttft-p99, --max-latency-p99, --max-tpot-p99, --min-tokens-per-sec or --max-error-rate (or give a list of loads)")
 	}
-	if *baseline != "" {
-		b, err := report.ReadJSON(*baseline)
+	if f.baseline != "" {
+		b, err := report.ReadJSON(f.baseline)
 		if err != nil {
-			return usageErr("--baseline: %v", err)
+			return sr.usagef("--baseline: %v", err)
 		}
-		r.baseline, r.baselinePath = b, *baseline
+		r.baseline, r.baselinePath = b, f.baseline
 	}
+	return exitOK
+}
 
-	// Prompts.
+// promptSet reads the prompts: synthetic ones, or the prompt file.
+func (f *benchFlags) promptSet(r *benchRun, _ *config.Config) int {
+	sr := r.sr
 	switch {
-	case *synthIn > 0 || *synthOut > 0:
-		if *prompts != "" && set["prompts"] {
-			return usageErr("--prompts and --synthetic-input-len are exclusive: choose one")
+	case f.synthIn > 0 || f.synthOut > 0:
+		if f.prompts != "" && f.set["prompts"] {
+			return sr.usagef("--prompts and --synthetic-input-len are exclusive: choose one")
 		}
-		if *synthIn < 1 || *synthOut < 1 {
-			return usageErr("--synthetic-input-len and --synthetic-output-len: expected both at least 1, got %d and %d", *synthIn, *synthOut)
+		if f.synthIn < 1 || f.synthOut < 1 {
+			return sr.usagef("--synthetic-input-len and --synthetic-output-len: expected both at least 1, got %d and %d", f.synthIn, f.synthOut)
 		}
 		count := r.load.Requests + r.load.Warmup
 		if count == 0 || count > 10000 {
 			count = 10000
 		}
-		p, err := bench.Synthetic(count, *synthIn, *synthOut, *seed)
+		p, err := bench.Synthetic(count, f.synthIn, f.synthOut, f.seed)
 		if err != nil {
-			return usageErr("synthetic prompts: %v", err)
+			return sr.usagef("synthetic prompts: %v", err)
 		}
 		r.prompts = p
-		r.promptDesc = fmt.Sprintf("synthetic: %d input, %d output tokens (seed %d)", *synthIn, *synthOut, *seed)
-		r.target.MaxTokens = *synthOut
+		r.promptDesc = fmt.Sprintf("synthetic: %d input, %d output tokens (seed %d)", f.synthIn, f.synthOut, f.seed)
+		r.target.MaxTokens = f.synthOut
 		r.target.IgnoreEOS = true
-	case *prompts != "":
-		p, err := bench.LoadPrompts(*prompts)
+	case f.prompts != "":
+		p, err := bench.LoadPrompts(f.prompts)
 		if err != nil {
-			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
+			fmt.Fprintf(sr.errs, "modelship bench: %v\n", err)
 			return exitUsage
 		}
 		r.prompts = p
-		r.promptDesc = *prompts
+		r.promptDesc = f.prompts
 	default:
-		return usageErr("need prompts: --prompts FILE, --synthetic-input-len N --synthetic-output-len M, or suites.benchmark-prompts in --config")
+		return sr.usagef("need prompts: --prompts FILE, --synthetic-input-len N --synthetic-output-len M, or suites.benchmark-prompts in --config")
 	}
+	return exitOK
+}
 
-	if r.reportDir != "" {
-		if err := os.MkdirAll(r.reportDir, 0o755); err != nil {
-			return usageErr("--report-dir: %v", err)
-		}
-		f, err := atomicfile.Create(filepath.Join(r.reportDir, "results.jsonl"))
-		if err != nil {
-			return usageErr("--report-dir: %v", err)
-		}
-		r.results = f
-		r.resW = bufio.NewWriterSize(f, 64<<10)
-		defer f.Abort()
+// openResults creates results.jsonl in --report-dir (when given), kept
+// only if the run's reports are written (Abort it in any case).
+func (r *benchRun) openResults() int {
+	if r.reportDir == "" {
+		return exitOK
 	}
-	r.ev = stageEvents(eventsConfig(benchCfg, s.err), notify.StageBenchmark, ga, s.err)
-	defer r.ev.Close(ctx)
-	r.ev.Event.Model = firstSet(r.target.Model, r.ev.Event.Model)
-	return r.execute(ctx, s)
+	if err := os.MkdirAll(r.reportDir, 0o755); err != nil {
+		return r.sr.usagef("--report-dir: %v", err)
+	}
+	f, err := atomicfile.Create(filepath.Join(r.reportDir, "results.jsonl"))
+	if err != nil {
+		return r.sr.usagef("--report-dir: %v", err)
+	}
+	r.results = f
+	r.resW = bufio.NewWriterSize(f, 64<<10)
+	return exitOK
 }
 
 // execute runs the benchmark, writes the reports and returns the exit code.
@@ -388,93 +441,91 @@ func (r *benchRun) execute(ctx context.Context, s stdio) int {
 	}
 	defer client.CloseIdleConnections()
 
-	r.ev.Start()
-	endGroup := r.ga.Group(fmt.Sprintf("bench: %d prompts (%s) against %s", len(r.prompts), r.promptDesc, redactURL(r.target.Endpoint)))
+	r.sr.start()
+	endGroup := r.sr.group(fmt.Sprintf("bench: %d prompts (%s) against %s", len(r.prompts), r.promptDesc, redactURL(r.target.Endpoint)))
 	defer endGroup()
-	var rep *report.Report
-	if r.sweep {
-		res, err := sweep.Run(ctx, sweep.Options{Loads: r.sweepLoads, Max: r.sweepMax},
-			func(ctx context.Context, load float64) (*metrics.Summary, error) {
-				return r.measure(ctx, client, load)
-			},
-			r.judge,
-		)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
-			if res == nil || len(res.Sweep.Runs) == 0 {
-				return exitUsage
-			}
-		}
-		if res == nil || len(res.Sweep.Runs) == 0 {
-			fmt.Fprintf(s.err, "modelship bench: interrupted before any load was measured\n")
-			return exitInconclusive
-		}
-		if res.Stopped != "" {
-			fmt.Fprintf(s.err, "sweep stopped: %s\n", res.Stopped)
-		}
-		overall := sweep.Overall(res)
-		r.addNotes(ctx, &overall)
-		rep = report.NewSweep(&res.Sweep, res.Verdicts, &overall)
-	} else {
-		sum, err := r.measure(ctx, client, r.load.Level())
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
-			return exitUsage
-		}
-		v := r.judge(sum)
-		r.addNotes(ctx, &v)
-		rep = report.New(sum, &v)
+	rep, code := r.run(ctx, client)
+	if rep == nil {
+		return code
 	}
 	rep.Baseline = r.baselinePath
 	endGroup()
+	return r.finish(rep, s)
+}
 
-	if err := report.Text(s.out, rep); err != nil {
-		fmt.Fprintf(s.err, "modelship bench: writing the report: %v\n", err)
-		return exitFailed
-	}
-	if r.reportDir != "" {
-		written, err := r.writeReports(rep)
-		r.sr.report(written...)
+// run measures the load, or each load of a sweep, and judges it. A nil
+// report comes with the exit code and the error printed.
+func (r *benchRun) run(ctx context.Context, client *bench.Client) (*report.Report, int) {
+	if !r.sweep {
+		sum, err := r.measure(ctx, client, r.load.Level())
 		if err != nil {
-			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
-			return exitFailed
+			fmt.Fprintf(r.sr.errs, "modelship bench: %v\n", err)
+			return nil, exitUsage
 		}
-		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
+		v := r.judge(sum)
+		r.addNotes(ctx, &v)
+		return report.New(sum, &v), exitOK
 	}
-	r.ga.Bench(rep, r.reportDir)
-	r.finishEvents(rep)
-	return r.sr.res.ExitCode
-}
-
-// judge evaluates one run with the gate and the baseline run at its load.
-func (r *benchRun) judge(s *metrics.Summary) gate.Verdict {
-	g := r.gate
-	if r.baseline != nil {
-		if r.sweep {
-			// Each load is compared with the same load of the baseline
-			// only: other loads are not comparable.
-			g.Baseline = r.baseline.RunAt(s.Conditions.LoadMode, s.Conditions.Load)
-		} else {
-			g.Baseline = r.baseline.BaselineFor(s.Conditions.Load)
+	res, err := sweep.Run(ctx, sweep.Options{Loads: r.sweepLoads, Max: r.sweepMax},
+		func(ctx context.Context, load float64) (*metrics.Summary, error) { return r.measure(ctx, client, load) },
+		r.judge,
+	)
+	measured := res != nil && len(res.Sweep.Runs) > 0
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(r.sr.errs, "modelship bench: %v\n", err)
+		if !measured {
+			return nil, exitUsage
 		}
 	}
-	v := g.Evaluate(s)
-	if r.baseline != nil && g.Baseline == nil {
-		v.Warnings = append(v.Warnings, fmt.Sprintf("the baseline has no run at %s; this load was not compared with it", loadLabel(bench.Mode(s.Conditions.LoadMode), s.Conditions.Load)))
+	if !measured {
+		fmt.Fprintf(r.sr.errs, "modelship bench: interrupted before any load was measured\n")
+		return nil, exitInconclusive
 	}
-	if r.stoppedEarly != "" {
-		v.Status = gate.Inconclusive
-		v.Reasons = append([]string{"stopped early: " + r.stoppedEarly}, v.Reasons...)
+	if res.Stopped != "" {
+		fmt.Fprintf(r.stderr, "sweep stopped: %s\n", res.Stopped)
 	}
-	return v
+	overall := sweep.Overall(res)
+	r.addNotes(ctx, &overall)
+	return report.NewSweep(&res.Sweep, res.Verdicts, &overall), exitOK
 }
 
-// addNotes marks an interrupted run inconclusive.
-func (r *benchRun) addNotes(ctx context.Context, v *gate.Verdict) {
-	if ctx.Err() != nil {
-		v.Status = gate.Inconclusive
-		v.Reasons = append(v.Reasons, "interrupted before the end of the run")
+// collect aggregates a run's results as they come, writes them to
+// results.jsonl, and stops the run (cancel) when nothing ever succeeded and
+// the server is not there, or refuses every request (wrong model name,
+// key). It returns one error example per kind.
+func (r *benchRun) collect(ch <-chan *bench.Result, agg *metrics.Aggregator, cancel func()) map[string]string {
+	examples := map[string]string{}
+	var ok, transport, refused int
+	for res := range ch {
+		agg.Add(res)
+		if r.resW != nil && r.resErr == nil {
+			r.resErr = bench.WriteJSONL(r.resW, res)
+		}
+		if res.OK() {
+			ok++
+			continue
+		}
+		if _, seen := examples[res.ErrorKind]; !seen && !res.Warmup {
+			examples[res.ErrorKind] = truncate(res.Error, 300)
+		}
+		switch res.ErrorKind {
+		case bench.ErrTransport:
+			transport++
+		case bench.ErrHTTP4xx:
+			refused++
+		}
+		if ok > 0 || r.stoppedEarly != "" {
+			continue
+		}
+		if transport >= benchUnreachableAfter {
+			r.stoppedEarly = "endpoint unreachable: " + res.Error
+			cancel()
+		} else if refused >= benchUnreachableAfter {
+			r.stoppedEarly = "the server refused every request: " + truncate(res.Error, 300)
+			cancel()
+		}
 	}
+	return examples
 }
 
 // measure runs the load at one level and aggregates it.
@@ -512,38 +563,7 @@ func (r *benchRun) measure(ctx context.Context, client *bench.Client, level floa
 		return nil, err
 	}
 	agg := metrics.NewAggregator(r.slo)
-	examples := map[string]string{}
-	var ok, transport, refused int
-	for res := range ch {
-		if r.resW != nil && r.resErr == nil {
-			r.resErr = bench.WriteJSONL(r.resW, res)
-		}
-		if res.OK() {
-			ok++
-		} else {
-			if _, seen := examples[res.ErrorKind]; !seen && !res.Warmup {
-				examples[res.ErrorKind] = truncate(res.Error, 300)
-			}
-			switch res.ErrorKind {
-			case bench.ErrTransport:
-				transport++
-			case bench.ErrHTTP4xx:
-				refused++
-			}
-			// Nothing ever succeeded and the server is not there, or
-			// refuses every request (wrong model name, key): stop early.
-			if ok == 0 && r.stoppedEarly == "" {
-				if transport >= benchUnreachableAfter {
-					r.stoppedEarly = "endpoint unreachable: " + res.Error
-					cancel()
-				} else if refused >= benchUnreachableAfter {
-					r.stoppedEarly = "the server refused every request: " + truncate(res.Error, 300)
-					cancel()
-				}
-			}
-		}
-		agg.Add(res)
-	}
+	examples := r.collect(ch, agg, cancel)
 	bar.Done()
 	sum := agg.Close()
 	sum.Conditions = cond

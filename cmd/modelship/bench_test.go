@@ -67,7 +67,7 @@ func TestBenchPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := rep.Summary.Conditions
-	if rep.Verdict.Status != gate.Pass || rep.Summary.Requests != 30 || c.Model != "good" || c.LoadMode != "concurrency" || c.Load != 4 ||
+	if rep.Verdict.Status != gate.Passed || rep.Summary.Requests != 30 || c.Model != "good" || c.LoadMode != "concurrency" || c.Load != 4 ||
 		c.Prompts != benchPrompts || c.Warmup != 2 || c.Start.IsZero() || c.ClientVersion == "" || c.Endpoint != url {
 		t.Errorf("bench.json: verdict %s, %d requests, conditions %+v", rep.Verdict.Status, rep.Summary.Requests, c)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,6 +19,70 @@ import (
 	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving/stage"
 )
+
+// finish prints the report, writes the report files, sets the Actions
+// outputs and decides the stage. A run whose report could not be written
+// fails, whatever its gate said (the event: the stage ended before a
+// verdict).
+func (r *benchRun) finish(rep *report.Report, s stdio) int {
+	r.figures(rep.Main())
+	r.sr.res.Endpoint = redactURL(r.target.Endpoint)
+	failed := func(err error) int {
+		why := err.Error()
+		if v := rep.Verdict; v != nil {
+			why = strings.TrimPrefix(benchMessage(v, rep.Main()), string(v.Status)+": ") + "; " + why
+		}
+		r.sr.record(stage.Failed, why)
+		return exitFailed
+	}
+	if err := report.Text(s.out, rep); err != nil {
+		fmt.Fprintf(s.err, "modelship bench: writing the report: %v\n", err)
+		return failed(fmt.Errorf("writing the report: %w", err))
+	}
+	if r.reportDir != "" {
+		written, err := r.writeReports(rep)
+		r.sr.report(written...)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship bench: %v\n", err)
+			return failed(err)
+		}
+		fmt.Fprintf(s.err, "reports written to %s (bench.json, bench.md, bench.html, results.jsonl)\n", r.reportDir)
+	}
+	r.sr.ga.Bench(rep, r.reportDir)
+	r.finishEvents(rep)
+	return r.sr.res.ExitCode
+}
+
+// judge evaluates one run with the gate and the baseline run at its load.
+func (r *benchRun) judge(s *metrics.Summary) gate.Verdict {
+	g := r.gate
+	if r.baseline != nil {
+		if r.sweep {
+			// Each load is compared with the same load of the baseline
+			// only: other loads are not comparable.
+			g.Baseline = r.baseline.RunAt(s.Conditions.LoadMode, s.Conditions.Load)
+		} else {
+			g.Baseline = r.baseline.BaselineFor(s.Conditions.Load)
+		}
+	}
+	v := g.Evaluate(s)
+	if r.baseline != nil && g.Baseline == nil {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("the baseline has no run at %s; this load was not compared with it", loadLabel(bench.Mode(s.Conditions.LoadMode), s.Conditions.Load)))
+	}
+	if r.stoppedEarly != "" {
+		v.Status = gate.Inconclusive
+		v.Reasons = append([]string{"stopped early: " + r.stoppedEarly}, v.Reasons...)
+	}
+	return v
+}
+
+// addNotes marks an interrupted run inconclusive.
+func (r *benchRun) addNotes(ctx context.Context, v *gate.Verdict) {
+	if ctx.Err() != nil {
+		v.Status = gate.Inconclusive
+		v.Reasons = append(v.Reasons, "interrupted before the end of the run")
+	}
+}
 
 // writeReports writes the four report files, each atomically, and returns
 // the ones written.
@@ -47,26 +112,19 @@ func (r *benchRun) writeReports(rep *report.Report) (written []string, err error
 	return written, nil
 }
 
-// finishEvents posts the benchmark's outcome with its figures (the main
-// run's: the highest load meeting the limits in a sweep), and decides the
-// stage result.
+// finishEvents decides the stage: the event with the figures (the main
+// run's: the highest load meeting the limits in a sweep) and the result.
 func (r *benchRun) finishEvents(rep *report.Report) {
 	v := rep.Verdict
 	if v == nil {
-		r.ev.Finish(notify.StatusFailed, "no verdict")
 		r.sr.decide(stage.Failed, "no verdict")
 		return
 	}
-	passed := v.Status == gate.Pass
 	sum := rep.Main()
 	if sum != nil {
-		r.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, passed)}
+		r.sr.ev.Event.Figures = &notify.Figures{Bench: notify.BenchFromSummary(*sum, v.Status == gate.Passed)}
 	}
-	msg := benchMessage(v, sum)
-	r.ev.Finish(gateStatus(passed), msg)
-	r.figures(sum)
-	r.sr.res.Endpoint = redactURL(r.target.Endpoint)
-	r.sr.decide(benchVerdict(v.Status), msg)
+	r.sr.decide(v.Status, benchMessage(v, sum))
 }
 
 // benchMessage says the verdict and why: the reasons of an inconclusive
@@ -80,18 +138,7 @@ func benchMessage(v *gate.Verdict, sum *metrics.Summary) string {
 		why = append(why, fmt.Sprintf("%d of %d requests succeeded, %.1f output tokens/s, p99 TTFT %s, p99 E2EL %s", sum.Succeeded, sum.Requests,
 			sum.OutputTokensPerSec, gate.Seconds(sum.TTFT.P99), gate.Seconds(sum.E2EL.P99)))
 	}
-	return strings.TrimSuffix(string(benchVerdict(v.Status))+": "+strings.Join(why, "; "), ": ")
-}
-
-// benchVerdict is the stage verdict of the gate's status.
-func benchVerdict(s gate.Status) stage.Verdict {
-	switch s {
-	case gate.Pass:
-		return stage.Passed
-	case gate.Fail:
-		return stage.Failed
-	}
-	return stage.Inconclusive
+	return strings.TrimSuffix(string(v.Status)+": "+strings.Join(why, "; "), ": ")
 }
 
 // figures puts the main run's figures and the gate's limits on the stage

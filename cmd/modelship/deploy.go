@@ -31,7 +31,6 @@ type deployFlags struct {
 	lockTimeout, readyTimeout     time.Duration
 	deadline, lockTTL             time.Duration
 	logFormat                     string
-	asJSON                        bool
 	kube                          kubeFlags
 
 	cfg *config.Config // set by deploySetup: notifications, secrets to mask
@@ -47,7 +46,6 @@ func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.deadline, "deadline", 0, "end the whole command, an undo included, within this long (what kills it past a bound, a CI stage, should allow a little more): the deploy stops early enough to leave its undo the full budget (0: no deadline)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "load budget for the new release (0: the environment's ready-timeout, else 60s + 30s per GiB of weights)")
 	fs.StringVar(&f.logFormat, "log-format", "", "progress `format` on stderr: text (as is) or json (structured log lines) (default: text on a terminal, JSON elsewhere; or $MODELSHIP_LOG_FORMAT)")
-	fs.BoolVar(&f.asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
 	f.kube.register(fs)
 }
 
@@ -76,13 +74,8 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	}
 	// The target's notes (Kubernetes: the surge chosen, the Deployment
 	// applied) go wherever the deployer's progress goes, set below or later.
-	var d *deploy.Deployer
-	notes := writerFunc(func(p []byte) (int, error) {
-		if d == nil || d.Out == nil {
-			return s.err.Write(p)
-		}
-		return d.Out.Write(p)
-	})
+	d := &deploy.Deployer{GPUs: deployGPUs, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
+	notes := writerFunc(func(p []byte) (int, error) { return d.Out.Write(p) })
 	creds, err := cfg.RegistryCredentials(nil)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -91,23 +84,45 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	d.Target = tg
+	req, checks, err := deployRequest(ctx, f, cfg, env, targetURL, s)
+	if err != nil {
+		closeTarget()
+		return fail(exitUsage, "%v", err)
+	}
+	d.Verifier = checks
+	if f.deadline > 0 {
+		d.Deadline = time.Now().Add(f.deadline)
+	}
+	if f.lockTTL == 0 {
+		f.lockTTL = deploy.DefaultLockTTL
+	}
+	if f.lockTTL < time.Second {
+		closeTarget()
+		return fail(exitUsage, "--lock-ttl: expected at least 1s, got %s", f.lockTTL)
+	}
+	d.LockTTL = f.lockTTL
+	return d, req, closeTarget, exitOK
+}
+
+// deployRequest is the request every deploy of environment env shares, and
+// the verify step's checks: the smoke checks with the environment's API key,
+// then suites.smoke (else suites.validation) of cfg.
+func deployRequest(ctx context.Context, f *deployFlags, cfg *config.Config, env *config.Environment, targetURL string, s stdio) (deploy.Request, *deploy.Checks, error) {
 	settings := cfg.ServingFor(f.env)
 	secrets, err := cfg.EngineSecrets(f.env, nil)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return deploy.Request{}, nil, err
 	}
 	req := deploy.Request{
 		Env: f.env, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, ServedAliases: cfg.Model.Aliases, GPUs: env.GPUs,
 		Port: env.Port, URL: firstSet(env.URL, targetURL), LockTimeout: f.lockTimeout,
 		ReadyTimeout: time.Duration(env.ReadyTimeout),
-		Strategy:     env.Strategy,
+		Strategy:     firstSet(f.strategy, env.Strategy),
 		KeepReleases: env.KeepReleases,
 		Settings:     settings,
 		Secrets:      secrets,
 		Fit:          fit.FromSettings(settings),
-	}
-	if f.strategy != "" {
-		req.Strategy = f.strategy
 	}
 	if f.readyTimeout > 0 {
 		req.ReadyTimeout = f.readyTimeout
@@ -115,12 +130,12 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	// The checkpoint sizes the load budget and the GPU fit, and its digest is
 	// what /version must report when the image carries no digest label.
 	if p := cfg.ModelPath(); p != "" {
-		info, _, _, err := inspectCheckpoint(ctx, p, true, true, "", 0, s.err)
+		info, _, _, err := inspectCheckpoint(ctx, p, true, true, "", 0, terminalErr(s.err))
 		switch {
 		case err == nil:
 			req.Model, req.ModelDigest = info, info.Digest
 		case cfg.Serving.Engine == "vllm":
-			return fail(exitUsage, "%s: model.path: %v", f.config, err)
+			return req, nil, fmt.Errorf("%s: model.path: %v", f.config, err)
 		}
 	}
 	checks := &deploy.Checks{APIKey: secrets[serving.EnvAPIKey]}
@@ -130,22 +145,11 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		}
 		st, err := suite.Load(file)
 		if err != nil {
-			return fail(exitUsage, "verify suite: %v", err)
+			return req, nil, fmt.Errorf("verify suite: %v", err)
 		}
 		checks.Suite = st
 	}
-	d = &deploy.Deployer{Target: tg, GPUs: deployGPUs, Verifier: checks, Ledger: &deploy.Ledger{Path: f.ledger}, Out: s.err}
-	if f.deadline > 0 {
-		d.Deadline = time.Now().Add(f.deadline)
-	}
-	if f.lockTTL == 0 {
-		f.lockTTL = deploy.DefaultLockTTL
-	}
-	if f.lockTTL < time.Second {
-		return fail(exitUsage, "--lock-ttl: expected at least 1s, got %s", f.lockTTL)
-	}
-	d.LockTTL = f.lockTTL
-	return d, req, closeTarget, exitOK
+	return req, checks, nil
 }
 
 func firstSet(v ...string) string {
@@ -157,15 +161,8 @@ func firstSet(v ...string) string {
 	return ""
 }
 
-func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	var f deployFlags
-	f.register(fs)
-	image := fs.String("image", "", "serving image `reference` to deploy (required)")
-	gitSHA := fs.String("git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship deploy --env NAME --image REF [--config modelship.yaml] [--git-sha SHA] [--strategy S]
+// deployUsage is modelship deploy --help, before the flags.
+const deployUsage = `Usage: modelship deploy --env NAME --image REF [--config modelship.yaml] [--git-sha SHA] [--strategy S]
 
 Deploys REF to the environment's Docker host (environments.NAME.docker.host,
 else DOCKER_HOST) or Kubernetes cluster (environments.NAME.kubernetes: a
@@ -180,30 +177,32 @@ suites.validation). If anything fails, or on Ctrl-C, the previous release
 is put back and verified again, and the command exits 1 saying what failed.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	var f deployFlags
+	var image, gitSHA string
+	pos, code, ok := sr.parse(&s, args, deployUsage, func(fs *flag.FlagSet) {
+		f.register(fs)
+		fs.StringVar(&image, "image", "", "serving image `reference` to deploy (required)")
+		fs.StringVar(&gitSHA, "git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
+	})
 	if !ok {
 		return code
 	}
-	s = sr.output(s, f.asJSON)
 	if len(pos) > 0 {
-		fmt.Fprintf(s.err, "modelship deploy: unexpected argument %q\n", pos[0])
-		return exitUsage
+		return sr.usagef("unexpected argument %q", pos[0])
 	}
-	if *image == "" {
-		fmt.Fprintln(s.err, "modelship deploy: --image REF is required")
-		return exitUsage
+	if image == "" {
+		return sr.usagef("--image REF is required")
 	}
 	d, req, closeFn, code := deploySetup(ctx, &f, s, "deploy")
 	if code != exitOK {
 		return code
 	}
 	defer closeFn()
-	req.Image, req.GitSHA = *image, *gitSHA
-	res, done, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
-	defer done()
+	req.Image, req.GitSHA = image, gitSHA
+	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)
 		return exitFailed

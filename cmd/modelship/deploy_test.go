@@ -77,6 +77,11 @@ environments:
 	if !strings.Contains(errOut, "rolling "+envName+" back to release") || res.Release == nil || res.Release.Image != good.Tag || res.Release.Previous != second.ID {
 		t.Fatalf("rollback: exit %d %+v\n%s", code, res.Release, errOut)
 	}
+	code, out, errOut = runCmd(t, append([]string{"rollback", "--to", "r-nosuch", "--json"}, common...)...)
+	res = stageResult(t, "rollback", code, out, stage.Failed)
+	if !strings.Contains(res.Message, "r-nosuch") || res.Release == nil || res.Release.Env != envName || res.Release.ID != "" {
+		t.Fatalf("rollback to an unknown release: %+v %+v\n%s", res, res.Release, errOut)
+	}
 	code, out, _ = runCmd(t, "history", "--env", envName, "--config", cfg, "--json")
 	var rels []deploy.Release
 	if err := json.Unmarshal([]byte(out), &rels); code != exitOK || err != nil {

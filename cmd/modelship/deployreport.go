@@ -44,17 +44,17 @@ func releaseEvent(ev *stageNotifier, rel *deploy.Release) {
 }
 
 // finishDeploy reports how a deploy (stage deploy) or a rollback (stage
-// rollback) ended: the event (passed, failed, or rolled_back when a failed
-// deploy put the previous release back), and in GitHub Actions the step
-// outputs, the step summary with the release table, and an error
-// annotation saying what failed. It returns the status and the event's
-// message.
-func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *deploy.Result, err error) (notify.Status, string) {
-	status := notify.StatusPassed
+// rollback) ended: the verdict (passed, failed, or rolled_back when a
+// failed deploy put the previous release back) with its event and stage
+// result, and in GitHub Actions the step outputs, the step summary with
+// the release table, and an error annotation saying what failed.
+func finishDeploy(sr *stageRun, req deploy.Request, res *deploy.Result, err error) {
+	ev, ga := sr.ev, sr.ga
+	v := stage.Passed
 	if err != nil {
-		status = notify.StatusFailed
+		v = stage.Failed
 		if res != nil && res.RolledBack && ev.Event.Stage == notify.StageDeploy {
-			status = notify.StatusRolledBack
+			v = stage.RolledBack
 		}
 	}
 	var rel *deploy.Release
@@ -71,12 +71,13 @@ func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *d
 	case res != nil:
 		msg = deployTimings(res)
 	}
-	ev.Finish(status, msg)
+	deployResult(sr, req, res)
+	sr.decide(v, msg)
 
 	if !ga.Enabled() {
-		return status, msg
+		return
 	}
-	ga.SetOutput(gha.OutDeployVerdict, string(status))
+	ga.SetOutput(gha.OutDeployVerdict, string(v))
 	ga.SetOutput(gha.OutDeployEndpoint, req.URL)
 	if rel != nil {
 		ga.SetOutput(gha.OutReleaseID, rel.ID)
@@ -87,12 +88,11 @@ func finishDeploy(ev *stageNotifier, ga *gha.Actions, req deploy.Request, res *d
 		ga.Image(req.Image, pinnedDigest(req.Image))
 		ga.ModelDigest(req.ModelDigest)
 	}
-	ga.AddStepSummary(deploySummary(ev.Event.Stage, req, res, err, status))
+	ga.AddStepSummary(deploySummary(ev.Event.Stage, req, res, err, v))
 	if err != nil {
-		ga.Error(gha.Annotation{Title: fmt.Sprintf("%s to %s %s", ev.Event.Stage, req.Env, strings.ReplaceAll(string(status), "_", " ")),
+		ga.Error(gha.Annotation{Title: fmt.Sprintf("%s to %s %s", ev.Event.Stage, req.Env, strings.ReplaceAll(string(v), "_", " ")),
 			Message: logging.Default.String(err.Error())})
 	}
-	return status, msg
 }
 
 // pinnedDigest is the digest of a reference pinned by digest
@@ -122,10 +122,10 @@ func deployTimings(res *deploy.Result) string {
 // deploySummary is the step summary of a deploy or rollback: the verdict,
 // a table of the release, the timings, and on failure what failed and what
 // was put back.
-func deploySummary(stage notify.Stage, req deploy.Request, res *deploy.Result, err error, status notify.Status) string {
+func deploySummary(st notify.Stage, req deploy.Request, res *deploy.Result, err error, v stage.Verdict) string {
 	var b strings.Builder
-	icon := map[notify.Status]string{notify.StatusPassed: "✅", notify.StatusFailed: "❌", notify.StatusRolledBack: "↩️"}[status]
-	fmt.Fprintf(&b, "### %s modelship %s %s in %s\n\n", icon, stage, strings.ReplaceAll(string(status), "_", " "), req.Env)
+	icon := map[stage.Verdict]string{stage.Passed: "✅", stage.Failed: "❌", stage.RolledBack: "↩️"}[v]
+	fmt.Fprintf(&b, "### %s modelship %s %s in %s\n\n", icon, st, strings.ReplaceAll(string(v), "_", " "), req.Env)
 	cell := func(s string) string {
 		if s == "" {
 			return "-"
@@ -162,36 +162,32 @@ func deploySummary(stage notify.Stage, req deploy.Request, res *deploy.Result, e
 	return b.String()
 }
 
-// deployStage runs a deploy or a rollback (run) as a stage: its events
-// (started, then passed, failed or rolled_back; see stageEvents), its
-// progress as log lines off a terminal (stageProgress), a GitHub Actions
-// group "STAGE ENV", and the outputs and step summary (finishDeploy).
-// done waits for the notifications and prints their warnings: defer it, so
-// the command's own result comes first.
-func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *deploy.Deployer, req deploy.Request, stage notify.Stage,
-	run func(context.Context) (*deploy.Result, error)) (res *deploy.Result, done func(), err error) {
-	ga := gha.FromEnv(s.out, s.err)
-	ga.MaskSecrets(f.cfg)
-	ev := stageEvents(f.cfg, stage, ga, s.err)
+// deployStage runs a deploy or a rollback (run) as stage st: its events
+// (started once the release exists, then passed, failed or rolled_back;
+// see stageEvents), its progress as log lines off a terminal
+// (stageProgress), a GitHub Actions group "STAGE ENV", and the outputs and
+// step summary (finishDeploy).
+func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *deploy.Deployer, req deploy.Request, st notify.Stage,
+	run func(context.Context) (*deploy.Result, error)) (*deploy.Result, error) {
+	sr.ga.MaskSecrets(f.cfg)
+	ev := sr.events(f.cfg, st)
 	startDeployEvents(ev, req)
 	ev.Begin()
 	d.Started = func(rel *deploy.Release) { releaseStarted(ev, rel) }
 	format, _ := logging.ParseFormat(f.logFormat) // checked by deploySetup
-	out, flush := stageProgress(s.err, format, stage, req.Env)
+	out, flush := stageProgress(terminalErr(s.err), format, st, req.Env)
 	d.Out = out
-	endGroup := ga.Group(fmt.Sprintf("%s %s", stage, req.Env))
-	res, err = run(ctx)
+	endGroup := sr.group(fmt.Sprintf("%s %s", st, req.Env))
+	res, err := run(ctx)
 	flush()
 	endGroup()
-	status, msg := finishDeploy(ev, ga, req, res, err)
-	deployResult(sr, req, res, status, logging.Default.String(msg))
-	return res, func() { ev.Close(ctx) }, err
+	finishDeploy(sr, req, res, err)
+	return res, err
 }
 
-// deployResult fills the stage result of a deploy or rollback: the
-// release, the endpoint, the timings in seconds, and the verdict (status's:
-// passed, failed or rolled_back) with the event's message.
-func deployResult(sr *stageRun, req deploy.Request, res *deploy.Result, status notify.Status, message string) {
+// deployResult puts on the stage result of a deploy or rollback the
+// release, the endpoint and the timings in seconds.
+func deployResult(sr *stageRun, req deploy.Request, res *deploy.Result) {
 	sr.res.Endpoint = req.URL
 	sr.res.Release = &stage.Release{Env: req.Env, Image: req.Image, ModelDigest: req.ModelDigest, Strategy: req.Strategy}
 	if res != nil && res.Release != nil {
@@ -209,5 +205,4 @@ func deployResult(sr *stageRun, req deploy.Request, res *deploy.Result, status n
 			}
 		}
 	}
-	sr.decide(stage.Verdict(status), message)
 }

@@ -212,7 +212,7 @@ func TestBenchInGitHubActions(t *testing.T) {
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	sameOutputs(t, r.outputs(t), map[string]string{
-		"bench-verdict":               "fail",
+		"bench-verdict":               "failed",
 		"bench-output-tokens-per-sec": f(rep.Summary.OutputTokensPerSec),
 		"bench-ttft-p99-seconds":      f(rep.Summary.TTFT.P99),
 		"bench-e2el-p99-seconds":      f(rep.Summary.E2EL.P99),

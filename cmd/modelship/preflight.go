@@ -65,31 +65,22 @@ Flags:
 // preflightFlags are modelship preflight's flags.
 type preflightFlags struct {
 	gpus, gpuMem, reportDir string
-	noCache, asJSON         bool
+	noCache                 bool
 }
 
 func (f *preflightFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
 	fs.StringVar(&f.gpuMem, "gpu-memory", "", "fit on hypothetical GPUs instead of asking NVML, e.g. 80GiB or 80GiB,80GiB")
 	fs.BoolVar(&f.noCache, "no-cache", false, "hash every file even if the digest cache knows it")
-	fs.BoolVar(&f.asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
 	fs.StringVar(&f.reportDir, "report-dir", "", "write preflight.json (checkpoint, GPUs, fit) into `DIR` (created if missing)")
 }
 
 func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("preflight", flag.ContinueOnError)
-	fs.SetOutput(s.err)
 	var f preflightFlags
-	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), preflightUsage, config.DefaultFile)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+	pos, code, ok := sr.parse(&s, args, fmt.Sprintf(preflightUsage, config.DefaultFile), f.register)
 	if !ok {
 		return code
 	}
-	s = sr.output(s, f.asJSON)
 	file := config.DefaultFile
 	switch len(pos) {
 	case 0:
@@ -103,15 +94,20 @@ func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int
 	if !ok {
 		return exitUsage
 	}
-	ga := gha.FromEnv(s.out, s.err) // with --json, s.out is stderr
-	ga.MaskSecrets(cfg)
-	ev := stageEvents(cfg, notify.StagePreflight, ga, s.err)
-	defer ev.Close(ctx)
-	ev.Start()
-	rep, code := preflightCheck(ctx, &f, file, cfg, ev, s)
+	sr.ga.MaskSecrets(cfg)
+	sr.events(cfg, notify.StagePreflight)
+	sr.start()
+	rep, code := preflightCheck(ctx, &f, file, cfg, s, sr)
 	if rep == nil {
 		return code
 	}
+	return preflightVerdict(rep, &f, s, sr)
+}
+
+// preflightVerdict tells what preflight found: the summary, preflight.json
+// with --report-dir, the model digest and the verdict (its event, figures
+// and Actions output, an error annotation when the model does not fit).
+func preflightVerdict(rep *preflightReport, f *preflightFlags, s stdio, sr *stageRun) int {
 	printPreflight(s.out, rep)
 	if f.reportDir != "" {
 		path, err := writePreflightReport(f.reportDir, rep)
@@ -121,15 +117,13 @@ func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int
 		}
 		sr.report(path)
 	}
-	ga.ModelDigest(rep.Checkpoint.Digest)
-	ev.Event.ModelDigest = rep.Checkpoint.Digest
-	msg := preflightMessage(rep)
-	ev.Finish(gateStatus(rep.Passed), msg)
+	sr.ga.ModelDigest(rep.Checkpoint.Digest)
+	sr.ev.Event.ModelDigest = rep.Checkpoint.Digest
 	preflightFigures(sr, rep)
-	sr.decide(stage.Of(rep.Passed), msg)
-	ga.SetOutput(gha.OutPreflightFit, string(stage.Of(rep.Passed)))
+	sr.decide(stage.Of(rep.Passed), preflightMessage(rep))
+	sr.ga.SetOutput(gha.OutPreflightFit, string(sr.res.Verdict))
 	if !rep.Passed {
-		ga.Error(gha.Annotation{File: file, Title: "preflight failed", Message: "the model does not fit these GPUs"})
+		sr.ga.Error(gha.Annotation{File: rep.Config, Title: "preflight failed", Message: "the model does not fit these GPUs"})
 	}
 	return sr.res.ExitCode
 }
@@ -137,15 +131,16 @@ func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int
 // preflightCheck inspects the checkpoint and computes the fit. A nil report
 // comes with the exit code and the error printed (a checkpoint that cannot
 // be read is the stage's failed event).
-func preflightCheck(ctx context.Context, f *preflightFlags, file string, cfg *config.Config, ev *stageNotifier, s stdio) (*preflightReport, int) {
-	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !f.noCache, "", 0, s.err)
+func preflightCheck(ctx context.Context, f *preflightFlags, file string, cfg *config.Config, s stdio, sr *stageRun) (*preflightReport, int) {
+	info, _, _, err := inspectCheckpoint(ctx, cfg.ModelPath(), true, !f.noCache, "", 0, terminalErr(s.err))
 	if err != nil {
-		ev.Finish(notify.StatusFailed, "model.path: "+err.Error())
 		fmt.Fprintf(s.err, "modelship preflight: %s: model.path: %v\n", file, err)
+		v := stage.Invalid
 		if errors.Is(err, context.Canceled) {
-			return nil, exitFailed
+			v = stage.Failed
 		}
-		return nil, exitUsage
+		sr.decide(v, "model.path: "+err.Error())
+		return nil, v.ExitCode()
 	}
 	rep := &preflightReport{Config: file, Engine: cfg.Serving.Engine, ServedName: cfg.Model.ServedName, Checkpoint: info, Passed: true}
 	devices, code := chooseDevices(f.gpus, f.gpuMem, io.Discard)

@@ -13,14 +13,8 @@ func init() {
 	register(command{name: "rollback", summary: "put an earlier release of an environment back, verified, without a pull", run: stageCommand("rollback", runRollback)})
 }
 
-func runRollback(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	var f deployFlags
-	f.register(fs)
-	to := fs.String("to", "", "`release` id to go back to (default: the newest earlier release that went live; see modelship history)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship rollback --env NAME [--to RELEASE] [--config modelship.yaml]
+// rollbackUsage is modelship rollback --help, before the flags.
+const rollbackUsage = `Usage: modelship rollback --env NAME [--to RELEASE] [--config modelship.yaml]
 
 Deploys an earlier release's image again, by content digest (on Docker its
 image is still on the host: no pull; on Kubernetes the pods run
@@ -29,27 +23,29 @@ change what comes back), with the same strategy choice, readiness wait,
 verify and automatic undo as modelship deploy.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+func runRollback(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	var f deployFlags
+	var to string
+	pos, code, ok := sr.parse(&s, args, rollbackUsage, func(fs *flag.FlagSet) {
+		f.register(fs)
+		fs.StringVar(&to, "to", "", "`release` id to go back to (default: the newest earlier release that went live; see modelship history)")
+	})
 	if !ok {
 		return code
 	}
-	s = sr.output(s, f.asJSON)
 	if len(pos) > 0 {
-		fmt.Fprintf(s.err, "modelship rollback: unexpected argument %q\n", pos[0])
-		return exitUsage
+		return sr.usagef("unexpected argument %q", pos[0])
 	}
 	d, req, closeFn, code := deploySetup(ctx, &f, s, "rollback")
 	if code != exitOK {
 		return code
 	}
 	defer closeFn()
-	res, done, err := deployStage(ctx, &f, s, sr, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
-		return d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: *to})
+	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
+		return d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: to})
 	})
-	defer done()
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship rollback: %v\n", err)
 		return exitFailed

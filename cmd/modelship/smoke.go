@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/modelship/modelship/internal/config"
-	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/smoke"
 	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving"
@@ -21,23 +20,8 @@ func init() {
 	register(command{name: "smoke", summary: "check a deployed endpoint: model listed, one generation, /version digest and image", run: stageCommand("smoke", runSmoke)})
 }
 
-func runSmoke(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	endpoint := fs.String("endpoint", "", "base `URL` of the deployment, with or without /v1, e.g. http://host:8000 (default: the --env environment's url; on Kubernetes its Service through the API server)")
-	var opt smoke.Options
-	fs.StringVar(&opt.Model, "model", "", "served model `name` /v1/models must list (default: the first one listed)")
-	fs.StringVar(&opt.ExpectDigest, "expect-digest", "", "model `digest` (sha256:...) GET /version must report")
-	fs.StringVar(&opt.ExpectImage, "expect-image", "", "image `reference` GET /version must report")
-	fs.DurationVar(&opt.Timeout, "timeout", smoke.DefaultTimeout, "bound on the whole smoke test")
-	keyEnv := fs.String("api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed; default: the --env environment's serving.api-key, else $VLLM_API_KEY)")
-	asJSON := fs.Bool("json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the checks go to stderr")
-	cfgFile := fs.String("config", "", "modelship.yaml `file` whose notifications: section is told the verify stage's outcome (default: modelship.yaml when there is one)")
-	envName := fs.String("env", "", "`environment` of the config the endpoint belongs to (staging, production): for the events, and the endpoint when --endpoint is not given")
-	var kube kubeFlags
-	kube.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship smoke --endpoint URL | --env NAME [--model NAME] [--expect-digest D] [--expect-image REF] [--timeout 60s] [--json]
+// smokeUsage is modelship smoke --help, before the flags.
+const smokeUsage = `Usage: modelship smoke --endpoint URL | --env NAME [--model NAME] [--expect-digest D] [--expect-image REF] [--timeout 60s] [--json]
 
 Checks a deployed endpoint, typically right after a switch:
   models      GET /v1/models lists the served model (--model, else the first)
@@ -51,90 +35,119 @@ Exit codes: 0 every check passed, 1 a check failed, 2 usage, 3 the endpoint
 did not answer (inconclusive).
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+// smokeFlags are modelship smoke's flags.
+type smokeFlags struct {
+	endpoint, keyEnv, cfgFile, envName string
+	opt                                smoke.Options
+	kube                               kubeFlags
+}
+
+func (f *smokeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.endpoint, "endpoint", "", "base `URL` of the deployment, with or without /v1, e.g. http://host:8000 (default: the --env environment's url; on Kubernetes its Service through the API server)")
+	fs.StringVar(&f.opt.Model, "model", "", "served model `name` /v1/models must list (default: the first one listed)")
+	fs.StringVar(&f.opt.ExpectDigest, "expect-digest", "", "model `digest` (sha256:...) GET /version must report")
+	fs.StringVar(&f.opt.ExpectImage, "expect-image", "", "image `reference` GET /version must report")
+	fs.DurationVar(&f.opt.Timeout, "timeout", smoke.DefaultTimeout, "bound on the whole smoke test")
+	fs.StringVar(&f.keyEnv, "api-key-env", "", "environment `variable` holding an API key to send as a Bearer token (the key is never printed; default: the --env environment's serving.api-key, else $VLLM_API_KEY)")
+	fs.StringVar(&f.cfgFile, "config", "", "modelship.yaml `file` whose notifications: section is told the verify stage's outcome (default: modelship.yaml when there is one)")
+	fs.StringVar(&f.envName, "env", "", "`environment` of the config the endpoint belongs to (staging, production): for the events, and the endpoint when --endpoint is not given")
+	f.kube.register(fs)
+}
+
+func runSmoke(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	var f smokeFlags
+	pos, code, ok := sr.parse(&s, args, smokeUsage, f.register)
 	if !ok {
 		return code
 	}
-	s = sr.output(s, *asJSON)
 	if len(pos) > 0 {
-		fmt.Fprintf(s.err, "modelship smoke: unexpected argument %q (use --endpoint URL)\n", pos[0])
-		return exitUsage
+		return sr.usagef("unexpected argument %q (use --endpoint URL)", pos[0])
 	}
-	if *endpoint == "" {
-		if *envName == "" {
-			fmt.Fprintln(s.err, "modelship smoke: --endpoint URL or --env NAME is required")
-			return exitUsage
-		}
-		url, closeTarget, err := envEndpoint(firstSet(*cfgFile, config.DefaultFile), *envName, kube, s)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
-			return exitUsage
-		}
-		defer closeTarget()
-		*endpoint = url
-	} else if kube != (kubeFlags{}) {
-		fmt.Fprintln(s.err, "modelship smoke: --kubeconfig and --kube-server go with --env (the endpoint is then the environment's Service), not with --endpoint")
-		return exitUsage
-	}
-	if _, err := smoke.ParseEndpoint(*endpoint); err != nil {
-		fmt.Fprintf(s.err, "modelship smoke: --endpoint: %v\n", err)
-		return exitUsage
-	}
-	if opt.Timeout <= 0 {
-		fmt.Fprintln(s.err, "modelship smoke: --timeout must be positive")
-		return exitUsage
-	}
-	if *keyEnv != "" {
-		opt.APIKey = os.Getenv(*keyEnv)
-		if opt.APIKey == "" {
-			fmt.Fprintf(s.err, "modelship smoke: --api-key-env: $%s is empty or not set\n", *keyEnv)
-			return exitUsage
-		}
-	}
-	switch {
-	case opt.APIKey != "":
-	case *envName != "":
-		// The environment's serving.api-key, when its config gives one.
-		key, err := envAPIKey(firstSet(*cfgFile, config.DefaultFile), *envName)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
-			return exitUsage
-		}
-		opt.APIKey = key
-	default:
-		// In a serving container (its health check), the container's key.
-		opt.APIKey = os.Getenv(serving.EnvAPIKey)
-	}
-	ga := gha.FromEnv(s.out, s.err) // with --json, s.out is stderr
-	ga.Mask(opt.APIKey)
-	ev, code := smokeEvents(*cfgFile, *envName, &opt, ga, s)
+	closeTarget, code := f.resolveEndpoint(s, sr)
 	if code != exitOK {
 		return code
 	}
-	defer ev.Close(ctx)
-	ev.Start()
-	sr.res.Endpoint = redactURL(*endpoint)
-	res, err := smoke.Run(ctx, *endpoint, opt)
+	defer closeTarget()
+	if code := f.check(sr); code != exitOK {
+		return code
+	}
+	return smokeStage(ctx, &f, s, sr)
+}
+
+// resolveEndpoint sets the endpoint from --env when --endpoint is not
+// given; call the function returned when done with it.
+func (f *smokeFlags) resolveEndpoint(s stdio, sr *stageRun) (func(), int) {
+	if f.endpoint != "" {
+		if f.kube != (kubeFlags{}) {
+			return nil, sr.usagef("--kubeconfig and --kube-server go with --env (the endpoint is then the environment's Service), not with --endpoint")
+		}
+		return func() {}, exitOK
+	}
+	if f.envName == "" {
+		return nil, sr.usagef("--endpoint URL or --env NAME is required")
+	}
+	url, closeTarget, err := envEndpoint(firstSet(f.cfgFile, config.DefaultFile), f.envName, f.kube, s)
 	if err != nil {
-		ev.Finish(notify.StatusFailed, err.Error())
+		return nil, sr.usagef("%v", err)
+	}
+	f.endpoint = url
+	return closeTarget, exitOK
+}
+
+// check checks the endpoint and the timeout and resolves the API key: the
+// --api-key-env variable, else the environment's serving.api-key, else
+// (in a serving container: its health check) the container's key.
+func (f *smokeFlags) check(sr *stageRun) int {
+	if _, err := smoke.ParseEndpoint(f.endpoint); err != nil {
+		return sr.usagef("--endpoint: %v", err)
+	}
+	if f.opt.Timeout <= 0 {
+		return sr.usagef("--timeout must be positive")
+	}
+	switch {
+	case f.keyEnv != "":
+		if f.opt.APIKey = os.Getenv(f.keyEnv); f.opt.APIKey == "" {
+			return sr.usagef("--api-key-env: $%s is empty or not set", f.keyEnv)
+		}
+	case f.envName != "":
+		key, err := envAPIKey(firstSet(f.cfgFile, config.DefaultFile), f.envName)
+		if err != nil {
+			return sr.usagef("%v", err)
+		}
+		f.opt.APIKey = key
+	default:
+		f.opt.APIKey = os.Getenv(serving.EnvAPIKey)
+	}
+	sr.ga.Mask(f.opt.APIKey)
+	return exitOK
+}
+
+// smokeStage runs the checks as the verify stage: its events, the checks
+// printed, the Actions output and annotations, and the verdict.
+func smokeStage(ctx context.Context, f *smokeFlags, s stdio, sr *stageRun) int {
+	if code := smokeEvents(f.cfgFile, f.envName, &f.opt, s, sr); code != exitOK {
+		return code
+	}
+	sr.start()
+	sr.res.Endpoint = redactURL(f.endpoint)
+	res, err := smoke.Run(ctx, f.endpoint, f.opt)
+	if err != nil {
 		fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
 		if errors.Is(err, smoke.ErrUnreachable) {
-			ga.Smoke(nil)
+			sr.ga.Smoke(nil)
 			sr.decide(stage.Inconclusive, err.Error())
 			return exitInconclusive
 		}
+		sr.decide(stage.Invalid, err.Error())
 		return exitUsage
 	}
 	printSmoke(s.out, res)
-	ga.Smoke(res)
-	msg := smokeMessage(res)
-	ev.Finish(gateStatus(res.Passed), msg)
+	sr.ga.Smoke(res)
 	sr.figure("checks_total", float64(len(res.Checks)))
 	sr.figure("checks_passed", float64(len(res.Checks)-len(res.Failed())))
-	sr.decide(stage.Of(res.Passed), msg)
+	sr.decide(stage.Of(res.Passed), smokeMessage(res))
 	return sr.res.ExitCode
 }
 
@@ -142,7 +155,7 @@ Flags:
 func printSmoke(w io.Writer, res *smoke.Result) {
 	fmt.Fprintf(w, "smoke %s (model %s)\n", res.Endpoint, smokeOrDash(res.Model))
 	for _, c := range res.Checks {
-		fmt.Fprintf(w, "  %-4s  %-10s  %s\n", c.Status, c.Name, c.Detail)
+		fmt.Fprintf(w, "  %-7s  %-10s  %s\n", c.Status, c.Name, c.Detail)
 	}
 	if res.Passed {
 		fmt.Fprintln(w, "passed")
@@ -196,23 +209,22 @@ func smokeOrDash(s string) string {
 
 // smokeEvents reads --config (when given; else modelship.yaml when there is
 // one) for the verify stage's events.
-func smokeEvents(file, env string, opt *smoke.Options, ga *gha.Actions, s stdio) (*stageNotifier, int) {
+func smokeEvents(file, env string, opt *smoke.Options, s stdio, sr *stageRun) int {
 	var cfg *config.Config
 	if file != "" {
 		c, err := config.Load(file)
 		if err != nil {
-			fmt.Fprintf(s.err, "modelship smoke: %v\n", err)
-			return nil, exitUsage
+			return sr.usagef("%v", err)
 		}
 		cfg = c
 	}
 	cfg = eventsConfig(cfg, s.err)
-	ga.MaskSecrets(cfg)
-	ev := stageEvents(cfg, notify.StageVerify, ga, s.err)
+	sr.ga.MaskSecrets(cfg)
+	ev := sr.events(cfg, notify.StageVerify)
 	ev.Event.Environment, ev.Event.ModelDigest, ev.Event.Image = env, opt.ExpectDigest, opt.ExpectImage
 	ev.Event.ImageDigest = pinnedDigest(opt.ExpectImage)
 	ev.Event.Model = firstSet(opt.Model, ev.Event.Model)
-	return ev, exitOK
+	return exitOK
 }
 
 // smokeMessage names the checks that failed, or says all passed.

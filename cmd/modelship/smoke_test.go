@@ -50,18 +50,18 @@ func TestSmokeCommand(t *testing.T) {
 	gone.Close()
 
 	code, out, errs := runCLI(t, "smoke", "--endpoint", ts.URL+"/v1", "--expect-digest", digest, "--expect-image", "reg/llm:1")
-	if code != exitOK || !strings.Contains(out, "pass  version     /version reports the expected digest "+digest) || !strings.HasSuffix(out, "passed\n") {
+	if code != exitOK || !strings.Contains(out, "passed   version     /version reports the expected digest "+digest) || !strings.HasSuffix(out, "passed\n") {
 		t.Fatalf("exit %d:\n%s%s", code, out, errs)
 	}
 	code, out, _ = runCLI(t, "smoke", "--endpoint", ts.URL, "--expect-digest", other)
-	if code != exitFailed || !strings.Contains(out, "fail  version     /version digest "+digest+" is not the expected "+other+" (the previous release is still serving?)") || !strings.Contains(out, "FAILED: 1 check(s) failed") {
+	if code != exitFailed || !strings.Contains(out, "failed   version     /version digest "+digest+" is not the expected "+other+" (the previous release is still serving?)") || !strings.Contains(out, "FAILED: 1 check(s) failed") {
 		t.Fatalf("wrong digest: exit %d:\n%s", code, out)
 	}
 	// --json: the result alone on stdout, the checks on stderr.
 	code, out, errs = runCLI(t, "smoke", "--endpoint", ts.URL, "--model", "good", "--json")
 	r := stageResult(t, "smoke", code, out, stage.Passed)
 	if r.Figures["checks_passed"] != 3 || r.Figures["checks_total"] != 3 || r.Endpoint != ts.URL || r.Message != "passed: 3 checks passed" ||
-		!strings.Contains(errs, "pass  generation") {
+		!strings.Contains(errs, "passed   generation") {
 		t.Errorf("--json: %+v\n%s", r, errs)
 	}
 	code, out, _ = runCLI(t, "smoke", "--endpoint", ts.URL, "--expect-digest", other, "--json")

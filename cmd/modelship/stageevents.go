@@ -231,13 +231,3 @@ func (p *progressLog) flush() {
 		p.buf = nil
 	}
 }
-
-// gateStatus is the event status of a gate's verdict: anything but a pass
-// (a failure, or an inconclusive run, which stops the pipeline too) is
-// failed; the message and the figures say which.
-func gateStatus(passed bool) notify.Status {
-	if passed {
-		return notify.StatusPassed
-	}
-	return notify.StatusFailed
-}

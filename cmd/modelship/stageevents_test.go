@@ -180,7 +180,7 @@ func TestBenchNotifies(t *testing.T) {
 		b.E2EL.P99 < b.TTFT.P99 || b.OutputTokensPerSec <= 0 {
 		t.Errorf("bench figures %+v", b)
 	}
-	if !strings.HasPrefix(evs[1].Message, "pass") || evs[1].Model != "good" {
+	if !strings.HasPrefix(evs[1].Message, "passed: ") || evs[1].Model != "good" {
 		t.Errorf("event %+v", evs[1].Event)
 	}
 	noSecret(t, secret, map[string]string{"stdout": out, "stderr": errs})

@@ -3,54 +3,129 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
 
+	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/gha"
+	"github.com/modelship/modelship/internal/logging"
+	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving/stage"
 )
 
 // stageRun is one run of a stage command (preflight, validate, bench,
-// smoke, deploy, rollback): what the stage decided and how it is told. With
-// --json the command's stdout carries exactly one line, the stage.Result
-// (see docs/STAGE-RESULT.md); the human summary goes to stderr instead.
-// The process exits with the result's exit code.
+// smoke, deploy, rollback), and the one place that tells its outcome: the
+// stage's notification events (started, the verdict, Close), the GitHub
+// Actions handle (group, outputs, step summary; commands set their own
+// outputs through it), the --json stage.Result and the exit code. With
+// --json the command's stdout carries exactly one line, the Result (see
+// docs/STAGE-RESULT.md); the human summary goes to stderr instead.
+//
+// A command is its flag parsing and one call: stageCommand wraps its body,
+// which reads its flags with parse (that also takes --json), builds the
+// events with events once it knows its config, calls start, and decide
+// with its verdict; usagef reports a bad flag or input.
 type stageRun struct {
 	name   string
 	stdout io.Writer // the process's stdout: the Result with --json
 	json   bool
 	res    *stage.Result
 	errs   *stderrLine // the first error line on stderr: a usage error's message
+
+	ga   *gha.Actions   // set by output; no-op outside GitHub Actions
+	ev   *stageNotifier // set by events; nil: no events
+	hint string         // the line usagef adds after a usage error
 }
 
 // stageCommand makes the run function of the stage command name out of its
-// body, which parses its flags, calls sr.output once it knows whether
-// --json was given, and decides its verdict with sr.decide.
+// body. After the body the stage's notifications are closed (their
+// warnings come after the command's own output) and, with --json, the
+// Result is printed.
 func stageCommand(name string, body func(ctx context.Context, args []string, s stdio, sr *stageRun) int) func(context.Context, []string, stdio) int {
 	return func(ctx context.Context, args []string, s stdio) int {
 		sr := &stageRun{name: name, stdout: s.out, res: stage.New(name), errs: &stderrLine{w: s.err, prefix: "modelship " + name + ": "}}
 		s.err = sr.errs
-		return sr.end(body(ctx, args, s, sr), args)
+		code := body(ctx, args, s, sr)
+		sr.ev.Close(ctx)
+		return sr.end(code, args)
 	}
 }
 
+// parse parses the command's args with the flags register adds and --json;
+// usage is its --help text before the flags. When ok is false the command
+// returns code at once; else *s is what it writes through (see output).
+func (sr *stageRun) parse(s *stdio, args []string, usage string, register func(*flag.FlagSet)) (pos []string, code int, ok bool) {
+	fs := flag.NewFlagSet(sr.name, flag.ContinueOnError)
+	fs.SetOutput(s.err)
+	register(fs)
+	var asJSON bool
+	fs.BoolVar(&asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the human summary goes to stderr")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if pos, code, ok = parseArgs(fs, args); ok {
+		*s = sr.output(*s, asJSON)
+	}
+	return pos, code, ok
+}
+
 // output is the stdio the command writes through once its flags are read:
-// with --json its stdout is stderr (the Result alone goes to stdout).
+// with --json its stdout is stderr (the Result alone goes to stdout), and
+// so are GitHub Actions' commands.
 func (sr *stageRun) output(s stdio, asJSON bool) stdio {
 	sr.json = asJSON
 	if asJSON {
 		s.out = s.err
 	}
+	sr.ga = gha.FromEnv(s.out, s.err)
 	return s
 }
 
-// decide records the stage's verdict and the sentence that says why (the
-// notification's message; the Result's message starts with the verdict).
+// events builds the stage's notifications from cfg's notifications section
+// (see stageEvents), for the command to fill the event's fields.
+func (sr *stageRun) events(cfg *config.Config, st notify.Stage) *stageNotifier {
+	sr.ev = stageEvents(cfg, st, sr.ga, sr.errs)
+	return sr.ev
+}
+
+// start posts the stage's started event.
+func (sr *stageRun) start() { sr.ev.Start() }
+
+// group opens a GitHub Actions log group; call the function to close it.
+func (sr *stageRun) group(title string) func() { return sr.ga.Group(title) }
+
+// decide is the stage's verdict and the sentence that says why, in
+// numbers: the event the sinks are told (notifyStatus) and the Result.
 func (sr *stageRun) decide(v stage.Verdict, message string) {
+	sr.ev.Finish(notifyStatus(v), message)
+	sr.record(v, message)
+}
+
+// record sets the Result's verdict and message (redacted: it may quote an
+// error), which starts with the verdict.
+func (sr *stageRun) record(v stage.Verdict, message string) {
+	message = logging.Default.String(message)
 	if !strings.HasPrefix(message, string(v)) {
 		message = strings.TrimSuffix(string(v)+": "+message, ": ")
 	}
 	sr.res.Finish(v, message)
+}
+
+// notifyStatus is the event status of a verdict: anything that stops the
+// pipeline but a rollback (a failure, an inconclusive run, bad input) is
+// failed; the message and the figures say which.
+func notifyStatus(v stage.Verdict) notify.Status {
+	switch {
+	case v.OK():
+		return notify.StatusPassed
+	case v == stage.RolledBack:
+		return notify.StatusRolledBack
+	}
+	return notify.StatusFailed
 }
 
 // figure records one of the numbers the verdict was decided on.
@@ -64,6 +139,16 @@ func (sr *stageRun) figure(name string, v float64) {
 // report records a report file the stage wrote.
 func (sr *stageRun) report(paths ...string) {
 	sr.res.Reports = append(sr.res.Reports, paths...)
+}
+
+// usagef prints a usage error ("modelship NAME: ..." and the command's
+// hint) and returns exitUsage.
+func (sr *stageRun) usagef(format string, a ...any) int {
+	fmt.Fprintf(sr.errs, "modelship %s: %s\n", sr.name, fmt.Sprintf(format, a...))
+	if sr.hint != "" {
+		fmt.Fprintln(sr.errs, sr.hint)
+	}
+	return exitUsage
 }
 
 // verdictOf is the verdict of a command's exit code.
@@ -93,11 +178,10 @@ func (sr *stageRun) end(code int, args []string) int {
 	}
 	if sr.res.Verdict == "" || sr.res.ExitCode != code {
 		msg := sr.errs.line()
-		if sr.res.Message != "" {
-			msg = strings.TrimSuffix(sr.res.Message+"; "+msg, "; ")
+		if m := strings.TrimPrefix(sr.res.Message, string(sr.res.Verdict)+": "); m != "" {
+			msg = strings.TrimSuffix(m+"; "+msg, "; ")
 		}
-		sr.res.Message = ""
-		sr.decide(verdictOf(code), msg)
+		sr.record(verdictOf(code), msg)
 	}
 	if err := sr.res.Write(sr.stdout); err != nil {
 		return exitFailed
@@ -174,4 +258,14 @@ func (l *stderrLine) line() string {
 		return l.error
 	}
 	return l.first
+}
+
+// terminalErr is the stderr under w, a stage command's stderr: for what
+// tells a terminal from a pipe (progress bars, log lines), which only the
+// process's own stderr can say.
+func terminalErr(w io.Writer) io.Writer {
+	if l, ok := w.(*stderrLine); ok {
+		return l.w
+	}
+	return w
 }

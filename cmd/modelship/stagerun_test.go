@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -66,5 +71,27 @@ func TestStageJSONUsageErrors(t *testing.T) {
 	// --help prints no result, only the usage (which names the flag).
 	if code, out, errs := runCLI(t, "bench", "--help", "--json"); code != exitOK || out != "" || !strings.Contains(errs, "STAGE-RESULT.md") {
 		t.Errorf("bench --help --json: exit %d, stdout %q", code, out)
+	}
+}
+
+// A stage command writes its errors through the runner (which keeps the
+// first as a usage error's message) but its progress to the process's own
+// stderr: only that one can say whether it is a terminal (progress bars,
+// text or JSON log lines).
+func TestStageStderr(t *testing.T) {
+	var out, errb bytes.Buffer
+	var progressTo io.Writer
+	code := stageCommand("bench", func(_ context.Context, args []string, s stdio, sr *stageRun) int {
+		sr.parse(&s, args, "", func(*flag.FlagSet) {})
+		progressTo = terminalErr(s.err)
+		fmt.Fprintln(s.err, "progress line")
+		return sr.usagef("--endpoint is required")
+	})(context.Background(), []string{"--json"}, stdio{out: &out, err: &errb})
+	if progressTo != &errb {
+		t.Errorf("terminalErr is %T, want the process's stderr", progressTo)
+	}
+	r := stageResult(t, "bench", code, out.String(), stage.Invalid)
+	if r.Message != "invalid: --endpoint is required" || !strings.Contains(errb.String(), "progress line\nmodelship bench: --endpoint is required\n") {
+		t.Errorf("message %q, stderr %q", r.Message, errb.String())
 	}
 }

@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/modelship/modelship/internal/atomicfile"
 
 	"github.com/modelship/modelship/internal/config"
-	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving/stage"
 	"github.com/modelship/modelship/suite"
@@ -42,23 +42,8 @@ func (f *fractionFlag) Set(s string) error {
 	return nil
 }
 
-func runValidate(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	endpoint := fs.String("endpoint", "", "OpenAI-compatible server, with or without /v1 (e.g. http://localhost:8100/v1) (required)")
-	cases := fs.String("cases", "", "suite `FILE`: the article's validation_cases.json or a YAML suite (default: suites.validation of --config)")
-	model := fs.String("model", "", "model `NAME` sent in requests (default: the suite's defaults.model, else model.served-name of --config, else the first of GET /v1/models)")
-	reportDir := fs.String("report-dir", "", "write validation.json, junit.xml and summary.md into `DIR` (created if missing)")
-	concurrency := fs.Int("concurrency", suite.DefaultConcurrency, "requests in flight at once")
-	timeout := fs.Duration("timeout", suite.DefaultTimeout, "per-request timeout; a request that times out fails its case (not retried)")
-	retries := fs.Int("retries", suite.DefaultRetries, "retries after a transport error or a 5xx, with exponential backoff from 250ms (never after a 4xx, a malformed answer or a failed assertion)")
-	var threshold fractionFlag
-	fs.Var(&threshold, "pass-threshold", "fraction of cases that must pass, 0.9 or 90% (default: the suite's pass-threshold, else gates.validate.pass-rate of --config, else 100%)")
-	cfgFile := fs.String("config", "", "modelship.yaml `FILE` to take the suite, model and pass rate from")
-	envName := fs.String("env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent (default: $OPENAI_API_KEY)")
-	asJSON := fs.Bool("json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the summary goes to stderr")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: modelship validate --endpoint URL --cases FILE [flags]
+// validateUsage is modelship validate --help, before the flags.
+const validateUsage = `Usage: modelship validate --endpoint URL --cases FILE [flags]
 
 Sends every case of a validation suite to an OpenAI-compatible endpoint
 (chat or plain completions, temperature 0 and seed 1234 unless the suite says
@@ -93,80 +78,113 @@ Exit codes:
      cases ran to decide
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseArgs(fs, args)
+`
+
+// validateFlags are modelship validate's flags.
+type validateFlags struct {
+	endpoint, cases, model, reportDir, cfgFile, envName string
+	concurrency, retries                                int
+	timeout                                             time.Duration
+	threshold                                           fractionFlag
+}
+
+func (f *validateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.endpoint, "endpoint", "", "OpenAI-compatible server, with or without /v1 (e.g. http://localhost:8100/v1) (required)")
+	fs.StringVar(&f.cases, "cases", "", "suite `FILE`: the article's validation_cases.json or a YAML suite (default: suites.validation of --config)")
+	fs.StringVar(&f.model, "model", "", "model `NAME` sent in requests (default: the suite's defaults.model, else model.served-name of --config, else the first of GET /v1/models)")
+	fs.StringVar(&f.reportDir, "report-dir", "", "write validation.json, junit.xml and summary.md into `DIR` (created if missing)")
+	fs.IntVar(&f.concurrency, "concurrency", suite.DefaultConcurrency, "requests in flight at once")
+	fs.DurationVar(&f.timeout, "timeout", suite.DefaultTimeout, "per-request timeout; a request that times out fails its case (not retried)")
+	fs.IntVar(&f.retries, "retries", suite.DefaultRetries, "retries after a transport error or a 5xx, with exponential backoff from 250ms (never after a 4xx, a malformed answer or a failed assertion)")
+	fs.Var(&f.threshold, "pass-threshold", "fraction of cases that must pass, 0.9 or 90% (default: the suite's pass-threshold, else gates.validate.pass-rate of --config, else 100%)")
+	fs.StringVar(&f.cfgFile, "config", "", "modelship.yaml `FILE` to take the suite, model and pass rate from")
+	fs.StringVar(&f.envName, "env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent (default: $OPENAI_API_KEY)")
+}
+
+func runValidate(ctx context.Context, args []string, s stdio, sr *stageRun) int {
+	var f validateFlags
+	pos, code, ok := sr.parse(&s, args, validateUsage, f.register)
 	if !ok {
 		return code
 	}
-	s = sr.output(s, *asJSON)
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(s.err, "modelship validate: "+format+"\n", a...)
-		fmt.Fprintln(s.err, "Run 'modelship validate --help' for usage.")
-		return exitUsage
-	}
+	sr.hint = "Run 'modelship validate --help' for usage."
 	if len(pos) > 0 {
-		return usageErr("unexpected argument %q (the suite is given with --cases)", pos[0])
+		return sr.usagef("unexpected argument %q (the suite is given with --cases)", pos[0])
 	}
-	if *concurrency < 1 {
-		return usageErr("--concurrency: expected at least 1, got %d", *concurrency)
+	cfg, code := f.check(s, sr)
+	if code != exitOK {
+		return code
 	}
-	if *timeout <= 0 {
-		return usageErr("--timeout: expected a positive duration like 30s, got %s", *timeout)
+	st, opt, code := f.options(cfg, s, sr)
+	if code != exitOK {
+		return code
 	}
-	if *retries < 0 {
-		return usageErr("--retries: expected 0 or more, got %d", *retries)
-	}
+	return validateStage(ctx, &f, st, opt, cfg, s, sr)
+}
 
-	ga := gha.FromEnv(s.out, s.err) // GitHub Actions: no-op elsewhere
-	ga.MaskEnv("OPENAI_API_KEY")
+// check checks the flags and reads --config (nil without it), which gives
+// the suite when --cases does not.
+func (f *validateFlags) check(s stdio, sr *stageRun) (*config.Config, int) {
+	switch {
+	case f.concurrency < 1:
+		return nil, sr.usagef("--concurrency: expected at least 1, got %d", f.concurrency)
+	case f.timeout <= 0:
+		return nil, sr.usagef("--timeout: expected a positive duration like 30s, got %s", f.timeout)
+	case f.retries < 0:
+		return nil, sr.usagef("--retries: expected 0 or more, got %d", f.retries)
+	}
+	sr.ga.MaskEnv("OPENAI_API_KEY")
 	var cfg *config.Config
-	if *cfgFile != "" {
-		if cfg, ok = loadConfig(s, *cfgFile); !ok {
-			return exitUsage
+	if f.cfgFile != "" {
+		var ok bool
+		if cfg, ok = loadConfig(s, f.cfgFile); !ok {
+			return nil, exitUsage
 		}
-		ga.MaskSecrets(cfg)
-		if *cases == "" && cfg.Suites.Validation != "" {
-			*cases = cfg.Suites.Validation
-			if !filepath.IsAbs(*cases) {
-				*cases = filepath.Join(filepath.Dir(cfg.File), *cases)
+		sr.ga.MaskSecrets(cfg)
+		if f.cases == "" && cfg.Suites.Validation != "" {
+			f.cases = cfg.Suites.Validation
+			if !filepath.IsAbs(f.cases) {
+				f.cases = filepath.Join(filepath.Dir(cfg.File), f.cases)
 			}
 		}
 	}
-	if *endpoint == "" {
-		return usageErr("--endpoint is required (e.g. --endpoint http://localhost:8100/v1)")
+	if f.endpoint == "" {
+		return nil, sr.usagef("--endpoint is required (e.g. --endpoint http://localhost:8100/v1)")
 	}
-	if _, err := suite.APIBase(*endpoint); err != nil {
-		return usageErr("--%v", err)
+	if _, err := suite.APIBase(f.endpoint); err != nil {
+		return nil, sr.usagef("--%v", err)
 	}
-	if *cases == "" {
-		return usageErr("--cases is required (or --config with suites.validation)")
+	if f.cases == "" {
+		return nil, sr.usagef("--cases is required (or --config with suites.validation)")
 	}
+	return cfg, exitOK
+}
 
-	st, err := suite.Load(*cases)
+// options loads the suite and resolves the run's options: the API key, the
+// pass threshold and the model from the flags, the suite and cfg.
+func (f *validateFlags) options(cfg *config.Config, s stdio, sr *stageRun) (*suite.Suite, suite.Options, int) {
+	opt := suite.DefaultOptions(f.endpoint)
+	st, err := suite.Load(f.cases)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship validate: invalid suite, nothing was sent:\n%v\n", err)
-		return exitUsage
+		return nil, opt, exitUsage
 	}
-
-	opt := suite.DefaultOptions(*endpoint)
-	opt.Model = *model
-	opt.Concurrency, opt.Timeout, opt.Retries = *concurrency, *timeout, *retries
+	opt.Model = f.model
+	opt.Concurrency, opt.Timeout, opt.Retries = f.concurrency, f.timeout, f.retries
 	opt.APIKey = os.Getenv("OPENAI_API_KEY")
-	if *envName != "" {
-		if *cfgFile == "" {
-			return usageErr("--env goes with --config (the file that gives the environment's serving.api-key)")
+	if f.envName != "" {
+		if f.cfgFile == "" {
+			return nil, opt, sr.usagef("--env goes with --config (the file that gives the environment's serving.api-key)")
 		}
-		if opt.APIKey, err = cfg.ServingSecret(*envName, "api-key", nil); err != nil {
+		if opt.APIKey, err = cfg.ServingSecret(f.envName, "api-key", nil); err != nil {
 			fmt.Fprintf(s.err, "modelship validate: %v\n", err)
-			return exitUsage
+			return nil, opt, exitUsage
 		}
 	}
-	opt.Progress = s.err
+	opt.Progress = terminalErr(s.err)
 	switch {
-	case threshold.v > 0:
-		opt.PassThreshold = threshold.v
+	case f.threshold.v > 0:
+		opt.PassThreshold = f.threshold.v
 	case st.PassThreshold > 0:
 	case cfg != nil && cfg.Gates.Validate.PassRate > 0:
 		opt.PassThreshold = cfg.Gates.Validate.PassRate
@@ -174,35 +192,25 @@ Flags:
 	if opt.Model == "" && st.Defaults.Model == "" && cfg != nil && cfg.Model.ServedName != "" {
 		opt.Model = cfg.Model.ServedName
 	}
+	return st, opt, exitOK
+}
 
-	ev := stageEvents(eventsConfig(cfg, s.err), notify.StageValidate, ga, s.err)
-	defer ev.Close(ctx)
+// validateStage runs the suite as the validate stage: its events, its
+// Actions group, outputs and annotations, the reports and the verdict.
+func validateStage(ctx context.Context, f *validateFlags, st *suite.Suite, opt suite.Options, cfg *config.Config, s stdio, sr *stageRun) int {
+	ev := sr.events(eventsConfig(cfg, s.err), notify.StageValidate)
 	ev.Event.Model = firstSet(opt.Model, st.Defaults.Model, ev.Event.Model)
-	ev.Start()
-	endGroup := ga.Group(fmt.Sprintf("validate: %d cases of %s against %s", len(st.Cases), *cases, redactURL(*endpoint)))
+	sr.start()
+	endGroup := sr.group(fmt.Sprintf("validate: %d cases of %s against %s", len(st.Cases), f.cases, redactURL(f.endpoint)))
 	r, err := suite.Run(ctx, st, opt)
 	endGroup()
 	if err != nil {
-		return usageErr("%v", err)
+		return sr.usagef("%v", err)
 	}
 	if err := report.Text(s.out, r); err != nil {
 		fmt.Fprintf(s.err, "modelship validate: %v\n", err)
 	}
-	if *reportDir != "" {
-		written, err := writeValidationReports(*reportDir, r)
-		sr.report(written...)
-		if err != nil {
-			fmt.Fprintf(s.err, "modelship validate: writing reports: %v\n", err)
-			if r.Verdict == suite.Passed {
-				return exitFailed // a gate whose evidence could not be written does not pass
-			}
-		}
-	}
-	ga.Validation(r, *reportDir)
-	ev.Event.Figures = &notify.Figures{Validation: notify.ValidationFromReport(*r, r.Verdict == suite.Passed)}
-	msg := strings.TrimSuffix(fmt.Sprintf("%s: %d of %d cases passed, %d needed; %s", r.Verdict, r.Passed, r.Total, r.Needed, r.Reason), "; ")
-	ev.Finish(gateStatus(r.Verdict == suite.Passed), msg)
-	sr.res.Endpoint = redactURL(*endpoint)
+	sr.res.Endpoint = redactURL(f.endpoint)
 	sr.figure("cases_passed", float64(r.Passed))
 	sr.figure("cases_total", float64(r.Total))
 	sr.figure("cases_needed", float64(r.Needed))
@@ -210,8 +218,24 @@ Flags:
 	if r.Total > 0 {
 		sr.figure("pass_rate", float64(r.Passed)/float64(r.Total))
 	}
-	sr.decide(stage.Verdict(r.Verdict), msg)
-	return r.Verdict.ExitCode()
+	why := strings.TrimSuffix(fmt.Sprintf("%d of %d cases passed, %d needed; %s", r.Passed, r.Total, r.Needed, r.Reason), "; ")
+	if f.reportDir != "" {
+		written, err := writeValidationReports(f.reportDir, r)
+		sr.report(written...)
+		if err != nil {
+			fmt.Fprintf(s.err, "modelship validate: writing reports: %v\n", err)
+			if r.Verdict == suite.Passed {
+				// A gate whose evidence could not be written does not
+				// pass (the event: the stage ended before a verdict).
+				sr.record(stage.Failed, why+"; writing reports: "+err.Error())
+				return exitFailed
+			}
+		}
+	}
+	sr.ga.Validation(r, f.reportDir)
+	ev.Event.Figures = &notify.Figures{Validation: notify.ValidationFromReport(*r, r.Verdict == suite.Passed)}
+	sr.decide(r.Verdict, string(r.Verdict)+": "+why)
+	return sr.res.ExitCode
 }
 
 // writeValidationReports writes the three report files into dir, each

@@ -209,3 +209,17 @@ func TestValidateJSON(t *testing.T) {
 		}
 	}
 }
+
+// A passing suite whose reports cannot be written does not pass: the
+// result says failed, why, and lists no report.
+func TestValidateJSONReportsUnwritable(t *testing.T) {
+	base := testenv.Sim(t, "../../testdata/models/good", nil)
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o644)
+	code, out, _ := validate(t, "--endpoint", base+"/v1", "--cases", articleCases, "--report-dir", notDir, "--json")
+	r := stageResult(t, "validate", code, out, stage.Failed)
+	if !strings.HasPrefix(r.Message, "failed: 6 of 6 cases passed, 6 needed; ") || !strings.Contains(r.Message, "; writing reports: ") ||
+		len(r.Reports) != 0 || r.Figures["cases_passed"] != 6 {
+		t.Errorf("%+v", r)
+	}
+}

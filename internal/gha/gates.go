@@ -9,6 +9,7 @@ import (
 	"github.com/modelship/modelship/bench/gate"
 	benchreport "github.com/modelship/modelship/bench/report"
 	"github.com/modelship/modelship/internal/smoke"
+	"github.com/modelship/modelship/serving/stage"
 	"github.com/modelship/modelship/suite"
 	suitereport "github.com/modelship/modelship/suite/report"
 )
@@ -23,7 +24,7 @@ const (
 	OutValidationJUnit   = "validation-junit"   // junit.xml
 	OutValidationSummary = "validation-summary" // summary.md
 
-	OutBenchVerdict        = "bench-verdict" // pass, fail or inconclusive
+	OutBenchVerdict        = "bench-verdict" // passed, failed or inconclusive
 	OutBenchTokensPerSec   = "bench-output-tokens-per-sec"
 	OutBenchTTFTP99        = "bench-ttft-p99-seconds"
 	OutBenchE2ELP99        = "bench-e2el-p99-seconds"
@@ -132,15 +133,11 @@ func (x *Actions) Smoke(res *smoke.Result) {
 	if !x.Enabled() {
 		return
 	}
-	switch {
-	case res == nil:
-		x.SetOutput(OutSmokeVerdict, "inconclusive")
+	if res == nil {
+		x.SetOutput(OutSmokeVerdict, string(stage.Inconclusive))
 		return
-	case res.Passed:
-		x.SetOutput(OutSmokeVerdict, "passed")
-	default:
-		x.SetOutput(OutSmokeVerdict, "failed")
 	}
+	x.SetOutput(OutSmokeVerdict, string(stage.Of(res.Passed)))
 	for _, c := range res.Failed() {
 		x.Error(Annotation{Title: "smoke check failed: " + c.Name, Message: c.Detail})
 	}

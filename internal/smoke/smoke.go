@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/modelship/modelship/serving/stage"
 )
 
 // DefaultTimeout bounds a whole Run when Options.Timeout is zero.
@@ -29,11 +31,11 @@ const DefaultPrompt = "Say hello in one short sentence."
 // any answer): the smoke test is inconclusive, not failed.
 var ErrUnreachable = errors.New("endpoint unreachable")
 
-// Check statuses.
+// Check statuses, in the vocabulary every stage shares (serving/stage).
 const (
-	Pass = "pass"
-	Fail = "fail"
-	Skip = "skip" // nothing was expected and the endpoint has no /version
+	Passed  = stage.Passed
+	Failed  = stage.Failed
+	Skipped = stage.Skipped // nothing was expected and the endpoint has no /version
 )
 
 // Check names.
@@ -68,7 +70,7 @@ type Options struct {
 // Check is one check's outcome.
 type Check struct {
 	Name     string        `json:"name"`
-	Status   string        `json:"status"` // Pass, Fail or Skip
+	Status   stage.Verdict `json:"status"` // Passed, Failed or Skipped
 	Detail   string        `json:"detail"` // what was seen (pass) or why it failed
 	Duration time.Duration `json:"duration_ns"`
 }
@@ -98,7 +100,7 @@ type Result struct {
 func (r *Result) Failed() []Check {
 	var out []Check
 	for _, c := range r.Checks {
-		if c.Status == Fail {
+		if c.Status == Failed {
 			out = append(out, c)
 		}
 	}
@@ -166,7 +168,7 @@ func Run(ctx context.Context, endpoint string, opt Options) (*Result, error) {
 	if r.res.Model != "" {
 		r.generation(ctx)
 	} else {
-		r.add(CheckGeneration, Skip, "no model to ask (the models check failed)", 0)
+		r.add(CheckGeneration, Skipped, "no model to ask (the models check failed)", 0)
 	}
 	r.version(ctx)
 	r.res.Passed = len(r.res.Failed()) == 0
@@ -179,7 +181,7 @@ type runner struct {
 	res  *Result
 }
 
-func (r *runner) add(name, status, detail string, d time.Duration) {
+func (r *runner) add(name string, status stage.Verdict, detail string, d time.Duration) {
 	r.res.Checks = append(r.res.Checks, Check{Name: name, Status: status, Detail: detail, Duration: d})
 }
 
@@ -229,11 +231,11 @@ func (r *runner) models(ctx context.Context) error {
 		return fmt.Errorf("%w: GET %s/v1/models: %v", ErrUnreachable, r.res.Endpoint, err)
 	}
 	if err != nil {
-		r.add(CheckModels, Fail, fmt.Sprintf("GET /v1/models: %v", err), d)
+		r.add(CheckModels, Failed, fmt.Sprintf("GET /v1/models: %v", err), d)
 		return nil
 	}
 	if code != http.StatusOK {
-		r.add(CheckModels, Fail, fmt.Sprintf("GET /v1/models answered %d%s", code, snippet(body)), d)
+		r.add(CheckModels, Failed, fmt.Sprintf("GET /v1/models answered %d%s", code, snippet(body)), d)
 		return nil
 	}
 	var list struct {
@@ -242,7 +244,7 @@ func (r *runner) models(ctx context.Context) error {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &list); err != nil {
-		r.add(CheckModels, Fail, fmt.Sprintf("GET /v1/models: not an OpenAI model list: %v%s", err, snippet(body)), d)
+		r.add(CheckModels, Failed, fmt.Sprintf("GET /v1/models: not an OpenAI model list: %v%s", err, snippet(body)), d)
 		return nil
 	}
 	var ids []string
@@ -251,19 +253,19 @@ func (r *runner) models(ctx context.Context) error {
 	}
 	switch {
 	case len(ids) == 0:
-		r.add(CheckModels, Fail, "GET /v1/models lists no model", d)
+		r.add(CheckModels, Failed, "GET /v1/models lists no model", d)
 	case r.opt.Model == "":
 		r.res.Model = ids[0]
 		detail := fmt.Sprintf("GET /v1/models lists %q", ids[0])
 		if len(ids) > 1 {
 			detail = fmt.Sprintf("GET /v1/models lists %s; checking the first, %q (choose with --model)", strings.Join(quote(ids), ", "), ids[0])
 		}
-		r.add(CheckModels, Pass, detail, d)
+		r.add(CheckModels, Passed, detail, d)
 	case slices.Contains(ids, r.opt.Model):
 		r.res.Model = r.opt.Model
-		r.add(CheckModels, Pass, fmt.Sprintf("GET /v1/models lists %q", r.opt.Model), d)
+		r.add(CheckModels, Passed, fmt.Sprintf("GET /v1/models lists %q", r.opt.Model), d)
 	default:
-		r.add(CheckModels, Fail, fmt.Sprintf("GET /v1/models does not list %q (it lists %s)", r.opt.Model, strings.Join(quote(ids), ", ")), d)
+		r.add(CheckModels, Failed, fmt.Sprintf("GET /v1/models does not list %q (it lists %s)", r.opt.Model, strings.Join(quote(ids), ", ")), d)
 	}
 	return nil
 }
@@ -288,11 +290,11 @@ func (r *runner) generation(ctx context.Context) {
 	code, body, err := r.call(ctx, http.MethodPost, "/v1/chat/completions", req)
 	d := time.Since(start)
 	if err != nil {
-		r.add(CheckGeneration, Fail, fmt.Sprintf("POST /v1/chat/completions: %v", err), d)
+		r.add(CheckGeneration, Failed, fmt.Sprintf("POST /v1/chat/completions: %v", err), d)
 		return
 	}
 	if code != http.StatusOK {
-		r.add(CheckGeneration, Fail, fmt.Sprintf("POST /v1/chat/completions answered %d%s", code, snippet(body)), d)
+		r.add(CheckGeneration, Failed, fmt.Sprintf("POST /v1/chat/completions answered %d%s", code, snippet(body)), d)
 		return
 	}
 	var comp struct {
@@ -304,20 +306,20 @@ func (r *runner) generation(ctx context.Context) {
 		} `json:"choices"`
 	}
 	if err := json.Unmarshal(body, &comp); err != nil {
-		r.add(CheckGeneration, Fail, fmt.Sprintf("POST /v1/chat/completions: not a chat completion: %v%s", err, snippet(body)), d)
+		r.add(CheckGeneration, Failed, fmt.Sprintf("POST /v1/chat/completions: not a chat completion: %v%s", err, snippet(body)), d)
 		return
 	}
 	if len(comp.Choices) == 0 {
-		r.add(CheckGeneration, Fail, "POST /v1/chat/completions answered 200 without choices"+snippet(body), d)
+		r.add(CheckGeneration, Failed, "POST /v1/chat/completions answered 200 without choices"+snippet(body), d)
 		return
 	}
 	content := comp.Choices[0].Message.Content
 	if strings.TrimSpace(content) == "" {
-		r.add(CheckGeneration, Fail, fmt.Sprintf("POST /v1/chat/completions answered 200 with empty content (finish_reason %q)", comp.Choices[0].FinishReason), d)
+		r.add(CheckGeneration, Failed, fmt.Sprintf("POST /v1/chat/completions answered 200 with empty content (finish_reason %q)", comp.Choices[0].FinishReason), d)
 		return
 	}
 	r.res.Reply = content
-	r.add(CheckGeneration, Pass, fmt.Sprintf("answered %q in %s", clip(content, 80), d.Round(time.Millisecond)), d)
+	r.add(CheckGeneration, Passed, fmt.Sprintf("answered %q in %s", clip(content, 80), d.Round(time.Millisecond)), d)
 }
 
 // version checks GET /version against the expected digest and image.
@@ -326,12 +328,12 @@ func (r *runner) version(ctx context.Context) {
 	expect := r.opt.ExpectDigest != "" || r.opt.ExpectImage != ""
 	code, body, err := r.call(ctx, http.MethodGet, "/version", nil)
 	d := time.Since(start)
-	status := Fail
+	status := Failed
 	if !expect {
-		status = Skip
+		status = Skipped
 	}
 	if err != nil {
-		r.add(CheckVersion, Fail, fmt.Sprintf("GET /version: %v", err), d)
+		r.add(CheckVersion, Failed, fmt.Sprintf("GET /version: %v", err), d)
 		return
 	}
 	if code != http.StatusOK {
@@ -361,15 +363,15 @@ func (r *runner) version(ctx context.Context) {
 		problems = append(problems, fmt.Sprintf("/version image %q is not the expected %q (the previous release is still serving?)", v.Image, want))
 	}
 	if len(problems) > 0 {
-		r.add(CheckVersion, Fail, strings.Join(problems, "; "), d)
+		r.add(CheckVersion, Failed, strings.Join(problems, "; "), d)
 		return
 	}
 	seen := fmt.Sprintf("digest %s, image %s", orNone(v.Digest), orNone(v.Image))
 	if !expect {
-		r.add(CheckVersion, Pass, "/version reports "+seen+" (nothing expected)", d)
+		r.add(CheckVersion, Passed, "/version reports "+seen+" (nothing expected)", d)
 		return
 	}
-	r.add(CheckVersion, Pass, "/version reports the expected "+seen, d)
+	r.add(CheckVersion, Passed, "/version reports the expected "+seen, d)
 }
 
 func orNone(s string) string {

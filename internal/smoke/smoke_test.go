@@ -39,7 +39,7 @@ func deployed(t *testing.T, info serve.VersionInfo, opt sim.Options) string {
 func statuses(r *Result) string {
 	var s []string
 	for _, c := range r.Checks {
-		s = append(s, c.Name+"="+c.Status)
+		s = append(s, c.Name+"="+string(c.Status))
 	}
 	return strings.Join(s, " ")
 }
@@ -71,29 +71,29 @@ func TestRun(t *testing.T) {
 		reason   string // in some check's detail
 	}{
 		{"all expected", ep, Options{ExpectDigest: digestA, ExpectImage: "registry.local/llm:1"}, true,
-			"models=pass generation=pass version=pass", "/version reports the expected digest " + digestA + ", image registry.local/llm:1"},
+			"models=passed generation=passed version=passed", "/version reports the expected digest " + digestA + ", image registry.local/llm:1"},
 		{"with /v1 and a model", ep + "/v1/", Options{Model: "good", ExpectDigest: digestA}, true,
-			"models=pass generation=pass version=pass", `GET /v1/models lists "good"`},
+			"models=passed generation=passed version=passed", `GET /v1/models lists "good"`},
 		{"nothing expected", ep, Options{}, true,
-			"models=pass generation=pass version=pass", "(nothing expected)"},
+			"models=passed generation=passed version=passed", "(nothing expected)"},
 		{"previous release still serving", ep, Options{ExpectDigest: digestB}, false,
-			"models=pass generation=pass version=fail", "/version digest " + digestA + " is not the expected " + digestB + " (the previous release is still serving?)"},
+			"models=passed generation=passed version=failed", "/version digest " + digestA + " is not the expected " + digestB + " (the previous release is still serving?)"},
 		{"wrong image", ep, Options{ExpectImage: "registry.local/llm:2"}, false,
-			"models=pass generation=pass version=fail", `/version image "registry.local/llm:1" is not the expected "registry.local/llm:2"`},
+			"models=passed generation=passed version=failed", `/version image "registry.local/llm:1" is not the expected "registry.local/llm:2"`},
 		{"digest still computing", computing, Options{ExpectDigest: digestA}, false,
-			"models=pass generation=pass version=fail", `/version reports no digest yet (digest_status "computing"), expected ` + digestA},
+			"models=passed generation=passed version=failed", `/version reports no digest yet (digest_status "computing"), expected ` + digestA},
 		{"model not served", ep, Options{Model: "other"}, false,
-			"models=fail generation=skip version=pass", `GET /v1/models does not list "other" (it lists "good")`},
+			"models=failed generation=skipped version=passed", `GET /v1/models does not list "other" (it lists "good")`},
 		{"generation fails", failing, Options{ExpectDigest: digestA}, false,
-			"models=pass generation=fail version=pass", "POST /v1/chat/completions answered 500"},
+			"models=passed generation=failed version=passed", "POST /v1/chat/completions answered 500"},
 		{"empty content", empty.URL, Options{}, false,
-			"models=pass generation=fail version=skip", `answered 200 with empty content (finish_reason "length")`},
+			"models=passed generation=failed version=skipped", `answered 200 with empty content (finish_reason "length")`},
 		{"several models, first taken", empty.URL, Options{}, false,
-			"models=pass generation=fail version=skip", `checking the first, "a" (choose with --model)`},
+			"models=passed generation=failed version=skipped", `checking the first, "a" (choose with --model)`},
 		{"no modelship serve, digest expected", bareSim, Options{ExpectDigest: digestA}, false,
-			"models=pass generation=pass version=fail", "reports no digest, image or model; is the endpoint served by `modelship serve`?"},
+			"models=passed generation=passed version=failed", "reports no digest, image or model; is the endpoint served by `modelship serve`?"},
 		{"no modelship serve, nothing expected", bareSim, Options{}, true,
-			"models=pass generation=pass version=skip", "reports no digest, image or model"},
+			"models=passed generation=passed version=skipped", "reports no digest, image or model"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Run(context.Background(), tc.endpoint, tc.opt)
@@ -110,7 +110,7 @@ func TestRun(t *testing.T) {
 			if !found {
 				t.Fatalf("no check says %q:\n%+v", tc.reason, res.Checks)
 			}
-			if len(res.Failed()) != strings.Count(tc.checks, "=fail") {
+			if len(res.Failed()) != strings.Count(tc.checks, "=failed") {
 				t.Fatalf("Failed() = %+v", res.Failed())
 			}
 		})
