@@ -21,8 +21,9 @@ import (
 	"github.com/modelship/modelship/serving"
 )
 
-// Modelship is the pipeline. Its settings (images, sources) come from the
-// constructor; every function takes the model checkpoint it works on.
+// Modelship is the pipeline. Its settings (images, sources, the deploy
+// target and its secrets) come from the constructor; every function takes
+// the model checkpoint or image it works on.
 type Modelship struct {
 	// Sources of modelship (go.mod, cmd/, internal/, ...) the binary is built from.
 	Source *dagger.Directory
@@ -40,6 +41,14 @@ type Modelship struct {
 	Git *dagger.Directory
 	// CI run variables (NAME=VALUE) set in every stage container.
 	CiEnv []string
+	// The deploy target: a Docker engine's socket and its path on the host,
+	// or a Kubernetes cluster's kubeconfig and API server URL.
+	Docker           *dagger.Socket
+	DockerSocketPath string
+	Kubeconfig       *dagger.Secret
+	KubeServer       string
+	// Secrets the config's env: and file: references name.
+	Secrets []*dagger.Secret
 }
 
 // New configures the pipeline.
@@ -78,6 +87,31 @@ func New(
 	// variables are refused (GITHUB_TOKEN is a secret: use --secrets).
 	// +optional
 	ciEnv []string,
+	// Deploy target (deploy, rollback, verify-deployment, release, demo): a
+	// Docker engine's socket, e.g. --docker /var/run/docker.sock.
+	// +optional
+	docker *dagger.Socket,
+	// Path of that socket on the Docker host (bound into the runner).
+	// +default="/var/run/docker.sock"
+	dockerSocketPath string,
+	// Deploy target: a Kubernetes cluster's kubeconfig with its credentials
+	// inline (kubectl config view --raw --minify --flatten), e.g.
+	// --kubeconfig file:$HOME/.kube/config or env:KUBECONFIG_DATA; mounted
+	// as a secret, never logged.
+	// +optional
+	kubeconfig *dagger.Secret,
+	// The Kubernetes API server's URL as the pipeline's containers reach it,
+	// instead of the kubeconfig's (one naming 127.0.0.1 or localhost means
+	// the container itself), e.g. https://10.0.0.5:6443.
+	// +optional
+	kubeServer string,
+	// Secrets the config's env: and file: references name (the
+	// notifications' Slack URL, webhook secret, Grafana token), e.g.
+	// --secrets env:MODELSHIP_WEBHOOK_SECRET,file:/run/secrets/slack-url:
+	// the deploy stages' modelship gets each under the same variable or
+	// path. Never logged.
+	// +optional
+	secrets []*dagger.Secret,
 ) (*Modelship, error) {
 	if vllmImage == "" {
 		vllmImage = serving.VLLMImage()
@@ -86,7 +120,8 @@ func New(
 	if err != nil {
 		return nil, err
 	}
-	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git, Config: config, CiEnv: env}, nil
+	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git, Config: config, CiEnv: env,
+		Docker: docker, DockerSocketPath: dockerSocketPath, Kubeconfig: kubeconfig, KubeServer: kubeServer, Secrets: secrets}, nil
 }
 
 // Binary builds the modelship binary (linux, cgo for NVML) from Source.

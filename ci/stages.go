@@ -2,25 +2,76 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"dagger/modelship/internal/dagger"
 
 	"github.com/modelship/modelship/serving"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 // serviceHost is the name the model service is bound as in tools containers.
 const serviceHost = "model"
 
+// StageResult is how a stage ended, as `modelship STAGE --json` reported
+// it, with its reports: returned also when the stage failed, so the
+// reports of a failed gate can still be exported. Chain check to fail the
+// call (a CI step) on a verdict other than passed.
+type StageResult struct {
+	// The stage: preflight, validate, bench, smoke, deploy or rollback.
+	Stage string
+	// How it ended: passed, failed, inconclusive, rolled_back or invalid.
+	Verdict string
+	// One line: what was decided and why, in numbers.
+	Message string
+	// The stage's reports (e.g. validation.json, junit.xml, summary.md), also when it failed.
+	Reports *dagger.Directory
+	// The stage's progress and human summary (its stderr).
+	Log string
+	// The stage result as modelship printed it (schema modelship.stage/v1).
+	Json string
+}
+
+// Check returns the stage's verdict and message when it passed, and fails
+// with them and its log when it did not: what a CI step chains.
+func (r *StageResult) Check() (string, error) {
+	if stage.Verdict(r.Verdict).OK() {
+		return r.Stage + " " + r.Message, nil
+	}
+	return "", fmt.Errorf("%s %s: %s\n%s", r.Stage, r.Verdict, r.Message, r.Log)
+}
+
+// runStage runs modelship ARGS --json in ctr and reads the result it
+// prints; the directory reports (created empty first) comes back with it.
+// The error is set only when the stage printed no result (it could not run).
+func runStage(ctx context.Context, name string, ctr *dagger.Container, args []string, reports string) (*StageResult, error) {
+	ctr = ctr.WithDirectory(reports, dag.Directory()).
+		WithExec(append(args, "--json"), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	out, err := ctr.Stdout(ctx)
+	if err != nil {
+		return nil, stageError(name, err)
+	}
+	log, err := ctr.Stderr(ctx)
+	if err != nil {
+		return nil, stageError(name, err)
+	}
+	res, err := stage.Read(strings.NewReader(out))
+	if err != nil {
+		code, _ := ctr.ExitCode(ctx)
+		if code == 124 || code == 137 {
+			return nil, fmt.Errorf("%s: timed out (%s; raise it with --timeout, --deploy-timeout on release):\n%s", name, strings.Join(args, " "), log)
+		}
+		return nil, fmt.Errorf("%s: %s exited %d without a result (%v):\n%s%s", name, strings.Join(args, " "), code, err, log, out)
+	}
+	return &StageResult{Stage: res.Stage, Verdict: string(res.Verdict), Message: res.Message, Reports: ctr.Directory(reports), Log: log, Json: strings.TrimSpace(out)}, nil
+}
+
 // Preflight inspects a checkpoint (format, parameters, dtype, content digest)
 // and, when GPUs are requested or their memory is given, checks that vLLM fits
-// on them, before any GPU minute is spent. The report directory holds
-// inspect.json, and fit.json when a fit was checked.
+// on them, before any GPU minute is spent. Its reports hold preflight.json.
 func (m *Modelship) Preflight(
 	ctx context.Context,
 	// Checkpoint directory.
@@ -39,31 +90,21 @@ func (m *Modelship) Preflight(
 	// checks nothing.
 	// +optional
 	expectDigest string,
-) (*dagger.Directory, error) {
-	tools := m.Tools().WithMountedDirectory("/model", model)
-	inspect, err := tools.WithExec([]string{"modelship", "inspect", "/model", "--json", "--no-cache"}).Stdout(ctx)
-	if err != nil {
-		return nil, stageError("preflight: inspect", err)
-	}
+) (*StageResult, error) {
 	if expectDigest != "" {
-		var info struct {
-			Digest string `json:"digest"`
+		digest, err := m.Digest(ctx, model)
+		if err != nil {
+			return nil, stageError("preflight: digest", err)
 		}
-		if err := json.Unmarshal([]byte(inspect), &info); err != nil || info.Digest == "" {
-			return nil, fmt.Errorf("preflight: reading the checkpoint's digest: %v", err)
-		}
-		if info.Digest != expectDigest {
-			return nil, fmt.Errorf("preflight: the checkpoint's digest is %s, the run was asked for %s: refusing to release another checkpoint than the one announced", info.Digest, expectDigest)
+		if digest != expectDigest {
+			return nil, fmt.Errorf("preflight: the checkpoint's digest is %s, the run was asked for %s: refusing to release another checkpoint than the one announced", digest, expectDigest)
 		}
 	}
-	report := dag.Directory().WithNewFile("inspect.json", inspect)
-	if gpuMemory == "" && !useGpus {
-		return report, nil
-	}
-	args := []string{"modelship", "fit", "/model", "--json"}
+	tools := m.Tools().WithMountedDirectory("/model", model).WithNewFile("/in/preflight.yaml", "model:\n  path: /model\n")
+	args := []string{"modelship", "preflight", "/in/preflight.yaml", "--no-cache", "--report-dir", "/reports"}
 	if gpuMemory != "" {
 		args = append(args, "--gpu-memory", gpuMemory)
-	} else {
+	} else if useGpus {
 		if err := m.checkGPUs(ctx, gpus); err != nil {
 			return nil, err
 		}
@@ -72,14 +113,7 @@ func (m *Modelship) Preflight(
 			args = append(args, "--gpus", strings.Join(gpus, ","))
 		}
 	}
-	fit, code, err := run(ctx, tools, args)
-	if err != nil {
-		return nil, stageError("preflight: fit", err)
-	}
-	if code != 0 {
-		return nil, fmt.Errorf("preflight: the model does not fit (modelship fit exit %d):\n%s", code, fit)
-	}
-	return report.WithNewFile("fit.json", fit), nil
+	return runStage(ctx, "preflight", tools, args, "/reports")
 }
 
 // Serve runs a checkpoint as a service on port 8000 (OpenAI API, /health,
@@ -103,20 +137,10 @@ func (m *Modelship) Serve(
 	// +optional
 	engineArgs []string,
 ) (*dagger.Service, error) {
-	ctr, err := m.serving(ctx, model, engine, gpus, servedModelName, engineArgs)
-	if err != nil {
-		return nil, err
-	}
-	return ctr.AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true}), nil
-}
-
-// serving is the serving image with GPUs attached (engine vllm) and the
-// served model name and engine arguments set.
-func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine string, gpus []string, servedModelName string, engineArgs []string) (*dagger.Container, error) {
 	if err := checkEngine(engine); err != nil {
 		return nil, err
 	}
-	if engine == "vllm" {
+	if engine == serving.EngineVLLM {
 		if err := m.checkGPUs(ctx, gpus); err != nil {
 			return nil, err
 		}
@@ -129,7 +153,7 @@ func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine
 	if len(engineArgs) > 0 {
 		img = img.WithEnvVariable(serving.EnvNameOf("engine-args"), serving.JoinWords(engineArgs))
 	}
-	if engine == "vllm" {
+	if engine == serving.EngineVLLM {
 		img = withGPUs(img, gpus)
 	}
 	if contract.Settings.NeedsSharedMemory() {
@@ -137,13 +161,12 @@ func (m *Modelship) serving(ctx context.Context, model *dagger.Directory, engine
 		// memory-backed mount instead of the runtime's small default.
 		img = img.WithMountedTemp("/dev/shm")
 	}
-	return img, nil
+	return img.AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true}), nil
 }
 
 // Validate serves the checkpoint and runs a validation suite against it:
 // every case's assertions (keywords, regexes, JSON, ...), gated on the pass
-// rate. Returns the reports (validation.json, junit.xml, summary.md); the
-// call fails when the gate fails.
+// rate. Its reports: validation.json, junit.xml, summary.md.
 func (m *Modelship) Validate(
 	ctx context.Context,
 	// Checkpoint directory.
@@ -161,36 +184,31 @@ func (m *Modelship) Validate(
 	// Fraction of cases that must pass, e.g. "0.9" or "90%"; default the suite's.
 	// +optional
 	passThreshold string,
-) (*dagger.Directory, error) {
-	svc, err := m.Serve(ctx, model, engine, gpus, "current", nil)
-	if err != nil {
-		return nil, err
-	}
+) (*StageResult, error) {
 	if cases == nil {
 		cases = m.Source.File("testdata/suites/validation_cases.json")
 	}
-	args := []string{"modelship", "validate", "--endpoint", endpoint(), "--model", "current",
-		"--cases", "/in/cases" + suiteExt(ctx, cases), "--report-dir", "/reports"}
+	suite := "/in/cases" + suiteExt(ctx, cases)
+	args := []string{"modelship", "validate", "--endpoint", endpoint(), "--model", "current", "--cases", suite, "--report-dir", "/reports"}
 	if passThreshold != "" {
 		args = append(args, "--pass-threshold", passThreshold)
 	}
-	if engine == "ollama" {
+	if engine == serving.EngineOllama {
 		// Ollama on a CPU serves one request at a time: cases queued
 		// behind others would spend their timeout waiting.
 		args = append(args, "--concurrency", "1")
 	}
-	tools := m.Tools().
-		WithServiceBinding(serviceHost, svc).
-		WithFile("/in/cases"+suiteExt(ctx, cases), cases).
-		WithExec(waitReady(engine))
-	return gate(ctx, "validate", tools, args, "/reports")
+	tools, err := m.served(ctx, model, engine, gpus)
+	if err != nil {
+		return nil, err
+	}
+	return runStage(ctx, "validate", tools.WithFile(suite, cases), args, "/reports")
 }
 
 // Benchmark serves the checkpoint and load-tests it (TTFT, ITL, TPOT,
 // latency percentiles, tokens/s, goodput), gated on tokens/s and p99
 // latency (the article's 50 tokens/s and 2 s by default) and optionally on a
-// baseline report. Returns the reports (bench.json, bench.md, bench.html,
-// results.jsonl); the call fails when a gate fails.
+// baseline report. Its reports: bench.json, bench.md, bench.html, results.jsonl.
 func (m *Modelship) Benchmark(
 	ctx context.Context,
 	// Checkpoint directory.
@@ -223,11 +241,7 @@ func (m *Modelship) Benchmark(
 	// With baseline: how much worse p99 TTFT, p99 latency and tokens/s may be (0.1 = 10%).
 	// +default="0.1"
 	maxRegression string,
-) (*dagger.Directory, error) {
-	svc, err := m.Serve(ctx, model, engine, gpus, "current", nil)
-	if err != nil {
-		return nil, err
-	}
+) (*StageResult, error) {
 	if prompts == nil {
 		prompts = m.Source.File("testdata/prompts/benchmark_prompts.jsonl")
 	}
@@ -235,100 +249,46 @@ func (m *Modelship) Benchmark(
 		"--prompts", "/in/prompts.jsonl", "--report-dir", "/reports",
 		"--requests", strconv.Itoa(requests), "--concurrency", strconv.Itoa(concurrency),
 		"--min-tokens-per-sec", minTokensPerSec, "--max-latency-p99", maxLatencyP99}
-	tools := m.Tools().
-		WithServiceBinding(serviceHost, svc).
-		WithFile("/in/prompts.jsonl", prompts)
+	tools, err := m.served(ctx, model, engine, gpus)
+	if err != nil {
+		return nil, err
+	}
+	tools = tools.WithFile("/in/prompts.jsonl", prompts)
 	if baseline != nil {
 		tools = tools.WithFile("/in/baseline.json", baseline)
 		args = append(args, "--baseline", "/in/baseline.json", "--max-regression", maxRegression)
 	}
-	return gate(ctx, "benchmark", tools.WithExec(waitReady(engine)), args, "/reports")
+	return runStage(ctx, "benchmark", tools, args, "/reports")
 }
 
-// gate runs a modelship gate command in tools and returns its report
-// directory; a failed (1), inconclusive (3) or unusable (2) run fails the
-// call with the command's output.
-func gate(ctx context.Context, stage string, tools *dagger.Container, args []string, reports string) (*dagger.Directory, error) {
-	ctr := tools.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
-	code, err := ctr.ExitCode(ctx)
+// served is a tools container with the checkpoint served as "model",
+// after modelship wait-ready saw it ready.
+func (m *Modelship) served(ctx context.Context, model *dagger.Directory, engine string, gpus []string) (*dagger.Container, error) {
+	svc, err := m.Serve(ctx, model, engine, gpus, "current", nil)
 	if err != nil {
-		return nil, stageError(stage, err)
+		return nil, err
 	}
-	if code != 0 {
-		out, _ := ctr.Stdout(ctx)
-		errOut, _ := ctr.Stderr(ctx)
-		what := map[int]string{1: "gate failed", 2: "usage or input error", 3: "inconclusive"}[code]
-		return nil, fmt.Errorf("%s: %s (%s exit %d)\n%s%s", stage, what, args[1], code, out, errOut)
-	}
-	return ctr.Directory(reports), nil
+	return m.waitReady(m.Tools().WithServiceBinding(serviceHost, svc), engine), nil
 }
 
-// run executes args in ctr and returns its stdout and exit code; err is set
-// only when it could not run at all.
-func run(ctx context.Context, ctr *dagger.Container, args []string) (string, int, error) {
-	c := ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
-	code, err := c.ExitCode(ctx)
-	if err != nil {
-		return "", 0, err
+// waitReady waits, in tools, until the bound model service passes the
+// smoke checks: up to 10 minutes for vllm (it loads weights), 2 for the
+// simulator; never silent, and past the budget the stage fails (exit 124)
+// with the last check's reason.
+func (m *Modelship) waitReady(tools *dagger.Container, engine string) *dagger.Container {
+	budget := "10m"
+	if engine == serving.EngineSim {
+		budget = "2m"
 	}
-	out, err := c.Stdout(ctx)
-	if err != nil {
-		return "", 0, err
-	}
-	if code != 0 {
-		e, _ := c.Stderr(ctx)
-		out += e
-	}
-	return out, code, nil
-}
-
-// waitReady waits until the bound model service passes modelship smoke
-// (the model is listed and generates): up to 10 minutes for vllm (it loads
-// weights), 2 for the simulator. It is never silent: every 10 seconds it
-// says on stderr how long it has waited and why the service is not ready,
-// and past the budget it fails (exit 124) with the last check's output, so
-// a service the tools container cannot reach (network rules gone, DNS)
-// ends the stage with that reason instead of hanging.
-func waitReady(engine string) []string {
-	budget := readyBudget(engine)
-	smoke := fmt.Sprintf("modelship smoke --endpoint %s --model current --timeout 10s", endpoint())
-	script := fmt.Sprintf(`budget=%d; start=$(date +%%s); said=$start
-while :; do
-	if out=$(%s 2>&1); then
-		echo "model service %s ready after $(( $(date +%%s) - start ))s" >&2; exit 0
-	fi
-	now=$(date +%%s)
-	if [ $((now - start)) -ge $budget ]; then
-		echo "model service %s not ready after $((now - start))s (budget ${budget}s); last check:" >&2
-		printf '%%s\n' "$out" >&2
-		exit 124
-	fi
-	if [ $((now - said)) -ge 10 ]; then
-		echo "waiting for model service %s: $((now - start))s of ${budget}s; last check: $(printf '%%s' "$out" | tail -n 1)" >&2
-		said=$now
-	fi
-	sleep 1
-done`, int(budget.Seconds()), smoke, endpoint(), endpoint(), endpoint())
-	return []string{"sh", "-c", script}
-}
-
-// readyBudget is how long waitReady waits for a model service to be ready.
-func readyBudget(engine string) time.Duration {
-	if engine == "sim" {
-		return 2 * time.Minute
-	}
-	return 10 * time.Minute
+	return tools.WithExec([]string{"modelship", "wait-ready", "--endpoint", endpoint(), "--model", "current", "--timeout", budget})
 }
 
 func endpoint() string { return fmt.Sprintf("http://%s:%d", serviceHost, serving.Port) }
 
 // suiteExt keeps a YAML suite's extension so modelship reads it as YAML.
 func suiteExt(ctx context.Context, f *dagger.File) string {
-	name, err := f.Name(ctx)
-	if err != nil {
-		return ".json"
-	}
-	for _, ext := range []string{".yaml", ".yml", ".json"} {
+	name, _ := f.Name(ctx)
+	for _, ext := range []string{".yaml", ".yml"} {
 		if strings.HasSuffix(name, ext) {
 			return ext
 		}

@@ -303,8 +303,8 @@ func TestGPUStageWithoutEngineSupport(t *testing.T) {
 	engine(t)
 	dir := clone(t)
 	for _, args := range [][]string{
-		{"preflight", "--model", "testdata/models/good", "--use-gpus", "entries"},
-		{"validate", "--model", "testdata/models/good", "--engine", "vllm", "entries"},
+		{"preflight", "--model", "testdata/models/good", "--use-gpus", "verdict"},
+		{"validate", "--model", "testdata/models/good", "--engine", "vllm", "verdict"},
 	} {
 		r := call(t, dir, args...)
 		if r.err == nil {
@@ -330,7 +330,7 @@ func tail(s string) string {
 func TestModuleTestSuites(t *testing.T) {
 	engine(t)
 	dir := clone(t)
-	for _, sub := range []string{"modules/gpu/tests", "tests/library"} {
+	for _, sub := range []string{"modules/gpu/tests", "tests/library", "tests/modelship"} {
 		t.Run(strings.ReplaceAll(sub, "/", "_"), func(t *testing.T) {
 			r := call(t, filepath.Join(dir, sub), "all")
 			if r.err != nil {
@@ -378,8 +378,8 @@ func TestReleaseDeploysToDocker(t *testing.T) {
 	// The workflow's --ci-env: the run's identity reaches the deploy
 	// stages' containers, so the events link to the run.
 	ciEnv := []string{"--ci-env", "GITHUB_ACTOR=e2e-bot,GITHUB_WORKFLOW=deploy-model,GITHUB_RUN_ID=4242,GITHUB_SERVER_URL=https://github.example,GITHUB_REPOSITORY=acme/llm"}
-	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, ciEnv,
-		"--docker", sock, "--docker-socket-path", sock, "--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort))
+	ctor := append(ciEnv, "--docker", sock, "--docker-socket-path", sock)
+	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, ctor, "--production-url", fmt.Sprintf("http://127.0.0.1:%d", prodPort))
 	v := testenv.GetVersion(t, fmt.Sprintf("http://127.0.0.1:%d", prodPort))
 	if !strings.HasPrefix(v.Image, registry(t)+"/"+repo+"@sha256:") || !strings.HasPrefix(v.Digest, "sha256:") {
 		t.Errorf("production /version = %+v, want the new release's image %s/%s@sha256:... and a model digest", v, registry(t), repo)
@@ -406,14 +406,15 @@ func stagesOK(t *testing.T, report string, stages ...string) {
 // to repo with the target arguments given, deploying staging and
 // production of the config directory cfg, and checks that every stage
 // passed and that the deploys' and the live check's notifications reached
-// hook, signed with the secret given through --secrets. It returns the
+// hook, signed with the secret given through --secrets. ctor are the
+// constructor's arguments (the target), extra release's. It returns the
 // call (stdout: report.md).
-func releaseDeploys(t *testing.T, dir, repo, cfg, staging, production string, hook *hooks, ctor []string, target ...string) result {
+func releaseDeploys(t *testing.T, dir, repo, cfg, staging, production string, hook *hooks, ctor []string, extra ...string) result {
 	t.Helper()
-	args := append(slices.Clone(ctor), "release")
+	args := append(slices.Clone(ctor), "--secrets", "env:"+hookSecretEnv, "release")
 	args = append(append(args, "--model", "testdata/models/good", "--engine", "sim",
-		"--registry", registry(t)+"/"+repo, "--secrets", "env:"+hookSecretEnv,
-		"--config", cfg, "--staging-env", staging, "--production-env", production), target...)
+		"--registry", registry(t)+"/"+repo,
+		"--config", cfg, "--staging-env", staging, "--production-env", production), extra...)
 	r := call(t, dir, append(args, "file", "--path", "report.md", "contents")...)
 	if r.err != nil {
 		t.Fatalf("release: %v\n%s", r.err, tail(r.stderr))
@@ -474,7 +475,7 @@ func removeEnvs(t *testing.T, envs ...string) {
 }
 
 // The README's main job, .ci/demo, run as a newcomer runs it: `dagger call
-// demo --docker SOCK --docker-socket-path SOCK export` on the bundled tiny
+// --docker SOCK --docker-socket-path SOCK demo export` on the bundled tiny
 // GGUF model served by Ollama, then its report on stdout with every stage ok, staging and
 // production on the Docker engine. It deploys the repository's own staging
 // (port 8100) and production (port 8000) environments, removed afterwards.
@@ -568,11 +569,11 @@ func TestPreflightExpectDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := call(t, dir, "preflight", "--model", "testdata/models/good", "--expect-digest", info.Digest, "entries"); r.err != nil {
+	if r := call(t, dir, "preflight", "--model", "testdata/models/good", "--expect-digest", info.Digest, "check"); r.err != nil {
 		t.Fatalf("preflight with the checkpoint's own digest: %v\n%s", r.err, tail(r.stderr))
 	}
 	other := "sha256:" + strings.Repeat("0", 64)
-	r := call(t, dir, "preflight", "--model", "testdata/models/good", "--expect-digest", other, "entries")
+	r := call(t, dir, "preflight", "--model", "testdata/models/good", "--expect-digest", other, "verdict")
 	if r.err == nil || !strings.Contains(r.stderr, "the checkpoint's digest is "+info.Digest+", the run was asked for "+other) {
 		t.Errorf("preflight with another digest: %v, want refused naming both:\n%s", r.err, tail(r.stderr))
 	}

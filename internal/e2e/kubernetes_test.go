@@ -109,7 +109,7 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 `, staging, ns, production, ns)+notifications)
 
 	repo := "e2e/" + id
-	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, nil, "--kubeconfig", "file:"+kubeconfig, "--kube-server", server)
+	r := releaseDeploys(t, dir, repo, cfg, staging, production, hook, []string{"--kubeconfig", "file:" + kubeconfig, "--kube-server", server})
 	if strings.Contains(r.stdout+r.stderr, key) {
 		t.Error("the kubeconfig's client key appears in the output of dagger call")
 	}
@@ -142,12 +142,11 @@ func TestReleaseDeploysToKubernetes(t *testing.T) {
 	}
 	t.Logf("release with staging (rolling) and production (blue-green) on Kubernetes: %.1fs; deployments %v\n%s", r.took.Seconds(), names, r.stdout)
 
-	// The same cluster through a kubeconfig given as a file: the smoke
-	// test of production on its own.
-	r = call(t, dir, "verify-deployment", "--image", v.Image, "--env", production,
-		"--kubeconfig-file", kubeconfig, "--kube-server", server, "--config", cfg)
+	// The smoke test of production on its own: its stage result and log.
+	r = call(t, dir, "--kubeconfig", "file:"+kubeconfig, "--kube-server", server,
+		"verify-deployment", "--image", v.Image, "--env", production, "--config", cfg, "log")
 	if r.err != nil {
-		t.Fatalf("verify-deployment --kubeconfig-file: %v\n%s", r.err, tail(r.stderr))
+		t.Fatalf("verify-deployment: %v\n%s", r.err, tail(r.stderr))
 	}
 	if !strings.Contains(r.stdout, "/version reports the expected digest "+v.Digest) || !strings.Contains(r.stdout, "passed") {
 		t.Errorf("verify-deployment did not check the production release's digest:\n%s", r.stdout)
@@ -172,10 +171,9 @@ func TestDeployTargetArguments(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"deploy", "--env", "staging", "--image", "x"}, "deploy: no target: give docker"},
-		{[]string{"deploy", "--env", "staging", "--image", "x", "--docker", sock, "--kubeconfig", "file:" + kc}, "deploy: give docker (a Docker target) or kubeconfig (a Kubernetes target), not both"},
-		{[]string{"rollback", "--env", "staging", "--image", "x", "--docker", sock, "--kube-server", "https://10.0.0.5:6443"}, "rollback: kubeServer is for a Kubernetes target"},
-		{[]string{"deploy", "--env", "staging", "--image", "x", "--kubeconfig", "file:" + kc, "--kubeconfig-file", kc}, "not both"},
+		{[]string{"deploy", "--env", "staging", "--image", "x", "verdict"}, "deploy: no target: give docker"},
+		{[]string{"--docker", sock, "--kubeconfig", "file:" + kc, "deploy", "--env", "staging", "--image", "x", "verdict"}, "deploy: give docker (a Docker target) or kubeconfig (a Kubernetes target), not both"},
+		{[]string{"--docker", sock, "--kube-server", "https://10.0.0.5:6443", "rollback", "--env", "staging", "--image", "x", "verdict"}, "rollback: kubeServer is for a Kubernetes target"},
 	} {
 		r := call(t, dir, tc.args...)
 		if r.err == nil || !strings.Contains(r.stderr, tc.want) {

@@ -17,7 +17,7 @@ type Library struct{}
 
 // All runs every test: validate, benchmark and build of a good model
 // succeed with their reports and labels; validate of a regressed model
-// fails naming the failed case.
+// fails, with its reports.
 func (l *Library) All(
 	ctx context.Context,
 	// This repository's good model.
@@ -30,7 +30,7 @@ func (l *Library) All(
 	ms := dag.Modelship()
 	sim := dagger.ModelshipValidateOpts{Engine: "sim"}
 
-	reports, err := ms.Validate(good, sim).Entries(ctx)
+	reports, err := ms.Validate(good, sim).Reports().Entries(ctx)
 	if err != nil {
 		return fmt.Errorf("validate good model: %w", err)
 	}
@@ -38,12 +38,19 @@ func (l *Library) All(
 		return fmt.Errorf("validate reports %v, want validation.json and junit.xml", reports)
 	}
 
-	_, err = ms.Validate(regressed, sim).Entries(ctx)
-	if err == nil || !strings.Contains(err.Error(), "gate failed") {
-		return fmt.Errorf("validate of the regressed model: %v, want a failed gate", err)
+	// A failed gate still returns its reports; check fails on it.
+	failed := ms.Validate(regressed, sim)
+	if verdict, err := failed.Verdict(ctx); err != nil || verdict != "failed" {
+		return fmt.Errorf("validate of the regressed model: verdict %q (%v), want failed", verdict, err)
+	}
+	if reports, err := failed.Reports().Entries(ctx); err != nil || !slices.Contains(reports, "summary.md") {
+		return fmt.Errorf("validate of the regressed model: reports %v (%v), want summary.md", reports, err)
+	}
+	if _, err := failed.Check(ctx); err == nil || !strings.Contains(err.Error(), "validate failed") {
+		return fmt.Errorf("check of the regressed model's validation: %v, want a failed gate", err)
 	}
 
-	bench, err := ms.Benchmark(good, dagger.ModelshipBenchmarkOpts{Engine: "sim", Requests: 16}).File("bench.json").Contents(ctx)
+	bench, err := ms.Benchmark(good, dagger.ModelshipBenchmarkOpts{Engine: "sim", Requests: 16}).Reports().File("bench.json").Contents(ctx)
 	if err != nil {
 		return fmt.Errorf("benchmark: %w", err)
 	}
