@@ -120,6 +120,9 @@ func New(
 	if err != nil {
 		return nil, err
 	}
+	if len(secrets) > 0 && docker == nil && kubeconfig == nil {
+		return nil, fmt.Errorf("secrets: only the deploy stages read them, and no deploy target was given (docker or kubeconfig)")
+	}
 	return &Modelship{Source: source, GoImage: goImage, BaseImage: baseImage, VllmImage: vllmImage, Git: git, Config: config, CiEnv: env,
 		Docker: docker, DockerSocketPath: dockerSocketPath, Kubeconfig: kubeconfig, KubeServer: kubeServer, Secrets: secrets}, nil
 }

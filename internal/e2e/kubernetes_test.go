@@ -174,6 +174,7 @@ func TestDeployTargetArguments(t *testing.T) {
 		{[]string{"deploy", "--env", "staging", "--image", "x", "verdict"}, "deploy: no target: give docker"},
 		{[]string{"--docker", sock, "--kubeconfig", "file:" + kc, "deploy", "--env", "staging", "--image", "x", "verdict"}, "deploy: give docker (a Docker target) or kubeconfig (a Kubernetes target), not both"},
 		{[]string{"--docker", sock, "--kube-server", "https://10.0.0.5:6443", "rollback", "--env", "staging", "--image", "x", "verdict"}, "rollback: kubeServer is for a Kubernetes target"},
+		{[]string{"--secrets", "env:HOME", "release", "--model", "testdata/models/gguf-good", "--registry", "localhost:5000/x", "entries"}, "secrets: only the deploy stages read them, and no deploy target was given"},
 	} {
 		r := call(t, dir, tc.args...)
 		if r.err == nil || !strings.Contains(r.stderr, tc.want) {
