@@ -62,7 +62,7 @@ func TestActionlintCatchesABrokenWorkflow(t *testing.T) {
 		{"unknown job in needs", "needs: validate", "needs: validaet", `job "build" needs job "validaet" which does not exist`},
 		{"undefined input", "inputs.environment == 'production'", "inputs.enviroment == 'production'", `property "enviroment" is not defined`},
 		{"unknown runner label", "[self-hosted, gpu]", "[self-hosted, tpu]", `label "tpu" is unknown`},
-		{"bad expression", "${{ needs.build.outputs.image }}\n", "${{ needs.build.outputs.image }\n", "while lexing end marker }}"},
+		{"bad expression", "${{ needs.build.outputs.image }} check\n", "${{ needs.build.outputs.image } check\n", "while lexing end marker }}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
