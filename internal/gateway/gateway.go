@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
@@ -325,6 +326,15 @@ func (t retryTransport) try(req *http.Request, u *upstream) (resp *http.Response
 	out.URL.Host = u.url.Host
 	out.Host = ""
 	resp, err = t.g.transport.RoundTrip(out)
+	// A dial error is the transport's last word only when it re-dialled
+	// after a kept-alive connection turned out closed (the upstream died
+	// between two requests): it does that only when re-sending is safe
+	// (nothing was written, or an idempotent request), so the header the
+	// stale connection took does not count as sent.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return resp, false, err
+	}
 	return resp, wrote.Load(), err
 }
 
