@@ -44,6 +44,10 @@ type Deployer struct {
 	// be over (the stage's own bound, past which it is killed): the
 	// forward work stops early enough to leave the undo its full budget.
 	Deadline time.Time
+	// Synthetic, when set, sends analysis traffic (the benchmark's
+	// prompts) to url until the returned stop is called: what a canary
+	// step with too few requests uses when its Traffic is "synthetic".
+	Synthetic func(ctx context.Context, url string) (stop func())
 	// LockTTL is the deploy lock's lease (default DefaultLockTTL): renewed
 	// every quarter of it while the deploy runs; a deployer killed without
 	// releasing it holds the environment for at most this long.
@@ -90,6 +94,10 @@ type Request struct {
 	LockTimeout time.Duration
 	// DeployedBy overrides who deployed (default: DeployedBy()).
 	DeployedBy string
+	// Canary configures strategy canary (nil otherwise); Shadow, when
+	// set, mirrors traffic to the new release before any client sees it.
+	Canary *CanarySpec
+	Shadow *ShadowSpec
 	// What names the operation in the lock ("deploy", "rollback to R").
 	What string
 	// KeepReleases is how many releases the environment keeps: once the
