@@ -13,7 +13,9 @@ import (
 
 	"github.com/modelship/modelship/checkpoint"
 	"github.com/modelship/modelship/gpu"
+	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/fit"
+	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -117,6 +119,26 @@ type Result struct {
 	ReadyAfter, SwitchAfterReady, DrainedAfter, Verify time.Duration
 	// RolledBack is true when the previous release was put back.
 	RolledBack bool
+	// Rollout is what a canary or shadow rollout measured and decided;
+	// nil for the other strategies.
+	Rollout *Rollout
+}
+
+// Rollout is the record of a canary (and shadow) rollout for the report.
+type Rollout struct {
+	// Steps are the analysed steps in order, the deciding one last.
+	Steps []analysis.Step
+	// Shadow is the mirror's report when a shadow step ran.
+	Shadow *shadow.Report
+	// CanaryRequests and StableRequests are the requests each version
+	// answered during the rollout (the canary's share is the traffic
+	// exposed to it).
+	CanaryRequests, StableRequests int
+	// AbortAfter is, on an abort, the time from the canary's first
+	// request to all traffic back on the serving release.
+	AbortAfter time.Duration
+	// Decision is one sentence: promoted, or why it was aborted.
+	Decision string
 }
 
 // DeployedBy is who is deploying: "GITHUB_ACTOR via GITHUB_WORKFLOW run
