@@ -4,7 +4,8 @@
 // release's engine metrics (vLLM's requests waiting and KV-cache usage):
 // absolute limits (SLOs), canary-versus-stable ratios over the same window,
 // and a rank test (Mann-Whitney U, as Kayenta does). Too few requests is
-// inconclusive, never failed.
+// inconclusive, never failed — except on errors: a canary whose errors
+// already exceed the limit however the missing requests end fails at once.
 package analysis
 
 import (
@@ -53,7 +54,8 @@ type Thresholds struct {
 	MaxTTFTP95 time.Duration
 	MaxITLP95  time.Duration
 	// MaxTTFTRatio and MaxITLRatio bound canary p95 / stable p95 (TTFT
-	// default 1.5; ITL 0: off).
+	// default 1.5; ITL 0: off). MaxTTFTRatio also bounds the medians in
+	// the rank test.
 	MaxTTFTRatio float64
 	MaxITLRatio  float64
 	// MaxKVCacheUsage (0..1) and MaxRequestsWaiting bound the canary's
@@ -61,7 +63,8 @@ type Thresholds struct {
 	MaxKVCacheUsage    float64
 	MaxRequestsWaiting float64
 	// Alpha is the significance of the rank test that the canary is
-	// slower (default 0.05).
+	// slower (default 0.05). The test fails only where the canary's
+	// median TTFT is also above MaxTTFTRatio times the stable one's.
 	Alpha float64
 }
 

@@ -105,3 +105,27 @@ func TestMannWhitneyNoEvidence(t *testing.T) {
 		t.Errorf("NaN left out: U = %v, want 2", u)
 	}
 }
+
+// p is a probability a user can read as one: over 1,000 pairs of samples
+// from one distribution, about 5% have p below 0.05 and 1% below 0.01.
+func TestMannWhitneyFalsePositiveRateIsAlpha(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	below5, below1 := 0, 0
+	a, b := make([]float64, 200), make([]float64, 200)
+	for range 1000 {
+		for i := range a {
+			a[i], b[i] = math.Exp(r.NormFloat64()), math.Exp(r.NormFloat64())
+		}
+		_, _, p := MannWhitney(a, b)
+		if p < 0.05 {
+			below5++
+		}
+		if p < 0.01 {
+			below1++
+		}
+	}
+	// Binomial bounds about three standard deviations wide.
+	if below5 < 30 || below5 > 70 || below1 < 1 || below1 > 20 {
+		t.Errorf("of 1000 windows of one distribution, %d had p < 0.05 (want 30..70) and %d p < 0.01 (want 1..20)", below5, below1)
+	}
+}
