@@ -93,20 +93,20 @@ func Analyse(w Window, t Thresholds) Decision {
 func decide(checks []Check, stableN, canaryN int) Decision {
 	d := Decision{Verdict: stage.Passed, Checks: checks, StableN: stableN, CanaryN: canaryN}
 	for _, v := range []stage.Verdict{stage.Failed, stage.Inconclusive} {
-		var hit []string
-		for _, c := range checks {
-			if c.Verdict == v {
-				hit = append(hit, c.Name)
-			}
-		}
-		if len(hit) == 0 {
+		i := slices.IndexFunc(checks, func(c Check) bool { return c.Verdict == v })
+		if i < 0 {
 			continue
 		}
-		first := checks[slices.IndexFunc(checks, func(c Check) bool { return c.Verdict == v })]
-		d.Verdict, d.Decider = v, first.Name
-		d.Why = fmt.Sprintf("%s on %s: %s", v, first.Name, first.Why)
-		if len(hit) > 1 {
-			d.Why += fmt.Sprintf(" (also %s: %s)", v, strings.Join(hit[1:], ", "))
+		d.Verdict, d.Decider = v, checks[i].Name
+		d.Why = fmt.Sprintf("%s on %s: %s", v, checks[i].Name, checks[i].Why)
+		var also []string
+		for _, c := range checks[i+1:] {
+			if c.Verdict == v {
+				also = append(also, c.Name)
+			}
+		}
+		if len(also) > 0 {
+			d.Why += fmt.Sprintf(" (also %s: %s)", v, strings.Join(also, ", "))
 		}
 		return d
 	}
