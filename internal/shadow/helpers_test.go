@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,12 +125,15 @@ func server(t *testing.T, h http.Handler) string {
 	return s.URL
 }
 
-// mirror starts a mirror of every request to candidate, closed with the
-// test.
+// mirror starts a mirror (of every request, unless opt says; logging
+// nowhere, unless opt says), closed with the test.
 func mirror(t *testing.T, opt Options) *Mirror {
 	t.Helper()
 	if opt.Percent == 0 {
 		opt.Percent = 100
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	m, err := New(opt)
 	if err != nil {

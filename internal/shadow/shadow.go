@@ -46,7 +46,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Check, when set, is given each candidate answer the mirror could
 	// read (the request's last user message or prompt, and the answer's
-	// text); an error counts in Report.AssertionFailures.
+	// text); an error counts in Report.AssertionFailures. The workers
+	// call it at once: it must be safe for concurrent use.
 	Check func(prompt, answer string) error
 }
 
