@@ -41,7 +41,14 @@ type Options struct {
 	// Transport sends the mirrored requests; Timeout bounds each (default 60s).
 	Transport http.RoundTripper
 	Timeout   time.Duration
-	Logger    *slog.Logger
+	// Logger receives what the mirror saw (never a header's value); nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// Check, when set, is given each candidate answer the mirror could
+	// read (the request's last user message or prompt, and the answer's
+	// text); an error counts in Report.AssertionFailures. The workers
+	// call it at once: it must be safe for concurrent use.
+	Check func(prompt, answer string) error
 }
 
 // Report is what the mirror saw so far.
@@ -52,11 +59,15 @@ type Report struct {
 	Dropped  uint64  `json:"dropped"`  // queue full: not mirrored
 	Skipped  uint64  `json:"skipped"`  // too large to mirror, or not a generation
 	Compared uint64  `json:"compared"` // sent to the candidate and answered
+	// Cancelled were queued or in flight when the mirror closed.
+	Cancelled uint64 `json:"cancelled"`
 	// CandidateErrors: the candidate failed (no answer or 5xx) where
 	// stable answered.
 	CandidateErrors uint64 `json:"candidate_errors"`
-	// Comparable are the exchanges both answered with 200 and a text;
-	// Agreed those whose texts are the same.
+	// Comparable are the exchanges both answered with 200 and a text
+	// (stable's read whole), and those the two answered with different
+	// statuses (a disagreement); Agreed those whose texts are the same
+	// once white space is trimmed at either end.
 	Comparable    uint64  `json:"comparable"`
 	Agreed        uint64  `json:"agreed"`
 	AgreementRate float64 `json:"agreement_rate"` // Agreed / Comparable; 0 when none

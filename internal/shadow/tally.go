@@ -1,0 +1,116 @@
+package shadow
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/modelship/modelship/bench/metrics"
+)
+
+// KeepLatencies is how many of the latest compared exchanges the latency
+// summaries are taken over.
+const KeepLatencies = 10_000
+
+// tally adds up the outcomes of the mirrored exchanges.
+type tally struct {
+	mu                                    sync.Mutex
+	compared, candidateErrors, comparable uint64
+	agreed, checkFailures                 uint64
+	added                                 uint64 // outcomes counted
+	stable, cand                          window
+	worst                                 []Disagreement // least similar first
+}
+
+// add counts one outcome.
+func (t *tally) add(o outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.added++
+	t.candidateErrors += b2u(o.candidateError)
+	t.comparable += b2u(o.comparable)
+	t.agreed += b2u(o.agreed)
+	t.checkFailures += b2u(o.checkErr != nil)
+	if !o.answered {
+		return
+	}
+	t.compared++
+	t.stable.add(o.stable)
+	t.cand.add(o.cand)
+	if o.worst != nil {
+		t.keepWorst(*o.worst)
+	}
+}
+
+// keepWorst lists d when it is among the MaxWorst least similar so far
+// (an earlier one first among equals).
+func (t *tally) keepWorst(d Disagreement) {
+	i, _ := slices.BinarySearchFunc(t.worst, d.Similarity, func(w Disagreement, s float64) int {
+		if w.Similarity <= s {
+			return -1
+		}
+		return 1
+	})
+	if i >= MaxWorst {
+		return
+	}
+	t.worst = slices.Insert(t.worst, i, d)
+	t.worst = t.worst[:min(len(t.worst), MaxWorst)]
+}
+
+// report is the counts so far (the mirror adds its own).
+func (t *tally) report() Report {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := Report{
+		Compared: t.compared, CandidateErrors: t.candidateErrors,
+		Comparable: t.comparable, Agreed: t.agreed, AssertionFailures: t.checkFailures,
+		Stable: t.stable.summary(), Candidate: t.cand.summary(),
+		Worst: slices.Clone(t.worst),
+	}
+	if r.Comparable > 0 {
+		r.AgreementRate = float64(r.Agreed) / float64(r.Comparable)
+	}
+	if r.Worst == nil {
+		r.Worst = []Disagreement{}
+	}
+	return r
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// window keeps the latest KeepLatencies (ttfb, total) pairs, in ns.
+type window struct {
+	times [][2]int64
+	next  int
+}
+
+func (w *window) add(t [2]int64) {
+	if len(w.times) < KeepLatencies {
+		w.times = append(w.times, t)
+		return
+	}
+	w.times[w.next] = t
+	w.next = (w.next + 1) % KeepLatencies
+}
+
+// summary is the window's p50 and p99 (numpy's linear percentiles).
+func (w *window) summary() Latency {
+	ttfb, total := make([]float64, len(w.times)), make([]float64, len(w.times))
+	for i, t := range w.times {
+		ttfb[i] = float64(t[0]) / float64(time.Millisecond)
+		total[i] = float64(t[1]) / float64(time.Millisecond)
+	}
+	slices.Sort(ttfb)
+	slices.Sort(total)
+	return Latency{
+		N:         len(w.times),
+		TTFBP50Ms: metrics.Percentile(ttfb, 50), TTFBP99Ms: metrics.Percentile(ttfb, 99),
+		TotalP50Ms: metrics.Percentile(total, 50), TotalP99Ms: metrics.Percentile(total, 99),
+	}
+}
