@@ -114,4 +114,3 @@ func TestSamplesBadSince(t *testing.T) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 }
-
