@@ -90,13 +90,7 @@ func post(t *testing.T, u string, body io.Reader) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, body)
 	req.Header.Set("X-Test", "mirror")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return send(t, http.DefaultClient, req)
 }
 
 func TestShadowMirrorsSampledExchanges(t *testing.T) {

@@ -34,16 +34,11 @@ func via(t *testing.T, c *http.Client, base, h, v string) string {
 	if h != "" {
 		req.Header.Set(h, v)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	code, body := send(t, c, req)
+	if code != http.StatusOK {
+		t.Fatalf("GET through the gateway: %d %s", code, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET through the gateway: %d %s", resp.StatusCode, b)
-	}
-	return string(b)
+	return body
 }
 
 func keepAlive(t *testing.T) *http.Client {
