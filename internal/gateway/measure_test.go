@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 // sseAndFail is a release streaming three SSE events 5ms apart on
@@ -112,5 +114,27 @@ func TestSamplesBadSince(t *testing.T) {
 	gw.g.AdminHandler().ServeHTTP(w, req)
 	if w.Code != 400 || !strings.Contains(w.Body.String(), `parameter since: \"-1\" is not a sequence number`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// A client that gives up before any answer is measured with status 0 and
+// is not an error: the release did nothing wrong.
+func TestSamplesClientWentAwayIsNotAnError(t *testing.T) {
+	arrived := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	gw := startGateway(t, Options{Upstream: slow.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.url+"/v1/models", nil)
+	go func() { <-arrived; cancel() }()
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("the request was answered")
+	}
+	testenv.Eventually(t, 10*time.Second, "the abandoned request measured", func() bool { return len(gw.g.Samples(0).Samples) == 1 })
+	if s := gw.g.Samples(0).Samples[0]; s.Status != 0 || s.Error || s.Upstream != slow.URL {
+		t.Fatalf("sample %+v", s)
 	}
 }
