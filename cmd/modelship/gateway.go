@@ -74,8 +74,8 @@ active". The admin API listens on a unix socket only:
   POST /control     {"action": "promote"|"abort"|"resume"|""}: steer the rollout
   POST /shadow      {"upstream": URL, "percent": P}: mirror (0 stops); GET /shadow: report
 
-A canary and a shadow are not kept across a restart of the gateway: it
-then sends everything to the active release.
+A canary, a shadow and the samples are not kept across a restart or an
+upgrade of the gateway: it then sends everything to the active release.
 
 The subcommands call it (run them with ` + "`docker exec GATEWAY modelship gateway ...`" + `)
 and print JSON; exit 1 when refused or timed out, 3 when the socket does not answer.

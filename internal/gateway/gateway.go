@@ -15,8 +15,9 @@
 // percent of new requests, sticky by a header's value: split.go), measures
 // every request it proxies into a ring the deploy reads (measure.go), and
 // mirrors a sample of the active release's exchanges to a shadow release
-// (mirror.go). None of these is kept across a restart: a restarted gateway
-// sends everything to the active release.
+// (mirror.go). None of these is kept across a restart or an upgrade in
+// place: the new process sends everything to the active release, and its
+// samples start again from seq 1 (State's pid and started_at tell).
 package gateway
 
 import (

@@ -103,8 +103,8 @@ func (g *Gateway) acquireRoute(r *http.Request) *upstream {
 // SetCanary sends req.Percent of new requests to req.Upstream and the rest
 // to the active upstream; requests in flight keep theirs. Percent 0 clears
 // the split at once. The canary is not written to the state file: a
-// restarted gateway sends everything to the active upstream, which is the
-// safe side of a rollout. Errors name the request field that is wrong; an
+// restarted (or upgraded) gateway sends everything to the active upstream,
+// which is the safe side of a rollout. Errors name the request field that is wrong; an
 // upstream that is not ready wraps ErrNotReady.
 func (g *Gateway) SetCanary(ctx context.Context, req CanaryRequest) (*CanaryState, error) {
 	if math.IsNaN(req.Percent) || req.Percent < 0 || req.Percent > 100 {
