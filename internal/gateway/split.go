@@ -176,7 +176,8 @@ func parseReadyTimeout(v string) (time.Duration, error) {
 }
 
 // clearCanary sends every new request to the active upstream; the
-// canary's requests in flight finish there (WaitDrained waits for them).
+// canary's requests in flight finish there (WaitDrained waits for them),
+// and an idle canary is forgotten.
 func (g *Gateway) clearCanary() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -188,6 +189,7 @@ func (g *Gateway) clearCanaryLocked() {
 		g.logger().Info("canary cleared", "upstream", c.up.key, "percent", c.percent)
 	}
 	g.clearControlLocked()
+	g.pruneLocked()
 }
 
 // Canary returns the split in force (Percent 0 when none).
