@@ -211,6 +211,12 @@ func TestGatewayRolloutCommands(t *testing.T) {
 	if body := httpGet(t, "http://"+gw.addr+"/v1/models"); body != "B" {
 		t.Fatalf("at 100%% the canary answers, got %q", body)
 	}
+	// The sample is recorded once the gateway's handler returns, which
+	// may be just after the client has the answer.
+	testenv.Eventually(t, 10*time.Second, "the request measured", func() bool {
+		_, out, _ := runCLI(t, "gateway", "samples", "--admin", gw.sock)
+		return strings.Contains(out, `"next": 1`)
+	})
 	code, out, errs = runCLI(t, "gateway", "samples", "--admin", gw.sock)
 	var sm gateway.Samples
 	if code != exitOK || json.Unmarshal([]byte(out), &sm) != nil || sm.Next != 1 || len(sm.Samples) != 1 || sm.Samples[0].Upstream != b || sm.Samples[0].Status != 200 {

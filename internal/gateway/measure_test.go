@@ -40,9 +40,14 @@ func sseAndFail(t *testing.T) string {
 func TestSamplesMeasureEveryRequest(t *testing.T) {
 	up := sseAndFail(t)
 	gw := startGateway(t, Options{Upstream: up})
-	for _, p := range []string{"/stream", "/fail", "/plain", HealthPath} {
+	// A sample is recorded once the handler returns, which may be just
+	// after the client has read the whole answer: wait for each, so that
+	// their order is the requests'.
+	for i, p := range []string{"/stream", "/fail", "/plain"} {
 		get(t, gw.url+p)
+		testenv.Eventually(t, 10*time.Second, p+" measured", func() bool { return gw.g.Samples(0).Next == uint64(i+1) })
 	}
+	get(t, gw.url+HealthPath)
 	got, err := gw.client.Samples(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +82,7 @@ func TestSamplesMeasureEveryRequest(t *testing.T) {
 func TestSamplesOfTheGatewaysOwnAnswers(t *testing.T) {
 	gw := startGateway(t, Options{})
 	get(t, gw.url+"/v1/models")
+	testenv.Eventually(t, 10*time.Second, "the 503 measured", func() bool { return gw.g.Samples(0).Next == 1 })
 	got := gw.g.Samples(0)
 	if len(got.Samples) != 1 || got.Samples[0].Status != 503 || !got.Samples[0].Error || got.Samples[0].Upstream != "" {
 		t.Fatalf("no active release: %+v", got)
