@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/gateway"
+	"github.com/modelship/modelship/internal/shadow"
 )
 
 func init() {
@@ -133,13 +134,22 @@ func runGatewayServe(ctx context.Context, args []string, s stdio) int {
 	return exitOK
 }
 
+// newShadow is the gateway's mirror for POST /shadow: shadow.New, as the
+// interface (never a typed nil).
+func newShadow(o shadow.Options) (gateway.Shadower, error) {
+	m, err := shadow.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // serveGateway runs the gateway until ctx ends, on the public port handed
 // over by the gateway it upgrades or else on --listen.
 func serveGateway(ctx context.Context, o gatewayServeOptions, sock string, args []string, s stdio) error {
 	log := newServeLogger(s.err)
-	// NewShadow is left nil until this build has a mirror: POST /shadow
-	// then answers 501 "shadow traffic not available in this build".
-	g, err := gateway.New(gateway.Options{StatePath: o.state, Upstream: o.upstream, Logger: log, Args: append([]string{"gateway"}, args...)})
+	g, err := gateway.New(gateway.Options{StatePath: o.state, Upstream: o.upstream, Logger: log, Args: append([]string{"gateway"}, args...),
+		NewShadow: newShadow})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/gateway"
+	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/testenv"
 )
 
@@ -241,13 +242,21 @@ func TestGatewayRolloutCommands(t *testing.T) {
 	if body := httpGet(t, "http://"+gw.addr+"/v1/models"); body != "A" {
 		t.Fatalf("the canary cleared, got %q", body)
 	}
-	code, _, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--upstream", b, "--percent", "10")
-	if code != exitFailed || !strings.Contains(errs, "shadow traffic not available in this build") {
-		t.Fatalf("shadow: exit %d, %s", code, errs)
+	code, out, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--upstream", b, "--percent", "10")
+	if code != exitOK || !strings.Contains(out, b) {
+		t.Fatalf("shadow: exit %d, %s %s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--report")
+	var rep shadow.Report
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Upstream != b || rep.Percent != 10 {
+		t.Fatalf("shadow report: exit %d, %s %s", code, out, errs)
+	}
+	if code, out, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--percent", "0"); code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Upstream != b {
+		t.Fatalf("shadow stopped: exit %d, %s %s", code, out, errs)
 	}
 	code, _, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--report")
 	if code != exitFailed || !strings.Contains(errs, "no shadow is running") {
-		t.Fatalf("shadow report: exit %d, %s", code, errs)
+		t.Fatalf("shadow report after the stop: exit %d, %s", code, errs)
 	}
 }
 
