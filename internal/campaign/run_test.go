@@ -1,13 +1,11 @@
 package campaign_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,8 +66,8 @@ func (s *fakeSite) Running(context.Context, string) (map[string][]string, error)
 // that answers completions and /version (the image the site serves).
 func runFake(t *testing.T, deploys int, broken bool) (*campaign.Figures, string) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "modelship")
-	site := &fakeSite{state: filepath.Join(dir, "serving")}
+	bin := dir + "/modelship"
+	site := &fakeSite{state: dir + "/serving"}
 	if err := os.WriteFile(bin, []byte(fakeDeployer), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -80,17 +78,17 @@ func runFake(t *testing.T, deploys int, broken bool) (*campaign.Figures, string)
 	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/version" {
-			json.NewEncoder(w).Encode(map[string]string{"image": site.serving()})
+			fmt.Fprintf(w, `{"image":%q}`, site.serving())
 			return
 		}
 		w.Write([]byte(`{"choices":[{"text":"Paris"}]}`))
 	}))
 	defer ts.Close()
-	var log bytes.Buffer
+	var log strings.Builder
 	fig, err := campaign.Run(context.Background(), campaign.Config{
-		Binary: bin, Config: filepath.Join(dir, "modelship.yaml"), Env: "fake", URL: ts.URL, Ledger: filepath.Join(dir, "ledger.jsonl"),
+		Binary: bin, Config: dir + "/modelship.yaml", Env: "fake", URL: ts.URL, Ledger: dir + "/ledger.jsonl",
 		Good: "modelship-test/good:1", Regressed: "modelship-test/regressed:1", Slow: "modelship-test/slow:1",
-		Site: site, SiteFaults: []campaign.SiteFault{{Name: "port-taken", Config: filepath.Join(dir, "refused.yaml")}},
+		Site: site, SiteFaults: []campaign.SiteFault{{Name: "port-taken", Config: dir + "/refused.yaml"}},
 		// The faults that need no timing: the fake deployer is done
 		// before any timed fault's moment.
 		Only:    []string{"none", "ledger-full", "slow-engine", "port-taken"},
