@@ -11,21 +11,16 @@ import (
 	"github.com/modelship/modelship/serving"
 )
 
-// healthcheckJSON is the serving image's health check, Docker's
-// HEALTHCHECK CMD form: modelship smoke against the image's own port (the
-// model listed, one generation, /version answers), within 4s so it finishes
-// inside the 5s timeout the Docker target gives each check.
-var healthcheckJSON = fmt.Sprintf(`["CMD",%q,"smoke","--endpoint","http://127.0.0.1:%d","--timeout","4s"]`, serving.BinaryPath, serving.Port)
-
 // Build makes the serving image of a checkpoint: the base image (the
 // config's serving.image when it names one; else vLLM for engine "vllm",
 // BaseImage for "sim", BaseImage with the ollama binary of Ollama for
 // "ollama"; the rest is identical), the weights
 // in their own layer at /models/current (below the binary, so a change of
-// serving code reuses the weight layer), `modelship serve` as entrypoint on
-// port 8000, the serving settings of the constructor's config as the
-// environment that `modelship serve` turns into vLLM's flags (the serving
-// contract), and labels:
+// serving code reuses the weight layer), and the environment, entrypoint,
+// port and labels the serving contract lays out (serving.Contract.Layout):
+// `modelship serve` as entrypoint on port 8000, the serving settings of the
+// constructor's config as the environment that `modelship serve` turns
+// into vLLM's flags, and labels
 // org.opencontainers.image.{revision,source,created,base.name,base.digest},
 // modelship.model-digest, modelship.engine, modelship.binary,
 // modelship.engine-flags (the flags the settings become), and
@@ -90,7 +85,8 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	if i := strings.LastIndex(baseDigest, "@"); i >= 0 {
 		baseDigest = baseDigest[i+1:]
 	}
-	flags, err := json.Marshal(contract.Argv[len(serving.VLLMProgram)+1:])
+	layout, err := contract.Layout(serving.ImageFacts{Engine: engine, ModelDigest: digest, Revision: rev, Created: created,
+		BaseName: baseRef, BaseDigest: baseDigest})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,37 +97,17 @@ func (m *Modelship) build(ctx context.Context, model *dagger.Directory, engine, 
 	}
 	ctr := base.
 		WithDirectory(serving.ModelDir, model).
-		WithFile(serving.BinaryPath, m.Binary()).
-		WithEnvVariable(serving.EnvModelPath, serving.ModelDir).
-		WithEnvVariable(serving.EnvEngine, engine).
-		WithEnvVariable(serving.EnvModelDigest, digest).
-		WithEnvVariable(serving.EnvPort, fmt.Sprint(serving.Port)).
-		WithEnvVariable(serving.EnvServedName, contract.ServedName).
-		WithEnvVariable(serving.EnvServedAliases, serving.JoinWords(contract.Aliases))
-	for _, kv := range contract.Env {
+		WithFile(serving.BinaryPath, m.Binary())
+	for _, kv := range layout.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		ctr = ctr.WithEnvVariable(k, v)
 	}
 	ctr = ctr.
-		WithExposedPort(serving.Port).
-		WithEntrypoint([]string{serving.BinaryPath, "serve"}).
-		WithDefaultArgs(nil).
-		WithLabel("org.opencontainers.image.title", "modelship serving image").
-		WithLabel("org.opencontainers.image.source", "https://github.com/modelship/modelship").
-		WithLabel("org.opencontainers.image.base.name", baseRef).
-		WithLabel("org.opencontainers.image.base.digest", baseDigest).
-		WithLabel(serving.LabelModelDigest, digest).
-		WithLabel(serving.LabelEngine, engine).
-		WithLabel(serving.LabelBinary, serving.BinaryPath).
-		WithLabel(serving.LabelSettings, string(flags)).
-		WithLabel(serving.LabelHealthcheck, healthcheckJSON)
-	if rev != "" {
-		ctr = ctr.WithEnvVariable(serving.EnvGitSHA, rev).WithLabel(serving.LabelRevision, rev)
-	}
-	if created != "" {
-		// The commit time, not the build time: identical inputs give an
-		// identical image, so a second release is served from cache.
-		ctr = ctr.WithLabel("org.opencontainers.image.created", created)
+		WithExposedPort(layout.Port).
+		WithEntrypoint(layout.Entrypoint).
+		WithDefaultArgs(nil)
+	for _, l := range layout.Labels {
+		ctr = ctr.WithLabel(l[0], l[1])
 	}
 	return ctr, contract, nil
 }

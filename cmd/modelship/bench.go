@@ -29,7 +29,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "benchmark an OpenAI-compatible endpoint; gate on tokens/s, p99 latency and a baseline", run: stageCommand("bench", runBench)})
+	register(command{name: "bench", summary: "benchmark an OpenAI-compatible endpoint; gate on tokens/s, p99 latency and a baseline", run: stageCommand("bench", benchUsage, benchHint, runBench)})
 }
 
 // Defaults of modelship bench.
@@ -130,7 +130,7 @@ type benchFlags struct {
 	set map[string]bool // the flags given
 }
 
-func (f *benchFlags) register(fs *flag.FlagSet) {
+func (f *benchFlags) flags(fs *flag.FlagSet) {
 	f.fs = fs
 	fs.StringVar(&f.endpoint, "endpoint", "", "base URL of the OpenAI-compatible server, with or without /v1 (required), e.g. http://127.0.0.1:8000")
 	fs.StringVar(&f.model, "model", "", "model name sent in each request (the server's served model name)")
@@ -174,15 +174,12 @@ func (f *benchFlags) registerGates(fs *flag.FlagSet) {
 	fs.IntVar(&f.minSamples, "min-samples", gate.DefaultMinSamples, "fewest successful requests for a verdict; fewer is inconclusive (exit 3)")
 }
 
-func runBench(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	var f benchFlags
-	pos, code, ok := sr.parse(&s, args, benchUsage, f.register)
-	if !ok {
-		return code
-	}
-	sr.hint = "Run `modelship bench --help` for the flags."
+// benchHint is the line after bench's usage errors.
+const benchHint = "Run `modelship bench --help` for the flags."
+
+func runBench(ctx context.Context, f *benchFlags, pos []string, s stdio, sr *stageRun) int {
 	if len(pos) > 0 {
-		return sr.usagef("unexpected argument %q", pos[0])
+		return sr.bad("unexpected argument %q", pos[0])
 	}
 	f.set = map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
@@ -252,20 +249,20 @@ func (f *benchFlags) target(r *benchRun, cfg *config.Config) int {
 	sr := r.sr
 	sr.ga.MaskEnv(f.apiKeyEnv)
 	if f.endpoint == "" {
-		return sr.usagef("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
+		return sr.bad("--endpoint is required (the server's base URL, e.g. http://127.0.0.1:8000)")
 	}
 	if _, err := bench.Endpoint(f.endpoint, bench.Chat); err != nil {
-		return sr.usagef("--endpoint: %v", err)
+		return sr.bad("--endpoint: %v", err)
 	}
 	r.target = bench.Target{Endpoint: f.endpoint, Model: f.model, API: bench.API(f.api), MaxTokens: f.maxTokens, IgnoreEOS: f.ignoreEOS, Timeout: f.timeout}
 	if f.apiKeyEnv != "" {
 		if r.target.APIKey = os.Getenv(f.apiKeyEnv); r.target.APIKey == "" {
-			return sr.usagef("--api-key-env: the environment variable %s is not set", f.apiKeyEnv)
+			return sr.bad("--api-key-env: the environment variable %s is not set", f.apiKeyEnv)
 		}
 	}
 	if f.envName != "" {
 		if cfg == nil || f.apiKeyEnv != "" {
-			return sr.usagef("--env goes with --config (the file that gives the environment's serving.api-key), and not with --api-key-env")
+			return sr.bad("--env goes with --config (the file that gives the environment's serving.api-key), and not with --api-key-env")
 		}
 		key, err := cfg.ServingSecret(f.envName, "api-key", nil)
 		if err != nil {
@@ -275,10 +272,10 @@ func (f *benchFlags) target(r *benchRun, cfg *config.Config) int {
 		r.target.APIKey = key
 	}
 	if f.maxTokens < 1 {
-		return sr.usagef("--max-tokens: expected at least 1, got %d", f.maxTokens)
+		return sr.bad("--max-tokens: expected at least 1, got %d", f.maxTokens)
 	}
 	if f.timeout <= 0 {
-		return sr.usagef("--timeout: expected a positive duration, got %v", f.timeout)
+		return sr.bad("--timeout: expected a positive duration, got %v", f.timeout)
 	}
 	return exitOK
 }
@@ -294,7 +291,7 @@ func (f *benchFlags) loads(r *benchRun, _ *config.Config) int {
 		r.mode = bench.Concurrency
 	}
 	if f.requests < 0 || f.warmup < 0 || f.duration < 0 {
-		return r.sr.usagef("--requests, --warmup and --duration must not be negative")
+		return r.sr.bad("--requests, --warmup and --duration must not be negative")
 	}
 	n := f.requests
 	if n == 0 && f.duration == 0 {
@@ -309,9 +306,9 @@ func (f *benchFlags) loads(r *benchRun, _ *config.Config) int {
 	}
 	if err := r.load.Validate(); err != nil {
 		if r.mode != bench.Concurrency && !(f.rate > 0) {
-			return r.sr.usagef("--rate: expected requests per second above 0 (or use --sweep), got %g", f.rate)
+			return r.sr.bad("--rate: expected requests per second above 0 (or use --sweep), got %g", f.rate)
 		}
-		return r.sr.usagef("%v", err)
+		return r.sr.bad("%v", err)
 	}
 	return exitOK
 }
@@ -323,7 +320,7 @@ func (f *benchFlags) sweepLoads(r *benchRun) int {
 		for _, v := range strings.Split(f.sweep, ",") {
 			l, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil || !(l > 0) || math.IsInf(l, 0) || r.mode == bench.Concurrency && l != math.Trunc(l) {
-				return r.sr.usagef("--sweep: expected auto or a list of loads above 0 (whole numbers for concurrency), like 1,2,4,8; got %q", v)
+				return r.sr.bad("--sweep: expected auto or a list of loads above 0 (whole numbers for concurrency), like 1,2,4,8; got %q", v)
 			}
 			r.sweepLoads = append(r.sweepLoads, l)
 		}
@@ -332,7 +329,7 @@ func (f *benchFlags) sweepLoads(r *benchRun) int {
 		// More workers than requests never run at once.
 		for _, l := range r.sweepLoads {
 			if l > float64(r.load.Requests) {
-				return r.sr.usagef("--sweep: concurrency %g is above --requests %d, so it cannot be reached; send more requests per load or use --duration", l, r.load.Requests)
+				return r.sr.bad("--sweep: concurrency %g is above --requests %d, so it cannot be reached; send more requests per load or use --duration", l, r.load.Requests)
 			}
 		}
 		r.sweepMax = float64(r.load.Requests)
@@ -345,13 +342,13 @@ func (f *benchFlags) gates(r *benchRun, _ *config.Config) int {
 	sr := r.sr
 	switch {
 	case f.minTPS < 0:
-		return sr.usagef("--min-tokens-per-sec: expected 0 or more, got %g", f.minTPS)
+		return sr.bad("--min-tokens-per-sec: expected 0 or more, got %g", f.minTPS)
 	case f.maxErrorRate > 1 || f.maxErrorRate < 0 && f.maxErrorRate != -1:
-		return sr.usagef("--max-error-rate: expected a fraction from 0 to 1 (or -1: not checked), got %g", f.maxErrorRate)
+		return sr.bad("--max-error-rate: expected a fraction from 0 to 1 (or -1: not checked), got %g", f.maxErrorRate)
 	case f.maxRegression < 0 || f.maxRegression > 10:
-		return sr.usagef("--max-regression: expected a fraction from 0 to 10 (0.1 = 10%% worse), got %g", f.maxRegression)
+		return sr.bad("--max-regression: expected a fraction from 0 to 10 (0.1 = 10%% worse), got %g", f.maxRegression)
 	case f.minSamples < 1:
-		return sr.usagef("--min-samples: expected at least 1, got %d", f.minSamples)
+		return sr.bad("--min-samples: expected at least 1, got %d", f.minSamples)
 	}
 	r.gate = gate.Gate{
 		Limits: gate.Limits{MinTokensPerSec: f.minTPS, MaxLatencyP99: f.maxLatency.d, MaxTTFTP99: f.maxTTFT.d, MaxTPOTP99: f.maxTPOT.d,
@@ -360,12 +357,12 @@ func (f *benchFlags) gates(r *benchRun, _ *config.Config) int {
 	}
 	r.slo = metrics.SLO{TTFT: f.sloTTFT.d, TPOT: f.sloTPOT.d, E2EL: f.sloE2EL.d}
 	if r.sweep && r.sweepLoads == nil && !r.gate.Limits.Any() && f.baseline == "" {
-		return sr.usagef("--sweep auto needs a limit to stop at: set --max-ttft-p99, --max-latency-p99, --max-tpot-p99, --min-tokens-per-sec or --max-error-rate (or give a list of loads)")
+		return sr.bad("--sweep auto needs a limit to stop at: set --max-ttft-p99, --max-latency-p99, --max-tpot-p99, --min-tokens-per-sec or --max-error-rate (or give a list of loads)")
 	}
 	if f.baseline != "" {
 		b, err := report.ReadJSON(f.baseline)
 		if err != nil {
-			return sr.usagef("--baseline: %v", err)
+			return sr.bad("--baseline: %v", err)
 		}
 		r.baseline, r.baselinePath = b, f.baseline
 	}
@@ -378,10 +375,10 @@ func (f *benchFlags) promptSet(r *benchRun, _ *config.Config) int {
 	switch {
 	case f.synthIn > 0 || f.synthOut > 0:
 		if f.prompts != "" && f.set["prompts"] {
-			return sr.usagef("--prompts and --synthetic-input-len are exclusive: choose one")
+			return sr.bad("--prompts and --synthetic-input-len are exclusive: choose one")
 		}
 		if f.synthIn < 1 || f.synthOut < 1 {
-			return sr.usagef("--synthetic-input-len and --synthetic-output-len: expected both at least 1, got %d and %d", f.synthIn, f.synthOut)
+			return sr.bad("--synthetic-input-len and --synthetic-output-len: expected both at least 1, got %d and %d", f.synthIn, f.synthOut)
 		}
 		count := r.load.Requests + r.load.Warmup
 		if count == 0 || count > 10000 {
@@ -389,7 +386,7 @@ func (f *benchFlags) promptSet(r *benchRun, _ *config.Config) int {
 		}
 		p, err := bench.Synthetic(count, f.synthIn, f.synthOut, f.seed)
 		if err != nil {
-			return sr.usagef("synthetic prompts: %v", err)
+			return sr.bad("synthetic prompts: %v", err)
 		}
 		r.prompts = p
 		r.promptDesc = fmt.Sprintf("synthetic: %d input, %d output tokens (seed %d)", f.synthIn, f.synthOut, f.seed)
@@ -404,7 +401,7 @@ func (f *benchFlags) promptSet(r *benchRun, _ *config.Config) int {
 		r.prompts = p
 		r.promptDesc = f.prompts
 	default:
-		return sr.usagef("need prompts: --prompts FILE, --synthetic-input-len N --synthetic-output-len M, or suites.benchmark-prompts in --config")
+		return sr.bad("need prompts: --prompts FILE, --synthetic-input-len N --synthetic-output-len M, or suites.benchmark-prompts in --config")
 	}
 	return exitOK
 }
@@ -416,11 +413,11 @@ func (r *benchRun) openResults() int {
 		return exitOK
 	}
 	if err := os.MkdirAll(r.reportDir, 0o755); err != nil {
-		return r.sr.usagef("--report-dir: %v", err)
+		return r.sr.bad("--report-dir: %v", err)
 	}
 	f, err := atomicfile.Create(filepath.Join(r.reportDir, "results.jsonl"))
 	if err != nil {
-		return r.sr.usagef("--report-dir: %v", err)
+		return r.sr.bad("--report-dir: %v", err)
 	}
 	r.results = f
 	r.resW = bufio.NewWriterSize(f, 64<<10)

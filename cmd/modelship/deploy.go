@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: stageCommand("deploy", runDeploy)})
+	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: stageCommand("deploy", deployUsage, "", runDeploy)})
 }
 
 // deployGPUs lists the GPUs deploy places models on; tests replace it.
@@ -179,30 +179,33 @@ is put back and verified again, and the command exits 1 saying what failed.
 Flags:
 `
 
-func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	var f deployFlags
-	var image, gitSHA string
-	pos, code, ok := sr.parse(&s, args, deployUsage, func(fs *flag.FlagSet) {
-		f.register(fs)
-		fs.StringVar(&image, "image", "", "serving image `reference` to deploy (required)")
-		fs.StringVar(&gitSHA, "git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
-	})
-	if !ok {
-		return code
-	}
+// deployOptions are deploy's flags: those it shares with rollback, and the image.
+type deployOptions struct {
+	deployFlags
+	image, gitSHA string
+}
+
+func (o *deployOptions) flags(fs *flag.FlagSet) {
+	o.register(fs)
+	fs.StringVar(&o.image, "image", "", "serving image `reference` to deploy (required)")
+	fs.StringVar(&o.gitSHA, "git-sha", os.Getenv("GITHUB_SHA"), "git `commit` the image was built from, for /version and history (default $GITHUB_SHA)")
+}
+
+func runDeploy(ctx context.Context, o *deployOptions, pos []string, s stdio, sr *stageRun) int {
+	f, image, gitSHA := &o.deployFlags, o.image, o.gitSHA
 	if len(pos) > 0 {
-		return sr.usagef("unexpected argument %q", pos[0])
+		return sr.bad("unexpected argument %q", pos[0])
 	}
 	if image == "" {
-		return sr.usagef("--image REF is required")
+		return sr.bad("--image REF is required")
 	}
-	d, req, closeFn, code := deploySetup(ctx, &f, s, "deploy")
+	d, req, closeFn, code := deploySetup(ctx, f, s, "deploy")
 	if code != exitOK {
 		return code
 	}
 	defer closeFn()
 	req.Image, req.GitSHA = image, gitSHA
-	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
+	res, err := deployStage(ctx, f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)
 		return exitFailed

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,23 +18,17 @@ import (
 // TestDeployRollbackHistory runs the three commands against the real engine
 // (skipped without one, except under CI=true).
 func TestDeployRollbackHistory(t *testing.T) {
-	cli, host := testenv.Docker(t)
-	good := testenv.ServingImage(t, cli, testenv.ImageGood)
+	cli, host, imgs := testenv.DockerImages(t, testenv.ImageGood)
+	good := imgs[0]
 	if err := cli.ImageTag(context.Background(), good.Tag, "modelship-test/good:2"); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	envName := fmt.Sprintf("cmd%d", os.Getpid()%100000)
+	port := testenv.FreePort(t)
 	tg, err := docker.New(docker.Options{Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tg.Destroy(context.Background(), envName); tg.Close() })
+	envName := testenv.Env(t, "cmd", tg)
 
 	root := testenv.RepoRoot()
 	dir := t.TempDir()

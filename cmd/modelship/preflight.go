@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(command{name: "preflight", summary: "inspect and digest the configured checkpoint and check it fits the GPUs, before any GPU minute is spent", run: stageCommand("preflight", runPreflight)})
+	register(command{name: "preflight", summary: "inspect and digest the configured checkpoint and check it fits the GPUs, before any GPU minute is spent", run: stageCommand("preflight", fmt.Sprintf(preflightUsage, config.DefaultFile), "", runPreflight)})
 }
 
 // preflightReport is preflight.json (--report-dir).
@@ -68,27 +68,21 @@ type preflightFlags struct {
 	noCache                 bool
 }
 
-func (f *preflightFlags) register(fs *flag.FlagSet) {
+func (f *preflightFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.gpus, "gpus", "", "comma-separated GPU UUIDs to fit on (default: every GPU NVML reports)")
 	fs.StringVar(&f.gpuMem, "gpu-memory", "", "fit on hypothetical GPUs instead of asking NVML, e.g. 80GiB or 80GiB,80GiB")
 	fs.BoolVar(&f.noCache, "no-cache", false, "hash every file even if the digest cache knows it")
 	fs.StringVar(&f.reportDir, "report-dir", "", "write preflight.json (checkpoint, GPUs, fit) into `DIR` (created if missing)")
 }
 
-func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	var f preflightFlags
-	pos, code, ok := sr.parse(&s, args, fmt.Sprintf(preflightUsage, config.DefaultFile), f.register)
-	if !ok {
-		return code
-	}
+func runPreflight(ctx context.Context, f *preflightFlags, pos []string, s stdio, sr *stageRun) int {
 	file := config.DefaultFile
 	switch len(pos) {
 	case 0:
 	case 1:
 		file = pos[0]
 	default:
-		fmt.Fprintf(s.err, "modelship preflight: want at most one config FILE, got %d arguments\n", len(pos))
-		return exitUsage
+		return sr.bad("want at most one config FILE, got %d arguments", len(pos))
 	}
 	cfg, ok := loadConfig(s, file)
 	if !ok {
@@ -97,11 +91,11 @@ func runPreflight(ctx context.Context, args []string, s stdio, sr *stageRun) int
 	sr.ga.MaskSecrets(cfg)
 	sr.events(cfg, notify.StagePreflight)
 	sr.start()
-	rep, code := preflightCheck(ctx, &f, file, cfg, s, sr)
+	rep, code := preflightCheck(ctx, f, file, cfg, s, sr)
 	if rep == nil {
 		return code
 	}
-	return preflightVerdict(rep, &f, s, sr)
+	return preflightVerdict(rep, f, s, sr)
 }
 
 // preflightVerdict tells what preflight found: the summary, preflight.json

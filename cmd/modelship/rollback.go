@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(command{name: "rollback", summary: "put an earlier release of an environment back, verified, without a pull", run: stageCommand("rollback", runRollback)})
+	register(command{name: "rollback", summary: "put an earlier release of an environment back, verified, without a pull", run: stageCommand("rollback", rollbackUsage, "", runRollback)})
 }
 
 // rollbackUsage is modelship rollback --help, before the flags.
@@ -25,25 +25,28 @@ verify and automatic undo as modelship deploy.
 Flags:
 `
 
-func runRollback(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	var f deployFlags
-	var to string
-	pos, code, ok := sr.parse(&s, args, rollbackUsage, func(fs *flag.FlagSet) {
-		f.register(fs)
-		fs.StringVar(&to, "to", "", "`release` id to go back to (default: the newest earlier release that went live; see modelship history)")
-	})
-	if !ok {
-		return code
-	}
+// rollbackOptions are rollback's flags: deploy's and the release to go to.
+type rollbackOptions struct {
+	deployFlags
+	to string
+}
+
+func (o *rollbackOptions) flags(fs *flag.FlagSet) {
+	o.register(fs)
+	fs.StringVar(&o.to, "to", "", "`release` id to go back to (default: the newest earlier release that went live; see modelship history)")
+}
+
+func runRollback(ctx context.Context, o *rollbackOptions, pos []string, s stdio, sr *stageRun) int {
+	f, to := &o.deployFlags, o.to
 	if len(pos) > 0 {
-		return sr.usagef("unexpected argument %q", pos[0])
+		return sr.bad("unexpected argument %q", pos[0])
 	}
-	d, req, closeFn, code := deploySetup(ctx, &f, s, "rollback")
+	d, req, closeFn, code := deploySetup(ctx, f, s, "rollback")
 	if code != exitOK {
 		return code
 	}
 	defer closeFn()
-	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
+	res, err := deployStage(ctx, f, s, sr, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
 		return d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: to})
 	})
 	if err != nil {

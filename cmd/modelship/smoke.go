@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{name: "smoke", summary: "check a deployed endpoint: model listed, one generation, /version digest and image", run: stageCommand("smoke", runSmoke)})
+	register(command{name: "smoke", summary: "check a deployed endpoint: model listed, one generation, /version digest and image", run: stageCommand("smoke", smokeUsage, "", runSmoke)})
 }
 
 // smokeUsage is modelship smoke --help, before the flags.
@@ -44,7 +44,7 @@ type smokeFlags struct {
 	kube                               kubeFlags
 }
 
-func (f *smokeFlags) register(fs *flag.FlagSet) {
+func (f *smokeFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint", "", "base `URL` of the deployment, with or without /v1, e.g. http://host:8000 (default: the --env environment's url; on Kubernetes its Service through the API server)")
 	fs.StringVar(&f.opt.Model, "model", "", "served model `name` /v1/models must list (default: the first one listed)")
 	fs.StringVar(&f.opt.ExpectDigest, "expect-digest", "", "model `digest` (sha256:...) GET /version must report")
@@ -56,14 +56,9 @@ func (f *smokeFlags) register(fs *flag.FlagSet) {
 	f.kube.register(fs)
 }
 
-func runSmoke(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	var f smokeFlags
-	pos, code, ok := sr.parse(&s, args, smokeUsage, f.register)
-	if !ok {
-		return code
-	}
+func runSmoke(ctx context.Context, f *smokeFlags, pos []string, s stdio, sr *stageRun) int {
 	if len(pos) > 0 {
-		return sr.usagef("unexpected argument %q (use --endpoint URL)", pos[0])
+		return sr.bad("unexpected argument %q (use --endpoint URL)", pos[0])
 	}
 	closeTarget, code := f.resolveEndpoint(s, sr)
 	if code != exitOK {
@@ -73,7 +68,7 @@ func runSmoke(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	if code := f.check(sr); code != exitOK {
 		return code
 	}
-	return smokeStage(ctx, &f, s, sr)
+	return smokeStage(ctx, f, s, sr)
 }
 
 // resolveEndpoint sets the endpoint from --env when --endpoint is not
@@ -81,16 +76,16 @@ func runSmoke(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 func (f *smokeFlags) resolveEndpoint(s stdio, sr *stageRun) (func(), int) {
 	if f.endpoint != "" {
 		if f.kube != (kubeFlags{}) {
-			return nil, sr.usagef("--kubeconfig and --kube-server go with --env (the endpoint is then the environment's Service), not with --endpoint")
+			return nil, sr.bad("--kubeconfig and --kube-server go with --env (the endpoint is then the environment's Service), not with --endpoint")
 		}
 		return func() {}, exitOK
 	}
 	if f.envName == "" {
-		return nil, sr.usagef("--endpoint URL or --env NAME is required")
+		return nil, sr.bad("--endpoint URL or --env NAME is required")
 	}
 	url, closeTarget, err := envEndpoint(firstSet(f.cfgFile, config.DefaultFile), f.envName, f.kube, s)
 	if err != nil {
-		return nil, sr.usagef("%v", err)
+		return nil, sr.bad("%v", err)
 	}
 	f.endpoint = url
 	return closeTarget, exitOK
@@ -101,20 +96,20 @@ func (f *smokeFlags) resolveEndpoint(s stdio, sr *stageRun) (func(), int) {
 // (in a serving container: its health check) the container's key.
 func (f *smokeFlags) check(sr *stageRun) int {
 	if _, err := smoke.ParseEndpoint(f.endpoint); err != nil {
-		return sr.usagef("--endpoint: %v", err)
+		return sr.bad("--endpoint: %v", err)
 	}
 	if f.opt.Timeout <= 0 {
-		return sr.usagef("--timeout must be positive")
+		return sr.bad("--timeout must be positive")
 	}
 	switch {
 	case f.keyEnv != "":
 		if f.opt.APIKey = os.Getenv(f.keyEnv); f.opt.APIKey == "" {
-			return sr.usagef("--api-key-env: $%s is empty or not set", f.keyEnv)
+			return sr.bad("--api-key-env: $%s is empty or not set", f.keyEnv)
 		}
 	case f.envName != "":
 		key, err := envAPIKey(firstSet(f.cfgFile, config.DefaultFile), f.envName)
 		if err != nil {
-			return sr.usagef("%v", err)
+			return sr.bad("%v", err)
 		}
 		f.opt.APIKey = key
 	default:
@@ -214,7 +209,7 @@ func smokeEvents(file, env string, opt *smoke.Options, s stdio, sr *stageRun) in
 	if file != "" {
 		c, err := config.Load(file)
 		if err != nil {
-			return sr.usagef("%v", err)
+			return sr.bad("%v", err)
 		}
 		cfg = c
 	}

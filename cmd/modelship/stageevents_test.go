@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -240,9 +238,8 @@ func jsonLogLines(t *testing.T, s string) []map[string]any {
 // the real Pushgateway configured: a good release, then a regressed one that
 // fails verify and is rolled back.
 func TestDeployNotifies(t *testing.T) {
-	cli, host := testenv.Docker(t)
-	good := testenv.ServingImage(t, cli, testenv.ImageGood)
-	bad := testenv.ServingImage(t, cli, testenv.ImageRegressed)
+	_, host, imgs := testenv.DockerImages(t, testenv.ImageGood, testenv.ImageRegressed)
+	good, bad := imgs[0], imgs[1]
 	pushgw := testenv.Pushgateway(t)
 	const secret = "deploy-hook-secret-5e0f9a"
 	t.Setenv(hookSecretEnv, secret)
@@ -251,13 +248,12 @@ func TestDeployNotifies(t *testing.T) {
 	t.Setenv("GITHUB_RUN_ID", "4242")
 	hooks := recordHooks(t, secret)
 
-	port := freeTCPPort(t)
-	envName := fmt.Sprintf("ev%d", os.Getpid()%100000)
+	port := testenv.FreePort(t)
 	tg, err := docker.New(docker.Options{Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tg.Destroy(context.Background(), envName); tg.Close() })
+	envName := testenv.Env(t, "ev", tg)
 	root := testenv.RepoRoot()
 	extra := fmt.Sprintf("serving:\n  engine: sim\nsuites:\n  validation: %s\nenvironments:\n  %s:\n    target: docker\n    port: %d\n    docker:\n      host: %s\n",
 		filepath.Join(root, "testdata/suites/validation_cases.json"), envName, port, host)
@@ -361,16 +357,6 @@ func TestDeployNotifies(t *testing.T) {
 		t.Errorf("secret not masked:\n%s", out)
 	}
 	noSecret(t, secret, map[string]string{"summary": summary, "webhook bodies": hooks.allBodies(), "pushgateway": metrics})
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -24,10 +23,11 @@ import (
 // --json the command's stdout carries exactly one line, the Result (see
 // docs/STAGE-RESULT.md); the human summary goes to stderr instead.
 //
-// A command is its flag parsing and one call: stageCommand wraps its body,
-// which reads its flags with parse (that also takes --json), builds the
-// events with events once it knows its config, calls start, and decide
-// with its verdict; usagef reports a bad flag or input.
+// A command is its options (a struct whose flags method declares its
+// flags; the runner adds --json) and one body, which stageCommand runs once
+// the flags parsed: it builds the events with events once it knows its
+// config, calls start, and decide with its verdict; bad reports a bad
+// argument or input.
 type stageRun struct {
 	name   string
 	stdout io.Writer // the process's stdout: the Result with --json
@@ -35,42 +35,56 @@ type stageRun struct {
 	res    *stage.Result
 	errs   *stderrLine // the first error line on stderr: a usage error's message
 
-	ga   *gha.Actions   // set by output; no-op outside GitHub Actions
-	ev   *stageNotifier // set by events; nil: no events
-	hint string         // the line usagef adds after a usage error
+	ga  *gha.Actions   // set by output; no-op outside GitHub Actions
+	ev  *stageNotifier // set by events; nil: no events
+	bad usageErr       // a usage error: "modelship NAME: ..." and the command's hint
 }
 
 // stageCommand makes the run function of the stage command name out of its
-// body. After the body the stage's notifications are closed (their
-// warnings come after the command's own output) and, with --json, the
-// Result is printed.
-func stageCommand(name string, body func(ctx context.Context, args []string, s stdio, sr *stageRun) int) func(context.Context, []string, stdio) int {
+// options O and its body: O's flags and --json are parsed from the args
+// (usage is the --help text before the flags), then the body runs with the
+// positional arguments, which it takes or refuses through sr.bad; hint,
+// when not empty, is the line sr.bad prints after its message. After the
+// body the stage's notifications are closed (their warnings come after the
+// command's own output) and, with --json, the Result is printed.
+func stageCommand[T any, O interface {
+	*T
+	options
+}](name, usage, hint string, body func(ctx context.Context, o O, pos []string, s stdio, sr *stageRun) int) func(context.Context, []string, stdio) int {
 	return func(ctx context.Context, args []string, s stdio) int {
 		sr := &stageRun{name: name, stdout: s.out, res: stage.New(name), errs: &stderrLine{w: s.err, prefix: "modelship " + name + ": "}}
 		s.err = sr.errs
-		code := body(ctx, args, s, sr)
+		sr.bad = newUsageErr(s, name, hint)
+		o := O(new(T))
+		pos, code, ok := sr.parse(&s, args, usage, o)
+		if ok {
+			code = body(ctx, o, pos, s, sr)
+		}
 		sr.ev.Close(ctx)
 		return sr.end(code, args)
 	}
 }
 
-// parse parses the command's args with the flags register adds and --json;
-// usage is its --help text before the flags. When ok is false the command
-// returns code at once; else *s is what it writes through (see output).
-func (sr *stageRun) parse(s *stdio, args []string, usage string, register func(*flag.FlagSet)) (pos []string, code int, ok bool) {
-	fs := flag.NewFlagSet(sr.name, flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	register(fs)
+// parse parses the command's args into o's flags and --json. When ok is
+// false the command returns code at once; else *s is what it writes
+// through (see output).
+func (sr *stageRun) parse(s *stdio, args []string, usage string, o options) (pos []string, code int, ok bool) {
 	var asJSON bool
-	fs.BoolVar(&asJSON, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the human summary goes to stderr")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if pos, code, ok = parseArgs(fs, args); ok {
+	if pos, code, ok = parseOptionsArgs(*s, sr.name, usage, jsonFlag{o, &asJSON}, args); ok {
 		*s = sr.output(*s, asJSON)
 	}
 	return pos, code, ok
+}
+
+// jsonFlag is a stage command's options and --json.
+type jsonFlag struct {
+	options
+	json *bool
+}
+
+func (j jsonFlag) flags(fs *flag.FlagSet) {
+	j.options.flags(fs)
+	fs.BoolVar(j.json, "json", false, "print the stage result (docs/STAGE-RESULT.md) as one line of JSON on stdout; the human summary goes to stderr")
 }
 
 // output is the stdio the command writes through once its flags are read:
@@ -139,16 +153,6 @@ func (sr *stageRun) figure(name string, v float64) {
 // report records a report file the stage wrote.
 func (sr *stageRun) report(paths ...string) {
 	sr.res.Reports = append(sr.res.Reports, paths...)
-}
-
-// usagef prints a usage error ("modelship NAME: ..." and the command's
-// hint) and returns exitUsage.
-func (sr *stageRun) usagef(format string, a ...any) int {
-	fmt.Fprintf(sr.errs, "modelship %s: %s\n", sr.name, fmt.Sprintf(format, a...))
-	if sr.hint != "" {
-		fmt.Fprintln(sr.errs, sr.hint)
-	}
-	return exitUsage
 }
 
 // verdictOf is the verdict of a command's exit code.

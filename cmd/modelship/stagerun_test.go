@@ -81,11 +81,10 @@ func TestStageJSONUsageErrors(t *testing.T) {
 func TestStageStderr(t *testing.T) {
 	var out, errb bytes.Buffer
 	var progressTo io.Writer
-	code := stageCommand("bench", func(_ context.Context, args []string, s stdio, sr *stageRun) int {
-		sr.parse(&s, args, "", func(*flag.FlagSet) {})
+	code := stageCommand("bench", "", "", func(_ context.Context, _ *noFlags, _ []string, s stdio, sr *stageRun) int {
 		progressTo = terminalErr(s.err)
 		fmt.Fprintln(s.err, "progress line")
-		return sr.usagef("--endpoint is required")
+		return sr.bad("--endpoint is required")
 	})(context.Background(), []string{"--json"}, stdio{out: &out, err: &errb})
 	if progressTo != &errb {
 		t.Errorf("terminalErr is %T, want the process's stderr", progressTo)
@@ -95,3 +94,8 @@ func TestStageStderr(t *testing.T) {
 		t.Errorf("message %q, stderr %q", r.Message, errb.String())
 	}
 }
+
+// noFlags are the options of a test's stage command: --json alone.
+type noFlags struct{}
+
+func (*noFlags) flags(*flag.FlagSet) {}

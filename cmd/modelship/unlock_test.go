@@ -18,14 +18,13 @@ import (
 // once the holder has stopped renewing, it removes the lock; with no lock
 // it says so.
 func TestUnlock(t *testing.T) {
-	cli, host := testenv.Docker(t)
-	good := testenv.ServingImage(t, cli, testenv.ImageGood)
-	envName := fmt.Sprintf("unl%d", os.Getpid()%100000)
+	_, host, imgs := testenv.DockerImages(t, testenv.ImageGood)
+	good := imgs[0]
 	tg, err := docker.New(docker.Options{Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tg.Destroy(context.Background(), envName); tg.Close() })
+	envName := testenv.Env(t, "unl", tg)
 	cfg := filepath.Join(t.TempDir(), "modelship.yaml")
 	yaml := fmt.Sprintf("model: {path: %s}\nserving: {engine: sim}\nenvironments:\n  %s:\n    target: docker\n    port: %d\n    docker: {host: '%s'}\n",
 		filepath.Join(testenv.RepoRoot(), "testdata/models/good"), envName, testenv.FreePort(t), host)

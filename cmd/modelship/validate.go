@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "validate", summary: "run a validation suite against an OpenAI-compatible endpoint and gate on the pass rate", run: stageCommand("validate", runValidate)})
+	register(command{name: "validate", summary: "run a validation suite against an OpenAI-compatible endpoint and gate on the pass rate", run: stageCommand("validate", validateUsage, validateHint, runValidate)})
 }
 
 // fractionFlag accepts 0.9 or 90%.
@@ -88,7 +88,7 @@ type validateFlags struct {
 	threshold                                           fractionFlag
 }
 
-func (f *validateFlags) register(fs *flag.FlagSet) {
+func (f *validateFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint", "", "OpenAI-compatible server, with or without /v1 (e.g. http://localhost:8100/v1) (required)")
 	fs.StringVar(&f.cases, "cases", "", "suite `FILE`: the article's validation_cases.json or a YAML suite (default: suites.validation of --config)")
 	fs.StringVar(&f.model, "model", "", "model `NAME` sent in requests (default: the suite's defaults.model, else model.served-name of --config, else the first of GET /v1/models)")
@@ -101,15 +101,12 @@ func (f *validateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.envName, "env", "", "with --config: the `environment` the endpoint belongs to; its serving.api-key is sent (default: $OPENAI_API_KEY)")
 }
 
-func runValidate(ctx context.Context, args []string, s stdio, sr *stageRun) int {
-	var f validateFlags
-	pos, code, ok := sr.parse(&s, args, validateUsage, f.register)
-	if !ok {
-		return code
-	}
-	sr.hint = "Run 'modelship validate --help' for usage."
+// validateHint is the line after validate's usage errors.
+const validateHint = "Run 'modelship validate --help' for usage."
+
+func runValidate(ctx context.Context, f *validateFlags, pos []string, s stdio, sr *stageRun) int {
 	if len(pos) > 0 {
-		return sr.usagef("unexpected argument %q (the suite is given with --cases)", pos[0])
+		return sr.bad("unexpected argument %q (the suite is given with --cases)", pos[0])
 	}
 	cfg, code := f.check(s, sr)
 	if code != exitOK {
@@ -119,7 +116,7 @@ func runValidate(ctx context.Context, args []string, s stdio, sr *stageRun) int 
 	if code != exitOK {
 		return code
 	}
-	return validateStage(ctx, &f, st, opt, cfg, s, sr)
+	return validateStage(ctx, f, st, opt, cfg, s, sr)
 }
 
 // check checks the flags and reads --config (nil without it), which gives
@@ -127,11 +124,11 @@ func runValidate(ctx context.Context, args []string, s stdio, sr *stageRun) int 
 func (f *validateFlags) check(s stdio, sr *stageRun) (*config.Config, int) {
 	switch {
 	case f.concurrency < 1:
-		return nil, sr.usagef("--concurrency: expected at least 1, got %d", f.concurrency)
+		return nil, sr.bad("--concurrency: expected at least 1, got %d", f.concurrency)
 	case f.timeout <= 0:
-		return nil, sr.usagef("--timeout: expected a positive duration like 30s, got %s", f.timeout)
+		return nil, sr.bad("--timeout: expected a positive duration like 30s, got %s", f.timeout)
 	case f.retries < 0:
-		return nil, sr.usagef("--retries: expected 0 or more, got %d", f.retries)
+		return nil, sr.bad("--retries: expected 0 or more, got %d", f.retries)
 	}
 	sr.ga.MaskEnv("OPENAI_API_KEY")
 	var cfg *config.Config
@@ -149,13 +146,13 @@ func (f *validateFlags) check(s stdio, sr *stageRun) (*config.Config, int) {
 		}
 	}
 	if f.endpoint == "" {
-		return nil, sr.usagef("--endpoint is required (e.g. --endpoint http://localhost:8100/v1)")
+		return nil, sr.bad("--endpoint is required (e.g. --endpoint http://localhost:8100/v1)")
 	}
 	if _, err := suite.APIBase(f.endpoint); err != nil {
-		return nil, sr.usagef("--%v", err)
+		return nil, sr.bad("--%v", err)
 	}
 	if f.cases == "" {
-		return nil, sr.usagef("--cases is required (or --config with suites.validation)")
+		return nil, sr.bad("--cases is required (or --config with suites.validation)")
 	}
 	return cfg, exitOK
 }
@@ -174,7 +171,7 @@ func (f *validateFlags) options(cfg *config.Config, s stdio, sr *stageRun) (*sui
 	opt.APIKey = os.Getenv("OPENAI_API_KEY")
 	if f.envName != "" {
 		if f.cfgFile == "" {
-			return nil, opt, sr.usagef("--env goes with --config (the file that gives the environment's serving.api-key)")
+			return nil, opt, sr.bad("--env goes with --config (the file that gives the environment's serving.api-key)")
 		}
 		if opt.APIKey, err = cfg.ServingSecret(f.envName, "api-key", nil); err != nil {
 			fmt.Fprintf(s.err, "modelship validate: %v\n", err)
@@ -205,7 +202,7 @@ func validateStage(ctx context.Context, f *validateFlags, st *suite.Suite, opt s
 	r, err := suite.Run(ctx, st, opt)
 	endGroup()
 	if err != nil {
-		return sr.usagef("%v", err)
+		return sr.bad("%v", err)
 	}
 	if err := report.Text(s.out, r); err != nil {
 		fmt.Fprintf(s.err, "modelship validate: %v\n", err)

@@ -48,22 +48,19 @@ var (
 // .ci/deps/docker.sh runs, with live-restore), the port of a new config
 // taken by another process.
 func TestCampaign(t *testing.T) {
-	cli, host := testenv.Docker(t)
-	good := testenv.ServingImage(t, cli, testenv.ImageGood)
-	regressed := testenv.ServingImage(t, cli, testenv.ImageRegressed)
-	slow := testenv.ServingImage(t, cli, testenv.ImageSlowLoad)
+	cli, host, imgs := testenv.DockerImages(t, testenv.ImageGood, testenv.ImageRegressed, testenv.ImageSlowLoad)
+	good, regressed, slow := imgs[0], imgs[1], imgs[2]
 	dir := t.TempDir()
-	env := fmt.Sprintf("camp%d", os.Getpid()%100000)
 	port := testenv.FreePort(t)
 	target := func(port int) string {
 		return fmt.Sprintf("    target: docker\n    port: %d\n    docker:\n      host: %s\n", port, host)
 	}
-	cfg := writeConfig(t, dir, "modelship.yaml", env, target(port))
 	tg, err := docker.New(docker.Options{Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tg.Destroy(context.Background(), env); tg.Close() })
+	env := testenv.Env(t, "camp", tg)
+	cfg := writeConfig(t, dir, "modelship.yaml", env, target(port))
 
 	// The port taken: a deploy whose config moves the gateway to a port
 	// another process listens on must fail with nothing changed.

@@ -22,8 +22,8 @@ import (
 // stdout and stderr through apart, returns its exit status, and is gone
 // afterwards; the secrets are never in the container's configuration.
 func TestRunOnTheDockerHost(t *testing.T) {
-	cli, host := testenv.Docker(t)
-	img := testenv.ServingImage(t, cli, testenv.ImageGood)
+	cli, host, imgs := testenv.DockerImages(t, testenv.ImageGood)
+	img := imgs[0]
 	bundle := t.TempDir()
 	os.WriteFile(filepath.Join(bundle, "modelship.yaml"), []byte("model:\n  path: /models/current\nserving:\n  max-model-len: 2048\n"), 0o644)
 	secrets := t.TempDir()
@@ -68,8 +68,8 @@ func TestRunOnTheDockerHost(t *testing.T) {
 }
 
 func TestTimeoutNamesTheStep(t *testing.T) {
-	cli, _ := testenv.Docker(t)
-	img := testenv.ServingImage(t, cli, testenv.ImageGood)
+	cli, _, imgs := testenv.DockerImages(t, testenv.ImageGood)
+	img := imgs[0]
 	var errs bytes.Buffer
 	// modelship serve runs until stopped: the bound ends it.
 	code, err := Run(context.Background(), cli, Options{Stage: "deploy", Image: img.Tag, Args: []string{"serve"},

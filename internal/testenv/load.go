@@ -114,6 +114,47 @@ func (l *Load) Stop() (requests, failures int64, errs []string) {
 	return l.requests.Load(), l.failures.Load(), l.firstErrs
 }
 
+// Loaded is what UnderLoad measured.
+type Loaded struct {
+	// During is how many requests were sent while the step ran, Took how
+	// long it ran.
+	During int64
+	Took   time.Duration
+	// Requests and Failures are the counts in all, the warm-up included.
+	Requests, Failures int64
+}
+
+// UnderLoad runs step (a deploy, with whatever it checks) while a load
+// loop (LoadLoop) of workers sends requests to url, once warm requests in
+// all were sent (the loop at steady state; 0: at once). Then it stops the
+// loop, logs "WHAT under load: N requests during the T deploy (M in all),
+// F failed", followed by what step returned (its own figures; "" for
+// none), and fails the test when any request failed: no deploy, and no
+// rollback, may lose one. A step that ends the test (t.Fatal) stops the
+// loop too.
+func UnderLoad(t testing.TB, url string, workers int, warm int64, what string, step func() string) Loaded {
+	t.Helper()
+	l := LoadLoop(url, workers)
+	stopped := false
+	defer func() {
+		if !stopped {
+			l.Stop()
+		}
+	}()
+	var figures string
+	during, took := l.During(warm, func() { figures = step() })
+	reqs, fails, errs := l.Stop()
+	stopped = true
+	if figures != "" {
+		figures = "; " + figures
+	}
+	t.Logf("%s under load: %d requests during the %s deploy (%d in all), %d failed%s", what, during, took.Round(time.Millisecond), reqs, fails, figures)
+	if fails != 0 {
+		t.Errorf("%s: %d of %d requests failed, want 0: %q", what, fails, reqs, errs)
+	}
+	return Loaded{During: during, Took: took, Requests: reqs, Failures: fails}
+}
+
 // Version is what the deploy tests read of a release's GET /version
 // (modelship serve's, through whatever routes to it).
 type Version struct {
@@ -142,8 +183,8 @@ func GetVersion(t testing.TB, base string) Version {
 // RolledBack checks that a deploy of the regressed test model failed the way
 // every target must fail it: verify caught the wrong answer ("Paris"
 // missing), traffic went back to the previous release and that release was
-// verified again; and that no request failed meanwhile.
-func RolledBack(t testing.TB, err error, previous string, reqs, fails int64, errs []string) {
+// verified again. (That no request failed meanwhile, UnderLoad checks.)
+func RolledBack(t testing.TB, err error, previous string) {
 	t.Helper()
 	if err == nil {
 		t.Fatal("deploy of the regressed model succeeded, want verify to fail")
@@ -153,9 +194,6 @@ func RolledBack(t testing.TB, err error, previous string, reqs, fails int64, err
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not say %q", msg, want)
 		}
-	}
-	if fails != 0 {
-		t.Errorf("%d of %d requests failed during the deploy and rollback, want 0: %q", fails, reqs, errs)
 	}
 }
 

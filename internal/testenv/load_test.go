@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestLoadLoopCountsFailures runs the load loop against a server that
@@ -55,5 +57,60 @@ func TestLoadLoopRefused(t *testing.T) {
 	reqs, fails, errs := l.Stop()
 	if fails != reqs || len(errs) == 0 || !strings.Contains(errs[0], "refused") {
 		t.Errorf("%d of %d requests failed, errors %q; want all refused", fails, reqs, errs)
+	}
+}
+
+// recordTB records what a helper logs and reports as errors.
+type recordTB struct {
+	testing.TB
+	logs, errs []string
+}
+
+func (r *recordTB) Helper() {}
+func (r *recordTB) Logf(format string, a ...any) {
+	r.logs = append(r.logs, fmt.Sprintf(format, a...))
+}
+func (r *recordTB) Errorf(format string, a ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, a...))
+}
+
+// UnderLoad runs the step under the load loop, logs the counts with the
+// step's figures, and fails the test only when a request failed.
+func TestUnderLoad(t *testing.T) {
+	var seen, refused atomic.Int64
+	var refuse atomic.Bool
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen.Add(1)%3 == 0 && refuse.Load() {
+			refused.Add(1)
+			http.Error(w, "loading", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"choices":[{"text":"Paris"}]}`))
+	}))
+	defer ts.Close()
+	step := func() string {
+		for n := seen.Load() + 60; seen.Load() < n; {
+			time.Sleep(time.Millisecond)
+		}
+		return "ready after 1s"
+	}
+	for _, failing := range []bool{false, true} {
+		seen.Store(0)
+		refused.Store(0)
+		refuse.Store(failing)
+		rec := &recordTB{TB: t}
+		got := UnderLoad(rec, ts.URL, 3, 30, "test deploy", step)
+		if got.During < 60 || got.Requests != seen.Load() || got.Failures != refused.Load() || (got.Failures > 0) != failing {
+			t.Errorf("failing %v: %+v; the server saw %d, refused %d", failing, got, seen.Load(), refused.Load())
+		}
+		want := fmt.Sprintf("test deploy under load: %d requests during the ", got.During)
+		if len(rec.logs) != 1 || !strings.HasPrefix(rec.logs[0], want) ||
+			!strings.HasSuffix(rec.logs[0], fmt.Sprintf("(%d in all), %d failed; ready after 1s", got.Requests, got.Failures)) {
+			t.Errorf("failing %v: logged %q, want %q...", failing, rec.logs, want)
+		}
+		wantErr := fmt.Sprintf("test deploy: %d of %d requests failed, want 0: [\"status 503: loading", got.Failures, got.Requests)
+		if failing != (len(rec.errs) == 1) || failing && !strings.HasPrefix(rec.errs[0], wantErr) {
+			t.Errorf("failing %v: errors %q, want %q...", failing, rec.errs, wantErr)
+		}
 	}
 }

@@ -115,18 +115,14 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 		t.Fatalf("after the first deploy /version = %+v, want image %s digest %s", v, good.Tag, good.ModelDigest)
 	}
 
-	l := testenv.LoadLoop(e.url, 8)
 	// Let the loop reach steady state, then deploy while it runs.
 	var res *deploy.Result
-	during, took := l.During(50, func() { res = e.deploy(t, slow.Tag) })
-	reqs, fails, errs := l.Stop()
-	t.Logf("blue-green under load: %d requests during the %s deploy (%d in all), %d failed; ready after %s, new-ready → switched %s, switched → old drained %s, verify %s",
-		during, took.Round(time.Millisecond), reqs, fails, res.ReadyAfter.Round(time.Millisecond),
-		res.SwitchAfterReady.Round(time.Millisecond), res.DrainedAfter.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
-	if fails != 0 {
-		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
-	}
-	if during == 0 {
+	load := testenv.UnderLoad(t, e.url, 8, 50, "blue-green", func() string {
+		res = e.deploy(t, slow.Tag)
+		return fmt.Sprintf("ready after %s, new-ready → switched %s, switched → old drained %s, verify %s", res.ReadyAfter.Round(time.Millisecond),
+			res.SwitchAfterReady.Round(time.Millisecond), res.DrainedAfter.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
+	})
+	if load.During == 0 {
 		t.Errorf("no request was sent during the deploy: the load loop did not run through it")
 	}
 	if res.Plan.Strategy != deploy.BlueGreen || res.Previous == nil || res.Previous.ID != first.Release.ID {
@@ -165,11 +161,12 @@ func TestRegressedModelRollsBack(t *testing.T) {
 	good, regressed := images(t)
 	e := newEnv(t)
 	first := e.deploy(t, good.Tag)
-	l := testenv.LoadLoop(e.url, 4)
-	_, err := e.d.Deploy(context.Background(), e.request(regressed.Tag))
-	reqs, fails, errs := l.Stop()
-	t.Logf("regressed deploy under load: %d requests, %d failed", reqs, fails)
-	testenv.RolledBack(t, err, first.Release.ID, reqs, fails, errs)
+	var err error
+	testenv.UnderLoad(t, e.url, 4, 0, "regressed deploy", func() string {
+		_, err = e.d.Deploy(context.Background(), e.request(regressed.Tag))
+		return ""
+	})
+	testenv.RolledBack(t, err, first.Release.ID)
 	if v := e.version(t); v.Digest != good.ModelDigest || v.Image != good.Tag {
 		t.Errorf("/version after the rollback = %+v, want the previous digest %s", v, good.ModelDigest)
 	}
@@ -205,22 +202,19 @@ func TestGatewayFollowsTheLiveBinary(t *testing.T) {
 	if first.BinarySHA256 != sha(bin) {
 		t.Fatalf("the gateway runs binary %s, want the release's %s", first.BinarySHA256, sha(bin))
 	}
-	l := testenv.LoadLoop(e.url, 4)
-	e.deploy(t, next.Tag)
-	upgraded, err := e.target.GatewayState(ctx, e.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A regressed release (same binary as the first) rolls back: the
-	// gateway keeps the live release's binary.
-	if _, err := e.d.Deploy(ctx, e.request(regressed.Tag)); err == nil {
-		t.Fatal("the regressed release went live")
-	}
-	reqs, fails, errs := l.Stop()
-	t.Logf("deploy with another binary under load: %d requests, %d failed", reqs, fails)
-	if fails != 0 {
-		t.Errorf("%d of %d requests failed: %q", fails, reqs, errs)
-	}
+	var upgraded *docker.GatewayState
+	testenv.UnderLoad(t, e.url, 4, 0, "deploy with another binary", func() string {
+		e.deploy(t, next.Tag)
+		if upgraded, err = e.target.GatewayState(ctx, e.name); err != nil {
+			t.Fatal(err)
+		}
+		// A regressed release (same binary as the first) rolls back: the
+		// gateway keeps the live release's binary.
+		if _, err := e.d.Deploy(ctx, e.request(regressed.Tag)); err == nil {
+			t.Fatal("the regressed release went live")
+		}
+		return ""
+	})
 	nextBin := append(bin[:len(bin):len(bin)], testenv.ImageGoodNextBinary.BinaryTrailer...)
 	if upgraded.BinarySHA256 != sha(nextBin) || upgraded.PID == first.PID {
 		t.Errorf("after the release with another binary the gateway runs %s (pid %d, was %d), want %s in a new process", upgraded.BinarySHA256, upgraded.PID, first.PID, sha(nextBin))
