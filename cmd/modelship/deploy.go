@@ -39,7 +39,7 @@ type deployFlags struct {
 func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.env, "env", "", "`environment` of modelship.yaml to deploy to (required), e.g. staging or production")
 	fs.StringVar(&f.config, "config", config.DefaultFile, "modelship.yaml `file`")
-	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate, blue-green or rolling (kubernetes) (default: the environment's strategy; auto on Docker: blue-green when two copies fit in GPU memory; on Kubernetes: rolling)")
+	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate, blue-green, rolling (kubernetes) or canary (docker: the environment's canary steps, else 10, 50 and 100%) (default: the environment's strategy; auto on Docker: blue-green when two copies fit in GPU memory; on Kubernetes: rolling)")
 	fs.StringVar(&f.ledger, "ledger", deploy.DefaultLedgerPath(), "JSONL `file` every release event is appended to, for audit")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
 	fs.DurationVar(&f.lockTTL, "lock-ttl", deploy.DefaultLockTTL, "the deploy lock's lease: renewed every quarter of it; if this process is killed, the next deploy may take the lock over this long after the last renewal")
@@ -202,6 +202,9 @@ func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	}
 	defer closeFn()
 	req.Image, req.GitSHA = image, gitSHA
+	if err := wireRollout(d, &req, f.cfg, f.cfg.Environments[f.env]); err != nil {
+		return sr.usagef("%v", err)
+	}
 	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)

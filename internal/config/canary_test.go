@@ -12,18 +12,7 @@ const canaryHead = "model: {path: /m}\nenvironments:\n  staging:\n"
 // Every canary and shadow key is read where it is written; what a block
 // leaves out takes the documented default.
 func TestCanaryKeys(t *testing.T) {
-	c, err := Parse("m.yaml", []byte(canaryHead+`    strategy: canary
-    canary:
-      steps: [5, {percent: 25, bake: 2m}, {percent: 50, pause: true}, 100]
-      bake: 90s
-      interval: 5s
-      sticky-header: X-Conversation-Id
-      traffic: synthetic
-      deadline: 3m
-      analysis: {min-samples: 30, max-error-rate: 0.02, max-error-rate-delta: 0.005, ttft-p95: 2s, itl-p95: 100ms,
-                 ttft-ratio: 1.2, itl-ratio: 1.3, kv-cache-usage: 0.95, requests-waiting: 4, alpha: 0.01}
-    shadow: {percent: 20, duration: 3m, min-agreement: 0.8, min-samples: 40}
-`))
+	c, err := Load("testdata/canary.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +20,7 @@ func TestCanaryKeys(t *testing.T) {
 	want := &Canary{
 		Steps: []CanaryStep{{Percent: 5}, {Percent: 25, Bake: Duration(2 * time.Minute)}, {Percent: 50, Pause: true}, {Percent: 100}},
 		Bake:  Duration(90 * time.Second), Interval: Duration(5 * time.Second), StickyHeader: "X-Conversation-Id",
-		Traffic: "synthetic", Deadline: Duration(3 * time.Minute),
+		Traffic: "wait", Deadline: Duration(3 * time.Minute),
 		Analysis: Analysis{MinSamples: 30, MaxErrorRate: 0.02, MaxErrorRateDelta: 0.005, TTFTP95: Duration(2 * time.Second),
 			ITLP95: Duration(100 * time.Millisecond), TTFTRatio: 1.2, ITLRatio: 1.3, KVCacheUsage: 0.95, RequestsWaiting: 4, Alpha: 0.01},
 	}
@@ -41,7 +30,7 @@ func TestCanaryKeys(t *testing.T) {
 	if s := *e.Shadow; s != (Shadow{Percent: 20, Duration: Duration(3 * time.Minute), MinAgreement: 0.8, MinSamples: 40}) {
 		t.Errorf("shadow = %+v", s)
 	}
-	if err := c.Errorf("environments.staging.canary.steps[1].bake", "x"); !strings.HasPrefix(err.Error(), "m.yaml:6:38:") {
+	if err := c.Errorf("environments.staging.canary.steps[1].bake", "x"); !strings.HasPrefix(err.Error(), "testdata/canary.yaml:8:38:") {
 		t.Errorf("position of steps[1].bake: %v", err)
 	}
 }
