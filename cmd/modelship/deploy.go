@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: stageCommand("deploy", runDeploy)})
+	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green, recreate or canary, verify, roll back on failure", run: stageCommand("deploy", runDeploy)})
 }
 
 // deployGPUs lists the GPUs deploy places models on; tests replace it.
