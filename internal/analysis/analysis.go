@@ -4,7 +4,8 @@
 // release's engine metrics (vLLM's requests waiting and KV-cache usage):
 // absolute limits (SLOs), canary-versus-stable ratios over the same window,
 // and a rank test (Mann-Whitney U, as Kayenta does). Too few requests is
-// inconclusive, never failed.
+// inconclusive, never failed — except on errors: a canary whose errors
+// already exceed the limit however the missing requests end fails at once.
 package analysis
 
 import (
@@ -53,7 +54,8 @@ type Thresholds struct {
 	MaxTTFTP95 time.Duration
 	MaxITLP95  time.Duration
 	// MaxTTFTRatio and MaxITLRatio bound canary p95 / stable p95 (TTFT
-	// default 1.5; ITL 0: off).
+	// default 1.5; ITL 0: off). MaxTTFTRatio also bounds the medians in
+	// the rank test.
 	MaxTTFTRatio float64
 	MaxITLRatio  float64
 	// MaxKVCacheUsage (0..1) and MaxRequestsWaiting bound the canary's
@@ -61,7 +63,8 @@ type Thresholds struct {
 	MaxKVCacheUsage    float64
 	MaxRequestsWaiting float64
 	// Alpha is the significance of the rank test that the canary is
-	// slower (default 0.05).
+	// slower (default 0.05). The test fails only where the canary's
+	// median TTFT is also above MaxTTFTRatio times the stable one's.
 	Alpha float64
 }
 
@@ -75,13 +78,21 @@ type Window struct {
 type Check struct {
 	Name string `json:"name"` // "error-rate", "ttft-p95", "ttft-ratio", "ttft-rank", ...
 	// Stable and Canary are the figure for each version (milliseconds for
-	// latencies, a ratio 0..1 for rates); Limit is the threshold.
+	// latencies, a ratio 0..1 for rates); Limit is the threshold, in the
+	// same unit (for a ratio or rank check, the allowed ratio times
+	// stable's figure).
 	Stable  float64       `json:"stable"`
 	Canary  float64       `json:"canary"`
 	Limit   float64       `json:"limit"`
-	Unit    string        `json:"unit"` // "ms", "ratio", "" ...
+	Unit    string        `json:"unit"` // "ms", "ratio", "requests"
 	Verdict stage.Verdict `json:"verdict"`
 	Why     string        `json:"why"` // one sentence, in numbers
+	// P is the rank test's one-sided p-value (ttft-rank only; omitted
+	// where the check did not run, or the value underflowed to 0).
+	P float64 `json:"p,omitempty"`
+	// MaxRatio is the canary/stable ratio a ratio or rank check allows
+	// (Limit is it times stable's figure); 0 for the other checks.
+	MaxRatio float64 `json:"max_ratio,omitempty"`
 }
 
 // Decision is the outcome of one analysis.
