@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/bench"
-	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/serving"
@@ -59,15 +58,9 @@ func rolloutSpecs(env *config.Environment, strategy string) (*deploy.CanarySpec,
 // canarySpec is a canary block as the deployer takes it: each step's bake
 // its own, else the block's.
 func canarySpec(c *config.Canary) *deploy.CanarySpec {
-	a := c.Analysis
 	cs := &deploy.CanarySpec{
 		Interval: time.Duration(c.Interval), StickyHeader: c.StickyHeader, Traffic: c.Traffic, Deadline: time.Duration(c.Deadline),
-		Analysis: analysis.Thresholds{
-			MinSamples: a.MinSamples, MaxErrorRate: a.MaxErrorRate, MaxErrorRateDelta: a.MaxErrorRateDelta,
-			MaxTTFTP95: time.Duration(a.TTFTP95), MaxITLP95: time.Duration(a.ITLP95),
-			MaxTTFTRatio: a.TTFTRatio, MaxITLRatio: a.ITLRatio,
-			MaxKVCacheUsage: a.KVCacheUsage, MaxRequestsWaiting: a.RequestsWaiting, Alpha: a.Alpha,
-		},
+		Analysis: c.Analysis.Thresholds(),
 	}
 	for _, s := range c.Steps {
 		bake := s.Bake

@@ -3,7 +3,10 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+
+	"github.com/modelship/modelship/internal/analysis"
 )
 
 // DefaultCanarySteps are the percents of strategy canary without
@@ -157,46 +160,45 @@ func validateCanary(d *decoder, bad func(path, format string, args ...any), p st
 	validateAnalysis(d, bad, p+".analysis", c.Analysis)
 }
 
-// validateAnalysis checks canary.analysis. A limit with a default refuses
-// a given 0 (it would silently become the default).
+// Thresholds are the limits as package analysis takes them.
+func (a Analysis) Thresholds() analysis.Thresholds {
+	return analysis.Thresholds{
+		MinSamples: a.MinSamples, MaxErrorRate: a.MaxErrorRate, MaxErrorRateDelta: a.MaxErrorRateDelta,
+		MaxTTFTP95: time.Duration(a.TTFTP95), MaxITLP95: time.Duration(a.ITLP95),
+		MaxTTFTRatio: a.TTFTRatio, MaxITLRatio: a.ITLRatio,
+		MaxKVCacheUsage: a.KVCacheUsage, MaxRequestsWaiting: a.RequestsWaiting, Alpha: a.Alpha,
+	}
+}
+
+// validateAnalysis checks canary.analysis (at key path p) as
+// analysis.Thresholds.Validate does, each problem at its key's line. A
+// limit with a default refuses a given 0, which would silently become
+// the default.
 func validateAnalysis(d *decoder, bad func(path, format string, args ...any), p string, a Analysis) {
-	zero := func(key string, v float64, def string) bool {
-		if v == 0 && d.given(p+"."+key) {
-			bad(p+"."+key, "expected above 0, got 0 (leave it out for the default %s)", def)
-			return true
-		}
-		return false
-	}
-	if !zero("min-samples", float64(a.MinSamples), "20") && a.MinSamples < 0 {
-		bad(p+".min-samples", "expected 1 or more requests per version, got %d", a.MinSamples)
-	}
-	for _, f := range []struct {
-		key, def string
-		v        float64
-	}{{"max-error-rate", "0.01", a.MaxErrorRate}, {"max-error-rate-delta", "0.01", a.MaxErrorRateDelta}, {"kv-cache-usage", "", a.KVCacheUsage}} {
-		if f.def != "" && zero(f.key, f.v, f.def) {
-			continue
-		}
-		if f.v < 0 || f.v > 1 {
-			bad(p+"."+f.key, "expected a fraction from 0 to 1, got %g", f.v)
+	for _, z := range []struct {
+		key string
+		v   float64
+		def any
+	}{
+		{"min-samples", float64(a.MinSamples), analysis.DefaultMinSamples}, {"max-error-rate", a.MaxErrorRate, analysis.DefaultMaxErrorRate},
+		{"max-error-rate-delta", a.MaxErrorRateDelta, analysis.DefaultMaxErrorRateDelta},
+		{"ttft-ratio", a.TTFTRatio, analysis.DefaultMaxTTFTRatio}, {"alpha", a.Alpha, analysis.DefaultAlpha},
+	} {
+		if z.v == 0 && d.given(p+"."+z.key) {
+			bad(p+"."+z.key, "expected above 0, got 0 (leave it out for the default %v)", z.def)
 		}
 	}
-	for _, r := range []struct {
-		key, def string
-		v        float64
-	}{{"ttft-ratio", "1.5", a.TTFTRatio}, {"itl-ratio", "", a.ITLRatio}} {
-		if r.def != "" && zero(r.key, r.v, r.def) {
-			continue
-		}
-		if r.v != 0 && r.v < 1 {
-			bad(p+"."+r.key, "expected a ratio of canary p95 to stable p95 of 1 or more (1.5: up to 50%% slower), or 0 for none, got %g", r.v)
-		}
+	err := a.Thresholds().Validate()
+	if err == nil {
+		return
 	}
-	if a.RequestsWaiting < 0 {
-		bad(p+".requests-waiting", "expected 0 (no limit) or more requests, got %g", a.RequestsWaiting)
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
 	}
-	if !zero("alpha", a.Alpha, "0.05") && (a.Alpha < 0 || a.Alpha >= 1) {
-		bad(p+".alpha", "expected a significance level above 0 and below 1 (0.05), got %g", a.Alpha)
+	for _, e := range errs {
+		key, msg, _ := strings.Cut(e.Error(), ": ")
+		bad(p+"."+key, "%s", msg)
 	}
 }
 

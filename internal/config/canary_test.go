@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/internal/analysis"
 )
 
 const canaryHead = "model: {path: /m}\nenvironments:\n  staging:\n"
@@ -86,14 +88,14 @@ func TestCanaryErrors(t *testing.T) {
 		{"deadline negative", "    canary: {deadline: -1m}\n", []string{"canary.deadline", "zero or more"}},
 		{"bad traffic", "    canary: {traffic: replay}\n", []string{"m.yaml:4:23:", "canary.traffic", `expected "wait" or "synthetic", got "replay"`}},
 		{"bad sticky header", "    canary: {sticky-header: 'X Conv'}\n", []string{"canary.sticky-header", "HTTP header name"}},
-		{"error rate above 1", "    canary: {analysis: {max-error-rate: 2}}\n", []string{"m.yaml:4:41:", "canary.analysis.max-error-rate", "fraction from 0 to 1, got 2"}},
+		{"error rate above 1", "    canary: {analysis: {max-error-rate: 2}}\n", []string{"m.yaml:4:41:", "canary.analysis.max-error-rate", "2 is not a ratio between 0 and 1"}},
 		{"error rate given 0", "    canary: {analysis: {max-error-rate: 0}}\n", []string{"canary.analysis.max-error-rate", "leave it out for the default 0.01"}},
-		{"kv cache above 1", "    canary: {analysis: {kv-cache-usage: 95}}\n", []string{"canary.analysis.kv-cache-usage", "got 95"}},
-		{"ratio below 1", "    canary: {analysis: {itl-ratio: 0.5}}\n", []string{"canary.analysis.itl-ratio", "1 or more", "got 0.5"}},
+		{"kv cache above 1", "    canary: {analysis: {kv-cache-usage: 95}}\n", []string{"m.yaml:4:41:", "canary.analysis.kv-cache-usage", "95 is not a ratio between 0 and 1"}},
+		{"ratio below 1", "    canary: {analysis: {itl-ratio: 0.5}}\n", []string{"m.yaml:4:36:", "canary.analysis.itl-ratio", "0.5 would fail a canary exactly as fast as stable; expected a ratio of 1 or more"}},
 		{"ttft ratio given 0", "    canary: {analysis: {ttft-ratio: 0}}\n", []string{"canary.analysis.ttft-ratio", "default 1.5"}},
-		{"min samples negative", "    canary: {analysis: {min-samples: -1}}\n", []string{"canary.analysis.min-samples", "got -1"}},
-		{"alpha 1", "    canary: {analysis: {alpha: 1}}\n", []string{"canary.analysis.alpha", "below 1"}},
-		{"requests waiting negative", "    canary: {analysis: {requests-waiting: -2}}\n", []string{"canary.analysis.requests-waiting", "got -2"}},
+		{"min samples negative", "    canary: {analysis: {min-samples: -1}}\n", []string{"canary.analysis.min-samples", "-1 is not a number of requests"}},
+		{"alpha 1", "    canary: {analysis: {alpha: 1}}\n", []string{"m.yaml:4:32:", "canary.analysis.alpha", "1 is not a significance level between 0 and 1"}},
+		{"requests waiting negative", "    canary: {analysis: {requests-waiting: -2}}\n", []string{"canary.analysis.requests-waiting", "-2 is not a number of requests"}},
 		{"latency not a duration", "    canary: {analysis: {ttft-p95: fast}}\n", []string{"canary.analysis.ttft-p95", "expected a duration"}},
 		{"unknown analysis key", "    canary: {analysis: {p99: 1}}\n", []string{"canary.analysis.p99", "unknown key", "ttft-p95"}},
 		{"shadow percent", "    shadow: {percent: 0}\n", []string{"m.yaml:4:23:", "shadow.percent", "above 0 and at most 100, got 0"}},
@@ -123,5 +125,18 @@ func TestCanaryAccepted(t *testing.T) {
 		if _, err := Parse("m.yaml", []byte(canaryHead+y)); err != nil {
 			t.Errorf("%q refused: %v", y, err)
 		}
+	}
+}
+
+// canary.analysis spells each limit as package analysis names it (in its
+// errors, which validation places at the key's line).
+func TestAnalysisKeysAreTheFieldNames(t *testing.T) {
+	var keys []string
+	at := reflect.TypeOf(Analysis{})
+	for i := range at.NumField() {
+		keys = append(keys, at.Field(i).Tag.Get("yaml"))
+	}
+	if !reflect.DeepEqual(keys, analysis.FieldNames()) {
+		t.Errorf("canary.analysis keys %v, analysis.FieldNames %v", keys, analysis.FieldNames())
 	}
 }

@@ -225,9 +225,10 @@ func (s CanaryStep) MarshalYAML() (any, error) {
 	return plain(s), nil
 }
 
-// Analysis is canary.analysis (see analysis.Thresholds): 0 leaves a limit
-// to its default (min-samples 20, max-error-rate 0.01,
-// max-error-rate-delta 0.01, ttft-ratio 1.5, alpha 0.05) or off.
+// Analysis is canary.analysis, analysis.Thresholds by the names of
+// analysis.FieldNames: a key left out takes its default (min-samples 20,
+// max-error-rate 0.01, max-error-rate-delta 0.01, ttft-ratio 1.5, alpha
+// 0.05) or is off.
 type Analysis struct {
 	MinSamples        int      `yaml:"min-samples"`
 	MaxErrorRate      float64  `yaml:"max-error-rate"`
