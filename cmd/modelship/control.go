@@ -33,14 +33,18 @@ func init() {
 // action).
 const controlUsage = `Usage: modelship %[1]s --env NAME [--config modelship.yaml]
 
-Asks the canary (or shadow) rollout running in the environment, a deploy
-with strategy canary or a shadow block, to %[1]s. The deploy checks for
-the request at each analysis (canary.interval, default 10s):
+Asks the canary rollout running in the environment (a deploy with
+strategy canary, or auto with a canary block) to %[1]s. The deploy acts on
+it at its next analysis (canary.interval, default 10s):
 
-  promote  all traffic to the new release now, skipping the steps left;
+  promote  all traffic to the new release, skipping the steps left (a
+           step that fails its analysis first still aborts; during the
+           shadow step, promote waits for the first canary step);
   abort    all traffic back to the serving release, the new release
-           removed: the deploy ends rolled back;
-  resume   a step with pause: true that passed goes on to the next step.
+           removed: the deploy ends rolled back (also during the shadow
+           step);
+  resume   a step with pause: true goes on to the next step once it has
+           passed.
 
 Only a Docker target's gateway runs canaries. Exit codes: 0 asked, 1 no
 rollout is running in the environment (the target says so) or the target

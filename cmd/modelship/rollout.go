@@ -38,8 +38,9 @@ func wireRollout(d *deploy.Deployer, req *deploy.Request, cfg *config.Config, en
 // rolloutSpecs are the canary and shadow specs of a deploy to env with
 // strategy (the environment's, or --strategy): the environment's canary
 // block for strategy canary (config.DefaultCanary when it has none) or
-// auto; its shadow block for every strategy that runs the new release next
-// to the serving one (not recreate or rolling).
+// auto (the deployer runs it where two copies fit), and its shadow block,
+// which runs before the canary's steps, with them. A --strategy that runs
+// no canary (recreate, blue-green) runs neither.
 func rolloutSpecs(env *config.Environment, strategy string) (*deploy.CanarySpec, *deploy.ShadowSpec) {
 	var cs *deploy.CanarySpec
 	switch c := env.Canary; {
@@ -49,7 +50,7 @@ func rolloutSpecs(env *config.Environment, strategy string) (*deploy.CanarySpec,
 		cs = canarySpec(c)
 	}
 	var ss *deploy.ShadowSpec
-	if s := env.Shadow; s != nil && strategy != deploy.Recreate && strategy != deploy.Rolling {
+	if s := env.Shadow; s != nil && cs != nil {
 		ss = &deploy.ShadowSpec{Percent: s.Percent, Duration: time.Duration(s.Duration), MinAgreement: s.MinAgreement, MinSamples: s.MinSamples}
 	}
 	return cs, ss

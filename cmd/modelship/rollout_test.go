@@ -57,9 +57,9 @@ func TestCanarySpec(t *testing.T) {
 }
 
 // Which strategy gets which rollout: canary without a block runs the
-// defaults; auto runs a canary block; a shadow runs before every switch
-// that keeps the serving release up (not recreate); --strategy recreate
-// over an environment's canary runs neither.
+// defaults; auto runs a canary block; the shadow step goes with the
+// canary; --strategy recreate or blue-green over an environment's canary
+// runs neither.
 func TestRolloutSpecsByStrategy(t *testing.T) {
 	defaults := []deploy.CanaryStep{{Percent: 10, Bake: time.Minute}, {Percent: 50, Bake: time.Minute}, {Percent: 100, Bake: time.Minute}}
 	plain := rolloutConfig(t, "    strategy: auto\n").Environments["staging"]
@@ -71,7 +71,7 @@ func TestRolloutSpecsByStrategy(t *testing.T) {
 		t.Errorf("auto without blocks ran a rollout: %+v %+v", cs, ss)
 	}
 	both := rolloutConfig(t, "    canary: {steps: [50, 100]}\n    shadow: {}\n").Environments["staging"]
-	for strategy, want := range map[string][2]bool{"auto": {true, true}, "canary": {true, true}, "blue-green": {false, true}, "recreate": {false, false}} {
+	for strategy, want := range map[string][2]bool{"auto": {true, true}, "canary": {true, true}, "blue-green": {false, false}, "recreate": {false, false}} {
 		cs, ss := rolloutSpecs(both, strategy)
 		if got := [2]bool{cs != nil, ss != nil}; got != want {
 			t.Errorf("strategy %s: canary %v shadow %v, want %v", strategy, got[0], got[1], want)

@@ -111,11 +111,8 @@ func validateRollout(d *decoder, bad func(path, format string, args ...any), p s
 			bad(p+".canary", "strategy %s does not use it: strategy canary (or auto) runs the canary steps; remove the block or change the strategy", e.Strategy)
 		}
 	}
-	switch e.Strategy {
-	case "recreate", "rolling":
-		if e.Shadow != nil {
-			bad(p+".shadow", "strategy %s never runs the new release next to the serving one, so nothing can be mirrored to it: strategy blue-green, canary or auto runs the shadow step", e.Strategy)
-		}
+	if e.Shadow != nil && e.Strategy != "canary" && (e.Strategy != "auto" || e.Canary == nil) {
+		bad(p+".shadow", "strategy %s does not use it: the shadow step runs before a canary's steps, with strategy canary (or auto with a canary block)", e.Strategy)
 	}
 	if e.Canary != nil {
 		validateCanary(d, bad, p+".canary", e.Canary)
@@ -147,6 +144,9 @@ func validateCanary(d *decoder, bad func(path, format string, args ...any), p st
 			bad(sp, "expected the last step to be 100 (all traffic on the new release), got %g", s.Percent)
 		}
 		positive(d, bad, sp+".bake", s.Bake)
+		if s.Percent == 100 && (s.Bake != 0 || s.Pause) {
+			bad(sp, "the 100%% step is the promotion (all traffic switched to the new release), so it takes no bake or pause: give them to the step before")
+		}
 	}
 	positive(d, bad, p+".bake", c.Bake)
 	positive(d, bad, p+".interval", c.Interval)

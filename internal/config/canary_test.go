@@ -104,7 +104,11 @@ func TestCanaryErrors(t *testing.T) {
 		{"shadow duration", "    shadow: {duration: 0}\n", []string{"shadow.duration", "above 0"}},
 		{"canary with recreate", "    strategy: recreate\n    canary: {steps: [50, 100]}\n", []string{"m.yaml:5:13:", "environments.staging.canary", "strategy recreate does not use it", "strategy canary (or auto)"}},
 		{"canary with blue-green", "    strategy: blue-green\n    canary: {}\n", []string{"staging.canary", "strategy blue-green does not use it"}},
-		{"shadow with recreate", "    strategy: recreate\n    shadow: {}\n", []string{"m.yaml:5:13:", "staging.shadow", "strategy recreate never runs the new release next to the serving one", "blue-green, canary or auto"}},
+		{"shadow with recreate", "    strategy: recreate\n    shadow: {}\n", []string{"m.yaml:5:13:", "staging.shadow", "strategy recreate does not use it", "strategy canary (or auto with a canary block)"}},
+		{"shadow with blue-green", "    strategy: blue-green\n    shadow: {}\n", []string{"staging.shadow", "strategy blue-green does not use it"}},
+		{"shadow with auto and no canary", "    shadow: {percent: 5}\n", []string{"staging.shadow", "strategy auto does not use it"}},
+		{"bake on the 100% step", "    canary: {steps: [10, {percent: 100, bake: 1m}]}\n", []string{"m.yaml:4:26:", "canary.steps[1]", "the 100% step is the promotion", "no bake or pause"}},
+		{"pause on the 100% step", "    canary: {steps: [{percent: 100, pause: true}]}\n", []string{"canary.steps[0]", "no bake or pause"}},
 		{"canary on kubernetes", "    target: kubernetes\n    strategy: canary\n", []string{"m.yaml:5:15:", "staging.strategy", "canary and shadow need the Docker gateway; on kubernetes use rolling or blue-green"}},
 		{"canary block on kubernetes", "    target: kubernetes\n    canary: {}\n", []string{"staging.canary", "need the Docker gateway"}},
 		{"shadow on kubernetes", "    target: kubernetes\n    strategy: blue-green\n    shadow: {}\n", []string{"m.yaml:6:13:", "staging.shadow", "need the Docker gateway"}},
@@ -119,7 +123,7 @@ func TestCanaryAccepted(t *testing.T) {
 	for _, y := range []string{
 		"    strategy: canary\n    canary: {steps: [{percent: 5, bake: 30s, pause: true}, 100]}\n    shadow: {percent: 100}\n",
 		"    strategy: auto\n    canary: {steps: [100]}\n",
-		"    strategy: blue-green\n    shadow: {percent: 5, min-agreement: 0}\n",
+		"    strategy: auto\n    canary: {}\n    shadow: {percent: 5, min-agreement: 0}\n",
 		"    canary: ~\n    shadow: ~\n    strategy: recreate\n",
 	} {
 		if _, err := Parse("m.yaml", []byte(canaryHead+y)); err != nil {

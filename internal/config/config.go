@@ -155,9 +155,10 @@ type Environment struct {
 	// Strategy is "auto", "recreate", "blue-green", "rolling" or "canary".
 	Strategy string `yaml:"strategy"`
 	// Canary is the canary rollout of strategy canary (defaults when the
-	// block is left out: see DefaultCanary) or auto; Shadow, when set,
-	// mirrors live traffic to the new release before any client sees it
-	// (strategies auto, blue-green and canary). Docker targets only.
+	// block is left out: see DefaultCanary) or auto (where two copies
+	// fit); Shadow, when set, mirrors live traffic to the new release
+	// before the canary's first step, so before any client sees it.
+	// Docker targets only.
 	Canary *Canary `yaml:"canary,omitempty"`
 	Shadow *Shadow `yaml:"shadow,omitempty"`
 	// Port the endpoint is reached on.
@@ -187,7 +188,8 @@ type Environment struct {
 // release in, and the analysis each step must pass.
 type Canary struct {
 	// Steps are the percents of requests the new release takes, ascending,
-	// the last 100; each is a number or {percent, bake, pause}.
+	// each a number or {percent, bake, pause}; the last, 100, is the
+	// promotion (the switch), with no bake or pause of its own.
 	Steps []CanaryStep `yaml:"steps"`
 	// Bake is how long a step runs before it can pass, where the step
 	// gives none (default 1m).
