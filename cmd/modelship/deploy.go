@@ -91,6 +91,10 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		return fail(exitUsage, "%v", err)
 	}
 	d.Verifier = checks
+	if err := wireRollout(d, &req, cfg, env); err != nil { // a rollback goes through the canary too
+		closeTarget()
+		return fail(exitUsage, "%v", err)
+	}
 	if f.deadline > 0 {
 		d.Deadline = time.Now().Add(f.deadline)
 	}
@@ -202,9 +206,6 @@ func runDeploy(ctx context.Context, args []string, s stdio, sr *stageRun) int {
 	}
 	defer closeFn()
 	req.Image, req.GitSHA = image, gitSHA
-	if err := wireRollout(d, &req, f.cfg, f.cfg.Environments[f.env]); err != nil {
-		return sr.usagef("%v", err)
-	}
 	res, err := deployStage(ctx, &f, s, sr, d, req, notify.StageDeploy, func(ctx context.Context) (*deploy.Result, error) { return d.Deploy(ctx, req) })
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship deploy: %v\n", err)

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -215,5 +217,49 @@ func TestSyntheticTraffic(t *testing.T) {
 	// each worker may overlap its next request with its previous one's end.
 	if maxInFlight.Load() > 2*syntheticWorkers || badAuth.Load() || strings.Contains(log, "sk-SECRET") {
 		t.Errorf("%d requests in flight at once (want at most %d), bad auth %v, log:\n%s", maxInFlight.Load(), 2*syntheticWorkers, badAuth.Load(), log)
+	}
+}
+
+// deploy (and rollback) put the environment's canary and shadow on the
+// request, synthetic traffic on the deployer; --strategy recreate runs
+// neither; a prompt file that cannot be read is a usage error naming it.
+func TestDeploySetupRollout(t *testing.T) {
+	root := testenv.RepoRoot()
+	cfg := filepath.Join(t.TempDir(), "modelship.yaml")
+	write := func(prompts string) {
+		yaml := fmt.Sprintf(`model: {path: %s}
+serving: {engine: sim}
+suites: {benchmark-prompts: %s}
+environments:
+  staging:
+    docker: {host: unix:///nonexistent/docker.sock}
+    strategy: canary
+    canary: {steps: [25, 100], traffic: synthetic}
+    shadow: {percent: 5}
+`, filepath.Join(root, "testdata/models/good"), prompts)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "testdata/prompts/benchmark_prompts.jsonl"))
+	setup := func(strategy string) (*deploy.Deployer, deploy.Request, int, string) {
+		var errb strings.Builder
+		f := &deployFlags{env: "staging", config: cfg, strategy: strategy}
+		d, req, closeFn, code := deploySetup(context.Background(), f, stdio{in: strings.NewReader(""), out: &errb, err: &errb}, "deploy")
+		if closeFn != nil {
+			closeFn()
+		}
+		return d, req, code, errb.String()
+	}
+	d, req, code, errs := setup("")
+	if code != exitOK || req.Canary == nil || len(req.Canary.Steps) != 2 || req.Shadow == nil || req.Shadow.Percent != 5 || d.Synthetic == nil {
+		t.Fatalf("exit %d (%s): canary %+v, shadow %+v, synthetic set %v", code, errs, req.Canary, req.Shadow, d != nil && d.Synthetic != nil)
+	}
+	if d, req, code, _ = setup("recreate"); code != exitOK || req.Canary != nil || req.Shadow != nil || d.Synthetic != nil {
+		t.Errorf("--strategy recreate: canary %+v, shadow %+v", req.Canary, req.Shadow)
+	}
+	write("/nonexistent/prompts.jsonl")
+	if _, _, code, errs = setup(""); code != exitUsage || !strings.Contains(errs, "suites.benchmark-prompts") || !strings.Contains(errs, "/nonexistent/prompts.jsonl") {
+		t.Errorf("a missing prompt file: exit %d, %s", code, errs)
 	}
 }
