@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green or recreate, verify, roll back on failure", run: stageCommand("deploy", deployUsage, "", runDeploy)})
+	register(command{name: "deploy", summary: "deploy an image to an environment: blue-green, recreate or canary, verify, roll back on failure", run: stageCommand("deploy", deployUsage, "", runDeploy)})
 }
 
 // deployGPUs lists the GPUs deploy places models on; tests replace it.
@@ -39,7 +39,7 @@ type deployFlags struct {
 func (f *deployFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.env, "env", "", "`environment` of modelship.yaml to deploy to (required), e.g. staging or production")
 	fs.StringVar(&f.config, "config", config.DefaultFile, "modelship.yaml `file`")
-	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate, blue-green or rolling (kubernetes) (default: the environment's strategy; auto on Docker: blue-green when two copies fit in GPU memory; on Kubernetes: rolling)")
+	fs.StringVar(&f.strategy, "strategy", "", "auto, recreate, blue-green, rolling (kubernetes) or canary (docker: the environment's canary steps, else 10, 50 and 100%) (default: the environment's strategy; auto on Docker: blue-green when two copies fit in GPU memory; on Kubernetes: rolling)")
 	fs.StringVar(&f.ledger, "ledger", deploy.DefaultLedgerPath(), "JSONL `file` every release event is appended to, for audit")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait this long for another deploy to the environment to finish (0: fail at once, naming who holds it)")
 	fs.DurationVar(&f.lockTTL, "lock-ttl", deploy.DefaultLockTTL, "the deploy lock's lease: renewed every quarter of it; if this process is killed, the next deploy may take the lock over this long after the last renewal")
@@ -91,6 +91,10 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		return fail(exitUsage, "%v", err)
 	}
 	d.Verifier = checks
+	if err := wireRollout(d, &req, cfg, env); err != nil { // a rollback goes through the canary too
+		closeTarget()
+		return fail(exitUsage, "%v", err)
+	}
 	if f.deadline > 0 {
 		d.Deadline = time.Now().Add(f.deadline)
 	}

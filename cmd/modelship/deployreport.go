@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/modelship/modelship/internal/analysis"
+	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/gha"
 	"github.com/modelship/modelship/internal/logging"
+	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/notify"
 	"github.com/modelship/modelship/serving/stage"
 )
@@ -146,6 +150,9 @@ func deploySummary(st notify.Stage, req deploy.Request, res *deploy.Result, err 
 		fmt.Fprintf(&b, "| - | %s | %s | %s | - | - | %s |\n", cell(req.Image), cell(shortDigest(req.ModelDigest)), cell(shortSHA(req.GitSHA)), cell(req.URL))
 	}
 	b.WriteString("\n")
+	if res != nil && res.Rollout != nil {
+		b.WriteString(rolloutMarkdown(res.Rollout))
+	}
 	if err == nil {
 		if res != nil {
 			fmt.Fprintf(&b, "Timings: %s.\n", deployTimings(res))
@@ -183,6 +190,9 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *
 	flush()
 	endGroup()
 	finishDeploy(sr, req, res, err)
+	if res != nil && res.Rollout != nil {
+		printRollout(s.out, res.Rollout)
+	}
 	return res, err
 }
 
@@ -205,5 +215,102 @@ func deployResult(sr *stageRun, req deploy.Request, res *deploy.Result) {
 				sr.figure(name, d.Seconds())
 			}
 		}
+		rolloutFigures(sr, res.Rollout)
+	}
+}
+
+// rolloutFacts are the sentences a canary or shadow rollout's report
+// opens with: the decision, the requests the new release answered, the
+// abort's time and the shadow's comparison.
+func rolloutFacts(r *deploy.Rollout) []string {
+	facts := []string{r.Decision}
+	if total := r.CanaryRequests + r.StableRequests; total > 0 {
+		facts = append(facts, fmt.Sprintf("Requests exposed to the new release: %d of %d (%.1f%%).", r.CanaryRequests, total, exposedPercent(r)))
+	}
+	if r.AbortAfter > 0 {
+		facts = append(facts, fmt.Sprintf("Aborted %s after the canary's first request: all traffic back on the serving release.", r.AbortAfter.Round(time.Millisecond)))
+	}
+	if sh := r.Shadow; sh != nil {
+		facts = append(facts, fmt.Sprintf("Shadow (%g%% mirrored): %.1f%% agreement (%d of %d comparable answers the same), %d compared, %d candidate errors, %d dropped; TTFB p50 stable %s, candidate %s.",
+			sh.Percent, 100*sh.AgreementRate, sh.Agreed, sh.Comparable, sh.Compared, sh.CandidateErrors, sh.Dropped,
+			msFigure(sh.Stable.TTFBP50Ms), msFigure(sh.Candidate.TTFBP50Ms)))
+	}
+	return facts
+}
+
+func msFigure(ms float64) string { return fmt.Sprintf("%.0fms", ms) }
+
+// exposedPercent is the share of the rollout's requests the new release
+// answered.
+func exposedPercent(r *deploy.Rollout) float64 {
+	total := r.CanaryRequests + r.StableRequests
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(r.CanaryRequests) / float64(total)
+}
+
+// rolloutMarkdown is the deploy report's Rollout section.
+func rolloutMarkdown(r *deploy.Rollout) string {
+	var b strings.Builder
+	b.WriteString("#### Rollout\n\n")
+	for _, f := range rolloutFacts(r) {
+		b.WriteString(f + "\n\n")
+	}
+	if t := analysis.Table(r.Steps); t != "" {
+		b.WriteString(t + "\n")
+	}
+	if r.Shadow != nil && len(r.Shadow.Worst) > 0 {
+		b.WriteString(worstTable(r.Shadow.Worst) + "\n")
+	}
+	return b.String()
+}
+
+// worstTable lists the shadow's least similar answers.
+func worstTable(worst []shadow.Disagreement) string {
+	var b strings.Builder
+	b.WriteString("| prompt | stable | candidate | similarity |\n|---|---|---|---|\n")
+	cell := func(s string) string { return strings.ReplaceAll(clip.Line(s, 80), "|", `\|`) }
+	for _, w := range worst {
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f |\n", cell(w.Prompt), cell(w.Stable), cell(w.Candidate), w.Similarity)
+	}
+	return b.String()
+}
+
+// printRollout is the Rollout section of the text summary.
+func printRollout(w io.Writer, r *deploy.Rollout) {
+	fmt.Fprintln(w, "rollout:")
+	for _, f := range rolloutFacts(r) {
+		fmt.Fprintf(w, "  %s\n", f)
+	}
+	indented(w, analysis.Table(r.Steps))
+	if r.Shadow != nil && len(r.Shadow.Worst) > 0 {
+		fmt.Fprintln(w, "  shadow's worst disagreements:")
+		indented(w, worstTable(r.Shadow.Worst))
+	}
+}
+
+// indented writes each line of text indented by two spaces.
+func indented(w io.Writer, text string) {
+	for l := range strings.Lines(text) {
+		fmt.Fprintf(w, "  %s", l)
+	}
+}
+
+// rolloutFigures put a rollout's numbers on the stage result:
+// canary_requests, stable_requests, exposed_percent, abort_after_s (on an
+// abort) and agreement_rate (when a shadow step ran).
+func rolloutFigures(sr *stageRun, r *deploy.Rollout) {
+	if r == nil {
+		return
+	}
+	sr.figure("canary_requests", float64(r.CanaryRequests))
+	sr.figure("stable_requests", float64(r.StableRequests))
+	sr.figure("exposed_percent", exposedPercent(r))
+	if r.AbortAfter > 0 {
+		sr.figure("abort_after_s", r.AbortAfter.Seconds())
+	}
+	if r.Shadow != nil {
+		sr.figure("agreement_rate", r.Shadow.AgreementRate)
 	}
 }

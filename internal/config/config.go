@@ -152,8 +152,15 @@ type Registry struct {
 type Environment struct {
 	// Target is "docker" (a Docker host) or "kubernetes".
 	Target string `yaml:"target"`
-	// Strategy is "auto", "recreate", "blue-green" or "rolling".
+	// Strategy is "auto", "recreate", "blue-green", "rolling" or "canary".
 	Strategy string `yaml:"strategy"`
+	// Canary is the canary rollout of strategy canary (defaults when the
+	// block is left out: see DefaultCanary) or auto (where two copies
+	// fit); Shadow, when set, mirrors live traffic to the new release
+	// before the canary's first step, so before any client sees it.
+	// Docker targets only.
+	Canary *Canary `yaml:"canary,omitempty"`
+	Shadow *Shadow `yaml:"shadow,omitempty"`
 	// Port the endpoint is reached on.
 	Port int `yaml:"port"`
 	// URL the endpoint is reached at, for verify; default http://127.0.0.1:PORT.
@@ -175,6 +182,78 @@ type Environment struct {
 	// each deploy and rollback, never the serving one nor the one a
 	// rollback would go back to. Default 10, at least 2.
 	KeepReleases int `yaml:"keep-releases"`
+}
+
+// Canary is environments.NAME.canary: the steps traffic moves to the new
+// release in, and the analysis each step must pass.
+type Canary struct {
+	// Steps are the percents of requests the new release takes, ascending,
+	// each a number or {percent, bake, pause}; the last, 100, is the
+	// promotion (the switch), with no bake or pause of its own.
+	Steps []CanaryStep `yaml:"steps"`
+	// Bake is how long a step runs before it can pass, where the step
+	// gives none (default 1m).
+	Bake Duration `yaml:"bake"`
+	// Interval is how often a step is analysed (default 10s).
+	Interval Duration `yaml:"interval"`
+	// StickyHeader keeps requests with the same value of this header on
+	// one version for the whole rollout.
+	StickyHeader string `yaml:"sticky-header"`
+	// Traffic is what a step with too few requests does: "wait" (default)
+	// or "synthetic" (send the benchmark's prompts).
+	Traffic string `yaml:"traffic"`
+	// Deadline is how long a step may stay inconclusive (default 10m).
+	Deadline Duration `yaml:"deadline"`
+	// Analysis are the limits every step is held to; a key left out takes
+	// the analysis default.
+	Analysis Analysis `yaml:"analysis"`
+}
+
+// CanaryStep is one step of canary.steps.
+type CanaryStep struct {
+	Percent float64  `yaml:"percent"`
+	Bake    Duration `yaml:"bake"` // 0: canary.bake
+	// Pause: after it passed, the step waits for modelship resume or
+	// promote.
+	Pause bool `yaml:"pause"`
+}
+
+// MarshalYAML writes a step with only a percent as the bare number.
+func (s CanaryStep) MarshalYAML() (any, error) {
+	if s.Bake == 0 && !s.Pause {
+		return s.Percent, nil
+	}
+	type plain CanaryStep // without this method
+	return plain(s), nil
+}
+
+// Analysis is canary.analysis, analysis.Thresholds by the names of
+// analysis.FieldNames: a key left out takes its default (min-samples 20,
+// max-error-rate 0.01, max-error-rate-delta 0.01, ttft-ratio 1.5, alpha
+// 0.05) or is off.
+type Analysis struct {
+	MinSamples        int      `yaml:"min-samples"`
+	MaxErrorRate      float64  `yaml:"max-error-rate"`
+	MaxErrorRateDelta float64  `yaml:"max-error-rate-delta"`
+	TTFTP95           Duration `yaml:"ttft-p95"`
+	ITLP95            Duration `yaml:"itl-p95"`
+	TTFTRatio         float64  `yaml:"ttft-ratio"`
+	ITLRatio          float64  `yaml:"itl-ratio"`
+	KVCacheUsage      float64  `yaml:"kv-cache-usage"`
+	RequestsWaiting   float64  `yaml:"requests-waiting"`
+	Alpha             float64  `yaml:"alpha"`
+}
+
+// Shadow is environments.NAME.shadow: a share of live requests mirrored
+// to the new release before the switch, its answers compared with the
+// serving release's.
+type Shadow struct {
+	Percent  float64  `yaml:"percent"`  // (0, 100], default 10
+	Duration Duration `yaml:"duration"` // default 2m
+	// MinAgreement (0..1, default 0.9) is the lowest rate of same answers
+	// that passes; MinSamples (default 20) the fewest compared answers.
+	MinAgreement float64 `yaml:"min-agreement"`
+	MinSamples   int     `yaml:"min-samples"`
 }
 
 // DefaultKeepReleases is environments.NAME.keep-releases when not given.

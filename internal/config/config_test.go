@@ -106,17 +106,21 @@ func TestErrors(t *testing.T) {
 		{"keep not a number", "model: {path: /m}\nenvironments:\n  staging: {keep-releases: all}\n", []string{"m.yaml:3:28:", "staging.keep-releases", `expected an integer, got "all"`}},
 		{"webhook url", "model: {path: /m}\nnotifications:\n  webhook: {url: 'ftp://x', secret: env:S}\n", []string{"m.yaml:3:18:", "expected an http(s) URL"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("m.yaml", []byte(tc.yaml))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  does not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { refused(t, tc.yaml, tc.want) })
+	}
+}
+
+// refused checks that yaml is refused with an error containing each of want.
+func refused(t *testing.T, yaml string, want []string) {
+	t.Helper()
+	_, err := Parse("m.yaml", []byte(yaml))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\n  does not contain %q", err, w)
+		}
 	}
 }
 

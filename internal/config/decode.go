@@ -132,8 +132,9 @@ func join(path, key string) string {
 }
 
 var (
-	durationType = reflect.TypeOf(Duration(0))
-	secretType   = reflect.TypeOf(Secret{})
+	durationType   = reflect.TypeOf(Duration(0))
+	secretType     = reflect.TypeOf(Secret{})
+	canaryStepType = reflect.TypeOf(CanaryStep{})
 )
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -171,6 +172,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.Set(reflect.ValueOf(s))
 		return
+	case canaryStepType: // a percent alone, or {percent, bake, pause}
+		if n.Kind == yaml.ScalarNode {
+			d.decode(n, v.FieldByName("Percent"), path)
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, path, "expected a percent like 25 or {percent: 25, bake: 2m, pause: true}, got %s", kindName(n))
+			return
+		}
 	}
 	switch v.Kind() {
 	case reflect.Struct:

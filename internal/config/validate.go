@@ -51,6 +51,7 @@ func (c *Config) applyDefaults(given func(path string) bool) {
 		if e.Strategy == "" {
 			e.Strategy = "auto"
 		}
+		e.rolloutDefaults(given, "environments."+name)
 		if e.KeepReleases == 0 && !given("environments."+name+".keep-releases") {
 			e.KeepReleases = DefaultKeepReleases
 		}
@@ -184,7 +185,8 @@ func (c *Config) validate(d *decoder) {
 			continue
 		}
 		oneOf(p+".target", e.Target, "docker", "kubernetes")
-		oneOf(p+".strategy", e.Strategy, "auto", "recreate", "blue-green", "rolling")
+		oneOf(p+".strategy", e.Strategy, "auto", "recreate", "blue-green", "rolling", "canary")
+		validateRollout(d, bad, p, e)
 		if e.Strategy == "rolling" && e.Target != "kubernetes" {
 			bad(p+".strategy", "rolling needs target kubernetes; a Docker host uses auto, recreate or blue-green")
 		}
