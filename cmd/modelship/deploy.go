@@ -91,7 +91,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 		return fail(exitUsage, "%v", err)
 	}
 	d.Verifier = checks
-	if err := wireRollout(d, &req, cfg, env); err != nil { // a rollback goes through the canary too
+	if err := wireRollout(d, &req, cfg, env); err != nil { // rollback drops it again (withoutRollout)
 		closeTarget()
 		return fail(exitUsage, "%v", err)
 	}

@@ -20,7 +20,9 @@ Deploys an earlier release's image again, by content digest (on Docker its
 image is still on the host: no pull; on Kubernetes the pods run
 REPO@sha256:DIGEST as the nodes reported it; either way a moved tag cannot
 change what comes back), with the same strategy choice, readiness wait,
-verify and automatic undo as modelship deploy.
+verify and automatic undo as modelship deploy — except that an
+environment's canary steps and shadow step are skipped (the release goes
+back in one switch: it already served; --strategy canary keeps them).
 
 Flags:
 `
@@ -46,6 +48,7 @@ func runRollback(ctx context.Context, o *rollbackOptions, pos []string, s stdio,
 		return code
 	}
 	defer closeFn()
+	req = withoutRollout(req, f.strategy, s)
 	res, err := deployStage(ctx, f, s, sr, d, req, notify.StageRollback, func(ctx context.Context) (*deploy.Result, error) {
 		return d.Rollback(ctx, deploy.RollbackRequest{Request: req, To: to})
 	})
@@ -55,4 +58,19 @@ func runRollback(ctx context.Context, o *rollbackOptions, pos []string, s stdio,
 	}
 	printResult(s.out, res)
 	return exitOK
+}
+
+// withoutRollout is a rollback's request: the environment's canary and
+// shadow steps dropped (auto then chooses blue-green or recreate from the
+// GPU plan), unless --strategy canary asked for them.
+func withoutRollout(req deploy.Request, strategy string, s stdio) deploy.Request {
+	if req.Canary == nil || strategy == deploy.Canary {
+		return req
+	}
+	fmt.Fprintln(s.err, "rollback: the environment's canary steps are skipped (the release already served); --strategy canary runs them")
+	req.Canary, req.Shadow = nil, nil
+	if req.Strategy == deploy.Canary {
+		req.Strategy = deploy.Auto
+	}
+	return req
 }

@@ -220,7 +220,7 @@ func TestSyntheticTraffic(t *testing.T) {
 	}
 }
 
-// deploy (and rollback) put the environment's canary and shadow on the
+// deploy puts the environment's canary and shadow on the
 // request, synthetic traffic on the deployer; --strategy recreate runs
 // neither; a prompt file that cannot be read is a usage error naming it.
 func TestDeploySetupRollout(t *testing.T) {
@@ -257,6 +257,15 @@ environments:
 	}
 	if d, req, code, _ = setup("recreate"); code != exitOK || req.Canary != nil || req.Shadow != nil || d.Synthetic != nil {
 		t.Errorf("--strategy recreate: canary %+v, shadow %+v", req.Canary, req.Shadow)
+	}
+	// A rollback goes back in one switch, unless --strategy canary.
+	_, req, _, _ = setup("")
+	var errb strings.Builder
+	if rb := withoutRollout(req, "", stdio{err: &errb}); rb.Canary != nil || rb.Shadow != nil || rb.Strategy != deploy.Auto || !strings.Contains(errb.String(), "canary steps are skipped") {
+		t.Errorf("rollback: strategy %s canary %+v shadow %+v, said %q", rb.Strategy, rb.Canary, rb.Shadow, errb.String())
+	}
+	if rb := withoutRollout(req, deploy.Canary, stdio{err: &errb}); rb.Canary == nil || rb.Shadow == nil {
+		t.Errorf("rollback --strategy canary dropped the steps")
 	}
 	write("/nonexistent/prompts.jsonl")
 	if _, _, code, errs = setup(""); code != exitUsage || !strings.Contains(errs, "suites.benchmark-prompts") || !strings.Contains(errs, "/nonexistent/prompts.jsonl") {
