@@ -75,11 +75,11 @@ func (r *run) execute(ctx context.Context) error {
 		d.logf("warning: recording the outcome: %v", rerr)
 	}
 	d.event(string(outcome), r.rel, undone)
-	msg := fmt.Sprintf("deploy of %s to %s %s: %v; %s", r.req.Image, r.req.Env, verb, err, undone)
+	// The cause stays reachable (errors.As: a canary's *AbortError).
 	if uerr != nil {
-		return fmt.Errorf("%s; PUTTING THE PREVIOUS RELEASE BACK FAILED: %v", msg, uerr)
+		return fmt.Errorf("deploy of %s to %s %s: %w; %s; PUTTING THE PREVIOUS RELEASE BACK FAILED: %v", r.req.Image, r.req.Env, verb, err, undone, uerr)
 	}
-	return errors.New(msg)
+	return fmt.Errorf("deploy of %s to %s %s: %w; %s", r.req.Image, r.req.Env, verb, err, undone)
 }
 
 func (r *run) drainTimeout() time.Duration {
