@@ -75,13 +75,21 @@ type Window struct {
 type Check struct {
 	Name string `json:"name"` // "error-rate", "ttft-p95", "ttft-ratio", "ttft-rank", ...
 	// Stable and Canary are the figure for each version (milliseconds for
-	// latencies, a ratio 0..1 for rates); Limit is the threshold.
+	// latencies, a ratio 0..1 for rates); Limit is the threshold, in the
+	// same unit (for a ratio or rank check, the allowed ratio times
+	// stable's figure).
 	Stable  float64       `json:"stable"`
 	Canary  float64       `json:"canary"`
 	Limit   float64       `json:"limit"`
-	Unit    string        `json:"unit"` // "ms", "ratio", "" ...
+	Unit    string        `json:"unit"` // "ms", "ratio", "requests"
 	Verdict stage.Verdict `json:"verdict"`
 	Why     string        `json:"why"` // one sentence, in numbers
+	// P is the rank test's one-sided p-value (ttft-rank only; omitted
+	// where the check did not run, or the value underflowed to 0).
+	P float64 `json:"p,omitempty"`
+	// MaxRatio is the canary/stable ratio a ratio or rank check allows
+	// (Limit is it times stable's figure); 0 for the other checks.
+	MaxRatio float64 `json:"max_ratio,omitempty"`
 }
 
 // Decision is the outcome of one analysis.
