@@ -15,9 +15,6 @@ import (
 const (
 	DefaultCanaryInterval = 10 * time.Second
 	DefaultCanaryDeadline = 10 * time.Minute
-	// defaultMinSamples is analysis.Thresholds' MinSamples default, for the
-	// sentence of a step that stayed inconclusive.
-	defaultMinSamples = 20
 )
 
 // Traffic of a step with too few requests.
@@ -34,10 +31,6 @@ const (
 	// ControlClear forgets the action once the rollout acted on it.
 	ControlClear = "clear"
 )
-
-// defaultAnalyse judges a window; set to analysis.Analyse where that is
-// built (analyse.go).
-var defaultAnalyse func(analysis.Window, analysis.Thresholds) analysis.Decision
 
 // AbortError says a canary (or shadow) step decided against the new
 // release, or an operator aborted it; all traffic went back to the
@@ -205,7 +198,7 @@ func (ro *rollout) analyseStep(ctx context.Context, s *stepState) (done, promote
 	s.rec.Decision = dec
 	elapsed := ro.now().Sub(s.rec.Started)
 	if dec.Verdict == stage.Failed {
-		return true, false, ro.abort(ctx, s.rec.Name, &s.rec.Decision, false, dec.Decider+" failed: "+dec.Why)
+		return true, false, ro.abort(ctx, s.rec.Name, &s.rec.Decision, false, dec.Why)
 	}
 	action, err := ro.split.Control(ctx, ro.env)
 	if err != nil {
@@ -309,10 +302,7 @@ func (ro *rollout) moreTraffic(ctx context.Context, s *stepState, dec analysis.D
 
 // stayedInconclusive is the sentence of a step past its deadline.
 func (ro *rollout) stayedInconclusive(name string, dec analysis.Decision) string {
-	need := ro.spec.Analysis.MinSamples
-	if need <= 0 {
-		need = defaultMinSamples
-	}
+	need := ro.spec.Analysis.WithDefaults().MinSamples
 	head := fmt.Sprintf("step %s stayed inconclusive for %s: ", name, ro.spec.Deadline)
 	switch {
 	case dec.CanaryN < need:

@@ -148,7 +148,8 @@ func (c *fakeClock) sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-// stubAnalyse stands in for analysis.Analyse: inconclusive below
+// stubAnalyse stands in for analysis.Analyse (whose checks are its own
+// package's tests), with figures a test can predict: inconclusive below
 // MinSamples per version, failed when the canary's error rate exceeds
 // MaxErrorRate, else passed.
 func stubAnalyse(w analysis.Window, t analysis.Thresholds) analysis.Decision {
@@ -165,7 +166,7 @@ func stubAnalyse(w analysis.Window, t analysis.Thresholds) analysis.Decision {
 		d.Why = fmt.Sprintf("canary %d, stable %d requests, %d needed", d.CanaryN, d.StableN, t.MinSamples)
 	case float64(errs)/float64(d.CanaryN) > t.MaxErrorRate:
 		d.Verdict, d.Decider = stage.Failed, "error-rate"
-		d.Why = fmt.Sprintf("canary error rate %.3f (%d of %d) above %.3f", float64(errs)/float64(d.CanaryN), errs, d.CanaryN, t.MaxErrorRate)
+		d.Why = fmt.Sprintf("failed on error-rate: canary error rate %.3f (%d of %d) above %.3f", float64(errs)/float64(d.CanaryN), errs, d.CanaryN, t.MaxErrorRate)
 	default:
 		d.Verdict, d.Why = stage.Passed, fmt.Sprintf("canary error rate %.3f of %d requests", float64(errs)/float64(d.CanaryN), d.CanaryN)
 	}
@@ -253,7 +254,7 @@ func TestCanaryFailingStepAbortsAtOnce(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Step != "25%" || ae.Operator {
 		t.Fatalf("error %v, want an abort at step 25%%", err)
 	}
-	if !strings.Contains(err.Error(), "error-rate failed: canary error rate 1.000 (25 of 25) above 0.010") {
+	if !strings.Contains(err.Error(), "failed on error-rate: canary error rate 1.000 (25 of 25) above 0.010") {
 		t.Errorf("error %q does not say which check decided, in numbers", err)
 	}
 	calls := rt.split.Calls()
@@ -265,7 +266,7 @@ func TestCanaryFailingStepAbortsAtOnce(t *testing.T) {
 	if last := rt.ro.out.Steps[len(rt.ro.out.Steps)-1]; last.Name != "25%" || last.Decision.Verdict != stage.Failed {
 		t.Errorf("last step %+v, want 25%% failed", last)
 	}
-	if rt.ro.out.AbortAfter <= 0 || !strings.HasPrefix(rt.ro.out.Decision, "aborted at step 25%: error-rate failed") {
+	if rt.ro.out.AbortAfter <= 0 || !strings.HasPrefix(rt.ro.out.Decision, "aborted at step 25%: failed on error-rate") {
 		t.Errorf("abort after %s, decision %q", rt.ro.out.AbortAfter, rt.ro.out.Decision)
 	}
 	if !slices.ContainsFunc(rt.events, func(e string) bool { return strings.HasPrefix(e, "canary-aborted: ") }) {

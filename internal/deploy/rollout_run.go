@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/modelship/modelship/internal/analysis"
 )
 
 // checkRollout refuses, before anything is touched, a canary or a shadow
@@ -24,6 +26,9 @@ func (d *Deployer) checkRollout(req *Request) error {
 		if err := req.Canary.check(); err != nil {
 			return err
 		}
+		if err := req.Canary.Analysis.Validate(); err != nil {
+			return fmt.Errorf("canary analysis: %w", err)
+		}
 	}
 	if s := req.Shadow; s != nil && (s.Percent <= 0 || s.Percent > 100 || s.Duration <= 0 || s.MinAgreement < 0 || s.MinAgreement > 1) {
 		return fmt.Errorf("shadow: percent %g, duration %s, min agreement %g: expected a percent in (0, 100], a positive duration and an agreement from 0 to 1",
@@ -36,9 +41,6 @@ func (d *Deployer) checkRollout(req *Request) error {
 // when asked), moves traffic to it step by step, analysing each step, and
 // promotes it (the switch, as blue-green) once every step passed.
 func (r *run) canary(ctx context.Context) error {
-	if defaultAnalyse == nil {
-		return errors.New("strategy canary: this modelship has no canary analysis built in")
-	}
 	if err := r.start(ctx); err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func (r *run) newRollout() *rollout {
 	eng, _ := d.Target.(EngineReader)
 	ro := &rollout{
 		split: d.Target.(Splitter), engines: eng, env: r.req.Env, stable: r.oldInst, canary: r.newInst,
-		spec: r.req.Canary.withDefaults(), shadow: r.req.Shadow, analyse: defaultAnalyse,
+		spec: r.req.Canary.withDefaults(), shadow: r.req.Shadow, analyse: analysis.Analyse,
 		logf: d.logf, event: func(name, detail string) { d.event(name, r.rel, detail) }, hook: d.hook,
 		now: time.Now, sleep: Sleep, out: &Rollout{},
 	}
