@@ -253,6 +253,9 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	_, split := d.Target.(Splitter)
+	if req.Canary != nil && !split {
+		d.logf("target %s cannot split traffic: the canary steps are not run (strategy %s)", d.Target.Describe(), firstNonEmpty(req.Strategy, Auto))
+	}
 	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: liveRelease(rels),
 		Canary: req.Canary != nil && split}
 	var plan *Plan

@@ -54,8 +54,12 @@ func (r *run) execute(ctx context.Context) error {
 		err = fmt.Errorf("interrupted (%v)", context.Cause(ctx))
 	}
 	d.logf("release %s %s: %v", r.rel.ID, verb, err)
-	if ro := r.res.Rollout; ro != nil && ro.Decision == "" {
-		ro.Decision = "not promoted: the deploy " + verb + ": " + oneLine(err.Error())
+	if ro := r.res.Rollout; ro != nil && !strings.HasPrefix(ro.Decision, "aborted") {
+		if ro.Decision == "" {
+			ro.Decision = "not promoted: the deploy " + verb + ": " + oneLine(err.Error())
+		} else { // promoted, then verify failed or the deploy was interrupted
+			ro.Decision += "; then the deploy " + verb + ": " + oneLine(err.Error())
+		}
 	}
 	cctx, cancel := fresh(ctx, r.cleanupTimeout())
 	defer cancel()
