@@ -432,11 +432,15 @@ func TestShadowStep(t *testing.T) {
 		{"agrees", 50, 49, stage.Passed, "agreed with the serving one on 98.0% of 50 answers (49), at least 95.0% required"},
 		{"disagrees", 50, 40, stage.Failed, "agreed with the serving one on 80.0% of 50 answers (40), below the 95.0% required"},
 		{"too few by the deadline", 5, 5, stage.Failed, "the shadow step stayed inconclusive for 1m0s: the mirror compared 5 answers both releases gave, fewer than the 20 needed"},
+		{"aborted by an operator", 50, 49, stage.Failed, "aborted by an operator (modelship abort) at the shadow step"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rt := newRolloutTest()
 			rt.ro.spec.Deadline = time.Minute
 			rt.ro.shadow = &ShadowSpec{Percent: 10, Duration: 5 * time.Second, MinAgreement: 0.95, MinSamples: 20}
+			if c.name == "aborted by an operator" {
+				rt.split.control = ControlAbort
+			}
 			rt.split.report = shadow.Report{Compared: c.comparable, Comparable: c.comparable, Agreed: c.agreed, AgreementRate: float64(c.agreed) / float64(c.comparable)}
 			err := rt.ro.shadowStep(context.Background())
 			if (err == nil) != (c.verdict == stage.Passed) || err != nil && !strings.Contains(err.Error(), c.why) {
@@ -488,5 +492,26 @@ func TestCanarySpecCheck(t *testing.T) {
 		if err := s.check(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("steps %v: %v, want %q", c.steps, err, c.want)
 		}
+	}
+}
+
+// oldRouter is a router older than canaries: every rollout command fails.
+type oldRouter struct{ fakeSplit }
+
+func (o *oldRouter) SetCanary(context.Context, string, *Instance, float64, string) error {
+	o.record("SetCanary")
+	return fmt.Errorf("%w: gateway canary unknown", ErrSplitUnsupported)
+}
+
+func (o *oldRouter) SetShadow(context.Context, string, *Instance, float64) error {
+	o.record("SetShadow")
+	return fmt.Errorf("%w: gateway shadow unknown", ErrSplitUnsupported)
+}
+
+// An undo on a router that cannot split has nothing to clear, and is not
+// failed by it.
+func TestClearSplitOnARouterThatCannotSplit(t *testing.T) {
+	if err := clearSplit(context.Background(), &oldRouter{}, "e"); err != nil {
+		t.Errorf("clearing on a router without canaries: %v, want nothing to clear", err)
 	}
 }

@@ -41,6 +41,10 @@ func (d *Deployer) checkRollout(req *Request) error {
 // when asked), moves traffic to it step by step, analysing each step, and
 // promotes it (the switch, as blue-green) once every step passed.
 func (r *run) canary(ctx context.Context) error {
+	// The router must take the rollout's commands before anything starts.
+	if _, err := r.d.Target.(Splitter).Control(ctx, r.req.Env); err != nil {
+		return fmt.Errorf("strategy canary: %w", err)
+	}
 	if err := r.start(ctx); err != nil {
 		return err
 	}
@@ -86,11 +90,16 @@ func (r *run) newRollout() *rollout {
 // clearSplit sends every request of env to the serving release and stops
 // any mirror: the first thing an undo does after a canary, so that an
 // interrupted deploy leaves the serving release at 100%.
+// A router that cannot split (ErrSplitUnsupported) has nothing to clear.
 func clearSplit(ctx context.Context, s Splitter, env string) error {
-	if err := s.SetCanary(ctx, env, nil, 0, ""); err != nil {
+	err := s.SetCanary(ctx, env, nil, 0, "")
+	if errors.Is(err, ErrSplitUnsupported) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("sending all of %s's traffic back to the serving release: %w", env, err)
 	}
-	if err := s.SetShadow(ctx, env, nil, 0); err != nil {
+	if err := s.SetShadow(ctx, env, nil, 0); err != nil && !errors.Is(err, ErrSplitUnsupported) {
 		return fmt.Errorf("stopping the mirror of %s: %w", env, err)
 	}
 	return nil

@@ -51,7 +51,8 @@ func (ro *rollout) shadowStep(ctx context.Context) error {
 }
 
 // shadowWait polls the mirror's report every interval until Duration is
-// over and the report decides, or the deadline passes.
+// over and the report decides, the deadline passes, or an operator aborts
+// (promote and resume act on the canary steps).
 func (ro *rollout) shadowWait(ctx context.Context, start time.Time, stopSynth *func()) (analysis.Decision, *shadow.Report, error) {
 	sp := ro.shadow
 	for {
@@ -61,6 +62,12 @@ func (ro *rollout) shadowWait(ctx context.Context, start time.Time, stopSynth *f
 		rep, err := ro.split.ShadowReport(ctx, ro.env)
 		if err != nil {
 			return analysis.Decision{}, nil, fmt.Errorf("reading the mirror's report of %s: %w", ro.env, err)
+		}
+		if action, err := ro.split.Control(ctx, ro.env); err != nil {
+			return analysis.Decision{}, nil, fmt.Errorf("reading the operator's control of %s's rollout: %w", ro.env, err)
+		} else if action == ControlAbort {
+			why := "aborted by an operator (modelship abort) at the shadow step"
+			return analysis.Decision{Verdict: stage.Failed, Decider: "operator", Why: why}, rep, nil
 		}
 		elapsed := ro.now().Sub(start)
 		ro.logf("shadow: %d answers compared (%d comparable), agreement %.1f%% so far, %s of %s", rep.Compared, rep.Comparable,

@@ -7,12 +7,14 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/modelship/modelship/internal/analysis"
+	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/shadow"
 )
@@ -39,6 +41,25 @@ const (
 	samplesPages   = 16
 )
 
+// rolloutExec runs a rollout command of the gateway (canary, samples,
+// control, shadow). A gateway whose modelship binary predates them
+// answers with its own usage: that error wraps deploy.ErrSplitUnsupported.
+func (t *Target) rolloutExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
+	stdout, stderr, code, err := t.gatewayRun(ctx, env, sub, args...)
+	if err != nil {
+		return nil, err
+	}
+	msg := strings.TrimSpace(string(stderr))
+	switch {
+	case code == 2 && strings.Contains(msg, "Usage: modelship gateway [--listen"):
+		return nil, fmt.Errorf("%w: the gateway of %s runs a modelship binary without `gateway %s`; deploy once with blue-green (the gateway then moves to the live release's binary)",
+			deploy.ErrSplitUnsupported, env, sub)
+	case code != 0:
+		return nil, fmt.Errorf("gateway %s (exit %d): %s", sub, code, clip.Line(msg, 600))
+	}
+	return stdout, nil
+}
+
 // SetCanary sends percent of env's new requests to in through the
 // gateway (`gateway canary`), which checks in's /ready first; in nil or
 // percent 0 sends everything to the active release.
@@ -53,7 +74,7 @@ func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance,
 		}
 		what = fmt.Sprintf("sending %g%% of the requests to release %s", percent, in.Release)
 	}
-	if _, err := t.gatewayExec(ctx, env, "canary", args...); err != nil {
+	if _, err := t.rolloutExec(ctx, env, "canary", args...); err != nil {
 		return fmt.Errorf("environment %s: %s: %w", env, what, err)
 	}
 	return nil
@@ -64,7 +85,7 @@ func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance,
 func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deploy.MeasuredSample, uint64, error) {
 	var out []deploy.MeasuredSample
 	for range samplesPages {
-		b, err := t.gatewayExec(ctx, env, "samples", "--since", strconv.FormatUint(since, 10))
+		b, err := t.rolloutExec(ctx, env, "samples", "--since", strconv.FormatUint(since, 10))
 		if err != nil {
 			return nil, since, fmt.Errorf("environment %s: reading the gateway's measurements: %w", env, err)
 		}
@@ -93,7 +114,7 @@ func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millise
 
 // Control is the operator's action for env's rollout (`gateway control`).
 func (t *Target) Control(ctx context.Context, env string) (string, error) {
-	b, err := t.gatewayExec(ctx, env, "control")
+	b, err := t.rolloutExec(ctx, env, "control")
 	if err != nil {
 		return "", fmt.Errorf("environment %s: reading the rollout's control: %w", env, err)
 	}
@@ -109,7 +130,7 @@ func (t *Target) Control(ctx context.Context, env string) (string, error) {
 // SetControl asks env's running rollout for action (promote, abort,
 // resume, clear); the gateway refuses it when no rollout is in progress.
 func (t *Target) SetControl(ctx context.Context, env, action string) error {
-	if _, err := t.gatewayExec(ctx, env, "control", "--set", action); err != nil {
+	if _, err := t.rolloutExec(ctx, env, "control", "--set", action); err != nil {
 		return fmt.Errorf("environment %s: asking the rollout to %s: %w", env, action, err)
 	}
 	return nil
@@ -124,7 +145,7 @@ func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance,
 		args = []string{"--upstream", in.Upstream, "--percent", strconv.FormatFloat(percent, 'f', -1, 64)}
 		what = fmt.Sprintf("mirroring %g%% of the requests to release %s", percent, in.Release)
 	}
-	if _, err := t.gatewayExec(ctx, env, "shadow", args...); err != nil {
+	if _, err := t.rolloutExec(ctx, env, "shadow", args...); err != nil {
 		return fmt.Errorf("environment %s: %s: %w", env, what, err)
 	}
 	return nil
@@ -132,7 +153,7 @@ func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance,
 
 // ShadowReport is what env's mirror compared so far (`gateway shadow --report`).
 func (t *Target) ShadowReport(ctx context.Context, env string) (*shadow.Report, error) {
-	b, err := t.gatewayExec(ctx, env, "shadow", "--report")
+	b, err := t.rolloutExec(ctx, env, "shadow", "--report")
 	if err != nil {
 		return nil, fmt.Errorf("environment %s: reading the mirror's report: %w", env, err)
 	}
