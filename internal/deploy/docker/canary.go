@@ -51,7 +51,7 @@ func (t *Target) rolloutExec(ctx context.Context, env, sub string, args ...strin
 	}
 	msg := strings.TrimSpace(string(stderr))
 	switch {
-	case code == 2 && strings.Contains(msg, "Usage: modelship gateway [--listen"):
+	case code == 2 && (strings.Contains(msg, "Usage: modelship gateway [--listen") || strings.Contains(msg, `unexpected argument "`+sub+`"`)):
 		return nil, fmt.Errorf("%w: the gateway of %s runs a modelship binary without `gateway %s`; deploy once with blue-green (the gateway then moves to the live release's binary)",
 			deploy.ErrSplitUnsupported, env, sub)
 	case code != 0:
