@@ -251,17 +251,9 @@ func (r *run) finish(ctx context.Context) error {
 // a sentence saying what it did.
 func (r *run) undo(ctx context.Context) (string, error) {
 	d := r.d
-	var did []string
-	if r.splitTried {
-		// First of all: every request back to the serving release.
-		if err := clearSplit(ctx, d.Target.(Splitter), r.req.Env); err != nil {
-			return "", err
-		}
-		if r.old != nil {
-			did = append(did, "all traffic back on "+r.old.ID+" (the canary's share and the mirror cleared)")
-			d.event("rolled-back", r.old, "from the canary "+r.rel.ID)
-			r.res.RolledBack = true
-		}
+	did, err := r.undoSplit(ctx)
+	if err != nil {
+		return "", err
 	}
 	if r.old == nil {
 		if r.newInst != nil {
@@ -348,4 +340,21 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		did = append([]string{"previous release " + r.old.ID + " kept serving throughout"}, did...)
 	}
 	return strings.Join(did, ", "), nil
+}
+
+// undoSplit is the first step of a canary's undo: every request back to
+// the serving release, no mirror.
+func (r *run) undoSplit(ctx context.Context) ([]string, error) {
+	if !r.splitTried {
+		return nil, nil
+	}
+	if err := clearSplit(ctx, r.d.Target.(Splitter), r.req.Env); err != nil {
+		return nil, err
+	}
+	if r.old == nil {
+		return nil, nil
+	}
+	r.d.event("rolled-back", r.old, "from the canary "+r.rel.ID)
+	r.res.RolledBack = true
+	return []string{"all traffic back on " + r.old.ID + " (the canary's share and the mirror cleared)"}, nil
 }
