@@ -515,3 +515,31 @@ func TestClearSplitOnARouterThatCannotSplit(t *testing.T) {
 		t.Errorf("clearing on a router without canaries: %v, want nothing to clear", err)
 	}
 }
+
+// reconcileTarget holds a release a deployer killed mid-canary left.
+type reconcileTarget struct{ undoTarget }
+
+func (reconcileTarget) Releases(context.Context, string) ([]*Release, error) {
+	return []*Release{{ID: "r1", Serving: true, Outcome: Live}, {ID: "r2", Strategy: Canary, Outcome: InProgress}}, nil
+}
+func (reconcileTarget) Instance(_ context.Context, env, id string) (*Instance, error) {
+	return &Instance{Release: id, Env: env}, nil
+}
+func (reconcileTarget) Record(context.Context, *Release) error { return nil }
+
+// The next deploy after a deployer killed mid-canary clears the split
+// before it removes the release, and says so.
+func TestReconcileClearsALeftCanary(t *testing.T) {
+	f := &fakeSplit{}
+	var log strings.Builder
+	d := &Deployer{Target: &reconcileTarget{undoTarget{fakeSplit: f}}, Out: &log}
+	if err := d.reconcile(context.Background(), "e"); err != nil {
+		t.Fatal(err)
+	}
+	if calls := f.Calls(); !slices.Equal(calls, []string{"SetCanary 0 ", "SetShadow 0", "Remove r2"}) {
+		t.Errorf("calls %q, want the split and the mirror cleared, then r2 removed", calls)
+	}
+	if !strings.Contains(log.String(), "release r2 was left mid-canary by a deployer that is gone: cleared the traffic split and the mirror") {
+		t.Errorf("log:\n%s", log.String())
+	}
+}

@@ -180,3 +180,35 @@ func TestCanaryEngineMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Interrupting the deployer mid-canary leaves the serving release at
+// 100%: the undo clears the split first; no client sees a failure.
+func TestCanaryInterruptedLeavesStable(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.d.Hook = func(step string) {
+		if step == "canary-25" {
+			cancel()
+		}
+	}
+	l := testenv.LoadLoop(e.url, 4)
+	res, err := e.d.Deploy(ctx, e.canaryRequest("modelship-test/good:3"))
+	reqs, fails, errs := l.Stop()
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "all traffic back on") {
+		t.Fatalf("interrupted canary: %v, want interrupted with all traffic back on the serving release", err)
+	}
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
+	}
+	if res == nil || !res.RolledBack {
+		t.Errorf("result %+v, want rolled back", res)
+	}
+	for i := range 50 {
+		if v := e.version(t); v.Image != good.Tag {
+			t.Fatalf("request %d after the interrupt answered by %+v, want %s", i, v, good.Tag)
+		}
+	}
+}
