@@ -28,6 +28,10 @@ var gatewaySubcommands = map[string]func(ctx context.Context, args []string, s s
 	"probe":        runGatewayProbe,
 	"health":       runGatewayHealth,
 	"upgrade":      runGatewayUpgrade,
+	"canary":       runGatewayCanary,
+	"samples":      runGatewaySamples,
+	"control":      runGatewayControl,
+	"shadow":       runGatewayShadow,
 }
 
 func runGateway(ctx context.Context, args []string, s stdio) int {
@@ -45,6 +49,10 @@ const gatewayUsage = `Usage: modelship gateway [--listen :8000] [--admin SOCK] [
        modelship gateway wait-drained --upstream URL [--timeout 30s] [--admin SOCK]
        modelship gateway health       [--url http://127.0.0.1:8000]
        modelship gateway upgrade      --binary PATH [--admin SOCK]
+       modelship gateway canary       --upstream URL --percent P [--sticky-header H] [--admin SOCK]
+       modelship gateway samples      [--since N] [--admin SOCK]
+       modelship gateway control      [--set promote|abort|resume|clear] [--admin SOCK]
+       modelship gateway shadow       --upstream URL --percent P [--queue N] | --report [--admin SOCK]
 
 The blue-green switch point of an environment. It proxies every request on
 --listen, streamed and unbuffered, to the active release; a switch is one
@@ -61,6 +69,13 @@ active". The admin API listens on a unix socket only:
   POST /switch      {"upstream": URL, "require_ready": true}: 409 unless URL/ready is 200
   POST /drain-wait  {"upstream": URL, "timeout": "30s"}: 408 if still in flight
   POST /upgrade     {"binary": PATH}: hand the public port over to PATH
+  POST /canary      {"upstream": URL, "percent": P, "sticky_header": H}: split (0 clears)
+  GET  /samples?since=N  every proxied request measured (status, TTFB, ITL, total)
+  POST /control     {"action": "promote"|"abort"|"resume"|""}: steer the rollout
+  POST /shadow      {"upstream": URL, "percent": P}: mirror (0 stops); GET /shadow: report
+
+A canary, a shadow and the samples are not kept across a restart or an
+upgrade of the gateway: it then sends everything to the active release.
 
 The subcommands call it (run them with ` + "`docker exec GATEWAY modelship gateway ...`" + `)
 and print JSON; exit 1 when refused or timed out, 3 when the socket does not answer.
@@ -105,7 +120,7 @@ func runGatewayServe(ctx context.Context, args []string, s stdio) int {
 		return code
 	}
 	if len(pos) > 0 {
-		return bad("unexpected argument %q (subcommands: switch, state, wait-drained, health)", pos[0])
+		return bad("unexpected argument %q (subcommands: switch, state, wait-drained, probe, health, upgrade, canary, samples, control, shadow)", pos[0])
 	}
 	sock, code, ok := o.check(bad)
 	if !ok {
@@ -122,6 +137,8 @@ func runGatewayServe(ctx context.Context, args []string, s stdio) int {
 // over by the gateway it upgrades or else on --listen.
 func serveGateway(ctx context.Context, o gatewayServeOptions, sock string, args []string, s stdio) error {
 	log := newServeLogger(s.err)
+	// NewShadow is left nil until this build has a mirror: POST /shadow
+	// then answers 501 "shadow traffic not available in this build".
 	g, err := gateway.New(gateway.Options{StatePath: o.state, Upstream: o.upstream, Logger: log, Args: append([]string{"gateway"}, args...)})
 	if err != nil {
 		return err
@@ -366,4 +383,149 @@ func runGatewayHealth(ctx context.Context, args []string, s stdio) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+const gatewayCanaryUsage = `Usage: modelship gateway canary --upstream URL --percent P [--sticky-header H] [--ready-timeout 10s] [--skip-ready] [--admin SOCK]
+
+Sends P percent of new requests to the canary release URL and the rest to
+the active one; requests in flight keep their release. With
+--sticky-header, a request carrying that header goes to the version its
+value hashes to, so a conversation stays on one version and a client on
+the canary stays there as P grows. --percent 0 clears the canary at once
+(--upstream may then be left out). Unless --skip-ready, URL/ready must
+answer 200 first. Prints {"upstream", "percent", "sticky_header", "since",
+"control"}. A switch (promotion) ends the split; so does a restart.
+
+Flags:
+`
+
+func runGatewayCanary(ctx context.Context, args []string, s stdio) int {
+	fs, admin, bad := gatewayClientFlags("canary", s, gatewayCanaryUsage)
+	up := fs.String("upstream", "", "the canary release's `URL` (required unless --percent 0)")
+	pct := fs.Float64("percent", -1, "share of new requests for the canary, 0..100 (required; 0 clears it)")
+	sticky := fs.String("sticky-header", "", "request `header` whose value keeps a client on one version (e.g. X-Conversation-Id)")
+	readyTimeout := fs.Duration("ready-timeout", gateway.DefaultReadyTimeout, "how long the URL/ready check may take")
+	skip := fs.Bool("skip-ready", false, "split without checking that URL/ready answers 200 (not for production)")
+	if code, ok := parseNoArgs(fs, args, bad); !ok {
+		return code
+	}
+	if code, ok := checkPercentFlag(*pct, bad); !ok {
+		return code
+	}
+	if *pct > 0 || *up != "" {
+		if code, ok := checkUpstreamFlag("upstream", *up, bad); !ok {
+			return code
+		}
+	}
+	rr := !*skip
+	req := gateway.CanaryRequest{Upstream: *up, Percent: *pct, StickyHeader: *sticky, RequireReady: &rr, ReadyTimeout: readyTimeout.String()}
+	res, err := (&gateway.Client{Socket: *admin}).SetCanary(ctx, req)
+	return gatewayResult("canary", res, err, s)
+}
+
+// checkPercentFlag checks a required --percent (its unset default is -1).
+func checkPercentFlag(p float64, bad usageErr) (int, bool) {
+	if p == -1 {
+		return bad("--percent P is required (0..100; 0 stops)"), false
+	}
+	if !(p >= 0 && p <= 100) {
+		return bad("--percent: %v is not between 0 and 100", p), false
+	}
+	return exitOK, true
+}
+
+const gatewaySamplesUsage = `Usage: modelship gateway samples [--since N] [--admin SOCK]
+
+Prints the requests the gateway measured after sequence number N, oldest
+first: {"next", "dropped", "samples": [{"seq", "upstream", "at", "status",
+"error", "ttfb_ms", "itl_ms", "total_ms", "stream"}]}. Ask again with
+--since NEXT for the rest; "dropped" counts the requests after N that the
+gateway's ring (65,536 requests) no longer holds.
+
+Flags:
+`
+
+func runGatewaySamples(ctx context.Context, args []string, s stdio) int {
+	fs, admin, bad := gatewayClientFlags("samples", s, gatewaySamplesUsage)
+	since := fs.Uint64("since", 0, "the last sequence number already read (0: all the gateway holds)")
+	if code, ok := parseNoArgs(fs, args, bad); !ok {
+		return code
+	}
+	res, err := (&gateway.Client{Socket: *admin}).Samples(ctx, *since)
+	return gatewayResult("samples", res, err, s)
+}
+
+const gatewayControlUsage = `Usage: modelship gateway control [--set promote|abort|resume|clear] [--admin SOCK]
+
+Asks the rollout in progress (a canary or a shadow) to promote, abort or
+resume; the deploy running it reads the action and acts, saying why. Without
+--set, prints the action asked so far. Prints {"action"}; exits 1 when no
+rollout is in progress.
+
+Flags:
+`
+
+func runGatewayControl(ctx context.Context, args []string, s stdio) int {
+	fs, admin, bad := gatewayClientFlags("control", s, gatewayControlUsage)
+	set := fs.String("set", "", "the `action`: promote, abort, resume, or clear (none)")
+	if code, ok := parseNoArgs(fs, args, bad); !ok {
+		return code
+	}
+	c := &gateway.Client{Socket: *admin}
+	action := *set
+	switch action {
+	case "":
+		a, err := c.Control(ctx)
+		return gatewayResult("control", gateway.ControlRequest{Action: a}, err, s)
+	case "clear":
+		action = ""
+	case gateway.ActionPromote, gateway.ActionAbort, gateway.ActionResume:
+	default:
+		return bad("--set: %q is not one of promote, abort, resume, clear", action)
+	}
+	err := c.SetControl(ctx, action)
+	return gatewayResult("control", gateway.ControlRequest{Action: action}, err, s)
+}
+
+const gatewayShadowUsage = `Usage: modelship gateway shadow --upstream URL --percent P [--queue N] [--admin SOCK]
+       modelship gateway shadow --report [--admin SOCK]
+
+Mirrors P percent of the requests the active release answers to the
+candidate URL and compares the answers; clients only ever see the active
+release's. --percent 0 stops the mirror and prints its final report;
+--report prints the running mirror's report (exit 1 when none runs).
+
+Flags:
+`
+
+func runGatewayShadow(ctx context.Context, args []string, s stdio) int {
+	fs, admin, bad := gatewayClientFlags("shadow", s, gatewayShadowUsage)
+	up := fs.String("upstream", "", "the candidate release's `URL` (required unless --percent 0)")
+	pct := fs.Float64("percent", -1, "share of requests to mirror, 0..100 (required without --report; 0 stops)")
+	queue := fs.Int("queue", 0, "exchanges waiting to be mirrored at most (0: the mirror's default); beyond, they are dropped")
+	report := fs.Bool("report", false, "print the running mirror's report")
+	if code, ok := parseNoArgs(fs, args, bad); !ok {
+		return code
+	}
+	c := &gateway.Client{Socket: *admin}
+	if *report {
+		if *up != "" || *pct != -1 || *queue != 0 {
+			return bad("--report takes no --upstream, --percent or --queue")
+		}
+		res, err := c.ShadowReport(ctx)
+		return gatewayResult("shadow", res, err, s)
+	}
+	if code, ok := checkPercentFlag(*pct, bad); !ok {
+		return code
+	}
+	if *pct > 0 || *up != "" {
+		if code, ok := checkUpstreamFlag("upstream", *up, bad); !ok {
+			return code
+		}
+	}
+	if *queue < 0 {
+		return bad("--queue: %d is negative", *queue)
+	}
+	res, err := c.SetShadow(ctx, gateway.ShadowRequest{Upstream: *up, Percent: *pct, Queue: *queue})
+	return gatewayResult("shadow", res, err, s)
 }

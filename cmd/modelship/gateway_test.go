@@ -45,6 +45,39 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// gatewayCLI is `modelship gateway` run in-process, stopped at the end of
+// the test.
+type gatewayCLI struct {
+	sock, addr string
+	cancel     func()
+	done       chan int // its exit code
+	errs       *testenv.SyncBuffer
+}
+
+// startGatewayCLI runs `modelship gateway --listen ADDR --admin SOCK ARGS`
+// (the socket in dir) and returns once its admin socket answers.
+func startGatewayCLI(t *testing.T, dir string, args ...string) *gatewayCLI {
+	t.Helper()
+	g := &gatewayCLI{sock: "unix://" + filepath.Join(dir, "admin.sock"), addr: freeAddr(t), done: make(chan int, 1), errs: &testenv.SyncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	t.Cleanup(cancel)
+	args = append([]string{"gateway", "--listen", g.addr, "--admin", g.sock}, args...)
+	go func() { g.done <- run(ctx, args, stdio{in: strings.NewReader(""), out: io.Discard, err: g.errs}) }()
+	// Wait for the admin socket to answer (the gateway exiting early fails).
+	for {
+		code, _, _ := runCLI(t, "gateway", "state", "--admin", g.sock)
+		if code == exitOK {
+			return g
+		}
+		select {
+		case c := <-g.done:
+			t.Fatalf("gateway exited %d: %s", c, g.errs.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 func TestGatewayCommand(t *testing.T) {
 	a := namedRelease(t, "A", 200)
 	b := namedRelease(t, "B", 200)
@@ -54,29 +87,9 @@ func TestGatewayCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	sock := "unix://" + filepath.Join(dir, "admin.sock")
 	state := filepath.Join(dir, "state.json")
-	addr := freeAddr(t)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var gwErr testenv.SyncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", sock, "--upstream", a, "--state", state}, stdio{in: strings.NewReader(""), out: io.Discard, err: &gwErr})
-	}()
-	// Wait for the admin socket to answer (the gateway exiting early fails).
-	for {
-		code, _, _ := runCLI(t, "gateway", "state", "--admin", sock)
-		if code == exitOK {
-			break
-		}
-		select {
-		case c := <-done:
-			t.Fatalf("gateway exited %d: %s", c, gwErr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	gw := startGatewayCLI(t, dir, "--upstream", a, "--state", state)
+	sock, addr, cancel, done, gwErr := gw.sock, gw.addr, gw.cancel, gw.done, gw.errs
 	fetch := func() string {
 		resp, err := http.Get("http://" + addr + "/v1/models")
 		if err != nil {
@@ -155,11 +168,86 @@ func TestGatewayCommandUsage(t *testing.T) {
 		{[]string{"gateway", "--upstream", "http://a/v1"}, exitUsage, "without path or query"},
 		{[]string{"gateway", "--admin", "tcp://0.0.0.0:9"}, exitUsage, "only unix sockets"},
 		{[]string{"gateway", "swich"}, exitUsage, `unexpected argument "swich"`},
+		{[]string{"gateway", "canary", "--help"}, exitOK, "--sticky-header"},
+		{[]string{"gateway", "canary", "--upstream", "http://b:8000"}, exitUsage, "--percent P is required"},
+		{[]string{"gateway", "canary", "--upstream", "http://b:8000", "--percent", "120"}, exitUsage, "--percent: 120 is not between 0 and 100"},
+		{[]string{"gateway", "canary", "--percent", "10"}, exitUsage, "--upstream URL is required"},
+		{[]string{"gateway", "canary", "--percent", "10", "--upstream", "b:8000"}, exitUsage, "--upstream:"},
+		{[]string{"gateway", "samples", "--help"}, exitOK, `"ttfb_ms"`},
+		{[]string{"gateway", "samples", "--since", "-1"}, exitUsage, `invalid value "-1" for flag -since`},
+		{[]string{"gateway", "control", "--set", "pause"}, exitUsage, `--set: "pause" is not one of promote, abort, resume, clear`},
+		{[]string{"gateway", "shadow", "--percent", "5"}, exitUsage, "--upstream URL is required"},
+		{[]string{"gateway", "shadow", "--upstream", "http://b:8000"}, exitUsage, "--percent P is required"},
+		{[]string{"gateway", "shadow", "--upstream", "http://b:8000", "--percent", "5", "--queue", "-2"}, exitUsage, "--queue: -2 is negative"},
+		{[]string{"gateway", "shadow", "--report", "--percent", "5"}, exitUsage, "--report takes no --upstream, --percent or --queue"},
 	} {
 		code, out, errs := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(out+errs, tc.want) {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
 		}
+	}
+}
+
+// The rollout subcommands against a running gateway: a canary split, its
+// samples, the control slot, and a shadow this build cannot run.
+func TestGatewayRolloutCommands(t *testing.T) {
+	a, b := namedRelease(t, "A", 200), namedRelease(t, "B", 200)
+	dir, err := os.MkdirTemp("", "gwcli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	gw := startGatewayCLI(t, dir, "--upstream", a)
+
+	code, out, errs := runCLI(t, "gateway", "control", "--admin", gw.sock, "--set", "abort")
+	if code != exitFailed || !strings.Contains(errs, "no rollout in progress") {
+		t.Fatalf("control without a rollout: exit %d, %s %s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "gateway", "canary", "--admin", gw.sock, "--upstream", b, "--percent", "100", "--sticky-header", "X-Conversation-Id")
+	var cs gateway.CanaryState
+	if code != exitOK || json.Unmarshal([]byte(out), &cs) != nil || cs.Upstream != b || cs.Percent != 100 || cs.StickyHeader != "X-Conversation-Id" {
+		t.Fatalf("canary: exit %d, %s %s", code, out, errs)
+	}
+	if body := httpGet(t, "http://"+gw.addr+"/v1/models"); body != "B" {
+		t.Fatalf("at 100%% the canary answers, got %q", body)
+	}
+	// The sample is recorded once the gateway's handler returns, which
+	// may be just after the client has the answer.
+	testenv.Eventually(t, 10*time.Second, "the request measured", func() bool {
+		_, out, _ := runCLI(t, "gateway", "samples", "--admin", gw.sock)
+		return strings.Contains(out, `"next": 1`)
+	})
+	code, out, errs = runCLI(t, "gateway", "samples", "--admin", gw.sock)
+	var sm gateway.Samples
+	if code != exitOK || json.Unmarshal([]byte(out), &sm) != nil || sm.Next != 1 || len(sm.Samples) != 1 || sm.Samples[0].Upstream != b || sm.Samples[0].Status != 200 {
+		t.Fatalf("samples: exit %d, %s %s", code, out, errs)
+	}
+	if code, out, _ = runCLI(t, "gateway", "samples", "--admin", gw.sock, "--since", "1"); code != exitOK || !strings.Contains(out, `"samples": []`) {
+		t.Fatalf("samples since 1: exit %d, %s", code, out)
+	}
+	for _, step := range []struct{ args, want string }{{"--set promote", "promote"}, {"", "promote"}, {"--set clear", ""}} {
+		args := append([]string{"gateway", "control", "--admin", gw.sock}, strings.Fields(step.args)...)
+		code, out, errs = runCLI(t, args...)
+		var c gateway.ControlRequest
+		if code != exitOK || json.Unmarshal([]byte(out), &c) != nil || c.Action != step.want {
+			t.Fatalf("control %s: exit %d, %s %s", step.args, code, out, errs)
+		}
+	}
+	code, out, errs = runCLI(t, "gateway", "canary", "--admin", gw.sock, "--percent", "0")
+	var cleared gateway.CanaryState
+	if code != exitOK || json.Unmarshal([]byte(out), &cleared) != nil || cleared.Percent != 0 || cleared.Upstream != "" {
+		t.Fatalf("canary cleared: exit %d, %s %s", code, out, errs)
+	}
+	if body := httpGet(t, "http://"+gw.addr+"/v1/models"); body != "A" {
+		t.Fatalf("the canary cleared, got %q", body)
+	}
+	code, _, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--upstream", b, "--percent", "10")
+	if code != exitFailed || !strings.Contains(errs, "shadow traffic not available in this build") {
+		t.Fatalf("shadow: exit %d, %s", code, errs)
+	}
+	code, _, errs = runCLI(t, "gateway", "shadow", "--admin", gw.sock, "--report")
+	if code != exitFailed || !strings.Contains(errs, "no shadow is running") {
+		t.Fatalf("shadow report: exit %d, %s", code, errs)
 	}
 }
 

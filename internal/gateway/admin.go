@@ -50,8 +50,12 @@ type ErrorBody struct {
 //	GET  /probe?upstream=URL  ProbeResult: URL's GET /ready, from here
 //	POST /upgrade      UpgradeRequest → UpgradeResult once the new binary
 //	                   serves; 409 (this one keeps serving) when it cannot
+//
+// and the rollout routes (canary, samples, control, shadow) of
+// rolloutRoutes.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	g.rolloutRoutes(mux)
 	mux.HandleFunc("POST /upgrade", g.upgradeHandler)
 	mux.HandleFunc("GET /probe", func(w http.ResponseWriter, r *http.Request) {
 		up := r.URL.Query().Get("upstream")

@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/modelship/modelship/internal/shadow"
 )
 
 // Client talks to a gateway's admin API over its unix socket. Inside the
 // gateway's container this is what `modelship gateway switch|state|
-// wait-drained` use, so a deploy can run them with `docker exec`.
+// wait-drained|canary|samples|control|shadow` use, so a deploy can run
+// them with `docker exec`.
 type Client struct {
 	// Socket is the admin socket path (or unix:///PATH); default
 	// DefaultAdminSocket.
@@ -88,6 +91,68 @@ func (c *Client) WaitDrained(ctx context.Context, upstream string, timeout time.
 	return &res, nil
 }
 
+// maxAnswer bounds an admin answer read (a full GET /samples page is a
+// few MiB).
+const maxAnswer = 32 << 20
+
+// SetCanary sends req.Percent of new requests to req.Upstream (Percent 0
+// clears the canary). A canary that is not ready is an *APIError with
+// Status 409; a bad field one with Status 400.
+func (c *Client) SetCanary(ctx context.Context, req CanaryRequest) (*CanaryState, error) {
+	var res CanaryState
+	if err := c.do(ctx, http.MethodPost, "/canary", req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Samples returns the requests the gateway measured after seq since, at
+// most MaxSamplesPerAnswer; ask again from Next for more.
+func (c *Client) Samples(ctx context.Context, since uint64) (*Samples, error) {
+	var res Samples
+	if err := c.do(ctx, http.MethodGet, fmt.Sprintf("/samples?since=%d", since), nil, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Control returns the rollout's operator action ("" when none).
+func (c *Client) Control(ctx context.Context) (string, error) {
+	var res ControlRequest
+	if err := c.do(ctx, http.MethodGet, "/control", nil, &res); err != nil {
+		return "", err
+	}
+	return res.Action, nil
+}
+
+// SetControl asks the rollout for action ("promote", "abort", "resume", or
+// "" to clear); with no rollout in progress the error is an *APIError with
+// Status 409.
+func (c *Client) SetControl(ctx context.Context, action string) error {
+	var res ControlRequest
+	return c.do(ctx, http.MethodPost, "/control", ControlRequest{Action: action}, &res)
+}
+
+// SetShadow starts mirroring to req.Upstream, or stops the mirror (Percent
+// 0); it returns the mirror's report (the final one when stopping).
+func (c *Client) SetShadow(ctx context.Context, req ShadowRequest) (*shadow.Report, error) {
+	var res shadow.Report
+	if err := c.do(ctx, http.MethodPost, "/shadow", req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// ShadowReport is the running mirror's report; an *APIError with Status
+// 404 when none runs.
+func (c *Client) ShadowReport(ctx context.Context) (*shadow.Report, error) {
+	var res shadow.Report
+	if err := c.do(ctx, http.MethodGet, "/shadow", nil, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
 func (c *Client) socket() (string, error) {
 	if c.Socket == "" {
 		return DefaultAdminSocket, nil
@@ -128,7 +193,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("gateway admin socket %s: %v (is `modelship gateway` running with --admin %s?)", sock, unwrapOp(err), sock)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("gateway admin %s %s: reading the answer: %v", method, path, err)
 	}

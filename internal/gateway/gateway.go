@@ -10,6 +10,14 @@
 // an upstream fails before anything was sent (connection refused, name not
 // found) is retried once on the upstream active at that moment, so a switch
 // away from a release that is going down loses nothing.
+//
+// For progressive delivery the gateway also splits (a canary takes a
+// percent of new requests, sticky by a header's value: split.go), measures
+// every request it proxies into a ring the deploy reads (measure.go), and
+// mirrors a sample of the active release's exchanges to a shadow release
+// (mirror.go). None of these is kept across a restart or an upgrade in
+// place: the new process sends everything to the active release, and its
+// samples start again from seq 1 (State's pid and started_at tell).
 package gateway
 
 import (
@@ -26,6 +34,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/proxyhttp"
+	"github.com/modelship/modelship/internal/shadow"
 )
 
 // HealthPath is answered by the gateway itself (200) for a container
@@ -60,6 +69,12 @@ type Gateway struct {
 
 	handingOver atomic.Bool  // answers close their connections
 	conns       atomic.Int64 // open public connections
+
+	canary    atomic.Pointer[canary] // nil: every request to the active upstream
+	shadow    atomic.Pointer[mirror] // nil: nothing mirrored
+	control   string                 // under mu: the rollout's operator action
+	newShadow func(shadow.Options) (Shadower, error)
+	ring      *ring
 
 	args     []string         // Options.Args: nil, no upgrade in place
 	upgrades chan upgradeCall // POST /upgrade → Serve
@@ -131,6 +146,10 @@ type Options struct {
 	// /upgrade): another binary is started with them and takes the
 	// public port over.
 	Args []string
+	// NewShadow starts a mirror for POST /shadow (the command passes
+	// shadow.New); nil answers 501 "shadow traffic not available in this
+	// build".
+	NewShadow func(shadow.Options) (Shadower, error)
 }
 
 // New returns a gateway, restoring the active upstream from opt.StatePath
@@ -146,6 +165,8 @@ func New(opt Options) (*Gateway, error) {
 		args:      opt.Args,
 		upgrades:  make(chan upgradeCall),
 		child:     make(chan error, 1),
+		newShadow: opt.NewShadow,
+		ring:      newRing(),
 	}
 	if g.transport == nil {
 		g.transport = proxyhttp.Transport(opt.HeaderTimeout)
@@ -239,7 +260,8 @@ func (g *Gateway) acquirePrevious() *upstream {
 }
 
 // ServeHTTP implements http.Handler: HealthPath is answered here, every
-// other request is proxied to the active upstream.
+// other request is proxied (to the canary for its share, else to the
+// active upstream), measured, and offered to the mirror when sampled.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.handingOver.Load() {
 		// Handed over: this answer is the connection's last, so the
@@ -248,37 +270,50 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	if r.URL.Path == HealthPath {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, apiError("method "+r.Method+" not allowed; use GET", "invalid_request_error", http.StatusMethodNotAllowed))
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "active": g.active.Load() != nil})
+		g.health(w, r)
 		return
 	}
 	g.requests.Add(1)
-	u := g.acquireActive()
+	mw := &measuredWriter{ResponseWriter: w, start: time.Now()}
+	u := g.acquireRoute(r)
 	if u == nil {
 		g.noActive.Add(1)
 		g.errors.Add(1)
-		writeJSON(w, http.StatusServiceUnavailable, apiError("no release is active", "no_active_release", http.StatusServiceUnavailable))
+		writeJSON(mw, http.StatusServiceUnavailable, apiError("no release is active", "no_active_release", http.StatusServiceUnavailable))
+		g.ring.add(mw.sample(r, ""))
 		return
 	}
 	h := &holder{u: u}
 	defer func() { h.u.release() }()
 	u.requests.Add(1)
+	c := g.startMirror(r, u)
+	mw.capture = c
 	r = r.WithContext(context.WithValue(r.Context(), holderKey{}, h))
 	// Full duplex, as modelship serve's proxy: an upstream answering before
 	// it has the whole request body must not have the body closed under it.
-	_ = http.NewResponseController(w).EnableFullDuplex()
-	g.rp.ServeHTTP(w, r)
+	_ = http.NewResponseController(mw).EnableFullDuplex()
+	g.rp.ServeHTTP(mw, r)
+	g.ring.add(mw.sample(r, h.u.key))
+	if c != nil {
+		c.finish(r, mw)
+	}
+}
+
+func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, apiError("method "+r.Method+" not allowed; use GET", "invalid_request_error", http.StatusMethodNotAllowed))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "active": g.active.Load() != nil})
 }
 
 // retryTransport sends a request to the upstream its holder names, and
 // re-sends it once to the upstream active at that moment when the first
 // attempt failed before a request header was written (nothing reached the
 // upstream, so even a POST generation is safe to send again) — or, when
-// that is the very upstream that failed, to the previous one.
+// that is the very upstream that failed, to the previous one. A canary
+// refusing connections is thus retried on the active (stable) upstream.
 type retryTransport struct{ g *Gateway }
 
 func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {

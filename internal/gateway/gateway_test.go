@@ -332,7 +332,14 @@ func newGatedStream(t *testing.T, name string) *gatedStream {
 
 func get(t *testing.T, u string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(u)
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return send(t, http.DefaultClient, req)
+}
+
+// send does req with c and returns the answer's status and body.
+func send(t *testing.T, c *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,8 @@ type SwitchResult struct {
 // target's GET /ready must answer 200 first (within readyTimeout, default
 // DefaultReadyTimeout); otherwise nothing changes and the error wraps
 // ErrNotReady. The new state is written to the state file before the
-// switch is reported; if that write fails, the switch is undone.
+// switch is reported; if that write fails, the switch is undone. A switch
+// that changes the active upstream clears the canary split.
 func (g *Gateway) Switch(ctx context.Context, target string, requireReady bool, readyTimeout time.Duration) (*SwitchResult, error) {
 	u, err := ParseUpstream(target)
 	if err != nil {
@@ -68,17 +69,21 @@ func (g *Gateway) Switch(ctx context.Context, target string, requireReady bool, 
 		g.previous, g.switchedAt = oldPrev, oldAt
 		return nil, fmt.Errorf("switch to %s undone: %w", next.key, err)
 	}
+	// A canary was split from, and measured against, the release switched
+	// away from: a switch (promoting the canary, or any other) ends it.
+	g.clearCanaryLocked()
 	g.pruneLocked()
 	g.logger().Info("switched", "active", next.key, "previous", prev)
 	return &SwitchResult{Active: next.key, Previous: prev, Changed: true, SwitchedAt: g.switchedAt}, nil
 }
 
-// pruneLocked forgets upstreams that are neither active nor previous and
-// have nothing in flight, so the map stays small over many deploys.
+// pruneLocked forgets upstreams that are neither active, previous nor the
+// canary and have nothing in flight, so the map stays small over many
+// deploys.
 func (g *Gateway) pruneLocked() {
 	act := g.Active()
 	for k, u := range g.upstreams {
-		if k == act || k == g.previous {
+		if c := g.canary.Load(); k == act || k == g.previous || (c != nil && c.up == u) {
 			continue
 		}
 		if n, _ := u.idleState(); n == 0 {
@@ -130,6 +135,9 @@ type UpstreamState struct {
 	InFlight int64  `json:"in_flight"`
 	Requests uint64 `json:"requests"` // sent to it since the gateway started
 	Errors   uint64 `json:"errors"`   // failed to reach it (answered 502/503)
+	// Percent is its share of new requests: 100 minus the canary's for
+	// the active upstream, the canary's for the canary, 0 for others.
+	Percent float64 `json:"percent"`
 }
 
 // State is the body of GET /state on the admin socket.
@@ -148,6 +156,9 @@ type State struct {
 	// it runs (what an upgrade in place compares).
 	PID          int    `json:"pid"`
 	BinarySHA256 string `json:"binary_sha256"`
+	// Canary and Shadow are the rollout in progress; absent when none.
+	Canary *CanaryState `json:"canary,omitempty"`
+	Shadow *ShadowState `json:"shadow,omitempty"`
 }
 
 // State returns the gateway's state now.
@@ -170,10 +181,11 @@ func (g *Gateway) State() State {
 		}
 		return 2
 	}
+	g.rolloutStateLocked(&st)
 	for _, u := range g.upstreams {
 		n, _ := u.idleState()
 		st.InFlight += n
-		st.Upstreams = append(st.Upstreams, UpstreamState{URL: u.key, InFlight: n, Requests: u.requests.Load(), Errors: u.errors.Load()})
+		st.Upstreams = append(st.Upstreams, UpstreamState{URL: u.key, InFlight: n, Requests: u.requests.Load(), Errors: u.errors.Load(), Percent: st.percent(u.key)})
 	}
 	sort.Slice(st.Upstreams, func(i, j int) bool {
 		a, b := st.Upstreams[i], st.Upstreams[j]
