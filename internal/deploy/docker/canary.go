@@ -145,7 +145,11 @@ func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance,
 		args = []string{"--upstream", in.Upstream, "--percent", strconv.FormatFloat(percent, 'f', -1, 64)}
 		what = fmt.Sprintf("mirroring %g%% of the requests to release %s", percent, in.Release)
 	}
-	if _, err := t.rolloutExec(ctx, env, "shadow", args...); err != nil {
+	_, err := t.rolloutExec(ctx, env, "shadow", args...)
+	if err != nil && in == nil && strings.Contains(err.Error(), "no shadow is running") {
+		return nil // nothing to stop
+	}
+	if err != nil {
 		return fmt.Errorf("environment %s: %s: %w", env, what, err)
 	}
 	return nil
