@@ -229,8 +229,9 @@ func (ro *rollout) analyseStep(ctx context.Context, s *stepState) (done, promote
 			return true, false, ro.abort(ctx, s.rec.Name, &s.rec.Decision, false, ro.stayedInconclusive(s.rec.Name, dec))
 		}
 		ro.moreTraffic(ctx, s, dec)
-	default:
-		ro.logf("canary step %s: %s after %s (canary %d, stable %d requests): %s", s.rec.Name, dec.Verdict, elapsed.Round(time.Millisecond), dec.CanaryN, dec.StableN, dec.Why)
+	default: // still baking
+		ro.logf("canary step %s: %s so far, %s into its %s bake (canary %d, stable %d requests): %s",
+			s.rec.Name, dec.Verdict, elapsed.Round(time.Millisecond), s.bake, dec.CanaryN, dec.StableN, dec.Why)
 	}
 	return false, false, nil
 }
