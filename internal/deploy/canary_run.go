@@ -176,6 +176,11 @@ func (ro *rollout) step(ctx context.Context, st CanaryStep) (promote bool, err e
 		return false, fmt.Errorf("sending %s of %s's requests to release %s: %w", s.rec.Name, ro.env, ro.canary.Release, err)
 	}
 	ro.hook("canary-" + strconv.FormatFloat(st.Percent, 'f', -1, 64))
+	// What was measured before this step (at the step before's percent)
+	// is counted, but not in this step's window.
+	if err := ro.read(ctx, nil); err != nil {
+		return false, err
+	}
 	ro.logf("canary step %s: %s of %s's requests go to release %s, for at least %s, analysed every %s",
 		s.rec.Name, s.rec.Name, ro.env, ro.canary.Release, st.Bake, ro.spec.Interval)
 	for {
@@ -236,14 +241,28 @@ func (ro *rollout) analyseStep(ctx context.Context, s *stepState) (done, promote
 	return false, false, nil
 }
 
-// measure reads the samples since the last read into w, the step's
-// window, and the engines' metrics, and analyses it.
+// measure adds the samples since the last read to w, the step's window,
+// reads the engines' metrics, and analyses it.
 func (ro *rollout) measure(ctx context.Context, w *analysis.Window) (analysis.Decision, error) {
+	if err := ro.read(ctx, w); err != nil {
+		return analysis.Decision{}, err
+	}
+	w.StableEngine = ro.engine(ctx, ro.stable)
+	w.CanaryEngine = ro.engine(ctx, ro.canary)
+	return ro.analyse(*w, ro.spec.Analysis), nil
+}
+
+// read counts the samples measured since the last read and adds them to
+// w (nil: to none).
+func (ro *rollout) read(ctx context.Context, w *analysis.Window) error {
 	samples, next, err := ro.split.Samples(ctx, ro.env, ro.cursor)
 	if err != nil {
-		return analysis.Decision{}, fmt.Errorf("reading the measurements of %s's router: %w", ro.env, err)
+		return fmt.Errorf("reading the measurements of %s's router: %w", ro.env, err)
 	}
 	ro.cursor = next
+	if w == nil {
+		w = &analysis.Window{}
+	}
 	for _, m := range samples {
 		switch m.Upstream {
 		case ro.canary.Upstream:
@@ -261,9 +280,7 @@ func (ro *rollout) measure(ctx context.Context, w *analysis.Window) (analysis.De
 			ro.out.StableRequests++
 		}
 	}
-	w.StableEngine = ro.engine(ctx, ro.stable)
-	w.CanaryEngine = ro.engine(ctx, ro.canary)
-	return ro.analyse(*w, ro.spec.Analysis), nil
+	return nil
 }
 
 // engine reads in's engine metrics; nil (said once per release) when they

@@ -258,9 +258,8 @@ func TestCanaryFailingStepAbortsAtOnce(t *testing.T) {
 		t.Errorf("error %q does not say which check decided, in numbers", err)
 	}
 	calls := rt.split.Calls()
-	i := slices.Index(calls, "SetCanary 25 X-User")
-	j := i + slices.Index(calls[i:], "Samples")
-	if i < 0 || j+1 >= len(calls) || calls[j+1] != "SetCanary 0 " {
+	i, j := slices.Index(calls, "SetCanary 25 X-User"), slices.Index(calls, "SetCanary 0 ")
+	if i < 0 || j < i+2 || calls[j-1] != "Samples" || j != len(calls)-1 {
 		t.Errorf("calls %q: SetCanary 0 is not the first call after the failing samples", calls)
 	}
 	if last := rt.ro.out.Steps[len(rt.ro.out.Steps)-1]; last.Name != "25%" || last.Decision.Verdict != stage.Failed {

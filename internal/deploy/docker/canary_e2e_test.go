@@ -212,3 +212,40 @@ func TestCanaryInterruptedLeavesStable(t *testing.T) {
 		}
 	}
 }
+
+// With no client traffic and Traffic "synthetic", each step sends
+// analysis traffic through the endpoint (once, stopped when the step ends)
+// and the canary is promoted on it.
+func TestCanarySyntheticTraffic(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	var loads []*testenv.Load
+	var stopped int
+	e.d.Synthetic = func(_ context.Context, url string) func() {
+		l := testenv.LoadLoop(url, 4)
+		loads = append(loads, l)
+		return func() {
+			stopped++
+			if reqs, fails, errs := l.Stop(); fails != 0 {
+				t.Errorf("%d of %d synthetic requests failed: %q", fails, reqs, errs)
+			}
+		}
+	}
+	req := e.canaryRequest("modelship-test/good:3")
+	req.Canary.Traffic = deploy.TrafficSynthetic
+	res, err := e.d.Deploy(context.Background(), req)
+	if err != nil {
+		t.Fatalf("canary on synthetic traffic: %v", err)
+	}
+	t.Logf("canary on synthetic traffic: %s\n%s", res.Rollout.Decision, analysis.Table(res.Rollout.Steps))
+	if len(loads) != 3 || stopped != 3 {
+		t.Errorf("synthetic traffic started %d times and stopped %d, want once per step (3)", len(loads), stopped)
+	}
+	if !strings.Contains(e.log.String(), "too few requests (canary 0, stable 0): sending synthetic analysis traffic") {
+		t.Errorf("the log does not say why synthetic traffic started:\n%s", e.log.String())
+	}
+	if v := e.version(t); v.Image != "modelship-test/good:3" {
+		t.Errorf("/version %+v, want modelship-test/good:3", v)
+	}
+}
