@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/modelship/modelship/internal/analysis"
@@ -87,6 +88,10 @@ type Splitter interface {
 	// ShadowReport is what the mirror compared so far.
 	ShadowReport(ctx context.Context, env string) (*shadow.Report, error)
 }
+
+// ErrSplitUnsupported is wrapped by a Splitter's errors when its router
+// cannot split (a router older than canaries): nothing was split.
+var ErrSplitUnsupported = errors.New("the router cannot split traffic")
 
 // EngineReader reads a release's engine metrics (optional: without it, the
 // KV-cache and queue checks are skipped and the report says so).

@@ -63,7 +63,7 @@ type Request struct {
 	// ImageID pins the content (rollback); "" resolves Image.
 	ImageID  string
 	GitSHA   string
-	Strategy string // auto, recreate, blue-green
+	Strategy string // auto, recreate, blue-green, rolling or canary
 	// Engine is the serving engine, "vllm" or "sim".
 	Engine     string
 	ServedName string
@@ -204,6 +204,9 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if req.Env == "" || req.Image == "" {
 		return nil, errors.New("deploy needs an environment and an image")
 	}
+	if err := d.checkRollout(&req); err != nil {
+		return nil, fmt.Errorf("deploy to %s: %w (nothing was changed)", req.Env, err)
+	}
 	ref := req.Image
 	if req.ImageID != "" {
 		ref = req.ImageID
@@ -249,7 +252,12 @@ func (d *Deployer) deploy(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: liveRelease(rels)}
+	_, split := d.Target.(Splitter)
+	if req.Canary != nil && !split {
+		d.logf("target %s cannot split traffic: the canary steps are not run (strategy %s)", d.Target.Describe(), firstNonEmpty(req.Strategy, Auto))
+	}
+	placement := Placement{Engine: req.Engine, Strategy: req.Strategy, Model: req.Model, Fit: req.Fit, GPUs: req.GPUs, Current: liveRelease(rels),
+		Canary: req.Canary != nil && split}
 	var plan *Plan
 	gpus := d.GPUs
 	if p, ok := d.Target.(GPUProber); ok && gpus == nil {

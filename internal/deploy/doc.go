@@ -19,6 +19,16 @@
 // GPUs) also implements Planner, and a rolling update runs the blue-green
 // steps with the target doing the surge.
 //
+// Canary (canary_run.go, shadow_run.go, rollout_run.go) is blue-green with
+// the switch made in steps: on a target whose router is a Splitter (the
+// Docker gateway), an optional shadow step mirrors live requests to the new
+// release and compares its answers, then each step sends a share of the
+// requests to it, measures every request at the router and judges the two
+// versions with internal/analysis every Interval; the first failed step
+// (or an operator's modelship abort) sends all traffic back at once, and
+// the undo of any failure or interrupt clears the split before anything
+// else. The last step, 100%, is the blue-green switch.
+//
 // The release history lives with the releases themselves (the target keeps
 // it, on Docker as container labels, on Kubernetes as annotations) and every event is also appended to a
 // local JSONL ledger for audit. A target that is a Pruner drops the

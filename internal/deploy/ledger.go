@@ -12,7 +12,7 @@ import (
 // Event is one line of the ledger.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Event   string    `json:"event"` // started, ready, switched, verified, rolled-back, failed, live, interrupted, pruned
+	Event   string    `json:"event"` // started, ready, switched, verified, rolled-back, failed, live, interrupted, pruned, shadow, canary-step, canary-aborted, canary-promoted
 	Release *Release  `json:"release"`
 	Detail  string    `json:"detail,omitempty"`
 }

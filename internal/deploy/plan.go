@@ -42,8 +42,11 @@ func DetectGPUs(context.Context) ([]gpu.Device, error) {
 type Placement struct {
 	// Engine is "sim" or "ollama" (no GPU: CPU-only builds), or "vllm".
 	Engine string
-	// Strategy asked for: auto, recreate or blue-green.
+	// Strategy asked for: auto, recreate, blue-green or canary.
 	Strategy string
+	// Canary: the request has canary steps (Request.Canary), so auto
+	// picks canary where two copies fit.
+	Canary bool
 	// Model is the checkpoint's inspection; required for vllm.
 	Model *checkpoint.Info
 	// Fit are the serving settings fit estimates for.
@@ -58,7 +61,7 @@ type Placement struct {
 
 // Plan is where and how a release will run.
 type Plan struct {
-	Strategy string   // recreate or blue-green
+	Strategy string   // recreate, blue-green or canary
 	GPUs     []string // UUIDs to attach; empty for sim
 	// GPUMemoryUtilization, when set, replaces the setting so that a copy
 	// is sized to fit twice (blue-green).
@@ -72,20 +75,27 @@ var ErrNoFit = errors.New("the model does not fit in GPU memory")
 
 // MakePlan chooses the strategy and GPUs. It fails, before anything is
 // touched, when the model does not fit (saying by how much) or when
-// blue-green is asked for and two copies do not fit.
+// blue-green is asked for and two copies do not fit. Canary, which also
+// needs two copies side by side, falls back to recreate where they do not
+// fit (the plan's Why says so); auto picks canary when the placement has
+// canary steps and two copies fit.
 func MakePlan(ctx context.Context, p Placement, gpus GPUSource) (*Plan, error) {
 	strategy := p.Strategy
 	if strategy == "" {
 		strategy = Auto
 	}
-	if !slices.Contains([]string{Auto, Recreate, BlueGreen}, strategy) {
-		return nil, fmt.Errorf("strategy %q: expected auto, recreate or blue-green", strategy)
+	if !slices.Contains([]string{Auto, Recreate, BlueGreen, Canary}, strategy) {
+		return nil, fmt.Errorf("strategy %q: expected auto, recreate, blue-green or canary", strategy)
 	}
 	if p.Engine == "sim" || p.Engine == "ollama" {
+		why := "engine " + p.Engine + " uses no GPU, so two copies always fit"
 		if strategy == Auto {
 			strategy = BlueGreen
+			if p.Canary {
+				strategy, why = Canary, why+": canary, with the configured steps"
+			}
 		}
-		return &Plan{Strategy: strategy, Why: "engine " + p.Engine + " uses no GPU, so two copies always fit"}, nil
+		return &Plan{Strategy: strategy, Why: why}, nil
 	}
 	if p.Model == nil {
 		return nil, errors.New("engine vllm needs the checkpoint (model.path in modelship.yaml) to size GPU memory")
@@ -136,12 +146,19 @@ func MakePlan(ctx context.Context, p Placement, gpus GPUSource) (*Plan, error) {
 	for _, d := range est.Devices {
 		plan.GPUs = append(plan.GPUs, d.UUID)
 	}
+	canary := strategy == Canary || strategy == Auto && p.Canary
 	switch {
 	case strategy == BlueGreen && !est.TwoCopies:
 		return nil, &TwoCopiesError{Footprint: est.Footprint, Free: freeList(est)}
-	case strategy == Auto && est.TwoCopies, strategy == BlueGreen:
+	case canary && !est.TwoCopies:
+		plan.Strategy = Recreate
+		plan.Why = fmt.Sprintf("canary needs two copies side by side: one takes %s per GPU, GPUs have %s free; recreate, with downtime", gib(est.Footprint), freeList(est))
+	case strategy == Auto && est.TwoCopies, strategy == BlueGreen, canary:
 		plan.Strategy = BlueGreen
 		plan.Why = fmt.Sprintf("two copies fit: one takes %s per GPU at gpu-memory-utilization %.2f, GPUs have %s free", gib(est.Footprint), est.CopyUtilization, freeList(est))
+		if canary {
+			plan.Strategy, plan.Why = Canary, plan.Why+": canary, with the configured steps"
+		}
 		plan.GPUMemoryUtilization = math.Round(est.CopyUtilization*100) / 100
 	default:
 		plan.Strategy = Recreate

@@ -83,7 +83,12 @@ func TestPlan(t *testing.T) {
 			Current: &Release{GPUs: []string{"GPU-00000000-0000-0000-0000-000000000000"}}}, MockGPUs(72), Recreate, ""},
 		{"unknown GPU", Placement{Engine: "vllm", Model: Llama3_8B(), GPUs: []string{"GPU-nope"}}, MockGPUs(), "", "GPU GPU-nope (environment gpus) is not on this host"},
 		{"vllm without a checkpoint", Placement{Engine: "vllm"}, MockGPUs(), "", "needs the checkpoint"},
-		{"unknown strategy", Placement{Engine: "sim", Strategy: "rolling"}, nil, "", `strategy "rolling": expected auto, recreate or blue-green`},
+		{"unknown strategy", Placement{Engine: "sim", Strategy: "rolling"}, nil, "", `strategy "rolling": expected auto, recreate, blue-green or canary`},
+		{"sim auto with canary steps is canary", Placement{Engine: "sim", Canary: true}, nil, Canary, ""},
+		{"canary where two copies fit", Placement{Engine: "vllm", Strategy: Canary, Model: Llama3_8B(), Fit: small}, MockGPUs(), Canary, ""},
+		{"auto with canary steps where two copies fit", Placement{Engine: "vllm", Canary: true, Model: Llama3_8B(), Fit: small}, MockGPUs(), Canary, ""},
+		{"auto with canary steps where two copies do not fit", Placement{Engine: "vllm", Canary: true, Model: Llama3_8B(), Fit: full}, MockGPUs(), Recreate, ""},
+		{"canary where two copies do not fit recreates", Placement{Engine: "vllm", Strategy: Canary, Model: Llama3_8B(), Fit: full}, MockGPUs(), Recreate, ""},
 		{"no NVML", Placement{Engine: "vllm", Model: Llama3_8B()}, func(context.Context) ([]gpu.Device, error) { return nil, gpu.ErrNoNVML }, "", "listing GPUs"},
 	}
 	for _, c := range cases {
@@ -100,6 +105,9 @@ func TestPlan(t *testing.T) {
 			}
 			if p.Strategy != c.strategy {
 				t.Errorf("strategy %s (%s), want %s", p.Strategy, p.Why, c.strategy)
+			}
+			if c.p.Strategy == Canary && p.Strategy == Recreate && !strings.Contains(p.Why, "canary needs two copies side by side: one takes") {
+				t.Errorf("canary fell back to recreate saying %q, want why in numbers", p.Why)
 			}
 			if c.p.Engine == "vllm" && len(p.GPUs) != 1 {
 				t.Errorf("GPUs %v, want one", p.GPUs)

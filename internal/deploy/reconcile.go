@@ -13,7 +13,9 @@ import (
 // (on Kubernetes a rolling update is rolled back), it is recorded as
 // abandoned, and the GPUs it held are free for the plan that follows. A
 // release left in progress that the router already serves keeps serving
-// (it is what clients get); the log says so.
+// (it is what clients get); the log says so. A release left mid-canary
+// first gets its share of the traffic (and any mirror) back to the
+// serving release.
 func (d *Deployer) reconcile(ctx context.Context, env string) error {
 	rels, err := d.Target.Releases(ctx, env)
 	if err != nil {
@@ -51,6 +53,14 @@ func (d *Deployer) reconcile(ctx context.Context, env string) error {
 			d.event("removed-orphan", r, "still running beside the serving release")
 			d.logf("release %s (%s) was still running beside the serving release (its deployer was stopped before removing it): removed", r.ID, r.Outcome)
 			continue
+		}
+		if sp, ok := d.Target.(Splitter); ok && r.Strategy == Canary {
+			// Its deployer was killed mid-canary: the router may still
+			// send a share of the traffic (or a mirror) to it.
+			if err := clearSplit(ctx, sp, env); err != nil {
+				return fmt.Errorf("release %s was left mid-canary by a deployer that is gone: %w (nothing of this deploy was started)", r.ID, err)
+			}
+			d.logf("release %s was left mid-canary by a deployer that is gone: cleared the traffic split and the mirror, all of %s's traffic is on the serving release", r.ID, env)
 		}
 		if in != nil {
 			if err := d.Target.Remove(ctx, in); err != nil {

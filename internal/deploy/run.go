@@ -23,14 +23,21 @@ type run struct {
 	oldStopped  bool // recreate stopped the previous release
 	switched    bool // the router sends traffic to the new release
 	switchTried bool // a switch to the new release was asked (it may have happened)
+	splitTried  bool // a canary split or a mirror to the new release was asked
 }
 
 func (r *run) execute(ctx context.Context) error {
 	d := r.d
 	var err error
-	if r.res.Plan.Strategy == Recreate {
+	if r.req.Shadow != nil && r.res.Plan.Strategy != Canary {
+		d.logf("the shadow step runs with strategy canary only; this deploy is %s: no traffic is mirrored", r.res.Plan.Strategy)
+	}
+	switch r.res.Plan.Strategy {
+	case Recreate:
 		err = r.recreate(ctx)
-	} else {
+	case Canary:
+		err = r.canary(ctx)
+	default:
 		err = r.blueGreen(ctx)
 	}
 	if err == nil {
@@ -47,6 +54,13 @@ func (r *run) execute(ctx context.Context) error {
 		err = fmt.Errorf("interrupted (%v)", context.Cause(ctx))
 	}
 	d.logf("release %s %s: %v", r.rel.ID, verb, err)
+	if ro := r.res.Rollout; ro != nil && !strings.HasPrefix(ro.Decision, "aborted") {
+		if ro.Decision == "" {
+			ro.Decision = "not promoted: the deploy " + verb + ": " + oneLine(err.Error())
+		} else { // promoted, then verify failed or the deploy was interrupted
+			ro.Decision += "; then the deploy " + verb + ": " + oneLine(err.Error())
+		}
+	}
 	cctx, cancel := fresh(ctx, r.cleanupTimeout())
 	defer cancel()
 	undone, uerr := r.undo(cctx)
@@ -65,11 +79,11 @@ func (r *run) execute(ctx context.Context) error {
 		d.logf("warning: recording the outcome: %v", rerr)
 	}
 	d.event(string(outcome), r.rel, undone)
-	msg := fmt.Sprintf("deploy of %s to %s %s: %v; %s", r.req.Image, r.req.Env, verb, err, undone)
+	// The cause stays reachable (errors.As: a canary's *AbortError).
 	if uerr != nil {
-		return fmt.Errorf("%s; PUTTING THE PREVIOUS RELEASE BACK FAILED: %v", msg, uerr)
+		return fmt.Errorf("deploy of %s to %s %s: %w; %s; PUTTING THE PREVIOUS RELEASE BACK FAILED: %v", r.req.Image, r.req.Env, verb, err, undone, uerr)
 	}
-	return errors.New(msg)
+	return fmt.Errorf("deploy of %s to %s %s: %w; %s", r.req.Image, r.req.Env, verb, err, undone)
 }
 
 func (r *run) drainTimeout() time.Duration {
@@ -142,6 +156,12 @@ func (r *run) blueGreen(ctx context.Context) error {
 	if err := r.start(ctx); err != nil {
 		return err
 	}
+	return r.switchAndDrain(ctx)
+}
+
+// switchAndDrain switches to the new release and waits until the
+// previous one has no request in flight.
+func (r *run) switchAndDrain(ctx context.Context) error {
 	if err := r.switchTo(ctx); err != nil {
 		return err
 	}
@@ -231,7 +251,10 @@ func (r *run) finish(ctx context.Context) error {
 // a sentence saying what it did.
 func (r *run) undo(ctx context.Context) (string, error) {
 	d := r.d
-	var did []string
+	did, err := r.undoSplit(ctx)
+	if err != nil {
+		return "", err
+	}
 	if r.old == nil {
 		if r.newInst != nil {
 			if err := d.Target.Remove(ctx, r.newInst); err != nil {
@@ -292,9 +315,9 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		r.res.RolledBack = true
 	}
 	if r.newInst != nil {
-		if r.switched || r.switchTried {
-			// Requests the new release took before the switch back finish
-			// there first.
+		if r.switched || r.switchTried || r.splitTried {
+			// Requests the new release took before the switch back (or
+			// as the canary) finish there first.
 			if err := d.Target.WaitDrained(ctx, r.req.Env, r.newInst, r.drainTimeout()); err != nil {
 				d.logf("warning: %v", err)
 			}
@@ -307,14 +330,31 @@ func (r *run) undo(ctx context.Context) (string, error) {
 		}
 	}
 	did = append(did, "release "+r.rel.ID+" removed")
-	if d.Verifier != nil && (r.switched || r.switchTried || r.oldStopped || resumed) {
+	if d.Verifier != nil && (r.switched || r.switchTried || r.splitTried || r.oldStopped || resumed) {
 		if err := d.Verifier.Verify(ctx, r.req.URL, Expect{Release: r.old.ID, Model: r.req.ServedName, ModelDigest: r.old.ModelDigest, Image: r.old.Image}); err != nil {
 			return strings.Join(did, ", "), fmt.Errorf("previous release %s does not verify either: %w", r.old.ID, err)
 		}
 		did = append(did, r.old.ID+" verified again")
 	}
-	if !r.switchTried && !r.oldStopped && !resumed {
+	if !r.switchTried && !r.splitTried && !r.oldStopped && !resumed {
 		did = append([]string{"previous release " + r.old.ID + " kept serving throughout"}, did...)
 	}
 	return strings.Join(did, ", "), nil
+}
+
+// undoSplit is the first step of a canary's undo: every request back to
+// the serving release, no mirror.
+func (r *run) undoSplit(ctx context.Context) ([]string, error) {
+	if !r.splitTried {
+		return nil, nil
+	}
+	if err := clearSplit(ctx, r.d.Target.(Splitter), r.req.Env); err != nil {
+		return nil, err
+	}
+	if r.old == nil {
+		return nil, nil
+	}
+	r.d.event("rolled-back", r.old, "from the canary "+r.rel.ID)
+	r.res.RolledBack = true
+	return []string{"all traffic back on " + r.old.ID + " (the canary's share and the mirror cleared)"}, nil
 }

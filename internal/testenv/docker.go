@@ -143,6 +143,12 @@ var (
 	ImageSlowLoad   = TestImage{Tag: "modelship-test/good-slow-load:1", Model: "testdata/models/good", LoadSeconds: 8}
 	// ImageGoodNextBinary is the good model with another modelship binary.
 	ImageGoodNextBinary = TestImage{Tag: "modelship-test/good-next-binary:1", Model: "testdata/models/good", BinaryTrailer: "modelship-next"}
+	// ImageSlowTTFT is the good model answering with double its time to
+	// first token (the table's latency.ttft_ms is 15): a canary that
+	// regressed on latency.
+	ImageSlowTTFT = TestImage{Tag: "modelship-test/good-slow-ttft:1", Model: "testdata/models/good", Env: []string{serving.EnvSimArgs + "=--ttft 30ms"}}
+	// ImageErrors is the good model failing 5% of generations with a 500.
+	ImageErrors = TestImage{Tag: "modelship-test/good-errors:1", Model: "testdata/models/good", Env: []string{serving.EnvSimArgs + "=--error-rate 0.05 --seed 1"}}
 	// ImageOllamaGood serves the generated good GGUF model with Ollama.
 	ImageOllamaGood = TestImage{Tag: "modelship-test/ollama-good:1", Model: "testdata/models/gguf-good", Engine: serving.EngineOllama}
 )

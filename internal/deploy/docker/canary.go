@@ -1,0 +1,222 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/modelship/modelship/internal/analysis"
+	"github.com/modelship/modelship/internal/clip"
+	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/shadow"
+)
+
+// The gateway's answer to `gateway samples`.
+type gatewaySamples struct {
+	Next    uint64 `json:"next"`
+	Dropped uint64 `json:"dropped"`
+	Samples []struct {
+		Upstream string    `json:"upstream"`
+		At       time.Time `json:"at"`
+		Status   int       `json:"status"`
+		Error    bool      `json:"error"`
+		TTFBMs   float64   `json:"ttfb_ms"`
+		ITLMs    float64   `json:"itl_ms"`
+		TotalMs  float64   `json:"total_ms"`
+	} `json:"samples"`
+}
+
+// The gateway answers at most samplesPerPage samples at a time (and keeps
+// 65,536); one Samples call reads at most samplesPages answers.
+const (
+	samplesPerPage = 8192
+	samplesPages   = 16
+)
+
+// rolloutExec runs a rollout command of the gateway (canary, samples,
+// control, shadow). A gateway whose modelship binary predates them
+// answers with its own usage: that error wraps deploy.ErrSplitUnsupported.
+func (t *Target) rolloutExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
+	stdout, stderr, code, err := t.gatewayRun(ctx, env, sub, args...)
+	if err != nil {
+		return nil, err
+	}
+	msg := strings.TrimSpace(string(stderr))
+	switch {
+	case code == 2 && (strings.Contains(msg, "Usage: modelship gateway [--listen") || strings.Contains(msg, `unexpected argument "`+sub+`"`)):
+		return nil, fmt.Errorf("%w: the gateway of %s runs a modelship binary without `gateway %s`; deploy once with blue-green (the gateway then moves to the live release's binary)",
+			deploy.ErrSplitUnsupported, env, sub)
+	case code != 0:
+		return nil, fmt.Errorf("gateway %s (exit %d): %s", sub, code, clip.Line(msg, 600))
+	}
+	return stdout, nil
+}
+
+// SetCanary sends percent of env's new requests to in through the
+// gateway (`gateway canary`), which checks in's /ready first; in nil or
+// percent 0 sends everything to the active release.
+func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance, percent float64, sticky string) error {
+	args := []string{"--percent", "0"}
+	what := "clearing the canary split"
+	if in != nil && percent > 0 {
+		args = []string{"--upstream", in.Upstream, "--percent", strconv.FormatFloat(percent, 'f', -1, 64),
+			"--ready-timeout", t.opt.SwitchReadyTimeout.String()}
+		if sticky != "" {
+			args = append(args, "--sticky-header", sticky)
+		}
+		what = fmt.Sprintf("sending %g%% of the requests to release %s", percent, in.Release)
+	}
+	if _, err := t.rolloutExec(ctx, env, "canary", args...); err != nil {
+		return fmt.Errorf("environment %s: %s: %w", env, what, err)
+	}
+	return nil
+}
+
+// Samples reads the requests the gateway measured after since (`gateway
+// samples`), page by page until it has caught up.
+func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deploy.MeasuredSample, uint64, error) {
+	var out []deploy.MeasuredSample
+	for range samplesPages {
+		b, err := t.rolloutExec(ctx, env, "samples", "--since", strconv.FormatUint(since, 10))
+		if err != nil {
+			return nil, since, fmt.Errorf("environment %s: reading the gateway's measurements: %w", env, err)
+		}
+		var page gatewaySamples
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, since, fmt.Errorf("environment %s: the gateway's measurements: %v", env, err)
+		}
+		if page.Dropped > 0 && since > 0 {
+			t.logf("environment %s: the gateway overwrote %d measurements before they were read (its ring is full); the analysis goes on with the rest", env, page.Dropped)
+		}
+		for _, s := range page.Samples {
+			out = append(out, deploy.MeasuredSample{Upstream: s.Upstream, Sample: analysis.Sample{
+				At: s.At, Status: s.Status, Err: s.Error, TTFT: ms(s.TTFBMs), ITL: ms(s.ITLMs), Total: ms(s.TotalMs)}})
+		}
+		if page.Next > since {
+			since = page.Next
+		}
+		if len(page.Samples) < samplesPerPage {
+			break
+		}
+	}
+	return out, since, nil
+}
+
+func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+
+// Control is the operator's action for env's rollout (`gateway control`).
+func (t *Target) Control(ctx context.Context, env string) (string, error) {
+	b, err := t.rolloutExec(ctx, env, "control")
+	if err != nil {
+		return "", fmt.Errorf("environment %s: reading the rollout's control: %w", env, err)
+	}
+	var c struct {
+		Action string `json:"action"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return "", fmt.Errorf("environment %s: the rollout's control: %v", env, err)
+	}
+	return c.Action, nil
+}
+
+// SetControl asks env's running rollout for action (promote, abort,
+// resume, clear); the gateway refuses it when no rollout is in progress.
+func (t *Target) SetControl(ctx context.Context, env, action string) error {
+	if _, err := t.rolloutExec(ctx, env, "control", "--set", action); err != nil {
+		return fmt.Errorf("environment %s: asking the rollout to %s: %w", env, action, err)
+	}
+	return nil
+}
+
+// SetShadow mirrors percent of env's requests to in (`gateway shadow`);
+// in nil or percent 0 stops the mirror.
+func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64) error {
+	args := []string{"--percent", "0"}
+	what := "stopping the mirror"
+	if in != nil && percent > 0 {
+		args = []string{"--upstream", in.Upstream, "--percent", strconv.FormatFloat(percent, 'f', -1, 64)}
+		what = fmt.Sprintf("mirroring %g%% of the requests to release %s", percent, in.Release)
+	}
+	_, err := t.rolloutExec(ctx, env, "shadow", args...)
+	if err != nil && in == nil && strings.Contains(err.Error(), "no shadow is running") {
+		return nil // nothing to stop
+	}
+	if err != nil {
+		return fmt.Errorf("environment %s: %s: %w", env, what, err)
+	}
+	return nil
+}
+
+// ShadowReport is what env's mirror compared so far (`gateway shadow --report`).
+func (t *Target) ShadowReport(ctx context.Context, env string) (*shadow.Report, error) {
+	b, err := t.rolloutExec(ctx, env, "shadow", "--report")
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: reading the mirror's report: %w", env, err)
+	}
+	var r shadow.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("environment %s: the mirror's report: %v", env, err)
+	}
+	return &r, nil
+}
+
+// EngineMetrics reads in's engine metrics from its /metrics (vLLM's, or
+// the simulator's): nil, nil when in is not reachable from this process
+// (a remote Docker host publishes releases on its own loopback).
+func (t *Target) EngineMetrics(ctx context.Context, in *deploy.Instance) (*analysis.Engine, error) {
+	if in.URL == "" {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/metrics", nil)
+	if err != nil {
+		return nil, fmt.Errorf("release %s: %w", in.Release, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("release %s of environment %s: reading its engine metrics: %w", in.Release, in.Env, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("release %s of environment %s: GET /metrics answered %s", in.Release, in.Env, resp.Status)
+	}
+	return parseEngineMetrics(io.LimitReader(resp.Body, 8<<20))
+}
+
+// parseEngineMetrics reads vllm:num_requests_waiting (summed over its
+// label sets) and the KV-cache usage (vllm:kv_cache_usage_perc, else the
+// older vllm:gpu_cache_usage_perc; the highest of its label sets) from a
+// Prometheus text exposition.
+func parseEngineMetrics(r io.Reader) (*analysis.Engine, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("engine metrics: %v", err)
+	}
+	e := &analysis.Engine{}
+	for _, m := range families["vllm:num_requests_waiting"].GetMetric() {
+		e.RequestsWaiting += m.GetGauge().GetValue()
+	}
+	kv := families["vllm:kv_cache_usage_perc"]
+	if kv == nil {
+		kv = families["vllm:gpu_cache_usage_perc"]
+	}
+	for _, m := range kv.GetMetric() {
+		e.KVCacheUsage = max(e.KVCacheUsage, m.GetGauge().GetValue())
+	}
+	return e, nil
+}
+
+var (
+	_ deploy.Splitter     = (*Target)(nil)
+	_ deploy.EngineReader = (*Target)(nil)
+)

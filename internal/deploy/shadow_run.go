@@ -1,0 +1,117 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/modelship/modelship/internal/analysis"
+	"github.com/modelship/modelship/internal/shadow"
+	"github.com/modelship/modelship/serving/stage"
+)
+
+// shadowStep mirrors ro.shadow.Percent of the requests to the new release
+// for Duration (longer while too few answers were compared, up to the
+// canary's Deadline), then stops the mirror and judges the agreement. It
+// fails with an *AbortError when the new release agreed too little or
+// the mirror compared too few answers by the deadline.
+func (ro *rollout) shadowStep(ctx context.Context) error {
+	sp := ro.shadow
+	rec := analysis.Step{Name: "shadow", Percent: sp.Percent, Started: ro.now()}
+	if err := ro.split.SetShadow(ctx, ro.env, ro.canary, sp.Percent); err != nil {
+		return fmt.Errorf("mirroring %s of %s's requests to release %s: %w", percentName(sp.Percent), ro.env, ro.canary.Release, err)
+	}
+	ro.hook("shadow")
+	ro.logf("shadow: %s of %s's requests are mirrored to release %s for %s (clients get release %s's answers)",
+		percentName(sp.Percent), ro.env, ro.canary.Release, sp.Duration, ro.stable.Release)
+	var stopSynth func()
+	dec, rep, err := ro.shadowWait(ctx, rec.Started, &stopSynth)
+	if stopSynth != nil {
+		stopSynth()
+	}
+	if err != nil {
+		return err
+	}
+	cctx, cancel := fresh(ctx, 30*time.Second)
+	defer cancel()
+	if err := ro.split.SetShadow(cctx, ro.env, nil, 0); err != nil {
+		return fmt.Errorf("stopping the mirror of %s to release %s: %w", ro.env, ro.canary.Release, err)
+	}
+	rec.Decision, rec.Ended = dec, ro.now()
+	ro.out.Shadow = rep
+	ro.out.Steps = append(ro.out.Steps, rec)
+	ro.logf("shadow %s: %s", dec.Verdict, dec.Why)
+	if dec.Verdict != stage.Passed {
+		ro.out.Decision = "aborted at the shadow step: " + dec.Why
+		ro.event("canary-aborted", ro.out.Decision)
+		return &AbortError{Env: ro.env, Step: "shadow", Decision: dec, Why: dec.Why}
+	}
+	ro.event("shadow", "passed: "+dec.Why)
+	return nil
+}
+
+// shadowWait polls the mirror's report every interval until Duration is
+// over and the report decides, the deadline passes, or an operator aborts
+// (promote and resume act on the canary steps).
+func (ro *rollout) shadowWait(ctx context.Context, start time.Time, stopSynth *func()) (analysis.Decision, *shadow.Report, error) {
+	sp := ro.shadow
+	for {
+		if err := ro.sleep(ctx, ro.spec.Interval); err != nil {
+			return analysis.Decision{}, nil, err
+		}
+		rep, err := ro.split.ShadowReport(ctx, ro.env)
+		if err != nil {
+			return analysis.Decision{}, nil, fmt.Errorf("reading the mirror's report of %s: %w", ro.env, err)
+		}
+		if action, err := ro.split.Control(ctx, ro.env); err != nil {
+			return analysis.Decision{}, nil, fmt.Errorf("reading the operator's control of %s's rollout: %w", ro.env, err)
+		} else if action == ControlAbort {
+			why := "aborted by an operator (modelship abort) at the shadow step"
+			return analysis.Decision{Verdict: stage.Failed, Decider: "operator", Why: why}, rep, nil
+		}
+		elapsed := ro.now().Sub(start)
+		ro.logf("shadow: %d answers compared (%d comparable), agreement %.1f%% so far, %s of %s", rep.Compared, rep.Comparable,
+			100*rep.AgreementRate, elapsed.Round(time.Second), sp.Duration)
+		if elapsed < sp.Duration {
+			continue
+		}
+		dec := ShadowDecision(rep, *sp)
+		if dec.Verdict != stage.Inconclusive {
+			return dec, rep, nil
+		}
+		if elapsed >= ro.spec.Deadline {
+			dec.Verdict = stage.Failed
+			dec.Why = fmt.Sprintf("the shadow step stayed inconclusive for %s: %s", ro.spec.Deadline, dec.Why)
+			return dec, rep, nil
+		}
+		if *stopSynth == nil && ro.spec.Traffic == TrafficSynthetic && ro.synthetic != nil {
+			*stopSynth = ro.synthetic(ctx)
+			ro.logf("shadow: too few answers compared (%d of %d needed): sending synthetic analysis traffic through %s's endpoint", rep.Comparable, sp.MinSamples, ro.env)
+		}
+	}
+}
+
+// ShadowDecision judges a mirror's report: passed when at least
+// MinSamples answers were comparable and at least MinAgreement of them
+// agreed, inconclusive with fewer, failed otherwise.
+func ShadowDecision(rep *shadow.Report, sp ShadowSpec) analysis.Decision {
+	c := analysis.Check{Name: "agreement", Stable: 1, Canary: rep.AgreementRate, Limit: sp.MinAgreement, Unit: "ratio"}
+	switch {
+	case rep.Comparable < uint64(max(sp.MinSamples, 0)):
+		c.Verdict = stage.Inconclusive
+		c.Why = fmt.Sprintf("the mirror compared %d answers both releases gave, fewer than the %d needed", rep.Comparable, sp.MinSamples)
+	case rep.AgreementRate < sp.MinAgreement:
+		c.Verdict = stage.Failed
+		c.Why = fmt.Sprintf("the new release agreed with the serving one on %.1f%% of %d answers (%d), below the %.1f%% required; it failed %d requests the serving one answered",
+			100*rep.AgreementRate, rep.Comparable, rep.Agreed, 100*sp.MinAgreement, rep.CandidateErrors)
+	default:
+		c.Verdict = stage.Passed
+		c.Why = fmt.Sprintf("the new release agreed with the serving one on %.1f%% of %d answers (%d), at least %.1f%% required",
+			100*rep.AgreementRate, rep.Comparable, rep.Agreed, 100*sp.MinAgreement)
+	}
+	d := analysis.Decision{Verdict: c.Verdict, Checks: []analysis.Check{c}, Why: c.Why, CanaryN: int(rep.Comparable), StableN: int(rep.Comparable)}
+	if c.Verdict != stage.Passed {
+		d.Decider = c.Name
+	}
+	return d
+}
