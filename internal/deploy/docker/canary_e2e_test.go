@@ -248,11 +248,15 @@ type answered struct {
 }
 
 // conversations is a load loop whose requests say which release answered
-// them: each worker sends a completion at temperature 0 (the simulator's
-// table answers it the same every time: Paris from the good model, Lyon
-// from the regressed one) and then GET /version, both carrying
-// X-Conversation-Id when there are conversations (cycled through). An
-// answer without "Paris" is a failure: a client saw the regressed model.
+// them: each worker sends completions at temperature 0 (the simulator's
+// table answers them the same every time: Paris from the good model, Lyon
+// from the regressed one), and after every fourth GET /version, both
+// carrying X-Conversation-Id when there are conversations (cycled
+// through). An answer without "Paris" is a failure: a client saw the
+// regressed model. (GET /version answers in a few milliseconds, a
+// completion in tens: kept to a fifth of the requests, they leave the
+// median time to first token, which the analysis compares, a
+// completion's.)
 type conversations struct {
 	*testenv.Load
 	mu   sync.Mutex
@@ -287,7 +291,7 @@ func startConversations(url string, workers, convs int) *conversations {
 		}
 		return b, err
 	}
-	c.Load = testenv.StartLoad(workers, func(int, int) error {
+	c.Load = testenv.StartLoad(workers, func(_, i int) error {
 		conv := ""
 		if convs > 0 {
 			conv = fmt.Sprintf("conv-%02d", n.Add(1)%int64(convs))
@@ -298,6 +302,9 @@ func startConversations(url string, workers, convs int) *conversations {
 		}
 		if !strings.Contains(string(b), "Paris") {
 			return fmt.Errorf("a client got %.200s, want the serving release's answer (Paris)", b)
+		}
+		if i%4 != 0 {
+			return nil
 		}
 		a := answered{conv: conv, sent: time.Now()}
 		if b, err = send("GET", "/version", conv, nil); err != nil {
@@ -527,8 +534,8 @@ func stickyStep(t *testing.T, seen []answered, from time.Time, st analysis.Step,
 		}
 	}
 	t.Logf("step %s: %d of %d conversations (%.0f%%) on the new release over %d requests", st.Name, onNew, len(versions), 100*float64(onNew)/float64(max(len(versions), 1)), reqs)
-	if st.Percent >= 50 && (onNew == 0 || onNew == len(versions) || len(versions) < convs) {
-		t.Errorf("step %s: %d of %d conversations (of %d) on the new release, want all seen and split between both", st.Name, onNew, len(versions), convs)
+	if st.Percent >= 50 && (onNew == 0 || onNew == len(versions) || len(versions) < convs/2) {
+		t.Errorf("step %s: %d of %d conversations seen (of %d) on the new release, want most seen and split between both", st.Name, onNew, len(versions), convs)
 	}
 }
 
