@@ -361,6 +361,23 @@ func servesOnly(t *testing.T, e *env, image string, candidate *deploy.Release) {
 	}
 }
 
+// candidateRequests counts the requests the gateway measured as answered
+// by release rel.
+func candidateRequests(t *testing.T, e *env, rel *deploy.Release) int {
+	t.Helper()
+	samples, _, err := e.target.Samples(context.Background(), e.name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range samples {
+		if s.Upstream == fmt.Sprintf("http://modelship-%s-%s:8000", e.name, rel.ID) {
+			n++
+		}
+	}
+	return n
+}
+
 // logShadow logs a mirror's report.
 func logShadow(t *testing.T, rep *shadow.Report) {
 	t.Logf("shadow: %d offered, %d dropped, %d skipped, %d compared, %d comparable, %d agreed: agreement %.3f; candidate errors %d; TTFB p50 stable %.1f ms, candidate %.1f ms",
@@ -579,6 +596,7 @@ func TestCanaryInterruptedLeavesStable(t *testing.T) {
 				t.Fatalf("result %+v, want rolled back, with the rollout", res)
 			}
 			exposure(t, res.Rollout)
+			t.Logf("the gateway measured %d requests answered by the candidate", candidateRequests(t, e, res.Release))
 			servesOnly(t, e, good.Tag, res.Release)
 		})
 	}
