@@ -462,6 +462,7 @@ func TestShadowRegressedAborts(t *testing.T) {
 	}
 	rep := res.Rollout.Shadow
 	logShadow(t, rep)
+	exposure(t, res.Rollout)
 	t.Logf("deploy error: %v", err)
 	if rep.AgreementRate >= 0.9 || rep.Comparable < 10 {
 		t.Errorf("agreement %g on %d comparable answers, want below the 0.9 limit on at least 10", rep.AgreementRate, rep.Comparable)
@@ -628,5 +629,6 @@ func TestCanaryNoTrafficStaysInconclusive(t *testing.T) {
 	if res == nil || !res.RolledBack || res.Rollout == nil || res.Rollout.CanaryRequests != 0 {
 		t.Fatalf("result %+v: want rolled back, the canary having answered no request", res)
 	}
+	exposure(t, res.Rollout)
 	servesOnly(t, e, good.Tag, res.Release)
 }
