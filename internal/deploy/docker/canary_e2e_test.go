@@ -2,17 +2,23 @@ package docker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
+	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/testenv"
 )
 
@@ -44,13 +50,20 @@ func canaryUnderLoad(t *testing.T, e *env, image string) (res *deploy.Result, er
 	return res, err, reqs, fails, errs
 }
 
-// exposure is the figure of an aborted canary for the report.
+// exposure logs the figures of a canary that did not finish: the share of
+// requests the canary answered and, on an abort, how long it took to put
+// all traffic back.
 func exposure(t *testing.T, r *deploy.Rollout) {
 	all := r.CanaryRequests + r.StableRequests
-	if all > 0 {
-		t.Logf("exposed: %d of %d requests (%.2f%%) went to the canary; all traffic back on the serving release %s after the canary's first request",
-			r.CanaryRequests, all, 100*float64(r.CanaryRequests)/float64(all), r.AbortAfter.Round(time.Millisecond))
+	if all == 0 {
+		t.Logf("exposed: no request went to the canary (none measured during the rollout)")
+		return
 	}
+	msg := fmt.Sprintf("exposed: %d of %d requests (%.2f%%) went to the canary", r.CanaryRequests, all, 100*float64(r.CanaryRequests)/float64(all))
+	if r.AbortAfter > 0 {
+		msg += fmt.Sprintf("; all traffic back on the serving release %s after the canary's first request", r.AbortAfter.Round(time.Millisecond))
+	}
+	t.Log(msg)
 }
 
 func TestCanaryUnderLoad(t *testing.T) {
@@ -181,38 +194,6 @@ func TestCanaryEngineMetrics(t *testing.T) {
 	}
 }
 
-// Interrupting the deployer mid-canary leaves the serving release at
-// 100%: the undo clears the split first; no client sees a failure.
-func TestCanaryInterruptedLeavesStable(t *testing.T) {
-	good, _ := images(t)
-	e := newEnv(t)
-	e.deploy(t, good.Tag)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e.d.Hook = func(step string) {
-		if step == "canary-25" {
-			cancel()
-		}
-	}
-	l := testenv.LoadLoop(e.url, 4)
-	res, err := e.d.Deploy(ctx, e.canaryRequest("modelship-test/good:3"))
-	reqs, fails, errs := l.Stop()
-	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "all traffic back on") {
-		t.Fatalf("interrupted canary: %v, want interrupted with all traffic back on the serving release", err)
-	}
-	if fails != 0 {
-		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
-	}
-	if res == nil || !res.RolledBack {
-		t.Errorf("result %+v, want rolled back", res)
-	}
-	for i := range 50 {
-		if v := e.version(t); v.Image != good.Tag {
-			t.Fatalf("request %d after the interrupt answered by %+v, want %s", i, v, good.Tag)
-		}
-	}
-}
-
 // With no client traffic and Traffic "synthetic", each step sends
 // analysis traffic through the endpoint (once, stopped when the step ends)
 // and the canary is promoted on it.
@@ -248,4 +229,406 @@ func TestCanarySyntheticTraffic(t *testing.T) {
 	if v := e.version(t); v.Image != "modelship-test/good:3" {
 		t.Errorf("/version %+v, want modelship-test/good:3", v)
 	}
+}
+
+// shadowRequest is canaryRequest with a shadow step first: every request
+// mirrored for 2 s, passing with 90% of at least 10 answers the same.
+func (e *env) shadowRequest(image string) deploy.Request {
+	req := e.canaryRequest(image)
+	req.Shadow = &deploy.ShadowSpec{Percent: 100, Duration: 2 * time.Second, MinAgreement: 0.9, MinSamples: 10}
+	return req
+}
+
+// answered is one GET /version of a conversation ("" when none): the
+// image that answered it, when it was sent and when the answer was read.
+type answered struct {
+	conv       string
+	image      string
+	sent, back time.Time
+}
+
+// conversations is a load loop whose requests say which release answered
+// them: each worker sends completions at temperature 0 (the simulator's
+// table answers them the same every time: Paris from the good model, Lyon
+// from the regressed one), and after every fourth GET /version, both
+// carrying X-Conversation-Id when there are conversations (cycled
+// through). An answer without "Paris" is a failure: a client saw the
+// regressed model. (GET /version answers in a few milliseconds, a
+// completion in tens: kept to a fifth of the requests, they leave the
+// median time to first token, which the analysis compares, a
+// completion's.)
+type conversations struct {
+	*testenv.Load
+	mu   sync.Mutex
+	seen []answered
+}
+
+// convHeader is the sticky header of the conversations' requests.
+const convHeader = "X-Conversation-Id"
+
+func startConversations(url string, workers, convs int) *conversations {
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":32,"temperature":0}`
+	c := &conversations{}
+	var n atomic.Int64
+	send := func(method, path, conv string, body io.Reader) ([]byte, error) {
+		req, err := http.NewRequest(method, url+path, body)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if conv != "" {
+			req.Header.Set(convHeader, conv)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s %s: status %d: %.200s", method, path, resp.StatusCode, b)
+		}
+		return b, err
+	}
+	c.Load = testenv.StartLoad(workers, func(_, i int) error {
+		conv := ""
+		if convs > 0 {
+			conv = fmt.Sprintf("conv-%02d", n.Add(1)%int64(convs))
+		}
+		b, err := send("POST", "/v1/completions", conv, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "Paris") {
+			return fmt.Errorf("a client got %.200s, want the serving release's answer (Paris)", b)
+		}
+		if i%4 != 0 {
+			return nil
+		}
+		a := answered{conv: conv, sent: time.Now()}
+		if b, err = send("GET", "/version", conv, nil); err != nil {
+			return err
+		}
+		a.back = time.Now()
+		var v testenv.Version
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("GET /version: %v: %.200s", err, b)
+		}
+		a.image = v.Image
+		c.mu.Lock()
+		c.seen = append(c.seen, a)
+		c.mu.Unlock()
+		return nil
+	})
+	return c
+}
+
+// stop stops the loop, fails the test on any failed request, and returns
+// what GET /version answered.
+func (c *conversations) stop(t *testing.T) []answered {
+	t.Helper()
+	reqs, fails, errs := c.Stop()
+	if fails != 0 {
+		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen
+}
+
+// hookTimes records when the deploy reached each hook point.
+func hookTimes(e *env) map[string]time.Time {
+	at := map[string]time.Time{}
+	e.d.Hook = func(step string) { at[step] = time.Now() }
+	return at
+}
+
+// servesOnly checks that 50 requests in a row are answered by image, and
+// that the candidate's container is gone.
+func servesOnly(t *testing.T, e *env, image string, candidate *deploy.Release) {
+	t.Helper()
+	for i := range 50 {
+		if v := e.version(t); v.Image != image {
+			t.Fatalf("request %d after the rollout answered by %+v, want the serving release %s", i, v, image)
+		}
+	}
+	if candidate == nil {
+		t.Fatal("the result names no candidate release")
+	}
+	if in, err := e.target.Instance(context.Background(), e.name, candidate.ID); err != nil || in != nil {
+		t.Errorf("the candidate's container: %+v %v, want removed", in, err)
+	}
+}
+
+// candidateRequests counts the requests the gateway measured as answered
+// by release rel.
+func candidateRequests(t *testing.T, e *env, rel *deploy.Release) int {
+	t.Helper()
+	samples, _, err := e.target.Samples(context.Background(), e.name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range samples {
+		if s.Upstream == fmt.Sprintf("http://modelship-%s-%s:8000", e.name, rel.ID) {
+			n++
+		}
+	}
+	return n
+}
+
+// logShadow logs a mirror's report.
+func logShadow(t *testing.T, rep *shadow.Report) {
+	t.Logf("shadow: %d offered, %d dropped, %d skipped, %d compared, %d comparable, %d agreed: agreement %.3f; candidate errors %d; TTFB p50 stable %.1f ms, candidate %.1f ms",
+		rep.Offered, rep.Dropped, rep.Skipped, rep.Compared, rep.Comparable, rep.Agreed, rep.AgreementRate, rep.CandidateErrors,
+		rep.Stable.TTFBP50Ms, rep.Candidate.TTFBP50Ms)
+	for _, w := range rep.Worst {
+		t.Logf("shadow disagreement (similarity %.2f) on %q: stable %q, candidate %q", w.Similarity, w.Prompt, w.Stable, w.Candidate)
+	}
+}
+
+// A shadow step of the same model agrees on every answer, clients only
+// ever get the serving release's answers while it runs, and the canary
+// then goes on to its promotion.
+func TestShadowIdenticalModel(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	at := hookTimes(e)
+	l := startConversations(e.url, 8, 0)
+	var res *deploy.Result
+	var err error
+	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest("modelship-test/good:2")) })
+	seen := l.stop(t)
+	if err != nil {
+		t.Fatalf("canary of the same model with a shadow step: %v", err)
+	}
+	ro := res.Rollout
+	if ro == nil || ro.Shadow == nil || len(ro.Steps) != 4 || ro.Steps[0].Name != "shadow" {
+		t.Fatalf("rollout %+v: want a shadow report and 4 steps, the shadow first", ro)
+	}
+	logShadow(t, ro.Shadow)
+	t.Logf("canary: %s\n%s", ro.Decision, analysis.Table(ro.Steps))
+	if ro.Shadow.AgreementRate != 1 || ro.Shadow.Comparable < 10 || ro.Shadow.Agreed != ro.Shadow.Comparable {
+		t.Errorf("shadow of the same model: agreement %g on %d comparable answers (%d agreed), want 1 on at least 10",
+			ro.Shadow.AgreementRate, ro.Shadow.Comparable, ro.Shadow.Agreed)
+	}
+	// Until the first canary step began, only the serving release answered.
+	firstStep := ro.Steps[1].Started
+	inShadow := 0
+	for _, a := range seen {
+		if !a.back.Before(firstStep) {
+			continue
+		}
+		if a.image != good.Tag {
+			t.Errorf("a request sent at %s, before the first canary step (%s), was answered by %s, want %s",
+				a.sent.Format(time.StampMilli), firstStep.Format(time.StampMilli), a.image, good.Tag)
+		}
+		if !a.sent.Before(at["shadow"]) {
+			inShadow++
+		}
+	}
+	t.Logf("%d requests were answered during the shadow step, all by the serving release", inShadow)
+	if inShadow == 0 {
+		t.Error("no request was answered during the shadow step: the load did not run through it")
+	}
+	if ro.CanaryRequests == 0 {
+		t.Error("the canary answered no request after the shadow step")
+	}
+	if v := e.version(t); v.Image != "modelship-test/good:2" {
+		t.Errorf("/version %+v after the promotion, want modelship-test/good:2", v)
+	}
+}
+
+// A shadow step of the regressed model (it answers Lyon) agrees too
+// little: the deploy fails at the shadow step, no client ever got the
+// regressed model's answer, and nothing was switched.
+func TestShadowRegressedAborts(t *testing.T) {
+	good, regressed := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	l := startConversations(e.url, 8, 0)
+	var res *deploy.Result
+	var err error
+	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest(regressed.Tag)) })
+	seen := l.stop(t)
+	var ae *deploy.AbortError
+	if !errors.As(err, &ae) || ae.Step != "shadow" || ae.Decision.Decider != "agreement" {
+		t.Fatalf("deploy error %v, want a canary aborted at the shadow step by its agreement", err)
+	}
+	if res == nil || !res.RolledBack || res.Rollout == nil || res.Rollout.Shadow == nil {
+		t.Fatalf("result %+v: want rolled back, with the shadow's report", res)
+	}
+	rep := res.Rollout.Shadow
+	logShadow(t, rep)
+	exposure(t, res.Rollout)
+	t.Logf("deploy error: %v", err)
+	if rep.AgreementRate >= 0.9 || rep.Comparable < 10 {
+		t.Errorf("agreement %g on %d comparable answers, want below the 0.9 limit on at least 10", rep.AgreementRate, rep.Comparable)
+	}
+	if len(rep.Worst) == 0 || !strings.Contains(rep.Worst[0].Stable, "Paris") || !strings.Contains(rep.Worst[0].Candidate, "Lyon") {
+		t.Errorf("worst disagreements %+v, want Paris (stable) against Lyon (candidate) first", rep.Worst)
+	}
+	if n := len(res.Rollout.Steps); n != 1 || res.Rollout.CanaryRequests != 0 {
+		t.Errorf("%d steps ran, the canary answered %d requests; want the shadow step only, none", n, res.Rollout.CanaryRequests)
+	}
+	for _, a := range seen {
+		if a.image != good.Tag {
+			t.Fatalf("a request sent at %s was answered by %s, want only the serving release %s", a.sent.Format(time.StampMilli), a.image, good.Tag)
+		}
+	}
+	servesOnly(t, e, good.Tag, res.Release)
+}
+
+// With a sticky header, a conversation stays on one version through each
+// step, and once the new release answered it, the old one never does
+// again (its share only grows).
+func TestStickyConversations(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	at := hookTimes(e)
+	const convs = 50
+	req := e.canaryRequest("modelship-test/good:2")
+	req.Canary.StickyHeader = convHeader
+	l := startConversations(e.url, 8, convs)
+	var res *deploy.Result
+	var err error
+	l.During(100, func() { res, err = e.d.Deploy(context.Background(), req) })
+	seen := l.stop(t)
+	if err != nil {
+		t.Fatalf("sticky canary of the good model: %v", err)
+	}
+	t.Logf("canary: %s\n%s", res.Rollout.Decision, analysis.Table(res.Rollout.Steps))
+	const next = "modelship-test/good:2"
+	firstNew := map[string]time.Time{} // when the new release first answered each conversation
+	for _, a := range seen {
+		if f, ok := firstNew[a.conv]; a.image == next && (!ok || a.back.Before(f)) {
+			firstNew[a.conv] = a.back
+		}
+	}
+	for _, a := range seen {
+		if f, ok := firstNew[a.conv]; ok && a.image != next && a.sent.After(f) {
+			t.Errorf("conversation %s: answered by the new release at %s, then by %s at %s", a.conv, f.Format(time.StampMilli), a.image, a.sent.Format(time.StampMilli))
+		}
+	}
+	for _, st := range res.Rollout.Steps {
+		stickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, next, convs)
+	}
+	if v := e.version(t); v.Image != next {
+		t.Errorf("/version %+v after the promotion, want %s", v, next)
+	}
+}
+
+// stickyStep checks that no conversation was answered by both versions
+// between the step's split taking effect (from) and its end, and logs the
+// share of conversations the new release answered.
+func stickyStep(t *testing.T, seen []answered, from time.Time, st analysis.Step, next string, convs int) {
+	t.Helper()
+	if from.IsZero() {
+		t.Errorf("step %s: its hook was not reached", st.Name)
+		return
+	}
+	versions := map[string]map[string]bool{}
+	reqs := 0
+	for _, a := range seen {
+		if a.sent.Before(from) || a.back.After(st.Ended) {
+			continue
+		}
+		reqs++
+		if versions[a.conv] == nil {
+			versions[a.conv] = map[string]bool{}
+		}
+		versions[a.conv][a.image] = true
+	}
+	onNew := 0
+	for conv, v := range versions {
+		if len(v) > 1 {
+			t.Errorf("step %s: conversation %s was answered by %d versions, want one", st.Name, conv, len(v))
+		}
+		if v[next] {
+			onNew++
+		}
+	}
+	t.Logf("step %s: %d of %d conversations (%.0f%%) on the new release over %d requests", st.Name, onNew, len(versions), 100*float64(onNew)/float64(max(len(versions), 1)), reqs)
+	if st.Percent >= 50 && (onNew == 0 || onNew == len(versions) || len(versions) < convs/2) {
+		t.Errorf("step %s: %d of %d conversations seen (of %d) on the new release, want most seen and split between both", st.Name, onNew, len(versions), convs)
+	}
+}
+
+// Interrupting the deployer at any step of the rollout (the shadow, each
+// canary step) leaves the serving release at 100%: the undo clears the
+// split and the mirror first, then removes the candidate; no client sees
+// a failure.
+func TestCanaryInterruptedLeavesStable(t *testing.T) {
+	good, _ := images(t)
+	for _, hook := range []string{"shadow", "canary-5", "canary-25", "canary-50"} {
+		t.Run(hook, func(t *testing.T) {
+			e := newEnv(t)
+			e.deploy(t, good.Tag)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e.d.Hook = func(step string) {
+				if step == hook {
+					cancel()
+				}
+			}
+			req := e.shadowRequest("modelship-test/good:3")
+			req.Shadow.Duration = time.Second
+			for i := range req.Canary.Steps {
+				req.Canary.Steps[i].Bake = time.Second
+			}
+			// The interrupt is under test, not the analysis: a few slow
+			// requests on a busy test machine (the p95 of 10 is their
+			// slowest) must not abort the canary before its hook.
+			req.Canary.Analysis.MaxTTFTRatio = 10
+			var res *deploy.Result
+			var err error
+			testenv.UnderLoad(t, e.url, 4, 20, "interrupt at "+hook, func() string {
+				t0 := time.Now()
+				res, err = e.d.Deploy(ctx, req)
+				return "deploy returned after " + time.Since(t0).Round(time.Millisecond).String()
+			})
+			if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "all traffic back on") {
+				t.Fatalf("interrupted canary: %v, want interrupted with all traffic back on the serving release", err)
+			}
+			if res == nil || !res.RolledBack || res.Rollout == nil {
+				t.Fatalf("result %+v, want rolled back, with the rollout", res)
+			}
+			exposure(t, res.Rollout)
+			t.Logf("the gateway measured %d requests answered by the candidate", candidateRequests(t, e, res.Release))
+			servesOnly(t, e, good.Tag, res.Release)
+		})
+	}
+}
+
+// With no traffic at all and Traffic "wait", the first step stays
+// inconclusive until its deadline, then fails, saying so in numbers; the
+// serving release keeps serving.
+func TestCanaryNoTrafficStaysInconclusive(t *testing.T) {
+	good, _ := images(t)
+	e := newEnv(t)
+	e.deploy(t, good.Tag)
+	req := e.canaryRequest("modelship-test/good:3")
+	req.Canary.Traffic = deploy.TrafficWait
+	req.Canary.Deadline = 4 * time.Second
+	req.Canary.Steps[0].Bake = time.Second
+	t0 := time.Now()
+	res, err := e.d.Deploy(context.Background(), req)
+	t.Logf("deploy without traffic failed after %s: %v", time.Since(t0).Round(time.Millisecond), err)
+	var ae *deploy.AbortError
+	if !errors.As(err, &ae) || ae.Step != "5%" {
+		t.Fatalf("deploy error %v, want a canary aborted at step 5%%", err)
+	}
+	for _, want := range []string{"stayed inconclusive for 4s", "canary had 0 requests, fewer than the 10 needed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("deploy error %q does not say %q", err, want)
+		}
+	}
+	if res == nil || !res.RolledBack || res.Rollout == nil || res.Rollout.CanaryRequests != 0 {
+		t.Fatalf("result %+v: want rolled back, the canary having answered no request", res)
+	}
+	exposure(t, res.Rollout)
+	servesOnly(t, e, good.Tag, res.Release)
 }
