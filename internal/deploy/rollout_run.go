@@ -53,7 +53,7 @@ func (r *run) canary(ctx context.Context) error {
 		return r.switchAndDrain(ctx)
 	}
 	ro := r.newRollout()
-	r.res.Rollout = ro.out
+	r.ro, r.res.Rollout = ro, ro.out
 	r.splitTried = true // from here the undo clears the split and the mirror first
 	if r.req.Shadow != nil {
 		if err := ro.shadowStep(ctx); err != nil {

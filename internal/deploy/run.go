@@ -20,10 +20,11 @@ type run struct {
 	oldInst *Instance
 	newInst *Instance
 
-	oldStopped  bool // recreate stopped the previous release
-	switched    bool // the router sends traffic to the new release
-	switchTried bool // a switch to the new release was asked (it may have happened)
-	splitTried  bool // a canary split or a mirror to the new release was asked
+	oldStopped  bool     // recreate stopped the previous release
+	switched    bool     // the router sends traffic to the new release
+	switchTried bool     // a switch to the new release was asked (it may have happened)
+	splitTried  bool     // a canary split or a mirror to the new release was asked
+	ro          *rollout // the canary's steps, once they began
 }
 
 func (r *run) execute(ctx context.Context) error {
@@ -73,6 +74,13 @@ func (r *run) execute(ctx context.Context) error {
 			break
 		}
 		undone, uerr = r.undo(cctx)
+	}
+	if r.ro != nil {
+		// The requests the new release answered after the last analysis
+		// (up to the split's end and its drain) count in what it exposed.
+		if err := r.ro.read(cctx, nil); err != nil {
+			d.logf("warning: the last measurements of the rollout: %v", err)
+		}
 	}
 	r.rel.Outcome, r.rel.Reason, r.rel.Finished = outcome, oneLine(err.Error()), time.Now().UTC()
 	if rerr := d.Target.Record(cctx, r.rel); rerr != nil {

@@ -599,7 +599,11 @@ func TestCanaryInterruptedLeavesStable(t *testing.T) {
 				t.Fatalf("result %+v, want rolled back, with the rollout", res)
 			}
 			exposure(t, res.Rollout)
-			t.Logf("the gateway measured %d requests answered by the candidate", candidateRequests(t, e, res.Release))
+			// The report's exposure counts every request the candidate
+			// answered, also those after the last analysis.
+			if n := candidateRequests(t, e, res.Release); res.Rollout.CanaryRequests != n {
+				t.Errorf("the rollout counts %d requests answered by the candidate, the gateway measured %d", res.Rollout.CanaryRequests, n)
+			}
 			servesOnly(t, e, good.Tag, res.Release)
 		})
 	}
