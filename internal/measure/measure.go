@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/modelship/modelship/internal/analysis"
 )
 
 // RingSize is how many measured requests a Ring keeps; older ones are
@@ -201,3 +203,9 @@ func (w *Writer) Sample(r *http.Request, upstream string) Sample {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Analysis is s as package analysis reads it.
+func (s Sample) Analysis() analysis.Sample {
+	d := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	return analysis.Sample{At: s.At, Status: s.Status, Err: s.Error, TTFT: d(s.TTFBMs), ITL: d(s.ITLMs), Total: d(s.TotalMs)}
+}
