@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -93,6 +94,14 @@ type Proxy struct {
 	// first readiness check can pass (engine ollama: create and load the
 	// model); a failure is the readiness reason, retried every 5s.
 	Prepare func(ctx context.Context) error
+
+	// MaxConnAge: a response on a keep-alive connection older than this
+	// says "Connection: close" (NewProxy: DefaultMaxConnAge; 0 never), so
+	// clients reconnect and the Service spreads them over the replicas it
+	// selects now: how a canary by replica ratio gets its share from
+	// clients that keep their connections (the server must use
+	// ConnContext).
+	MaxConnAge time.Duration
 
 	metrics *proxyMetrics // set by MeasureCompletions
 	samples *measure.Ring // every /v1/ request, read at SamplesPath
@@ -179,7 +188,7 @@ func (p *Proxy) AdminHandler() http.Handler {
 // http://127.0.0.1:8001) and reports info on GET /version.
 func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
 	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second, API: APIFor(EngineVLLM),
-		samples: measure.NewRing()}
+		samples: measure.NewRing(), MaxConnAge: DefaultMaxConnAge}
 	tr := proxyhttp.Transport(0)
 	p.transport = tr
 	p.client = &http.Client{Transport: tr}
@@ -226,7 +235,7 @@ func (p *Proxy) Version() VersionInfo {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.draining() {
+	if p.draining() || p.connTooOld(r) {
 		w.Header().Set("Connection", "close")
 	}
 	if r.URL.Path == SamplesPath {
@@ -306,6 +315,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		p.rp.ServeHTTP(w, r)
 	}
+}
+
+// DefaultMaxConnAge is Proxy.MaxConnAge's default: a replica added to a
+// Service gets its share of keep-alive clients within about this long.
+const DefaultMaxConnAge = 10 * time.Second
+
+type connStartKey struct{}
+
+// ConnContext is the http.Server hook that notes when each connection was
+// accepted (for MaxConnAge).
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connStartKey{}, time.Now())
+}
+
+func (p *Proxy) connTooOld(r *http.Request) bool {
+	start, ok := r.Context().Value(connStartKey{}).(time.Time)
+	return ok && p.MaxConnAge > 0 && time.Since(start) > p.MaxConnAge
 }
 
 // SamplesPath answers GET SamplesPath?since=N with the /v1/ requests this

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelship/modelship/internal/measure"
 )
@@ -69,5 +70,36 @@ func TestSamplesOfProxiedRequests(t *testing.T) {
 	}
 	if code, _ := read("?since=x"); code != http.StatusBadRequest {
 		t.Fatalf("since=x answered %d, want 400", code)
+	}
+}
+
+// A keep-alive connection older than MaxConnAge is told to close, so
+// the client reconnects (and a Service spreads it anew); a young one is
+// kept.
+func TestOldConnectionsClosed(t *testing.T) {
+	eng := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{}`) }))
+	defer eng.Close()
+	p := NewProxy(mustURL(t, eng.URL), VersionInfo{ServedModelName: "llama"})
+	srv := httptest.NewUnstartedServer(p)
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	defer srv.Close()
+	get := func() bool {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Close
+	}
+	p.MaxConnAge = time.Hour
+	if get() {
+		t.Fatal("a new connection was told to close")
+	}
+	p.MaxConnAge = time.Nanosecond
+	if !get() {
+		t.Fatal("a connection older than MaxConnAge was kept open")
 	}
 }
