@@ -147,13 +147,17 @@ func (t *Target) moveReplicas(ctx context.Context, env, stable, canary string, k
 	}
 	n := t.opt.Replicas
 	bs := Batches(n, int(deref(d.Spec.Replicas)), k)
-	for i, b := range bs {
+	for _, b := range bs {
 		t0 := time.Now()
-		t.logf("batch %d of %d: 1 of %d replicas down while the new one loads (%s %d, %s %d)", i+1, len(bs), n, stable, b.Stable, canary, b.Canary)
+		// Batches are numbered over the whole rollout: batch k of n puts
+		// the k-th replica on the new release.
+		what := fmt.Sprintf("batch %d of %d", b.Canary, n)
 		first, firstN, second, secondN := stable, b.Stable, canary, b.Canary
 		if b.Canary < int(deref(d.Spec.Replicas)) {
+			what = fmt.Sprintf("batch back %d of %d", b.Stable, n)
 			first, firstN, second, secondN = canary, b.Canary, stable, b.Stable
 		}
+		t.logf("%s: 1 of %d replicas down while the new one loads (%s %d, %s %d)", what, n, stable, b.Stable, canary, b.Canary)
 		if err := t.scale(ctx, first, firstN); err != nil {
 			return err
 		}
@@ -161,10 +165,10 @@ func (t *Target) moveReplicas(ctx context.Context, env, stable, canary string, k
 			return err
 		}
 		if err := t.waitScaled(ctx, second, secondN); err != nil {
-			return fmt.Errorf("batch %d of %d: %w", i+1, len(bs), err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		d.Spec.Replicas = ptr(int32(b.Canary))
-		t.logf("batch %d of %d done after %s: %d of %d replicas on the new release", i+1, len(bs), time.Since(t0).Round(time.Second), b.Canary, n)
+		t.logf("%s done after %s: %d of %d replicas on the new release", what, time.Since(t0).Round(time.Second), b.Canary, n)
 	}
 	return nil
 }

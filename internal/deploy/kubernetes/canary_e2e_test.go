@@ -106,8 +106,8 @@ func TestCanaryBatchedPromotedUnderLoad(t *testing.T) {
 			res.Plan.Strategy, len(res.Rollout.Steps), res.RolledBack, res.Rollout.CanaryRequests)
 	}
 	log := e.log.String()
-	for _, want := range []string{"batch 1 of 1: 1 of 4 replicas down while the new one loads", "1 of 4 ready pods run the new release: actual share 25%",
-		"2 of 4 ready pods run the new release: actual share 50%", "batch 2 of 2"} {
+	for _, want := range []string{"batch 1 of 4: 1 of 4 replicas down while the new one loads", "1 of 4 ready pods run the new release: actual share 25%",
+		"batch 2 of 4: 1 of 4 replicas down", "2 of 4 ready pods run the new release: actual share 50%", "batch 3 of 4", "batch 4 of 4 done"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the deploy log does not say %q", want)
 		}
