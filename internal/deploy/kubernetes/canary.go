@@ -340,7 +340,17 @@ func (t *Target) ShadowReport(ctx context.Context, env string) (*shadow.Report, 
 	return nil, fmt.Errorf("%w: kubernetes mirrors no requests without a service mesh", deploy.ErrSplitUnsupported)
 }
 
-var _ deploy.Splitter = (*Target)(nil)
+// SplitLimits: the Service spreads requests over pods, so there is no
+// mirror and no sticky header without a mesh (deploy.SplitLimiter).
+func (t *Target) SplitLimits() (mirror, sticky string) {
+	const why = "kubernetes splits a canary by replica ratio behind the Service, which cannot %s without a service mesh"
+	return fmt.Sprintf(why, "mirror requests"), fmt.Sprintf(why, "keep a header's requests on one version")
+}
+
+var (
+	_ deploy.Splitter     = (*Target)(nil)
+	_ deploy.SplitLimiter = (*Target)(nil)
+)
 
 // fillUp scales Deployment d to the environment's replicas when it has
 // fewer (the canary at its last step, or a release a canary scaled down),
