@@ -315,13 +315,21 @@ func (t *Target) Control(ctx context.Context, env string) (string, error) {
 	return svc.Annotations[AnnotationControl], nil
 }
 
-// SetControl asks env's running rollout for action (promote, abort,
+// SetControl asks env's running canary for action (promote, abort,
 // resume) through the Service's annotation; the rollout's end clears it.
+// Without a canary split on the Service it is refused.
 func (t *Target) SetControl(ctx context.Context, env, action string) error {
 	switch action {
 	case "promote", "abort", "resume":
 	default:
 		return fmt.Errorf("rollout control %q: expected promote, abort or resume", action)
+	}
+	svc, err := t.cs.CoreV1().Services(t.opt.Namespace).Get(ctx, t.opt.Name, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return t.wrap(err, "reading service "+t.opt.Name)
+	}
+	if svc == nil || svc.Annotations[AnnotationCanary] == "" {
+		return fmt.Errorf("no canary is running on %s (service %s in namespace %s splits no traffic)", env, t.opt.Name, t.opt.Namespace)
 	}
 	return t.patchService(ctx, map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationControl: action}}})
 }

@@ -62,13 +62,19 @@ func fakeTarget() *Target {
 	return &Target{cs: fake.NewSimpleClientset(svc), opt: Options{Name: "llm", Namespace: "ns", Replicas: 4}}
 }
 
-// promote, abort and resume travel as the Service's annotation; anything
-// else is refused with what is expected.
+// promote, abort and resume travel as the Service's annotation while a
+// canary splits; anything else, or no canary, is refused.
 func TestControlOnTheService(t *testing.T) {
 	ctx := context.Background()
 	tg := fakeTarget()
 	if a, err := tg.Control(ctx, "staging"); a != "" || err != nil {
 		t.Fatalf("before any action: %q %v", a, err)
+	}
+	if err := tg.SetControl(ctx, "staging", "promote"); err == nil || !strings.Contains(err.Error(), "no canary is running on staging") {
+		t.Fatalf("promote with no canary: %v", err)
+	}
+	if err := tg.patchService(ctx, map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationCanary: "llm-r2"}}}); err != nil {
+		t.Fatal(err)
 	}
 	if err := tg.SetControl(ctx, "staging", "promote"); err != nil {
 		t.Fatal(err)
