@@ -46,9 +46,9 @@ it at its next analysis (canary.interval, default 10s):
   resume   a step with pause: true goes on to the next step once it has
            passed.
 
-Only a Docker target's gateway runs canaries. Exit codes: 0 asked, 1 no
-rollout is running in the environment (the target says so) or the target
-failed, 2 usage.
+Canaries run through a Docker target's gateway, or on Kubernetes by
+replica ratio. Exit codes: 0 asked, 1 no rollout is running in the
+environment (the target says so) or the target failed, 2 usage.
 
 Flags:
 `
@@ -70,7 +70,7 @@ func runControl(ctx context.Context, action, does string, args []string, s stdio
 func askRollout(ctx context.Context, s stdio, tg deploy.Target, env, action, does string, within time.Duration) int {
 	sp, ok := tg.(deploy.Splitter)
 	if !ok {
-		fmt.Fprintf(s.err, "modelship %s: target %s cannot steer a rollout: canary and shadow need the Docker gateway\n", action, tg.Describe())
+		fmt.Fprintf(s.err, "modelship %s: target %s cannot steer a rollout: it splits no traffic\n", action, tg.Describe())
 		return exitFailed
 	}
 	if err := sp.SetControl(ctx, env, action); err != nil {

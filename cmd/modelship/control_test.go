@@ -15,8 +15,8 @@ import (
 )
 
 // promote, abort and resume refuse bad usage before reaching a target,
-// print their help, and refuse a target that cannot steer a rollout,
-// naming it.
+// print their help, and report a target they cannot reach (a Kubernetes
+// environment is steered through its Service), naming it.
 func TestControlUsage(t *testing.T) {
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
@@ -41,7 +41,7 @@ current-context: c
 			{[]string{"--env", "k8s", "--config", filepath.Join(dir, "absent.yaml")}, exitUsage, "absent.yaml"},
 			{[]string{"--colour"}, exitUsage, "flag provided but not defined: -colour"},
 			{[]string{"--env", "k8s", "--config", cfg}, exitFailed,
-				"modelship " + action + ": target kubernetes https://127.0.0.1:1 namespace default cannot steer a rollout: canary and shadow need the Docker gateway"},
+				"modelship " + action + ": target unreachable: kubernetes API server https://127.0.0.1:1 does not answer (reading service modelship-k8s)"},
 		} {
 			code, out, errs := runCmd(t, append([]string{action}, tc.args...)...)
 			if code != tc.code || !strings.Contains(errs, tc.want) || out != "" {

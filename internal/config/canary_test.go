@@ -109,9 +109,9 @@ func TestCanaryErrors(t *testing.T) {
 		{"shadow with auto and no canary", "    shadow: {percent: 5}\n", []string{"staging.shadow", "strategy auto does not use it"}},
 		{"bake on the 100% step", "    canary: {steps: [10, {percent: 100, bake: 1m}]}\n", []string{"m.yaml:4:26:", "canary.steps[1]", "the 100% step is the promotion", "no bake or pause"}},
 		{"pause on the 100% step", "    canary: {steps: [{percent: 100, pause: true}]}\n", []string{"canary.steps[0]", "no bake or pause"}},
-		{"canary on kubernetes", "    target: kubernetes\n    strategy: canary\n", []string{"m.yaml:5:15:", "staging.strategy", "canary and shadow need the Docker gateway; on kubernetes use rolling or blue-green"}},
-		{"canary block on kubernetes", "    target: kubernetes\n    canary: {}\n", []string{"staging.canary", "need the Docker gateway"}},
-		{"shadow on kubernetes", "    target: kubernetes\n    strategy: blue-green\n    shadow: {}\n", []string{"m.yaml:6:13:", "staging.shadow", "need the Docker gateway"}},
+		{"sticky header on kubernetes", "    target: kubernetes\n    strategy: canary\n    canary: {sticky-header: X-Conversation-Id}\n", []string{"m.yaml:6:29:", "staging.canary.sticky-header", "by replica ratio", "keep a header's requests on one version without a service mesh"}},
+		{"shadow on kubernetes", "    target: kubernetes\n    strategy: canary\n    shadow: {}\n", []string{"m.yaml:6:13:", "staging.shadow", "cannot mirror requests without a service mesh"}},
+		{"canary block with rolling on kubernetes", "    target: kubernetes\n    strategy: rolling\n    canary: {}\n", []string{"staging.canary", "strategy rolling does not use it"}},
 		{"unknown strategy", "    strategy: progressive\n", []string{`"rolling" or "canary", got "progressive"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { refused(t, canaryHead+tc.yaml, tc.want) })
@@ -125,6 +125,8 @@ func TestCanaryAccepted(t *testing.T) {
 		"    strategy: auto\n    canary: {steps: [100]}\n",
 		"    strategy: auto\n    canary: {}\n    shadow: {percent: 5, min-agreement: 0}\n",
 		"    canary: ~\n    shadow: ~\n    strategy: recreate\n",
+		"    target: kubernetes\n    strategy: canary\n",
+		"    target: kubernetes\n    strategy: canary\n    canary: {steps: [25, 50, 100], traffic: synthetic}\n",
 	} {
 		if _, err := Parse("m.yaml", []byte(canaryHead+y)); err != nil {
 			t.Errorf("%q refused: %v", y, err)

@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
+
+	"github.com/modelship/modelship/internal/measure"
 )
 
 // rolloutRoutes adds the progressive-delivery part of the admin API:
@@ -26,14 +26,10 @@ func (g *Gateway) rolloutRoutes(mux *http.ServeMux) {
 		rolloutAnswer(w, "canary refused", res, err)
 	})
 	mux.HandleFunc("GET /samples", func(w http.ResponseWriter, r *http.Request) {
-		since := uint64(0)
-		if v := r.URL.Query().Get("since"); v != "" {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				adminError(w, http.StatusBadRequest, fmt.Sprintf("parameter since: %q is not a sequence number (0, 1, 2...)", v), nil)
-				return
-			}
-			since = n
+		since, err := measure.ParseSince(r.URL.Query().Get("since"))
+		if err != nil {
+			adminError(w, http.StatusBadRequest, err.Error(), nil)
+			return
 		}
 		writeJSON(w, http.StatusOK, g.Samples(since))
 	})

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/modelship/modelship/internal/httpbench"
+	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
 )
 
@@ -74,15 +74,15 @@ func (dropShadow) Close()                     {}
 // BenchmarkSampleRecord is the measuring's own cost on the hot path: one
 // request's sample taken and added to the ring, from parallel goroutines.
 func BenchmarkSampleRecord(b *testing.B) {
-	r := newRing()
+	r := measure.NewRing()
 	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
 	b.RunParallel(func(pb *testing.PB) {
 		rw := nopWriter{http.Header{"Content-Type": {"text/event-stream"}}}
 		for pb.Next() {
-			w := &measuredWriter{ResponseWriter: rw, start: time.Now()}
+			w := measure.NewWriter(rw)
 			w.Write([]byte("data: x\n\n"))
 			w.Write([]byte("data: [DONE]\n\n"))
-			r.add(w.sample(req, "http://release-a:8000"))
+			r.Add(w.Sample(req, "http://release-a:8000"))
 		}
 	})
 }

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/proxyhttp"
 	"github.com/modelship/modelship/internal/shadow"
 )
@@ -74,7 +75,7 @@ type Gateway struct {
 	shadow    atomic.Pointer[mirror] // nil: nothing mirrored
 	control   string                 // under mu: the rollout's operator action
 	newShadow func(shadow.Options) (Shadower, error)
-	ring      *ring
+	ring      *measure.Ring
 
 	args     []string         // Options.Args: nil, no upgrade in place
 	upgrades chan upgradeCall // POST /upgrade → Serve
@@ -166,7 +167,7 @@ func New(opt Options) (*Gateway, error) {
 		upgrades:  make(chan upgradeCall),
 		child:     make(chan error, 1),
 		newShadow: opt.NewShadow,
-		ring:      newRing(),
+		ring:      measure.NewRing(),
 	}
 	if g.transport == nil {
 		g.transport = proxyhttp.Transport(opt.HeaderTimeout)
@@ -274,26 +275,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.requests.Add(1)
-	mw := &measuredWriter{ResponseWriter: w, start: time.Now()}
+	mw := measure.NewWriter(w)
 	u := g.acquireRoute(r)
 	if u == nil {
 		g.noActive.Add(1)
 		g.errors.Add(1)
 		writeJSON(mw, http.StatusServiceUnavailable, apiError("no release is active", "no_active_release", http.StatusServiceUnavailable))
-		g.ring.add(mw.sample(r, ""))
+		g.ring.Add(mw.Sample(r, ""))
 		return
 	}
 	h := &holder{u: u}
 	defer func() { h.u.release() }()
 	u.requests.Add(1)
 	c := g.startMirror(r, u)
-	mw.capture = c
+	if c != nil {
+		mw.OnWrite = c.response
+	}
 	r = r.WithContext(context.WithValue(r.Context(), holderKey{}, h))
 	// Full duplex, as modelship serve's proxy: an upstream answering before
 	// it has the whole request body must not have the body closed under it.
 	_ = http.NewResponseController(mw).EnableFullDuplex()
 	g.rp.ServeHTTP(mw, r)
-	g.ring.add(mw.sample(r, h.u.key))
+	g.ring.Add(mw.Sample(r, h.u.key))
 	if c != nil {
 		c.finish(r, mw)
 	}

@@ -89,30 +89,6 @@ func TestSamplesOfTheGatewaysOwnAnswers(t *testing.T) {
 	}
 }
 
-func TestSamplesAfterTheRingWraps(t *testing.T) {
-	r := newRing()
-	for i := range RingSize + 10 {
-		r.add(Sample{Status: 200 + i%2})
-	}
-	got := r.since(0, 5)
-	if got.Dropped != 10 || len(got.Samples) != 5 || got.Samples[0].Seq != 11 || got.Next != 15 {
-		t.Fatalf("since 0 after a wrap: dropped %d next %d first %+v", got.Dropped, got.Next, got.Samples[0])
-	}
-	got = r.since(4, 3)
-	if got.Dropped != 6 || got.Samples[0].Seq != 11 {
-		t.Fatalf("since 4: dropped %d, first %+v", got.Dropped, got.Samples[0])
-	}
-	got = r.since(RingSize, MaxSamplesPerAnswer)
-	if got.Dropped != 0 || len(got.Samples) != 10 || got.Samples[9].Seq != RingSize+10 || got.Next != RingSize+10 {
-		t.Fatalf("since %d: dropped %d, %d samples, next %d", RingSize, got.Dropped, len(got.Samples), got.Next)
-	}
-	for i, s := range got.Samples {
-		if want := 200 + int(s.Seq-1)%2; s.Status != want {
-			t.Fatalf("sample %d (seq %d) holds status %d, want %d", i, s.Seq, s.Status, want)
-		}
-	}
-}
-
 func TestSamplesBadSince(t *testing.T) {
 	gw := startGateway(t, Options{})
 	req, _ := http.NewRequest(http.MethodGet, "http://gateway/samples?since=-1", nil)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
 )
 
@@ -190,7 +191,7 @@ func (c *capture) response(p []byte) {
 
 // finish offers the exchange once the client's answer is complete, or
 // skips it when the request body was too large or not read whole.
-func (c *capture) finish(r *http.Request, w *measuredWriter) {
+func (c *capture) finish(r *http.Request, w *measure.Writer) {
 	var body []byte
 	if c.body != nil {
 		var ok bool
@@ -201,11 +202,7 @@ func (c *capture) finish(r *http.Request, w *measuredWriter) {
 	}
 	ex := shadow.Exchange{
 		Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body,
-		Status: w.status, Response: c.resp, Truncated: c.truncated, Total: time.Since(w.start),
-	}
-	ex.TTFB = ex.Total
-	if w.writes > 0 {
-		ex.TTFB = w.first.Sub(w.start)
+		Status: w.Status(), Response: c.resp, Truncated: c.truncated, Total: time.Since(w.Start), TTFB: w.TTFB(),
 	}
 	c.m.offer(ex)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/clip"
+	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/proxyhttp"
 	"github.com/modelship/modelship/serving"
 )
@@ -93,7 +95,16 @@ type Proxy struct {
 	// model); a failure is the readiness reason, retried every 5s.
 	Prepare func(ctx context.Context) error
 
+	// MaxConnAge: a response on a keep-alive connection older than this
+	// says "Connection: close" (NewProxy: DefaultMaxConnAge; 0 never), so
+	// clients reconnect and the Service spreads them over the replicas it
+	// selects now: how a canary by replica ratio gets its share from
+	// clients that keep their connections (the server must use
+	// ConnContext).
+	MaxConnAge time.Duration
+
 	metrics *proxyMetrics // set by MeasureCompletions
+	samples *measure.Ring // every /v1/ request, read at SamplesPath
 
 	engine    *url.URL
 	rp        *httputil.ReverseProxy
@@ -176,7 +187,8 @@ func (p *Proxy) AdminHandler() http.Handler {
 // NewProxy returns a handler that forwards to the engine at engineURL (e.g.
 // http://127.0.0.1:8001) and reports info on GET /version.
 func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
-	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second, API: APIFor(EngineVLLM)}
+	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second, API: APIFor(EngineVLLM),
+		samples: measure.NewRing(), MaxConnAge: DefaultMaxConnAge}
 	tr := proxyhttp.Transport(0)
 	p.transport = tr
 	p.client = &http.Client{Transport: tr}
@@ -223,8 +235,12 @@ func (p *Proxy) Version() VersionInfo {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.draining() {
+	if p.draining() || p.connTooOld(r) {
 		w.Header().Set("Connection", "close")
+	}
+	if r.URL.Path == SamplesPath {
+		p.serveSamples(w, r)
+		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/-/") {
 		// Admin endpoints live on the container's admin socket only.
@@ -251,6 +267,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, code, st)
 	default:
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			mw := measure.NewWriter(w)
+			defer func() { p.samples.Add(mw.Sample(r, "")) }()
+			w = mw
+		}
 		if !p.authorized(r) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			writeJSON(w, http.StatusUnauthorized, apiError("missing or wrong API key: send \"Authorization: Bearer KEY\"", "invalid_request_error", http.StatusUnauthorized))
@@ -294,6 +315,42 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		p.rp.ServeHTTP(w, r)
 	}
+}
+
+// DefaultMaxConnAge is Proxy.MaxConnAge's default: a replica added to a
+// Service gets its share of keep-alive clients within about this long.
+const DefaultMaxConnAge = 10 * time.Second
+
+type connStartKey struct{}
+
+// ConnContext is the http.Server hook that notes when each connection was
+// accepted (for MaxConnAge).
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connStartKey{}, time.Now())
+}
+
+func (p *Proxy) connTooOld(r *http.Request) bool {
+	start, ok := r.Context().Value(connStartKey{}).(time.Time)
+	return ok && p.MaxConnAge > 0 && time.Since(start) > p.MaxConnAge
+}
+
+// SamplesPath answers GET SamplesPath?since=N with the /v1/ requests this
+// replica answered after seq N (measure.Samples, the JSON of the Docker
+// gateway's GET /samples; upstream is "", this replica): what a canary on
+// Kubernetes is analysed on, read through the API server's pod proxy. It
+// holds timings and statuses only, so it asks for no API key.
+const SamplesPath = "/-/modelship/samples"
+
+func (p *Proxy) serveSamples(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r) {
+		return
+	}
+	since, err := measure.ParseSince(r.URL.Query().Get("since"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError(err.Error(), "invalid_request_error", http.StatusBadRequest))
+		return
+	}
+	writeJSON(w, http.StatusOK, p.samples.Since(since, measure.MaxSamplesPerAnswer))
 }
 
 // authorized reports whether r may pass: any path outside /v1/, or the

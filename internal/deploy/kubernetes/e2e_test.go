@@ -34,13 +34,17 @@ type env struct {
 	verify   string // the Service through the API server's proxy
 }
 
-func newEnv(t *testing.T, replicas int) *env {
+func newEnv(t *testing.T, replicas int, opts ...func(*kubernetes.Options)) *env {
 	t.Helper()
 	cfg := testenv.Kubernetes(t)
 	ns := testenv.Namespace(t, cfg, "modelship-test")
 	log := &testenv.SyncBuffer{}
-	tg, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: ns, Name: "llm", Replicas: replicas, ServicePort: 80,
-		ImagePullPolicy: corev1.PullNever, Out: log})
+	o := kubernetes.Options{Config: cfg, Namespace: ns, Name: "llm", Replicas: replicas, ServicePort: 80,
+		ImagePullPolicy: corev1.PullNever, Out: log}
+	for _, f := range opts {
+		f(&o)
+	}
+	tg, err := kubernetes.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

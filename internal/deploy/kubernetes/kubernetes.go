@@ -47,6 +47,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -104,6 +105,9 @@ type Target struct {
 	planned            bool
 	// svc is the local listener of the service proxy (ServiceURL).
 	svc net.Listener
+	// cursors are Samples' per pod; samplesCall the cursor it returns.
+	cursors     map[types.UID]uint64
+	samplesCall uint64
 }
 
 // New loads the kubeconfig (or the in-cluster config) and makes a client;

@@ -60,16 +60,19 @@ func nodeReady(n *corev1.Node) bool {
 }
 
 // Plan chooses the strategy on the cluster (deploy.Planner): auto is a
-// rolling update; maxSurge/maxUnavailable come from the free GPUs; blue-green
+// rolling update (a canary when the environment has canary steps); maxSurge/maxUnavailable come from the free GPUs; blue-green
 // needs room for a second full set of replicas. The cluster's scheduler
 // places pods, so nothing is fitted on this host's GPUs.
 func (t *Target) Plan(ctx context.Context, p deploy.Placement) (*deploy.Plan, error) {
 	strategy := p.Strategy
 	if strategy == "" || strategy == deploy.Auto {
 		strategy = deploy.Rolling
+		if p.Canary {
+			strategy = deploy.Canary
+		}
 	}
-	if !slices.Contains([]string{deploy.Rolling, deploy.BlueGreen, deploy.Recreate}, strategy) {
-		return nil, fmt.Errorf("strategy %q: expected auto, rolling, blue-green or recreate", strategy)
+	if !slices.Contains([]string{deploy.Rolling, deploy.BlueGreen, deploy.Recreate, deploy.Canary}, strategy) {
+		return nil, fmt.Errorf("strategy %q: expected auto, rolling, blue-green, canary or recreate", strategy)
 	}
 	per, n := int64(t.opt.GPUs), int64(t.opt.Replicas)
 	var free, total int64
@@ -92,6 +95,8 @@ func (t *Target) Plan(ctx context.Context, p deploy.Placement) (*deploy.Plan, er
 		}
 	case deploy.Recreate:
 		plan.Why = "recreate: every replica stops before the new ones start (downtime until they are ready)"
+	case deploy.Canary:
+		plan.Why = fmt.Sprintf("canary by replica ratio: a second Deployment takes the %d replicas over batch by batch, one stopped before its replacement starts (no surge: no spare GPU needed), each step analysed", n)
 	default:
 		surge, unav := 1, 0
 		switch {

@@ -111,9 +111,9 @@ func (w *Workload) securityContexts() (*corev1.PodSecurityContext, *corev1.Secur
 
 // DeploymentName is the Deployment a release of strategy runs in: the one
 // Deployment NAME for rolling (and recreate) updates, NAME-RELEASE for
-// blue-green, where two Deployments live side by side.
+// blue-green and canary, where two Deployments live side by side.
 func DeploymentName(name, strategy, release string) string {
-	if strategy == deploy.BlueGreen {
+	if strategy == deploy.BlueGreen || strategy == deploy.Canary {
 		return name + "-" + release
 	}
 	return name

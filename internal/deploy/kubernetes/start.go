@@ -40,7 +40,7 @@ func (t *Target) Workload(ctx context.Context, spec *deploy.Spec) *Workload {
 }
 
 // Start applies the release's Deployment: creates NAME-RELEASE
-// (blue-green), or updates the pod template of NAME (rolling: the rollout
+// (blue-green; canary, with 0 replicas until its first step), or updates the pod template of NAME (rolling: the rollout
 // starts now), and writes its record. Its readiness is the rollout's
 // (Ready).
 func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance, error) {
@@ -56,6 +56,11 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	}
 	want := w.Deployment()
 	r := spec.Release
+	if r.Strategy == deploy.Canary {
+		// No surge: the canary's steps give it replicas the serving
+		// release gives up (SetCanary), the promotion the rest (Switch).
+		want.Spec.Replicas = ptr(int32(0))
+	}
 	r.Outcome = deploy.InProgress
 	if err := t.Record(ctx, r); err != nil {
 		return nil, err

@@ -17,7 +17,9 @@ import (
 )
 
 // Switch points the Service at in's Deployment once all its replicas are
-// ready. For a rolling release that is no longer the Deployment's template
+// ready; a Deployment scaled below the environment's replicas (a canary
+// being promoted, or the serving release a canary scaled down) first takes
+// them over, batch by batch with no surge (fillUp). For a rolling release that is no longer the Deployment's template
 // (a switch back after a failed verify), the template is rolled back to
 // the release's ReplicaSet first and the rollout waited for.
 func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) error {
@@ -30,6 +32,9 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 			return err
 		}
 	}
+	if err := t.fillUp(ctx, env, d); err != nil {
+		return err
+	}
 	st, err := t.Rollout(ctx, in.ID, in.Release)
 	if err != nil {
 		return err
@@ -38,9 +43,12 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 		return fmt.Errorf("switching %s to release %s: not ready: %s", env, in.Release, st.Reason)
 	}
 	svcs := t.cs.CoreV1().Services(t.opt.Namespace)
+	// The Service selects in's Deployment only: a canary's split (by
+	// environment) and the rollout's control end here.
 	patch, _ := json.Marshal(map[string]any{
-		"metadata": map[string]any{"annotations": map[string]string{AnnotationServing: in.Release}},
-		"spec":     map[string]any{"selector": selector(t.opt.Name, in.ID)},
+		"metadata": map[string]any{"annotations": map[string]any{AnnotationServing: in.Release,
+			AnnotationCanaryStable: nil, AnnotationCanary: nil, AnnotationControl: nil}},
+		"spec": map[string]any{"selector": map[string]any{LabelInstance: t.opt.Name, LabelDeployment: in.ID, deploy.LabelEnv: nil}},
 	})
 	if _, err := svcs.Patch(ctx, t.opt.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return t.wrap(err, "switching service "+t.opt.Name)
