@@ -19,8 +19,9 @@ type version struct {
 }
 
 // summarise counts the requests and errors of s and collects, sorted and
-// in milliseconds, the latencies of its answered requests (status 200,
-// no error); inter-token latency only of streamed answers (ITL above 0).
+// in milliseconds, the latencies of its answered generations (status 200,
+// no error, not a probe); inter-token latency only of streamed answers
+// (ITL above 0).
 func summarise(name string, s []Sample) version {
 	v := version{name: name, n: len(s)}
 	ttft, itl := make([]time.Duration, 0, len(s)), make([]time.Duration, 0, len(s))
@@ -28,7 +29,7 @@ func summarise(name string, s []Sample) version {
 		switch {
 		case x.Err:
 			v.errs++
-		case x.Status == 200:
+		case x.Status == 200 && !x.Probe:
 			ttft = append(ttft, x.TTFT)
 			if x.ITL > 0 {
 				itl = append(itl, x.ITL)

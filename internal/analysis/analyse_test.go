@@ -327,3 +327,31 @@ func BenchmarkAnalyse(b *testing.B) {
 		}
 	}
 }
+
+// Probes (GET /version, /v1/models: millisecond answers) count for errors
+// but never in latency: a canary of the same model whose traffic holds
+// fewer probes than stable's is not judged slower.
+func TestProbesAreLeftOutOfLatency(t *testing.T) {
+	probes := func(n int) []Sample {
+		s := make([]Sample, n)
+		for i := range s {
+			s[i] = Sample{Status: 200, TTFT: 3 * time.Millisecond, Total: 3 * time.Millisecond, Probe: true}
+		}
+		return s
+	}
+	stable := append(traffic(1, 100, 30*time.Millisecond), probes(150)...)
+	canary := append(traffic(2, 100, 30*time.Millisecond), probes(20)...)
+	d := Analyse(Window{Stable: stable, Canary: canary}, Thresholds{}.WithDefaults())
+	if d.Verdict != stage.Passed {
+		t.Fatalf("same model, another mix of probes: %s: %s", d.Verdict, d.Why)
+	}
+	if c := checkOf(t, d, "ttft-rank"); c.Stable < 20 || c.Canary < 20 {
+		t.Errorf("ttft-rank medians %.1f / %.1f ms, want the generations' (about 30 ms)", c.Stable, c.Canary)
+	}
+	// Failed probes are still errors of the release (2 of 102: 1.96%).
+	failed := Sample{Status: 500, Err: true, Probe: true}
+	canary = append(traffic(3, 100, 30*time.Millisecond), failed, failed)
+	if d := Analyse(Window{Stable: stable, Canary: canary}, Thresholds{}.WithDefaults()); d.Decider != "error-rate" {
+		t.Errorf("a failed probe: decided by %q (%s), want error-rate", d.Decider, d.Why)
+	}
+}

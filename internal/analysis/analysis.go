@@ -29,6 +29,12 @@ type Sample struct {
 	// was not streamed.
 	ITL   time.Duration
 	Total time.Duration
+	// Probe: not a generation (GET /version, /v1/models, a health check).
+	// It counts for the error rate, never in the latency figures: a few
+	// millisecond answers mixed into the generations would move a
+	// version's median and percentiles with the traffic mix, not with
+	// the model.
+	Probe bool
 }
 
 // Engine is one release's engine metrics at the end of a window (vLLM's

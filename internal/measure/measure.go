@@ -46,6 +46,9 @@ type Sample struct {
 	ITLMs   float64 `json:"itl_ms"`
 	TotalMs float64 `json:"total_ms"`
 	Stream  bool    `json:"stream"`
+	// Probe: not a generation (anything but a POST to .../completions:
+	// GET /version, /v1/models...); the analysis leaves it out of latency.
+	Probe bool `json:"probe,omitempty"`
 }
 
 // Samples is the answer of GET /samples?since=N.
@@ -189,7 +192,7 @@ func (w *Writer) TTFB() time.Duration {
 // upstream ("" when none was).
 func (w *Writer) Sample(r *http.Request, upstream string) Sample {
 	total := time.Since(w.Start)
-	s := Sample{Upstream: upstream, At: w.Start, Status: w.status, TotalMs: ms(total)}
+	s := Sample{Upstream: upstream, At: w.Start, Status: w.status, TotalMs: ms(total), Probe: !IsGeneration(r)}
 	s.Error = w.status >= 500 || (w.status == 0 && r.Context().Err() == nil)
 	s.TTFBMs = s.TotalMs
 	if w.writes > 0 {
@@ -202,10 +205,16 @@ func (w *Writer) Sample(r *http.Request, upstream string) Sample {
 	return s
 }
 
+// IsGeneration reports whether r asks for a generation: a POST to
+// /v1/completions or /v1/chat/completions (or any path ending so).
+func IsGeneration(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/completions")
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // Analysis is s as package analysis reads it.
 func (s Sample) Analysis() analysis.Sample {
 	d := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-	return analysis.Sample{At: s.At, Status: s.Status, Err: s.Error, TTFT: d(s.TTFBMs), ITL: d(s.ITLMs), Total: d(s.TotalMs)}
+	return analysis.Sample{At: s.At, Status: s.Status, Err: s.Error, TTFT: d(s.TTFBMs), ITL: d(s.ITLMs), Total: d(s.TotalMs), Probe: s.Probe}
 }

@@ -69,3 +69,22 @@ func TestParseSince(t *testing.T) {
 		t.Errorf("-1: %v", err)
 	}
 }
+
+// Only a POST to .../completions is a generation; everything else is a
+// probe the analysis leaves out of latency.
+func TestProbeIsWhatIsNotAGeneration(t *testing.T) {
+	for _, c := range []struct {
+		method, path string
+		probe        bool
+	}{
+		{"POST", "/v1/completions", false}, {"POST", "/v1/chat/completions", false},
+		{"GET", "/version", true}, {"GET", "/v1/models", true}, {"GET", "/v1/completions", true}, {"POST", "/v1/embeddings", true},
+	} {
+		r := httptest.NewRequest(c.method, c.path, nil)
+		w := NewWriter(httptest.NewRecorder())
+		w.WriteHeader(200)
+		if s := w.Sample(r, "u"); s.Probe != c.probe || s.Analysis().Probe != c.probe {
+			t.Errorf("%s %s: probe %v, want %v", c.method, c.path, s.Probe, c.probe)
+		}
+	}
+}

@@ -16,23 +16,9 @@ import (
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
 )
-
-// The gateway's answer to `gateway samples`.
-type gatewaySamples struct {
-	Next    uint64 `json:"next"`
-	Dropped uint64 `json:"dropped"`
-	Samples []struct {
-		Upstream string    `json:"upstream"`
-		At       time.Time `json:"at"`
-		Status   int       `json:"status"`
-		Error    bool      `json:"error"`
-		TTFBMs   float64   `json:"ttfb_ms"`
-		ITLMs    float64   `json:"itl_ms"`
-		TotalMs  float64   `json:"total_ms"`
-	} `json:"samples"`
-}
 
 // The gateway answers at most samplesPerPage samples at a time (and keeps
 // 65,536); one Samples call reads at most samplesPages answers.
@@ -89,7 +75,7 @@ func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deplo
 		if err != nil {
 			return nil, since, fmt.Errorf("environment %s: reading the gateway's measurements: %w", env, err)
 		}
-		var page gatewaySamples
+		var page measure.Samples
 		if err := json.Unmarshal(b, &page); err != nil {
 			return nil, since, fmt.Errorf("environment %s: the gateway's measurements: %v", env, err)
 		}
@@ -97,8 +83,7 @@ func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deplo
 			t.logf("environment %s: the gateway overwrote %d measurements before they were read (its ring is full); the analysis goes on with the rest", env, page.Dropped)
 		}
 		for _, s := range page.Samples {
-			out = append(out, deploy.MeasuredSample{Upstream: s.Upstream, Sample: analysis.Sample{
-				At: s.At, Status: s.Status, Err: s.Error, TTFT: ms(s.TTFBMs), ITL: ms(s.ITLMs), Total: ms(s.TotalMs)}})
+			out = append(out, deploy.MeasuredSample{Upstream: s.Upstream, Sample: s.Analysis()})
 		}
 		if page.Next > since {
 			since = page.Next
@@ -109,8 +94,6 @@ func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deplo
 	}
 	return out, since, nil
 }
-
-func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 
 // Control is the operator's action for env's rollout (`gateway control`).
 func (t *Target) Control(ctx context.Context, env string) (string, error) {

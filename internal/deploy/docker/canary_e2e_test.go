@@ -255,10 +255,8 @@ type answered struct {
 // from the regressed one), and after every fourth GET /version, both
 // carrying X-Conversation-Id when there are conversations (cycled
 // through). An answer without "Paris" is a failure: a client saw the
-// regressed model. (GET /version answers in a few milliseconds, a
-// completion in tens: kept to a fifth of the requests, they leave the
-// median time to first token, which the analysis compares, a
-// completion's.)
+// regressed model. (GET /version is a probe: the analysis judges latency
+// on the completions only.)
 type conversations struct {
 	*testenv.Load
 	mu   sync.Mutex
