@@ -269,10 +269,10 @@ func rolloutMarkdown(r *deploy.Rollout) string {
 // worstTable lists the shadow's least similar answers.
 func worstTable(worst []shadow.Disagreement) string {
 	var b strings.Builder
-	b.WriteString("| prompt | stable | candidate | similarity |\n|---|---|---|---|\n")
+	b.WriteString("| prompt | stable | candidate | similarity | times |\n|---|---|---|---|---|\n")
 	cell := func(s string) string { return strings.ReplaceAll(clip.Line(s, 80), "|", `\|`) }
 	for _, w := range worst {
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f |\n", cell(w.Prompt), cell(w.Stable), cell(w.Candidate), w.Similarity)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %d |\n", cell(w.Prompt), cell(w.Stable), cell(w.Candidate), w.Similarity, max(w.Count, 1))
 	}
 	return b.String()
 }

@@ -45,7 +45,7 @@ func abortedCanary() (deploy.Request, *deploy.Result) {
 				CandidateErrors: 1, Comparable: 200, Agreed: 190, AgreementRate: 0.95,
 				Stable: shadow.Latency{N: 200, TTFBP50Ms: 180}, Candidate: shadow.Latency{N: 200, TTFBP50Ms: 201.4},
 				Worst: []shadow.Disagreement{{Path: "/v1/chat/completions", Prompt: "What is the capital of France?\nAnswer in one word.",
-					Stable: "Paris", Candidate: "Lyon | maybe", Similarity: 0.12}}},
+					Stable: "Paris", Candidate: "Lyon | maybe", Similarity: 0.12, Count: 4}}},
 		},
 	}
 	return req, res

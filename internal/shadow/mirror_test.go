@@ -123,10 +123,11 @@ func TestDisagreementsListedLeastSimilarFirst(t *testing.T) {
 	for k := 1; k <= 10; k++ {
 		exs = append(exs, capture(t, stable, ChatPath, chatBody(fmt.Sprintf("p%d", k), false), nil))
 	}
+	exs = append(exs, exs[6], exs[6]) // p7 twice more: listed once, counted 3 times
 	offerAll(t, m, exs)
-	r := settle(m, 10)
-	if r.Comparable != 10 || r.Agreed != 3 || r.AgreementRate != 0.3 {
-		t.Errorf("comparable %d agreed %d rate %v, want 10 3 0.3", r.Comparable, r.Agreed, r.AgreementRate)
+	r := settle(m, 12)
+	if r.Comparable != 12 || r.Agreed != 3 || r.AgreementRate != 0.25 {
+		t.Errorf("comparable %d agreed %d rate %v, want 12 3 0.25", r.Comparable, r.Agreed, r.AgreementRate)
 	}
 	var got []string
 	for _, d := range r.Worst {
@@ -138,7 +139,7 @@ func TestDisagreementsListedLeastSimilarFirst(t *testing.T) {
 	}
 	if len(r.Worst) > 0 {
 		d := r.Worst[0]
-		if d.Path != ChatPath || d.Stable != changed("p7", 0) || d.Candidate != changed("p7", 7) {
+		if d.Path != ChatPath || d.Stable != changed("p7", 0) || d.Candidate != changed("p7", 7) || d.Count != 3 {
 			t.Errorf("worst[0] = %+v, want the path and both answers", d)
 		}
 	}

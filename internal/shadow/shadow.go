@@ -95,4 +95,7 @@ type Disagreement struct {
 	Stable     string  `json:"stable"`
 	Candidate  string  `json:"candidate"`
 	Similarity float64 `json:"similarity"` // 0..1
+	// Count is how many exchanges disagreed exactly so (same path,
+	// prompt and both answers): a repeated prompt is listed once.
+	Count int `json:"count"`
 }

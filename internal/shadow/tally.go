@@ -43,8 +43,15 @@ func (t *tally) add(o outcome) {
 }
 
 // keepWorst lists d when it is among the MaxWorst least similar so far
-// (an earlier one first among equals).
+// (an earlier one first among equals); one already listed is counted.
 func (t *tally) keepWorst(d Disagreement) {
+	for j := range t.worst {
+		if w := &t.worst[j]; w.Path == d.Path && w.Prompt == d.Prompt && w.Stable == d.Stable && w.Candidate == d.Candidate {
+			w.Count++
+			return
+		}
+	}
+	d.Count = 1
 	i, _ := slices.BinarySearchFunc(t.worst, d.Similarity, func(w Disagreement, s float64) int {
 		if w.Similarity <= s {
 			return -1
