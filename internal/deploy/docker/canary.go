@@ -4,20 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
+	"github.com/modelship/modelship/internal/vllmmetrics"
 )
 
 // The gateway answers at most samplesPerPage samples at a time (and keeps
@@ -172,29 +169,9 @@ func (t *Target) EngineMetrics(ctx context.Context, in *deploy.Instance) (*analy
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("release %s of environment %s: GET /metrics answered %s", in.Release, in.Env, resp.Status)
 	}
-	return parseEngineMetrics(io.LimitReader(resp.Body, 8<<20))
-}
-
-// parseEngineMetrics reads vllm:num_requests_waiting (summed over its
-// label sets) and the KV-cache usage (vllm:kv_cache_usage_perc, else the
-// older vllm:gpu_cache_usage_perc; the highest of its label sets) from a
-// Prometheus text exposition.
-func parseEngineMetrics(r io.Reader) (*analysis.Engine, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(r)
+	e, err := vllmmetrics.ParseEngine(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("engine metrics: %v", err)
-	}
-	e := &analysis.Engine{}
-	for _, m := range families["vllm:num_requests_waiting"].GetMetric() {
-		e.RequestsWaiting += m.GetGauge().GetValue()
-	}
-	kv := families["vllm:kv_cache_usage_perc"]
-	if kv == nil {
-		kv = families["vllm:gpu_cache_usage_perc"]
-	}
-	for _, m := range kv.GetMetric() {
-		e.KVCacheUsage = max(e.KVCacheUsage, m.GetGauge().GetValue())
+		return nil, fmt.Errorf("release %s of environment %s: GET /metrics: %w", in.Release, in.Env, err)
 	}
 	return e, nil
 }
