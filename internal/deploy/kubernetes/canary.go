@@ -358,6 +358,7 @@ func (t *Target) SplitLimits() (mirror, sticky string) {
 var (
 	_ deploy.Splitter     = (*Target)(nil)
 	_ deploy.SplitLimiter = (*Target)(nil)
+	_ deploy.EngineReader = (*Target)(nil)
 )
 
 // fillUp scales Deployment d to the environment's replicas when it has
