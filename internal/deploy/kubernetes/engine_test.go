@@ -3,11 +3,13 @@ package kubernetes
 import (
 	"context"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -156,4 +158,25 @@ func TestCombineEnginesFullestCache(t *testing.T) {
 	if e := combineEngines(nil); e != nil {
 		t.Fatalf("no pods: %+v, want nil", e)
 	}
+}
+
+// The deployer's least privilege lets it GET through the pods' proxy (a
+// canary's measurements and engine metrics), and do nothing else there.
+func TestRBACReadsThroughThePodProxy(t *testing.T) {
+	for _, o := range RBAC(Options{Namespace: "inference", Name: "llm"}) {
+		role, ok := o.(*rbacv1.Role)
+		if !ok {
+			continue
+		}
+		for _, r := range role.Rules {
+			if slices.Contains(r.Resources, "pods/proxy") {
+				if !slices.Equal(r.Verbs, []string{"get"}) {
+					t.Fatalf("pods/proxy verbs %v, want get only", r.Verbs)
+				}
+				return
+			}
+		}
+		t.Fatalf("the Role grants nothing on pods/proxy: %+v", role.Rules)
+	}
+	t.Fatal("RBAC rendered no Role")
 }
