@@ -1,16 +1,18 @@
 // Package notify tells people and systems what happened to a release: every
 // stage (preflight, validate, benchmark, build, publish, deploy, verify,
 // rollback, release) emits an Event (started, passed, failed, skipped,
-// rolled_back) with the model digest, image, git SHA, environment, the gate
-// figures and a link to the run, and a Notifier hands it to every Sink:
+// rolled_back, and progress for each step of a stage under way: a canary
+// step's analysis, a shadow step) with the model digest, image, git SHA,
+// environment, the gate figures and a link to the run, and a Notifier hands
+// it to every Sink:
 //
 //   - Slack: an incoming webhook, Block Kit; a full message per release and
 //     compact follow-ups per stage (see Slack).
 //   - Webhook: the event as JSON, signed with HMAC-SHA256 (below).
-//   - Grafana: an annotation per finished stage, tagged modelship, the
-//     environment, the stage and the status (see Grafana).
+//   - Grafana: an annotation per finished stage and per step, tagged
+//     modelship, the environment, the stage and the status (see Grafana).
 //   - Pushgateway: deploy events and gate figures as Prometheus metrics (see
-//     Pushgateway for the metric names).
+//     Pushgateway for the metric names; steps push none).
 //
 // NewSinks builds the sinks a Settings configures (modelship fills one in
 // from modelship.yaml's notifications section).

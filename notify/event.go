@@ -39,10 +39,14 @@ const (
 	StatusFailed     Status = "failed"
 	StatusSkipped    Status = "skipped"
 	StatusRolledBack Status = "rolled_back"
+	// StatusProgress is a step within a stage that has not ended (a canary
+	// step's analysis, a shadow step): Event.Message says which step and
+	// what it found.
+	StatusProgress Status = "progress"
 )
 
 // Statuses lists every Status.
-var Statuses = []Status{StatusStarted, StatusPassed, StatusFailed, StatusSkipped, StatusRolledBack}
+var Statuses = []Status{StatusStarted, StatusPassed, StatusFailed, StatusSkipped, StatusRolledBack, StatusProgress}
 
 // ParseStage checks s against Stages.
 func ParseStage(s string) (Stage, error) {
@@ -72,11 +76,12 @@ func joinQuoted[T ~string](vs []T) string {
 	return strings.Join(q, ", ")
 }
 
-// Terminal reports whether the status ends a stage (anything but started).
-func (s Status) Terminal() bool { return s != StatusStarted && s != "" }
+// Terminal reports whether the status ends a stage (anything but started
+// and progress).
+func (s Status) Terminal() bool { return s != StatusStarted && s != StatusProgress && s != "" }
 
 // Outcome is the ECS event.outcome for the status: success, failure or
-// unknown (started, skipped).
+// unknown (started, progress, skipped).
 func (s Status) Outcome() string {
 	switch s {
 	case StatusPassed:

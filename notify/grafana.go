@@ -7,13 +7,16 @@ import (
 	"strings"
 )
 
-// Grafana posts an annotation for every finished stage (not "started"
-// events) to Grafana's HTTP API, POST {url}/api/annotations with a bearer
-// token (a service account token with the annotations:write permission).
-// The annotation is an organisation-wide one, tagged "modelship", the
-// environment, the stage and the status, so a dashboard's annotation query
-// on tags (e.g. "modelship" and "deploy") shows deploys on every panel. When
-// the event has Started, the annotation is a region from Started to Time.
+// Grafana posts an annotation for every finished stage and every step of a
+// stage under way (progress; not "started" events) to Grafana's HTTP API,
+// POST {url}/api/annotations with a bearer token (a service account token
+// with the annotations:write permission). The annotation is an
+// organisation-wide one, tagged "modelship", the environment, the stage and
+// the status, so a dashboard's annotation query on tags (e.g. "modelship"
+// and "deploy") shows deploys on every panel, and "progress" picks out the
+// canary's steps. When a finished stage's event has Started, the
+// annotation is a region from Started to Time; a step is always a point at
+// Time (a region from the stage's start would cover the steps before it).
 type Grafana struct {
 	url    string
 	token  string
@@ -40,10 +43,10 @@ func NewGrafana(baseURL, token string, client *http.Client) *Grafana {
 // Name is "grafana".
 func (g *Grafana) Name() string { return "grafana" }
 
-// Send posts the annotation for a finished stage; started events are not
-// annotated.
+// Send posts the annotation for a finished stage or a step (progress);
+// started events are not annotated.
 func (g *Grafana) Send(ctx context.Context, e Event) error {
-	if !e.Status.Terminal() {
+	if !e.Status.Terminal() && e.Status != StatusProgress {
 		return nil
 	}
 	body, err := json.Marshal(AnnotationFor(e))
@@ -59,7 +62,7 @@ func (g *Grafana) Send(ctx context.Context, e Event) error {
 // AnnotationFor is the annotation Grafana receives for e.
 func AnnotationFor(e Event) GrafanaAnnotation {
 	a := GrafanaAnnotation{Time: e.Time.UnixMilli()}
-	if !e.Started.IsZero() && e.Started.Before(e.Time) {
+	if !e.Started.IsZero() && e.Started.Before(e.Time) && e.Status != StatusProgress {
 		a.Time, a.TimeEnd = e.Started.UnixMilli(), e.Time.UnixMilli()
 	}
 	a.Tags = []string{"modelship"}

@@ -71,3 +71,27 @@ func TestGrafanaUnauthorized(t *testing.T) {
 		t.Errorf("warning contains the token: %s", ws[0])
 	}
 }
+
+// A canary step is a point annotation at its time, tagged progress, even
+// when the event carries the stage's start.
+func TestGrafanaProgress(t *testing.T) {
+	rec := newRecorder(t)
+	e := progressEvent()
+	r := deliver(t, NewGrafana(rec.URL, "glsa_token_for_tests_0123", nil), rec, "/api/annotations", 1, e)[0]
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	var a GrafanaAnnotation
+	if err := dec.Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Time != e.Time.UnixMilli() || a.TimeEnd != 0 {
+		t.Errorf("annotation %d..%d, want a point at %d (epoch ms)", a.Time, a.TimeEnd, e.Time.UnixMilli())
+	}
+	if got := strings.Join(a.Tags, ","); got != "modelship,production,deploy,progress" {
+		t.Errorf("tags %s", got)
+	}
+	if !strings.Contains(a.Text, "modelship deploy progress in production\n") || !strings.Contains(a.Text, "\nmessage: "+e.Message+"\n") {
+		t.Errorf("text lacks the title or the step:\n%s", a.Text)
+	}
+	golden.Check(t, "grafana_progress.json", r.Body)
+}

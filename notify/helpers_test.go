@@ -108,3 +108,13 @@ func notifyOne(t *testing.T, s Sink, e Event, o Options) []Warning {
 	defer n.Close(context.Background())
 	return n.Notify(context.Background(), e)
 }
+
+// progressEvent is a canary step of sampleEvent's deploy, under way: no
+// figures, and a Started a sink must not turn into a region.
+func progressEvent() Event {
+	e := sampleEvent()
+	e.Status, e.Figures = StatusProgress, nil
+	e.Time = e.Started.Add(90 * time.Second)
+	e.Message = "canary-step: 25% passed: canary error rate 0.000 of 240 requests"
+	return e
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,5 +309,19 @@ func TestRunURLAndFill(t *testing.T) {
 	}
 	if _, err := ParseStatus("rolled-back"); err == nil || !strings.Contains(err.Error(), `"rolled_back"`) {
 		t.Errorf("ParseStatus: %v", err)
+	}
+}
+
+// progress is a status like the others, for a stage that has not ended.
+func TestProgressStatus(t *testing.T) {
+	s, err := ParseStatus("progress")
+	if err != nil || s != StatusProgress || !slices.Contains(Statuses, StatusProgress) {
+		t.Fatalf("ParseStatus(progress) = %q, %v; Statuses %q", s, err, Statuses)
+	}
+	if s.Terminal() || s.Outcome() != "unknown" {
+		t.Errorf("progress: Terminal %v, Outcome %q; want false, unknown (the stage goes on)", s.Terminal(), s.Outcome())
+	}
+	if got := progressEvent().Title(); got != "deploy progress in production" {
+		t.Errorf("Title %q", got)
 	}
 }

@@ -37,6 +37,13 @@ import (
 //
 // The Pushgateway adds push_time_seconds and push_failure_time_seconds per
 // group.
+//
+// Progress events (a canary or shadow step) push no metric: Send ignores
+// them. The Pushgateway keeps one value per series, so of a canary's steps
+// (5%, 25%, 50% say) only the last would be left, a
+// modelship_stage_timestamp_seconds{status="progress"} kept beside the
+// stage's outcome long after the deploy ended; each step is an annotation
+// in Grafana and a POST to the webhook instead.
 type Pushgateway struct {
 	url     string
 	job     string
@@ -62,8 +69,12 @@ func NewPushgateway(url, job string, client *http.Client) *Pushgateway {
 // Name is "pushgateway".
 func (p *Pushgateway) Name() string { return "pushgateway" }
 
-// Send pushes the event's metrics (see Pushgateway).
+// Send pushes the event's metrics (see Pushgateway); progress events push
+// nothing.
 func (p *Pushgateway) Send(ctx context.Context, e Event) error {
+	if e.Status == StatusProgress {
+		return nil
+	}
 	doer := &statusDoer{c: p.client}
 	pusher := push.New(p.url, p.job).Client(doer).Collector(Collector(e))
 	for _, l := range Grouping(e) {

@@ -156,3 +156,15 @@ func TestPushgatewayRealServer(t *testing.T) {
 		t.Errorf("stage series %v = %v", labelsOf(st), st.GetGauge().GetValue())
 	}
 }
+
+// A canary step pushes nothing; the deploy's outcome still does.
+func TestPushgatewayIgnoresProgress(t *testing.T) {
+	rec := newRecorder(t)
+	p := NewPushgateway(rec.URL, "modelship", nil)
+	if ws := notifyOne(t, p, progressEvent(), fast()); len(ws) != 0 || len(rec.requests()) != 0 {
+		t.Fatalf("progress: warnings %v, %d pushes, want none", ws, len(rec.requests()))
+	}
+	if ws := notifyOne(t, p, sampleEvent(), fast()); len(ws) != 0 || len(rec.requests()) != 1 {
+		t.Errorf("deploy passed: warnings %v, %d pushes, want 1", ws, len(rec.requests()))
+	}
+}

@@ -23,7 +23,9 @@ import (
 //     the verdict, fields for model digest, image, git SHA, environment and
 //     the gate figures, the message, and a context line linking the run;
 //   - other finished stages (passed, skipped) get a one-line follow-up with
-//     the stage's key figures and the run link;
+//     the stage's key figures and the run link, and so does each step of a
+//     stage under way (progress: a canary step, a shadow step), its message
+//     naming the step and what it found;
 //   - "started" events after the first are not posted: they would double
 //     the noise without telling anything a follow-up does not.
 //
@@ -189,7 +191,8 @@ func SlackFull(e Event) SlackMessage {
 	return SlackMessage{Text: truncate(header, slackSectionMax), Blocks: blocks}
 }
 
-// SlackFollowUp is the one-line message for a finished stage.
+// SlackFollowUp is the one-line message for a finished stage or a step of
+// one under way (progress).
 func SlackFollowUp(e Event) SlackMessage {
 	line := statusEmoji(e.Status) + " *" + string(e.Stage) + "* " + strings.ReplaceAll(string(e.Status), "_", " ")
 	if e.Environment != "" {

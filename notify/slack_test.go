@@ -130,3 +130,33 @@ func TestSlackLimits(t *testing.T) {
 		t.Errorf("section %d characters, Block Kit allows %d", n, slackSectionMax)
 	}
 }
+
+// A canary step after the release's first message is a one-line
+// follow-up naming the step; one before it opens the release in full.
+func TestSlackProgress(t *testing.T) {
+	rec := newRecorder(t)
+	s := NewSlack(rec.URL+"/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", nil)
+	started := sampleEvent()
+	started.Status, started.Figures, started.Message = StatusStarted, nil, ""
+	reqs := deliver(t, s, rec, "/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", 2, started, progressEvent())
+	m := decodeSlack(t, reqs[1].Body)
+	if len(m.Blocks) != 1 || m.Blocks[0].Type != "context" || len(m.Blocks[0].Elements) != 1 {
+		t.Fatalf("a step is not a one-line follow-up: %+v", m.Blocks)
+	}
+	want := "⏳ *deploy* progress in production — canary-step: 25% passed: canary error rate 0.000 of 240 requests · release r-42 · " +
+		"<https://github.com/acme/models/actions/runs/123456|View run> · 2025-03-01 12:01:30 UTC"
+	if got := m.Blocks[0].Elements[0].Text; got != want {
+		t.Errorf("follow-up\n%s\nwant\n%s", got, want)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "slack_progress.json", append(b, '\n'))
+
+	alone := NewSlack(rec.URL+"/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", nil)
+	first := deliver(t, alone, rec, "/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", 3, progressEvent())[2]
+	if h := decodeSlack(t, first.Body).Blocks[0]; h.Type != "header" || h.Text.Text != "⏳ modelship r-42: deploy progress in production" {
+		t.Errorf("a release's first event, a step, is not the full message: %+v", h)
+	}
+}

@@ -140,3 +140,25 @@ func TestSinksDoNotFollowRedirects(t *testing.T) {
 		t.Errorf("the redirect target received %d requests (first: %s %s %v)", len(got), got[0].Method, got[0].Path, got[0].Header)
 	}
 }
+
+// A canary step goes out as any event: status progress, the step in the
+// message, signed.
+func TestWebhookProgress(t *testing.T) {
+	rec := newRecorder(t)
+	secret := "hmac-key-for-tests-0123"
+	e := progressEvent()
+	r := deliver(t, NewWebhook(rec.URL+"/hooks/modelship", secret, nil), rec, "/hooks/modelship", 1, e)[0]
+	if got := r.Header.Get(HeaderEvent); got != "deploy.progress" {
+		t.Errorf("%s = %q, want deploy.progress", HeaderEvent, got)
+	}
+	if err := VerifySignature([]byte(secret), r.Header.Get(HeaderTimestamp), r.Body, r.Header.Get(HeaderSignature), 0); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	var b WebhookBody
+	if err := json.Unmarshal(r.Body, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Status != StatusProgress || b.Message != e.Message || b.Release != "r-42" || b.Environment != "production" || !b.Time.Equal(e.Time) {
+		t.Errorf("body %s", r.Body)
+	}
+}

@@ -36,6 +36,15 @@ func releaseStarted(ev *stageNotifier, rel *deploy.Release) {
 	ev.Post(notify.StatusStarted)
 }
 
+// releaseProgress posts a step of a canary or shadow rollout (the
+// deployer's Progress: ledger event name, the release rolled out, the
+// step's detail) as a progress event of the stage naming the release,
+// with the message "NAME: DETAIL".
+func releaseProgress(ev *stageNotifier, name string, rel *deploy.Release, detail string) {
+	releaseEvent(ev, rel)
+	ev.Progress(name + ": " + detail)
+}
+
 // releaseEvent puts the release's facts on the stage's events: its id,
 // image, model digest (the image's label, else the checkpoint's) and git
 // SHA when it has one.
@@ -170,8 +179,8 @@ func deploySummary(st notify.Stage, req deploy.Request, res *deploy.Result, err 
 }
 
 // deployStage runs a deploy or a rollback (run) as stage st: its events
-// (started once the release exists, then passed, failed or rolled_back;
-// see stageEvents), its progress as log lines off a terminal
+// (started once the release exists, progress for each step of a canary or
+// shadow rollout, then passed, failed or rolled_back; see stageEvents), its progress as log lines off a terminal
 // (stageProgress), a GitHub Actions group "STAGE ENV", and the outputs and
 // step summary (finishDeploy).
 func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *deploy.Deployer, req deploy.Request, st notify.Stage,
@@ -181,6 +190,7 @@ func deployStage(ctx context.Context, f *deployFlags, s stdio, sr *stageRun, d *
 	startDeployEvents(ev, req)
 	ev.Begin()
 	d.Started = func(rel *deploy.Release) { releaseStarted(ev, rel) }
+	d.Progress = func(name string, rel *deploy.Release, detail string) { releaseProgress(ev, name, rel, detail) }
 	format, _ := logging.ParseFormat(f.logFormat) // checked by deploySetup
 	out, flush := stageProgress(terminalErr(s.err), format, st, req.Env)
 	d.Out = out

@@ -128,11 +128,26 @@ func (sn *stageNotifier) Finish(status notify.Status, message string) {
 		return
 	}
 	sn.done = true
+	sn.postNow(status, sn.started, message)
+}
+
+// Progress posts a step of the stage under way (notify.StatusProgress: a
+// canary step, a shadow step), timed now, with message (redacted: a step's
+// detail may quote an error). It has no start, so Grafana marks a point.
+func (sn *stageNotifier) Progress(message string) {
+	if sn != nil {
+		sn.postNow(notify.StatusProgress, time.Time{}, message)
+	}
+}
+
+// postNow posts the stage's event with status, timed now, from started,
+// with message redacted.
+func (sn *stageNotifier) postNow(status notify.Status, started time.Time, message string) {
 	if sn.n == nil {
 		return
 	}
 	e := sn.Event
-	e.Status, e.Started, e.Time = status, sn.started, time.Now()
+	e.Status, e.Started, e.Time = status, started, time.Now()
 	e.Message = logging.Default.String(message)
 	e.FillFromEnv(nil)
 	sn.n.Post(e)

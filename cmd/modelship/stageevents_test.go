@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelship/modelship/internal/config"
+	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/notify"
+	"github.com/modelship/modelship/serving/stage"
 )
 
 // hookRecorder is a webhook receiver that checks each request as a user's
@@ -403,4 +407,51 @@ func TestPreflightNotifiesTheDigest(t *testing.T) {
 	if e := evs[1]; !strings.HasPrefix(digest, "sha256:") || e.ModelDigest != digest || e.Model != "good" || !strings.Contains(e.Message, "fits the GPUs") {
 		t.Errorf("passed event %+v, want digest %q", e.Event, digest)
 	}
+}
+
+// Each step of a canary rollout (the deployer's Progress) is a progress
+// event of the deploy between started and passed: the release, the
+// environment, the image, the step's name and detail, redacted, and no
+// start (a point in Grafana).
+func TestDeployStepsNotify(t *testing.T) {
+	const secret = "steps-hook-secret-7d21b3"
+	t.Setenv(hookSecretEnv, secret)
+	hooks := recordHooks(t, secret)
+	cfg, err := config.Load(eventsYAML(t, mustAbs(t, "../../testdata/models/good"), "current", "", webhookYAML(hooks.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs strings.Builder
+	sr := &stageRun{name: "deploy", res: stage.New("deploy"), errs: &stderrLine{w: &errs}}
+	d := &deploy.Deployer{}
+	req := deploy.Request{Env: "staging", Image: "ghcr.io/acme/llm:r2", URL: "http://staging:8100"}
+	rel := &deploy.Release{ID: "r-20261207-120000", Env: "staging", Image: "ghcr.io/acme/llm:r2", ModelDigest: "sha256:bb"}
+	run := func(context.Context) (*deploy.Result, error) {
+		d.Started(rel)
+		d.Progress("canary-step", rel, "5% passed: canary error rate 0.000 of 120 requests")
+		d.Progress("canary-step", rel, "25% passed: the gateway answered with key "+secret) // a detail quoting a secret
+		d.Progress("canary-promoted", rel, "promoted: every step passed (5%, 25%)")
+		return &deploy.Result{Release: rel}, nil
+	}
+	if _, err := deployStage(t.Context(), &deployFlags{cfg: cfg}, stdio{out: io.Discard, err: io.Discard}, sr, d, req, notify.StageDeploy, run); err != nil {
+		t.Fatal(err)
+	}
+	sr.ev.Close(t.Context())
+
+	evs := hooks.received(t)
+	if got := strings.Join(statuses(evs), " "); got != "deploy.started deploy.progress deploy.progress deploy.progress deploy.passed" {
+		t.Fatalf("events %q, want started, a progress per step, passed\n%s", got, errs.String())
+	}
+	for i, want := range []string{
+		"canary-step: 5% passed: canary error rate 0.000 of 120 requests",
+		"canary-step: 25% passed: the gateway answered with key ",
+		"canary-promoted: promoted: every step passed (5%, 25%)",
+	} {
+		e := evs[1+i]
+		if !strings.HasPrefix(e.Message, want) || e.Release != rel.ID || e.Environment != "staging" || e.Image != rel.Image ||
+			e.Model != "current" || !e.Started.IsZero() || e.Time.IsZero() {
+			t.Errorf("step %d: %+v, want release %s in staging, message %q, a time and no start", i, e.Event, rel.ID, want)
+		}
+	}
+	noSecret(t, secret, map[string]string{"webhook bodies": hooks.allBodies(), "stderr": errs.String()})
 }

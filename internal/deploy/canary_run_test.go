@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -540,5 +542,86 @@ func TestReconcileClearsALeftCanary(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "release r2 was left mid-canary by a deployer that is gone: cleared the traffic split and the mirror") {
 		t.Errorf("log:\n%s", log.String())
+	}
+}
+
+// progressed is one call of Deployer.Progress, with how many ledger lines
+// were written when it came.
+type progressed struct {
+	name, release, detail string
+	ledgerLines           int
+}
+
+// progressDeployer is a Deployer with a ledger whose Progress records each
+// call into got, and rt's rollout recording its steps through it, as
+// run.newRollout wires them.
+func progressDeployer(t *testing.T, rt *rolloutTest, rel *Release, got *[]progressed) *Deployer {
+	t.Helper()
+	ledger := filepath.Join(t.TempDir(), "ledger.jsonl")
+	d := &Deployer{Ledger: &Ledger{Path: ledger}}
+	d.Progress = func(name string, r *Release, detail string) {
+		b, _ := os.ReadFile(ledger)
+		*got = append(*got, progressed{name, r.ID, detail, strings.Count(string(b), "\n")})
+	}
+	rt.ro.event = func(name, detail string) { d.event(name, rel, detail) }
+	return d
+}
+
+// Every step of a rollout reaches Deployer.Progress with its detail, after
+// the ledger has it; the deploy's other events do not.
+func TestProgressReceivesEveryRolloutStep(t *testing.T) {
+	rel := &Release{ID: "r2", Env: "e"}
+	var got []progressed
+	rt := newRolloutTest()
+	rt.ro.shadow = &ShadowSpec{Percent: 10, Duration: 5 * time.Second, MinAgreement: 0.95, MinSamples: 20}
+	rt.split.report = shadow.Report{Compared: 50, Comparable: 50, Agreed: 50, AgreementRate: 1}
+	d := progressDeployer(t, rt, rel, &got)
+	d.event("started", rel, "canary")
+	if err := rt.ro.shadowStep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.ro.steps(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.event("switched", rel, "")
+	d.event("canary-promoted", rel, rt.ro.out.Decision) // as run.canary records it after the switch
+	d.event("live", rel, "")
+
+	want := []struct{ name, detail string }{
+		{"shadow", "passed: the new release agreed with the serving one on 100.0% of 50 answers (50)"},
+		{"canary-step", "5% passed: canary error rate 0.000"},
+		{"canary-step", "25% passed: canary error rate 0.000"},
+		{"canary-step", "50% passed: canary error rate 0.000"},
+		{"canary-promoted", "promoted: every step passed (shadow, 5%, 25%, 50%)"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Progress got %+v, want the %d rollout steps only", got, len(want))
+	}
+	// Ledger lines: started (1), then each step, the switch before the promotion.
+	lines := []int{2, 3, 4, 5, 7}
+	for i, w := range want {
+		g := got[i]
+		if g.name != w.name || g.release != "r2" || !strings.HasPrefix(g.detail, w.detail) || g.ledgerLines != lines[i] {
+			t.Errorf("call %d: %+v, want %s of r2 with detail %q after %d ledger lines", i, g, w.name, w.detail, lines[i])
+		}
+	}
+}
+
+// An aborted canary's abort reaches Progress with the check that decided.
+func TestProgressReceivesTheAbort(t *testing.T) {
+	var got []progressed
+	rt := newRolloutTest()
+	rt.split.canaryErr = 25
+	progressDeployer(t, rt, &Release{ID: "r2"}, &got)
+	if err := rt.ro.steps(context.Background()); err == nil {
+		t.Fatal("a failing canary passed")
+	}
+	var names []string
+	for _, g := range got {
+		names = append(names, g.name)
+	}
+	if !slices.Equal(names, []string{"canary-step", "canary-aborted"}) ||
+		!strings.Contains(got[1].detail, "aborted at step 25%: failed on error-rate: canary error rate 1.000 (25 of 25) above 0.010") {
+		t.Errorf("Progress got %+v, want the 5%% step then the abort at 25%% saying why", got)
 	}
 }

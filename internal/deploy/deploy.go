@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,14 @@ type Deployer struct {
 	// release (id, image, model digest known), before anything changes on
 	// the target: where the "started" notification goes out.
 	Started func(r *Release)
+	// Progress, when set, is called for each step of a canary or shadow
+	// rollout (the ledger events shadow, canary-step, canary-aborted and
+	// canary-promoted: the shadow step's verdict, each canary step that
+	// passed, the abort, the promotion) with the release rolled out and
+	// the step's detail, once the step is in the ledger: where a step's
+	// notification goes out. Other events (started, switched, live, ...)
+	// do not reach it; the stage's own notifications tell those.
+	Progress func(name string, r *Release, detail string)
 	// Deadline, when set, is when the whole deploy, its undo included, must
 	// be over (the stage's own bound, past which it is killed): the
 	// forward work stops early enough to leave the undo its full budget.
@@ -177,11 +186,23 @@ func (d *Deployer) hook(step string) {
 	}
 }
 
+// event appends one event to the ledger and hands a rollout's step to
+// Progress.
 func (d *Deployer) event(name string, r *Release, detail string) {
 	if err := d.Ledger.Append(Event{Event: name, Release: r, Detail: detail}); err != nil {
 		d.logf("warning: %v", err)
 	}
+	if d.Progress != nil && rolloutStep(name) {
+		d.Progress(name, r, detail)
+	}
 }
+
+// rolloutSteps are the ledger events a canary or shadow rollout records
+// for its steps: what Deployer.Progress receives.
+var rolloutSteps = []string{"shadow", "canary-step", "canary-aborted", "canary-promoted"}
+
+// rolloutStep reports whether the ledger event name is one of rolloutSteps.
+func rolloutStep(name string) bool { return slices.Contains(rolloutSteps, name) }
 
 // fresh is a context for cleanup that survives the deploy's cancellation.
 func fresh(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -24,7 +24,7 @@
 //	event.action            the stage: preflight, validate, benchmark, build, publish, deploy, verify, rollback, release
 //	event.outcome           success, failure or unknown
 //	error.message           an error's text
-//	modelship.status        started, passed, failed, skipped, rolled_back
+//	modelship.status        started, passed, failed, skipped, rolled_back, progress
 //	modelship.environment   the deploy target (staging, production)
 //	modelship.release.id    the release
 //	modelship.model.name    the served model name
