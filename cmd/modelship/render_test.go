@@ -98,7 +98,7 @@ func TestRenderRBAC(t *testing.T) {
 			t.Fatalf("gpus %s: exit %d: %s", tc.gpus, code, errs)
 		}
 		for _, want := range []string{"kind: ServiceAccount", "name: modelship-deployer", "namespace: inference", "kind: Role\n", "kind: RoleBinding",
-			"- services/proxy", "- leases", "- deployments"} {
+			"- services/proxy", "- pods/proxy", "- leases", "- deployments"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("gpus %s: output lacks %q:\n%s", tc.gpus, want, out)
 			}
