@@ -295,7 +295,7 @@ func (ro *rollout) engine(ctx context.Context, in *Instance) *analysis.Engine {
 			ro.noEngine = map[string]bool{}
 		}
 		ro.noEngine[in.Release] = true
-		why := "not reachable from here"
+		why := "no ready instance reachable from here"
 		if err != nil {
 			why = err.Error()
 		}
