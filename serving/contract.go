@@ -69,6 +69,8 @@ const (
 	EnvImage         = "MODELSHIP_IMAGE"
 	EnvImageDigest   = "MODELSHIP_IMAGE_DIGEST"
 	EnvDeployedAt    = "MODELSHIP_DEPLOYED_AT"
+	// EnvReleaseID is the deploy's release id: on every log line and metric.
+	EnvReleaseID = "MODELSHIP_RELEASE_ID"
 	// EnvSimArgs are the simulator's own options (latency, faults) as shell
 	// words; vLLM's command line has no room for them.
 	EnvSimArgs = "MODELSHIP_SIM_ARGS"

@@ -24,3 +24,35 @@ var (
 	E2EBuckets = []float64{0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
 		40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}
 )
+
+// modelship's own metrics, in Prometheus's naming conventions: the serving
+// proxy exports them for its one release and the gateway for every release
+// it routes to, next to the engine's vllm:* series. Dashboards and alert
+// rules (observability/) are written against these names.
+const (
+	// MetricRequests counts finished requests, labels release and code (the
+	// HTTP status the client got; a failed upstream is the 502 it got).
+	MetricRequests = "modelship_requests_total"
+	// MetricRequestTTFT is the time to the first byte of a generation's
+	// answer (the first token of a stream), label release.
+	MetricRequestTTFT = "modelship_time_to_first_token_seconds"
+	// MetricRequestDuration is the end-to-end time of every request, label
+	// release.
+	MetricRequestDuration = "modelship_request_duration_seconds"
+	// MetricInFlight is the requests being served now, label release.
+	MetricInFlight = "modelship_requests_in_flight"
+	// MetricReleaseInfo is 1 per release served, labels release, model,
+	// model_digest, image and image_digest (an info metric).
+	MetricReleaseInfo = "modelship_release_info"
+)
+
+// Labels of modelship's own metrics (MetricLabel*: serving's Label* are
+// image labels).
+const (
+	MetricLabelRelease     = "release"
+	MetricLabelCode        = "code"
+	MetricLabelModel       = "model"
+	MetricLabelModelDigest = "model_digest"
+	MetricLabelImage       = "image"
+	MetricLabelImageDigest = "image_digest"
+)

@@ -20,6 +20,9 @@ func ReleaseEnv(rel *Release, served []string, settings serving.Settings) []stri
 		serving.EnvImage + "=" + rel.Image, serving.EnvImageDigest + "=" + rel.ImageID,
 		serving.EnvDeployedAt + "=" + rel.DeployedAt.Format(time.RFC3339),
 	}
+	if rel.ID != "" {
+		env = append(env, serving.EnvReleaseID+"="+rel.ID)
+	}
 	if rel.GitSHA != "" {
 		env = append(env, serving.EnvGitSHA+"="+rel.GitSHA)
 	}

@@ -96,6 +96,7 @@ type Config struct {
 	ImageDigest string
 	GitSHA      string
 	DeployedAt  time.Time // zero means the process start time
+	ReleaseID   string    // the deploy's release id (logs, metrics); "" outside a deploy
 
 	// Digest computes the model digest in the background when ModelDigest is
 	// empty; nil leaves the digest unknown.
@@ -154,6 +155,7 @@ var Env = func() []struct{ Name, Help string } {
 		{serving.EnvImageDigest, "image digest for /version"},
 		{serving.EnvGitSHA, "git commit for /version"},
 		{serving.EnvDeployedAt, "deploy time for /version, RFC 3339 (default: start time)"},
+		{serving.EnvReleaseID, "the deploy's release id, on every log line and metric"},
 	}...)
 }()
 
@@ -210,6 +212,7 @@ func LoadEnv(getenv func(string) string) (Config, error) {
 	str(serving.EnvImage, &c.Image)
 	str(serving.EnvImageDigest, &c.ImageDigest)
 	str(serving.EnvGitSHA, &c.GitSHA)
+	str(serving.EnvReleaseID, &c.ReleaseID)
 	if v := strings.TrimSpace(getenv(serving.EnvDeployedAt)); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {

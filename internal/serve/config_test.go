@@ -81,6 +81,7 @@ func TestLoadEnv(t *testing.T) {
 		"MODELSHIP_IMAGE_DIGEST":          "sha256:bb",
 		"MODELSHIP_GIT_SHA":               "deadbeef",
 		"MODELSHIP_DEPLOYED_AT":           "2025-06-01T12:00:00Z",
+		"MODELSHIP_RELEASE_ID":            "20250601-120000-ab12",
 	}
 	c, err := LoadEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -104,6 +105,7 @@ func TestLoadEnv(t *testing.T) {
 	want.ImageDigest = "sha256:bb"
 	want.GitSHA = "deadbeef"
 	want.DeployedAt = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	want.ReleaseID = "20250601-120000-ab12"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("LoadEnv =\n%+v\nwant\n%+v", c, want)
 	}
