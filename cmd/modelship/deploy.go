@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/modelship/modelship/internal/config"
@@ -144,10 +143,7 @@ func deployRequest(ctx context.Context, f *deployFlags, cfg *config.Config, env 
 	}
 	checks := &deploy.Checks{APIKey: secrets[serving.EnvAPIKey]}
 	if file := firstSet(cfg.Suites.Smoke, cfg.Suites.Validation); file != "" {
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(filepath.Dir(cfg.File), file)
-		}
-		st, err := suite.Load(file)
+		st, err := suite.Load(cfgRel(cfg, file))
 		if err != nil {
 			return req, nil, fmt.Errorf("verify suite: %v", err)
 		}

@@ -244,6 +244,14 @@ func rolloutFacts(r *deploy.Rollout) []string {
 		facts = append(facts, fmt.Sprintf("Shadow (%g%% mirrored): %.1f%% agreement (%d of %d comparable answers the same), %d compared, %d candidate errors, %d dropped; TTFB p50 stable %s, candidate %s.",
 			sh.Percent, 100*sh.AgreementRate, sh.Agreed, sh.Comparable, sh.Compared, sh.CandidateErrors, sh.Dropped,
 			msFigure(sh.Stable.TTFBP50Ms), msFigure(sh.Candidate.TTFBP50Ms)))
+		if a := sh.Assertions; a.Checked > 0 {
+			f := fmt.Sprintf("Validation suite's assertions on the %d mirrored requests with a case's prompt: the new release failed %d, the serving one %d.",
+				a.Checked, a.CandidateFailed, a.StableFailed)
+			if len(a.Examples) > 0 {
+				f += " First: " + a.Examples[0] + "."
+			}
+			facts = append(facts, f)
+		}
 	}
 	return facts
 }
@@ -309,7 +317,9 @@ func indented(w io.Writer, text string) {
 
 // rolloutFigures put a rollout's numbers on the stage result:
 // canary_requests, stable_requests, exposed_percent, abort_after_s (on an
-// abort) and agreement_rate (when a shadow step ran).
+// abort), agreement_rate (when a shadow step ran) and
+// shadow_assertion_failures (when its mirrored requests met the
+// validation suite's prompts).
 func rolloutFigures(sr *stageRun, r *deploy.Rollout) {
 	if r == nil {
 		return
@@ -322,5 +332,8 @@ func rolloutFigures(sr *stageRun, r *deploy.Rollout) {
 	}
 	if r.Shadow != nil {
 		sr.figure("agreement_rate", r.Shadow.AgreementRate)
+		if a := r.Shadow.Assertions; a.Checked > 0 {
+			sr.figure("shadow_assertion_failures", float64(a.CandidateFailed))
+		}
 	}
 }

@@ -44,6 +44,8 @@ func abortedCanary() (deploy.Request, *deploy.Result) {
 			Shadow: &shadow.Report{Upstream: "http://modelship-staging-2b:8000", Percent: 10, Offered: 220, Dropped: 2, Compared: 210,
 				CandidateErrors: 1, Comparable: 200, Agreed: 190, AgreementRate: 0.95,
 				Stable: shadow.Latency{N: 200, TTFBP50Ms: 180}, Candidate: shadow.Latency{N: 200, TTFBP50Ms: 201.4},
+				Assertions: shadow.Assertions{Checked: 40, StableFailed: 1, CandidateFailed: 6,
+					Examples: []string{`case "capital": icontains: "paris": missing 'paris'`}},
 				Worst: []shadow.Disagreement{{Path: "/v1/chat/completions", Prompt: "What is the capital of France?\nAnswer in one word.",
 					Stable: "Paris", Candidate: "Lyon | maybe", Similarity: 0.12, Count: 4}}},
 		},
@@ -76,7 +78,8 @@ func TestRolloutFigures(t *testing.T) {
 	req, res := abortedCanary()
 	sr := &stageRun{res: stage.New("deploy")}
 	deployResult(sr, req, res)
-	want := map[string]float64{"canary_requests": 73, "stable_requests": 927, "exposed_percent": 7.3, "abort_after_s": 92.4, "agreement_rate": 0.95}
+	want := map[string]float64{"canary_requests": 73, "stable_requests": 927, "exposed_percent": 7.3, "abort_after_s": 92.4, "agreement_rate": 0.95,
+		"shadow_assertion_failures": 6}
 	for k, v := range want {
 		if got, ok := sr.res.Figures[k]; !ok || got != v {
 			t.Errorf("figure %s = %v (present %v), want %v", k, got, ok, v)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelship/modelship/internal/gateway"
 	"github.com/modelship/modelship/internal/shadow"
+	"github.com/modelship/modelship/suite"
 )
 
 func init() {
@@ -53,7 +54,7 @@ const gatewayUsage = `Usage: modelship gateway [--listen :8000] [--admin SOCK] [
        modelship gateway canary       --upstream URL --percent P [--sticky-header H] [--admin SOCK]
        modelship gateway samples      [--since N] [--admin SOCK]
        modelship gateway control      [--set promote|abort|resume|clear] [--admin SOCK]
-       modelship gateway shadow       --upstream URL --percent P [--queue N] | --report [--admin SOCK]
+       modelship gateway shadow       --upstream URL --percent P [--queue N] [--checks JSON] | --report [--admin SOCK]
 
 The blue-green switch point of an environment. It proxies every request on
 --listen, streamed and unbuffered, to the active release; a switch is one
@@ -497,7 +498,7 @@ func runGatewayControl(ctx context.Context, args []string, s stdio) int {
 	return gatewayResult("control", gateway.ControlRequest{Action: action}, err, s)
 }
 
-const gatewayShadowUsage = `Usage: modelship gateway shadow --upstream URL --percent P [--queue N] [--admin SOCK]
+const gatewayShadowUsage = `Usage: modelship gateway shadow --upstream URL --percent P [--queue N] [--checks JSON] [--admin SOCK]
        modelship gateway shadow --report [--admin SOCK]
 
 Mirrors P percent of the requests the active release answers to the
@@ -514,13 +515,20 @@ func runGatewayShadow(ctx context.Context, args []string, s stdio) int {
 	pct := fs.Float64("percent", -1, "share of requests to mirror, 0..100 (required without --report; 0 stops)")
 	queue := fs.Int("queue", 0, "exchanges waiting to be mirrored at most (0: the mirror's default); beyond, they are dropped")
 	report := fs.Bool("report", false, "print the running mirror's report")
+	checksJSON := fs.String("checks", "", "the validation suite's text assertions as `JSON` (a list of {case, prompt, assertions}, as a shadow step sends them), applied to both releases' answers to a case's prompt")
 	if code, ok := parseNoArgs(fs, args, bad); !ok {
 		return code
 	}
+	var checks []suite.TextCheck
+	if *checksJSON != "" {
+		if err := json.Unmarshal([]byte(*checksJSON), &checks); err != nil {
+			return bad("--checks: expected a JSON list of {case, prompt, assertions}: %v", err)
+		}
+	}
 	c := &gateway.Client{Socket: *admin}
 	if *report {
-		if *up != "" || *pct != -1 || *queue != 0 {
-			return bad("--report takes no --upstream, --percent or --queue")
+		if *up != "" || *pct != -1 || *queue != 0 || checks != nil {
+			return bad("--report takes no --upstream, --percent, --queue or --checks")
 		}
 		res, err := c.ShadowReport(ctx)
 		return gatewayResult("shadow", res, err, s)
@@ -536,6 +544,6 @@ func runGatewayShadow(ctx context.Context, args []string, s stdio) int {
 	if *queue < 0 {
 		return bad("--queue: %d is negative", *queue)
 	}
-	res, err := c.SetShadow(ctx, gateway.ShadowRequest{Upstream: *up, Percent: *pct, Queue: *queue})
+	res, err := c.SetShadow(ctx, gateway.ShadowRequest{Upstream: *up, Percent: *pct, Queue: *queue, Checks: checks})
 	return gatewayResult("shadow", res, err, s)
 }

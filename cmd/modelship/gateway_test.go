@@ -180,7 +180,8 @@ func TestGatewayCommandUsage(t *testing.T) {
 		{[]string{"gateway", "shadow", "--percent", "5"}, exitUsage, "--upstream URL is required"},
 		{[]string{"gateway", "shadow", "--upstream", "http://b:8000"}, exitUsage, "--percent P is required"},
 		{[]string{"gateway", "shadow", "--upstream", "http://b:8000", "--percent", "5", "--queue", "-2"}, exitUsage, "--queue: -2 is negative"},
-		{[]string{"gateway", "shadow", "--report", "--percent", "5"}, exitUsage, "--report takes no --upstream, --percent or --queue"},
+		{[]string{"gateway", "shadow", "--report", "--percent", "5"}, exitUsage, "--report takes no --upstream, --percent, --queue or --checks"},
+		{[]string{"gateway", "shadow", "--upstream", "http://b:8000", "--percent", "5", "--checks", "nope"}, exitUsage, "--checks: expected a JSON list of {case, prompt, assertions}"},
 	} {
 		code, out, errs := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(out+errs, tc.want) {

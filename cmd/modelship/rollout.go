@@ -19,10 +19,20 @@ import (
 const syntheticWorkers = 2
 
 // wireRollout puts environment env's canary and shadow rollout on a deploy
-// (see rolloutSpecs) and, for canary.traffic synthetic, the deployer's
-// Synthetic traffic.
+// (see rolloutSpecs), the validation suite's text assertions on the shadow
+// step and, for canary.traffic synthetic, the deployer's Synthetic
+// traffic.
 func wireRollout(d *deploy.Deployer, req *deploy.Request, cfg *config.Config, env *config.Environment) error {
 	req.Canary, req.Shadow = rolloutSpecs(env, req.Strategy)
+	if req.Shadow != nil {
+		st, err := validationSuite(cfg)
+		if err != nil {
+			return fmt.Errorf("the shadow step's checks: %v", err)
+		}
+		if st != nil {
+			req.Shadow.Checks = st.TextChecks()
+		}
+	}
 	if req.Canary == nil || req.Canary.Traffic != "synthetic" {
 		return nil
 	}
@@ -78,24 +88,18 @@ func canarySpec(c *config.Canary) *deploy.CanarySpec {
 // suite's requests, else generated prompts (64 tokens in, 32 out). desc
 // says which.
 func syntheticPrompts(cfg *config.Config) (prompts []bench.Prompt, desc string, err error) {
-	rel := func(file string) string {
-		if filepath.IsAbs(file) {
-			return file
-		}
-		return filepath.Join(filepath.Dir(cfg.File), file)
-	}
 	if f := cfg.Suites.BenchmarkPrompts; f != "" {
-		p, err := bench.LoadPrompts(rel(f))
+		p, err := bench.LoadPrompts(cfgRel(cfg, f))
 		if err != nil {
 			return nil, "", fmt.Errorf("synthetic canary traffic: suites.benchmark-prompts: %v", err)
 		}
 		return p, f, nil
 	}
-	if f := cfg.Suites.Validation; f != "" {
-		st, err := suite.Load(rel(f))
-		if err != nil {
-			return nil, "", fmt.Errorf("synthetic canary traffic: suites.validation: %v", err)
-		}
+	st, err := validationSuite(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("synthetic canary traffic: %v", err)
+	}
+	if st != nil {
 		for _, c := range st.Cases {
 			p := bench.Prompt{Text: c.Prompt, MaxTokens: c.MaxTokens}
 			for _, m := range c.Messages {
@@ -103,10 +107,32 @@ func syntheticPrompts(cfg *config.Config) (prompts []bench.Prompt, desc string, 
 			}
 			prompts = append(prompts, p)
 		}
-		return prompts, f, nil
+		return prompts, cfg.Suites.Validation, nil
 	}
 	p, err := bench.Synthetic(32, 64, 32, 1)
 	return p, "generated prompts (64 tokens in, 32 out)", err
+}
+
+// validationSuite is the file's suites.validation, loaded; nil when it
+// names none.
+func validationSuite(cfg *config.Config) (*suite.Suite, error) {
+	f := cfg.Suites.Validation
+	if f == "" {
+		return nil, nil
+	}
+	st, err := suite.Load(cfgRel(cfg, f))
+	if err != nil {
+		return nil, fmt.Errorf("suites.validation: %v", err)
+	}
+	return st, nil
+}
+
+// cfgRel is file as named in cfg: relative to cfg's folder unless absolute.
+func cfgRel(cfg *config.Config, file string) string {
+	if filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(filepath.Dir(cfg.File), file)
 }
 
 // syntheticTraffic is the deployer's Synthetic: the prompts sent, in turn,

@@ -53,7 +53,7 @@ func TestCanarySpec(t *testing.T) {
 	if !reflect.DeepEqual(cs, want) {
 		t.Errorf("canary spec =\n%+v\nwant\n%+v", cs, want)
 	}
-	if *ss != (deploy.ShadowSpec{Percent: 20, Duration: 3 * time.Minute, MinAgreement: 0.8, MinSamples: 40}) {
+	if !reflect.DeepEqual(*ss, deploy.ShadowSpec{Percent: 20, Duration: 3 * time.Minute, MinAgreement: 0.8, MinSamples: 40}) {
 		t.Errorf("shadow spec = %+v", *ss)
 	}
 }

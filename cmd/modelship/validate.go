@@ -139,10 +139,7 @@ func (f *validateFlags) check(s stdio, sr *stageRun) (*config.Config, int) {
 		}
 		sr.ga.MaskSecrets(cfg)
 		if f.cases == "" && cfg.Suites.Validation != "" {
-			f.cases = cfg.Suites.Validation
-			if !filepath.IsAbs(f.cases) {
-				f.cases = filepath.Join(filepath.Dir(cfg.File), f.cases)
-			}
+			f.cases = cfgRel(cfg, cfg.Suites.Validation)
 		}
 	}
 	if f.endpoint == "" {

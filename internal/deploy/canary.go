@@ -7,6 +7,7 @@ import (
 
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/shadow"
+	"github.com/modelship/modelship/suite"
 )
 
 // Canary shifts traffic to the new release in steps, analysing each step
@@ -56,6 +57,11 @@ type ShadowSpec struct {
 	// MinSamples the fewest compared answers it needs (else inconclusive).
 	MinAgreement float64
 	MinSamples   int
+	// Checks are the validation suite's text assertions: the mirror applies
+	// them to both releases' answers to a request with a case's prompt, and
+	// the step fails when the new release fails more of them than the
+	// serving one.
+	Checks []suite.TextCheck
 }
 
 // MeasuredSample is one request the router measured, with the upstream
@@ -83,8 +89,10 @@ type Splitter interface {
 	// SetControl asks the running rollout for an action (modelship
 	// promote, abort, resume).
 	SetControl(ctx context.Context, env, action string) error
-	// SetShadow mirrors percent of requests to in (in nil or 0: stop).
-	SetShadow(ctx context.Context, env string, in *Instance, percent float64) error
+	// SetShadow mirrors percent of requests to in (in nil or 0: stop),
+	// applying checks (the validation suite's text assertions) to both
+	// releases' answers.
+	SetShadow(ctx context.Context, env string, in *Instance, percent float64, checks []suite.TextCheck) error
 	// ShadowReport is what the mirror compared so far.
 	ShadowReport(ctx context.Context, env string) (*shadow.Report, error)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/serving/stage"
+	"github.com/modelship/modelship/suite"
 )
 
 // fakeSplit is a router that splits by the percent it was last given:
@@ -34,6 +36,7 @@ type fakeSplit struct {
 	canaryN, stableN int
 	next             uint64
 	report           shadow.Report
+	checks           []suite.TextCheck // the last SetShadow's
 	// onCall, when set, is called (unlocked) after each call is recorded.
 	onCall func(call string)
 }
@@ -115,9 +118,13 @@ func (f *fakeSplit) SetControl(_ context.Context, _ string, action string) error
 	return nil
 }
 
-func (f *fakeSplit) SetShadow(_ context.Context, _ string, in *Instance, percent float64) error {
+func (f *fakeSplit) SetShadow(_ context.Context, _ string, in *Instance, percent float64, checks []suite.TextCheck) error {
 	if in == nil {
 		percent = 0
+	} else {
+		f.mu.Lock()
+		f.checks = checks
+		f.mu.Unlock()
 	}
 	f.record(fmt.Sprintf("SetShadow %g", percent))
 	return nil
@@ -459,6 +466,46 @@ func TestShadowStep(t *testing.T) {
 	}
 }
 
+// The validation suite's assertions reach the mirror, and decide against
+// a new release that fails more of them than the serving one did.
+func TestShadowStepAssertions(t *testing.T) {
+	checks := []suite.TextCheck{{Case: "capital", Prompt: "What is the capital of France?",
+		Assertions: []suite.TextAssertion{{Kind: "icontains", Value: []byte(`"paris"`)}}}}
+	for _, c := range []struct {
+		name    string
+		a       shadow.Assertions
+		verdict stage.Verdict
+		why     string
+	}{
+		{"no regression", shadow.Assertions{Checked: 30, StableFailed: 2, CandidateFailed: 2}, stage.Passed,
+			"the validation suite's assertions failed the new release on 2 of 30 requests with a case's prompt, the serving one on 2"},
+		{"regressed", shadow.Assertions{Checked: 30, StableFailed: 0, CandidateFailed: 12, Examples: []string{`case "capital": icontains: "paris": missing 'paris'`}}, stage.Failed,
+			`the new release failed the validation suite's assertions on 12 of 30 requests with a case's prompt, the serving one on 0 (first: case "capital": icontains: "paris": missing 'paris')`},
+		{"nothing matched", shadow.Assertions{}, stage.Passed, "no mirrored request had a validation case's prompt"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := newRolloutTest()
+			rt.ro.spec.Deadline = time.Minute
+			rt.ro.shadow = &ShadowSpec{Percent: 10, Duration: 5 * time.Second, MinAgreement: 0.95, MinSamples: 20, Checks: checks}
+			rt.split.report = shadow.Report{Compared: 50, Comparable: 50, Agreed: 50, AgreementRate: 1, Assertions: c.a}
+			err := rt.ro.shadowStep(context.Background())
+			if (err == nil) != (c.verdict == stage.Passed) || err != nil && !strings.Contains(err.Error(), c.why) {
+				t.Fatalf("error %v, want verdict %s saying %q", err, c.verdict, c.why)
+			}
+			rt.split.mu.Lock()
+			got := rt.split.checks
+			rt.split.mu.Unlock()
+			if !reflect.DeepEqual(got, checks) {
+				t.Errorf("the mirror got checks %+v, want the suite's %+v", got, checks)
+			}
+			dec := rt.ro.out.Steps[0].Decision
+			if len(dec.Checks) != 2 || dec.Checks[1].Name != "assertions" || dec.Checks[1].Verdict != c.verdict || !strings.Contains(dec.Why, c.why) {
+				t.Errorf("decision %+v, want an assertions check %s saying %q", dec, c.verdict, c.why)
+			}
+		})
+	}
+}
+
 // noSplitTarget is a target whose router cannot split traffic.
 type noSplitTarget struct{ Target }
 
@@ -504,7 +551,7 @@ func (o *oldRouter) SetCanary(context.Context, string, *Instance, float64, strin
 	return fmt.Errorf("%w: gateway canary unknown", ErrSplitUnsupported)
 }
 
-func (o *oldRouter) SetShadow(context.Context, string, *Instance, float64) error {
+func (o *oldRouter) SetShadow(context.Context, string, *Instance, float64, []suite.TextCheck) error {
 	o.record("SetShadow")
 	return fmt.Errorf("%w: gateway shadow unknown", ErrSplitUnsupported)
 }

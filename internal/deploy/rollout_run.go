@@ -116,7 +116,7 @@ func clearSplit(ctx context.Context, s Splitter, env string) error {
 	if err != nil {
 		return fmt.Errorf("sending all of %s's traffic back to the serving release: %w", env, err)
 	}
-	if err := s.SetShadow(ctx, env, nil, 0); err != nil && !errors.Is(err, ErrSplitUnsupported) {
+	if err := s.SetShadow(ctx, env, nil, 0, nil); err != nil && !errors.Is(err, ErrSplitUnsupported) {
 		return fmt.Errorf("stopping the mirror of %s: %w", env, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/modelship/modelship/internal/analysis"
@@ -18,7 +19,7 @@ import (
 func (ro *rollout) shadowStep(ctx context.Context) error {
 	sp := ro.shadow
 	rec := analysis.Step{Name: "shadow", Percent: sp.Percent, Started: ro.now()}
-	if err := ro.split.SetShadow(ctx, ro.env, ro.canary, sp.Percent); err != nil {
+	if err := ro.split.SetShadow(ctx, ro.env, ro.canary, sp.Percent, sp.Checks); err != nil {
 		return fmt.Errorf("mirroring %s of %s's requests to release %s: %w", percentName(sp.Percent), ro.env, ro.canary.Release, err)
 	}
 	ro.hook("shadow")
@@ -34,7 +35,7 @@ func (ro *rollout) shadowStep(ctx context.Context) error {
 	}
 	cctx, cancel := fresh(ctx, 30*time.Second)
 	defer cancel()
-	if err := ro.split.SetShadow(cctx, ro.env, nil, 0); err != nil {
+	if err := ro.split.SetShadow(cctx, ro.env, nil, 0, nil); err != nil {
 		return fmt.Errorf("stopping the mirror of %s to release %s: %w", ro.env, ro.canary.Release, err)
 	}
 	rec.Decision, rec.Ended = dec, ro.now()
@@ -92,9 +93,34 @@ func (ro *rollout) shadowWait(ctx context.Context, start time.Time, stopSynth *f
 }
 
 // ShadowDecision judges a mirror's report: passed when at least
-// MinSamples answers were comparable and at least MinAgreement of them
-// agreed, inconclusive with fewer, failed otherwise.
+// MinSamples answers were comparable, at least MinAgreement of them agreed
+// and (with Checks) the new release failed no more of the validation
+// suite's assertions than the serving one on the same requests;
+// inconclusive with too few answers, failed otherwise. The failed check
+// decides; agreement first.
 func ShadowDecision(rep *shadow.Report, sp ShadowSpec) analysis.Decision {
+	checks := []analysis.Check{agreementCheck(rep, sp)}
+	if len(sp.Checks) > 0 {
+		checks = append(checks, assertionsCheck(rep.Assertions))
+	}
+	d := analysis.Decision{Verdict: stage.Passed, Checks: checks, CanaryN: int(rep.Comparable), StableN: int(rep.Comparable)}
+	for _, c := range checks {
+		if c.Verdict != stage.Passed && d.Decider == "" {
+			d.Verdict, d.Decider, d.Why = c.Verdict, c.Name, c.Why
+		}
+	}
+	if d.Verdict == stage.Passed {
+		whys := make([]string, len(checks))
+		for i, c := range checks {
+			whys[i] = c.Why
+		}
+		d.Why = strings.Join(whys, "; ")
+	}
+	return d
+}
+
+// agreementCheck: enough comparable answers, and enough of them the same.
+func agreementCheck(rep *shadow.Report, sp ShadowSpec) analysis.Check {
 	c := analysis.Check{Name: "agreement", Stable: 1, Canary: rep.AgreementRate, Limit: sp.MinAgreement, Unit: "ratio"}
 	switch {
 	case rep.Comparable < uint64(max(sp.MinSamples, 0)):
@@ -109,9 +135,29 @@ func ShadowDecision(rep *shadow.Report, sp ShadowSpec) analysis.Decision {
 		c.Why = fmt.Sprintf("the new release agreed with the serving one on %.1f%% of %d answers (%d), at least %.1f%% required",
 			100*rep.AgreementRate, rep.Comparable, rep.Agreed, 100*sp.MinAgreement)
 	}
-	d := analysis.Decision{Verdict: c.Verdict, Checks: []analysis.Check{c}, Why: c.Why, CanaryN: int(rep.Comparable), StableN: int(rep.Comparable)}
-	if c.Verdict != stage.Passed {
-		d.Decider = c.Name
+	return c
+}
+
+// assertionsCheck: the new release failed no more of the validation
+// suite's assertions than the serving one did on the same requests. No
+// request with a suite case's prompt passes, and says so: the suite had
+// nothing to say of this traffic.
+func assertionsCheck(a shadow.Assertions) analysis.Check {
+	c := analysis.Check{Name: "assertions", Stable: float64(a.StableFailed), Canary: float64(a.CandidateFailed),
+		Limit: float64(a.StableFailed), Unit: "requests", Verdict: stage.Passed}
+	switch {
+	case a.Checked == 0:
+		c.Why = "no mirrored request had a validation case's prompt: the suite's assertions judged nothing"
+	case a.CandidateFailed > a.StableFailed:
+		c.Verdict = stage.Failed
+		c.Why = fmt.Sprintf("the new release failed the validation suite's assertions on %d of %d requests with a case's prompt, the serving one on %d",
+			a.CandidateFailed, a.Checked, a.StableFailed)
+		if len(a.Examples) > 0 {
+			c.Why += " (first: " + a.Examples[0] + ")"
+		}
+	default:
+		c.Why = fmt.Sprintf("the validation suite's assertions failed the new release on %d of %d requests with a case's prompt, the serving one on %d",
+			a.CandidateFailed, a.Checked, a.StableFailed)
 	}
-	return d
+	return c
 }

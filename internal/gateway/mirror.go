@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
+	"github.com/modelship/modelship/suite"
 )
 
 // MaxMirrorBody bounds the request body a mirrored exchange carries (a
@@ -39,6 +40,9 @@ type ShadowRequest struct {
 	Upstream string  `json:"upstream"`
 	Percent  float64 `json:"percent"` // 0 stops the mirror
 	Queue    int     `json:"queue,omitempty"`
+	// Checks are the validation suite's text assertions, applied to both
+	// releases' answers to a request with a case's prompt.
+	Checks []suite.TextCheck `json:"checks,omitempty"`
 }
 
 // ShadowState is the mirror in State.
@@ -109,17 +113,25 @@ func (g *Gateway) SetShadow(req ShadowRequest) (*shadow.Report, error) {
 	if g.newShadow == nil {
 		return nil, ErrNoShadowBuild
 	}
+	opt := shadow.Options{Upstream: u, Percent: req.Percent, Queue: req.Queue, Transport: g.transport, Logger: g.logger()}
+	if len(req.Checks) > 0 {
+		c, err := suite.NewChecker(req.Checks)
+		if err != nil {
+			return nil, &fieldError{"checks", err.Error()}
+		}
+		opt.Check = c.Check
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if cur := g.shadow.Load(); cur != nil {
 		return nil, fmt.Errorf("%w to %s; stop it first (percent 0)", ErrShadowRunning, cur.upstream)
 	}
-	sh, err := g.newShadow(shadow.Options{Upstream: u, Percent: req.Percent, Queue: req.Queue, Transport: g.transport, Logger: g.logger()})
+	sh, err := g.newShadow(opt)
 	if err != nil {
 		return nil, fmt.Errorf("starting the shadow to %s: %w", u, err)
 	}
 	g.shadow.Store(&mirror{sh: sh, upstream: u, percent: req.Percent})
-	g.logger().Info("shadow", "upstream", u, "percent", req.Percent)
+	g.logger().Info("shadow", "upstream", u, "percent", req.Percent, "checked_prompts", len(req.Checks))
 	rep := sh.Report()
 	return &rep, nil
 }

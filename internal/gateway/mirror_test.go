@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/suite"
 )
 
 // fakeShadow samples every request and keeps what it is offered.
@@ -98,9 +99,20 @@ func TestShadowMirrorsSampledExchanges(t *testing.T) {
 	stable, cand := echoRelease(t), named(t, "candidate")
 	gw := startGateway(t, Options{Upstream: stable, NewShadow: func(o shadow.Options) (Shadower, error) { fake.opt = o; return fake, nil }})
 	ctx := context.Background()
-	rep, err := gw.client.SetShadow(ctx, ShadowRequest{Upstream: cand, Percent: 100, Queue: 8})
-	if err != nil || rep.Upstream != cand || fake.opt.Queue != 8 || fake.opt.Percent != 100 {
+	checks := []suite.TextCheck{{Case: "capital", Prompt: "What is the capital of France?",
+		Assertions: []suite.TextAssertion{{Kind: "icontains", Value: []byte(`"paris"`)}}}}
+	rep, err := gw.client.SetShadow(ctx, ShadowRequest{Upstream: cand, Percent: 100, Queue: 8, Checks: checks})
+	if err != nil || rep.Upstream != cand || fake.opt.Queue != 8 || fake.opt.Percent != 100 || fake.opt.Check == nil {
 		t.Fatalf("start: %+v %v (options %+v)", rep, err, fake.opt)
+	}
+	// The suite's assertions reached the mirror: they judge by prompt.
+	for _, c := range []struct {
+		prompt, answer  string
+		checked, failed bool
+	}{{"What is the capital of France?", "Paris", true, false}, {"What is the capital of France?", "Rome", true, true}, {"hi", "x", false, false}} {
+		if checked, err := fake.opt.Check(c.prompt, c.answer); checked != c.checked || (err != nil) != c.failed {
+			t.Errorf("Check(%q, %q) = %v, %v", c.prompt, c.answer, checked, err)
+		}
 	}
 	if st, _ := gw.client.State(ctx); st.Shadow == nil || st.Shadow.Upstream != cand || st.Shadow.Percent != 100 {
 		t.Fatalf("state: %+v", st.Shadow)
@@ -180,6 +192,8 @@ func TestShadowRefusals(t *testing.T) {
 		{ShadowRequest{Upstream: named(t, "c"), Percent: 101}, 400, "field percent: 101 is not between 0 and 100"},
 		{ShadowRequest{Upstream: named(t, "c"), Percent: 10, Queue: -1}, 400, "field queue: -1 is negative"},
 		{ShadowRequest{Percent: 0}, 404, "no shadow is running"},
+		{ShadowRequest{Upstream: named(t, "c"), Percent: 10, Checks: []suite.TextCheck{{Case: "x", Prompt: "p",
+			Assertions: []suite.TextAssertion{{Kind: "regex", Value: []byte(`"("`)}}}}}, 400, `field checks: checks[0] (case "x"): assertions[0]: regex "(" does not compile`},
 	} {
 		_, err := gw.client.SetShadow(ctx, tc.req)
 		if !errors.As(err, &ae) || ae.Status != tc.status || !strings.Contains(ae.Message, tc.want) {

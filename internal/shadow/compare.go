@@ -27,18 +27,38 @@ type outcome struct {
 	candidateError bool
 	comparable     bool
 	agreed         bool
-	checkErr       error         // the candidate's answer failed Check
+	checked        bool          // Check had assertions for the prompt
+	stableCheck    error         // stable's answer failed them
+	candCheck      error         // the candidate's answer failed them
 	worst          *Disagreement // when the answers differ
 	stable, cand   [2]int64      // ttfb, total in ns, when answered
 }
 
+// assert runs check on the candidate's text and on stable's, when
+// stable's was read whole with a 200 (else the candidate's answer is
+// checked alone: stable's counts as passing).
+func (o *outcome) assert(check func(prompt, answer string) (bool, error), prompt string, ex Exchange, candText string) {
+	checked, err := check(prompt, candText)
+	if !checked {
+		return
+	}
+	o.checked, o.candCheck = true, err
+	if ex.Status != http.StatusOK || ex.Truncated {
+		return
+	}
+	chat, _ := generation(ex.Path)
+	if stableText, err := answerText(ex.Response, chat); err == nil {
+		_, o.stableCheck = check(prompt, stableText)
+	}
+}
+
 // judge compares the candidate's answer a with stable's in ex, and runs
-// check on the candidate's text when it has one.
-func judge(ex Exchange, a answer, check func(prompt, answer string) error) outcome {
+// check on both texts when both were read whole.
+func judge(ex Exchange, a answer, check func(prompt, answer string) (bool, error)) (o outcome) {
 	if a.err != nil {
 		return outcome{candidateError: ex.Status < 500}
 	}
-	o := outcome{
+	o = outcome{
 		answered:       true,
 		candidateError: a.status >= 500 && ex.Status < 500,
 		stable:         [2]int64{int64(ex.TTFB), int64(ex.Total)},
@@ -50,9 +70,11 @@ func judge(ex Exchange, a answer, check func(prompt, answer string) error) outco
 	if a.status == http.StatusOK && !a.truncated {
 		candText, candErr = answerText(a.body, chat)
 	}
-	if check != nil && candErr == nil {
-		o.checkErr = check(promptOf(ex.Body, chat), candText)
-	}
+	defer func() {
+		if check != nil && candErr == nil {
+			o.assert(check, promptOf(ex.Body, chat), ex, candText)
+		}
+	}()
 	if a.status != ex.Status {
 		o.comparable = true
 		o.worst = disagreement(ex, chat, shown(ex.Status, ex.Response, chat), shown(a.status, a.body, chat), 0)

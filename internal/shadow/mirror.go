@@ -228,7 +228,7 @@ func (m *Mirror) logOutcome(ex Exchange, a answer, o outcome) {
 		m.log.Debug("shadow: answers differ", "path", ex.Path, "stable_status", ex.Status,
 			"candidate_status", a.status, "similarity", o.worst.Similarity)
 	}
-	if o.checkErr != nil {
-		m.log.Debug("shadow: candidate answer failed the checks", "path", ex.Path, "error", o.checkErr.Error())
+	if o.candCheck != nil {
+		m.log.Debug("shadow: candidate answer failed the checks", "path", ex.Path, "error", o.candCheck.Error())
 	}
 }

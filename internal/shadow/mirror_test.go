@@ -235,22 +235,40 @@ func TestNonGenerationsSkipped(t *testing.T) {
 
 func TestCheckCountsAssertionFailures(t *testing.T) {
 	stable := server(t, llm{answer: same})
-	m := mirror(t, Options{Upstream: server(t, llm{answer: same, stream: true}), Check: func(prompt, answer string) error {
-		if answer != same(prompt) {
-			return fmt.Errorf("check got prompt %q and answer %q", prompt, answer)
+	// The candidate answers "worse" to a prompt with "regressed": the
+	// check fails it there, and fails both releases on "bad".
+	cand := server(t, llm{answer: func(p string) string {
+		if strings.Contains(p, "regressed") {
+			return "worse"
 		}
-		if strings.Contains(prompt, "bad") {
-			return fmt.Errorf("rejected")
+		return same(p)
+	}, stream: true})
+	m := mirror(t, Options{Upstream: cand, Check: func(prompt, answer string) (bool, error) {
+		if strings.Contains(prompt, "unchecked") {
+			return false, nil
 		}
-		return nil
+		if answer != same(prompt) && answer != "worse" {
+			return true, fmt.Errorf("check got prompt %q and answer %q", prompt, answer)
+		}
+		if strings.Contains(prompt, "bad") || answer == "worse" {
+			return true, fmt.Errorf("rejected %q", answer)
+		}
+		return true, nil
 	}})
 	offerAll(t, m, []Exchange{
 		capture(t, stable, ChatPath, chatBody("good", false), nil),
 		capture(t, stable, ChatPath, chatBody("bad", false), nil),
 		capture(t, stable, CompletionPath, completionBody("bad too", false), nil),
+		capture(t, stable, ChatPath, chatBody("regressed", false), nil),
+		capture(t, stable, ChatPath, chatBody("unchecked", false), nil),
 	})
-	if r := settle(m, 3); r.AssertionFailures != 2 || r.Agreed != 3 {
-		t.Errorf("assertion failures %d agreed %d, want 2 3", r.AssertionFailures, r.Agreed)
+	r := settle(m, 5)
+	a := r.Assertions
+	if a.Checked != 4 || a.CandidateFailed != 3 || a.StableFailed != 2 || r.Agreed != 4 {
+		t.Errorf("assertions %+v, agreed %d; want 4 checked, candidate failed 3, stable failed 2, 4 agreed", a, r.Agreed)
+	}
+	if len(a.Examples) != 3 || !strings.Contains(strings.Join(a.Examples, "\n"), `rejected "worse"`) {
+		t.Errorf("examples %q, want the candidate's 3 failures", a.Examples)
 	}
 }
 

@@ -44,11 +44,13 @@ type Options struct {
 	// Logger receives what the mirror saw (never a header's value); nil
 	// means slog.Default().
 	Logger *slog.Logger
-	// Check, when set, is given each candidate answer the mirror could
-	// read (the request's last user message or prompt, and the answer's
-	// text); an error counts in Report.AssertionFailures. The workers
-	// call it at once: it must be safe for concurrent use.
-	Check func(prompt, answer string) error
+	// Check, when set, is given each answer the mirror could read whole,
+	// the candidate's and stable's to the same request (the request's last
+	// user message or prompt, and the answer's text): checked is false when
+	// it has nothing to say of that prompt (the validation suite has no
+	// case with it); an error is a failed assertion (Report.Assertions).
+	// The workers call it at once: it must be safe for concurrent use.
+	Check func(prompt, answer string) (checked bool, err error)
 }
 
 // Report is what the mirror saw so far.
@@ -71,12 +73,24 @@ type Report struct {
 	Comparable    uint64  `json:"comparable"`
 	Agreed        uint64  `json:"agreed"`
 	AgreementRate float64 `json:"agreement_rate"` // Agreed / Comparable; 0 when none
-	// AssertionFailures counts candidate answers the validation suite's
-	// assertions rejected (when the mirror was given them).
-	AssertionFailures uint64         `json:"assertion_failures"`
+	// Assertions are what Options.Check said of both releases' answers.
+	Assertions Assertions `json:"assertions"`
 	Stable            Latency        `json:"stable"`
 	Candidate         Latency        `json:"candidate"`
 	Worst             []Disagreement `json:"worst"` // least similar first, at most 5
+}
+
+// Assertions count the exchanges whose prompt the validation suite has a
+// case for (Checked), and the answers of each release that failed its
+// assertions. A failure the candidate alone has is a regression; one both
+// have is the suite's (or the model's) old problem.
+type Assertions struct {
+	Checked         uint64 `json:"checked"`
+	StableFailed    uint64 `json:"stable_failed"`
+	CandidateFailed uint64 `json:"candidate_failed"`
+	// Examples are the first failures of the candidate's (case, assertion
+	// and why), at most MaxWorst.
+	Examples []string `json:"examples"`
 }
 
 // Latency summarises one version's times over the compared exchanges.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/bench/metrics"
+	"github.com/modelship/modelship/internal/clip"
 )
 
 // KeepLatencies is how many of the latest compared exchanges the latency
@@ -16,7 +17,8 @@ const KeepLatencies = 10_000
 type tally struct {
 	mu                                    sync.Mutex
 	compared, candidateErrors, comparable uint64
-	agreed, checkFailures                 uint64
+	agreed                                uint64
+	assertions                            Assertions
 	added                                 uint64 // outcomes counted
 	stable, cand                          window
 	worst                                 []Disagreement // least similar first
@@ -30,7 +32,7 @@ func (t *tally) add(o outcome) {
 	t.candidateErrors += b2u(o.candidateError)
 	t.comparable += b2u(o.comparable)
 	t.agreed += b2u(o.agreed)
-	t.checkFailures += b2u(o.checkErr != nil)
+	t.countChecks(o)
 	if !o.answered {
 		return
 	}
@@ -39,6 +41,22 @@ func (t *tally) add(o outcome) {
 	t.cand.add(o.cand)
 	if o.worst != nil {
 		t.keepWorst(*o.worst)
+	}
+}
+
+// countChecks adds o's assertion outcomes.
+func (t *tally) countChecks(o outcome) {
+	if !o.checked {
+		return
+	}
+	a := &t.assertions
+	a.Checked++
+	a.StableFailed += b2u(o.stableCheck != nil)
+	if o.candCheck != nil {
+		a.CandidateFailed++
+		if len(a.Examples) < MaxWorst {
+			a.Examples = append(a.Examples, clip.Line(o.candCheck.Error(), ClipText))
+		}
 	}
 }
 
@@ -71,12 +89,16 @@ func (t *tally) report() Report {
 	defer t.mu.Unlock()
 	r := Report{
 		Compared: t.compared, CandidateErrors: t.candidateErrors,
-		Comparable: t.comparable, Agreed: t.agreed, AssertionFailures: t.checkFailures,
+		Comparable: t.comparable, Agreed: t.agreed, Assertions: t.assertions,
 		Stable: t.stable.summary(), Candidate: t.cand.summary(),
 		Worst: slices.Clone(t.worst),
 	}
 	if r.Comparable > 0 {
 		r.AgreementRate = float64(r.Agreed) / float64(r.Comparable)
+	}
+	r.Assertions.Examples = slices.Clone(t.assertions.Examples)
+	if r.Assertions.Examples == nil {
+		r.Assertions.Examples = []string{}
 	}
 	if r.Worst == nil {
 		r.Worst = []Disagreement{}

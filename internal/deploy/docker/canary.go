@@ -15,6 +15,7 @@ import (
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/vllmmetrics"
+	"github.com/modelship/modelship/suite"
 )
 
 // The gateway answers at most samplesPerPage samples at a time (and keeps
@@ -118,12 +119,19 @@ func (t *Target) SetControl(ctx context.Context, env, action string) error {
 
 // SetShadow mirrors percent of env's requests to in (`gateway shadow`);
 // in nil or percent 0 stops the mirror.
-func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64) error {
+func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64, checks []suite.TextCheck) error {
 	args := []string{"--percent", "0"}
 	what := "stopping the mirror"
 	if in != nil && percent > 0 {
 		args = []string{"--upstream", in.Upstream, "--percent", strconv.FormatFloat(percent, 'f', -1, 64)}
 		what = fmt.Sprintf("mirroring %g%% of the requests to release %s", percent, in.Release)
+		if len(checks) > 0 {
+			b, err := json.Marshal(checks)
+			if err != nil {
+				return fmt.Errorf("environment %s: the validation suite's checks: %v", env, err)
+			}
+			args = append(args, "--checks", string(b))
+		}
 	}
 	_, err := t.rolloutExec(ctx, env, "shadow", args...)
 	if err != nil && in == nil && strings.Contains(err.Error(), "no shadow is running") {

@@ -20,6 +20,8 @@ import (
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/serving/stage"
+	"github.com/modelship/modelship/suite"
 )
 
 // canaryRequest is a canary of image: 5, 25, 50% baking 3 s each,
@@ -234,10 +236,13 @@ func TestCanarySyntheticTraffic(t *testing.T) {
 }
 
 // shadowRequest is canaryRequest with a shadow step first: every request
-// mirrored for 2 s, passing with 90% of at least 10 answers the same.
+// mirrored for 2 s, passing with 90% of at least 10 answers the same, and
+// a validation case for the conversations' prompt (its answer names Paris).
 func (e *env) shadowRequest(image string) deploy.Request {
 	req := e.canaryRequest(image)
-	req.Shadow = &deploy.ShadowSpec{Percent: 100, Duration: 2 * time.Second, MinAgreement: 0.9, MinSamples: 10}
+	req.Shadow = &deploy.ShadowSpec{Percent: 100, Duration: 2 * time.Second, MinAgreement: 0.9, MinSamples: 10,
+		Checks: []suite.TextCheck{{Case: "capital", Prompt: "What is the capital of France?",
+			Assertions: []suite.TextAssertion{{Kind: "icontains", Value: []byte(`"paris"`)}}}}}
 	return req
 }
 
@@ -414,6 +419,9 @@ func TestShadowIdenticalModel(t *testing.T) {
 		t.Errorf("shadow of the same model: agreement %g on %d comparable answers (%d agreed), want 1 on at least 10",
 			ro.Shadow.AgreementRate, ro.Shadow.Comparable, ro.Shadow.Agreed)
 	}
+	if a := ro.Shadow.Assertions; a.Checked < 10 || a.CandidateFailed != 0 || a.StableFailed != 0 {
+		t.Errorf("the validation case on the same model: %+v, want at least 10 answers checked, none failed", a)
+	}
 	// Until the first canary step began, only the serving release answered.
 	firstStep := ro.Steps[1].Started
 	inShadow := 0
@@ -466,6 +474,12 @@ func TestShadowRegressedAborts(t *testing.T) {
 	t.Logf("deploy error: %v", err)
 	if rep.AgreementRate >= 0.9 || rep.Comparable < 10 {
 		t.Errorf("agreement %g on %d comparable answers, want below the 0.9 limit on at least 10", rep.AgreementRate, rep.Comparable)
+	}
+	if a := rep.Assertions; a.Checked < 10 || a.CandidateFailed != a.Checked || a.StableFailed != 0 || len(a.Examples) == 0 {
+		t.Errorf("the validation case on the regressed model: %+v, want every checked answer of the candidate failed, none of stable's", a)
+	}
+	if c := ae.Decision.Checks; len(c) != 2 || c[1].Name != "assertions" || c[1].Verdict != stage.Failed {
+		t.Errorf("shadow checks %+v, want agreement then a failed assertions check", c)
 	}
 	if len(rep.Worst) == 0 || !strings.Contains(rep.Worst[0].Stable, "Paris") || !strings.Contains(rep.Worst[0].Candidate, "Lyon") {
 		t.Errorf("worst disagreements %+v, want Paris (stable) against Lyon (candidate) first", rep.Worst)

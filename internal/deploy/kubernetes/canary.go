@@ -18,6 +18,7 @@ import (
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/serve"
 	"github.com/modelship/modelship/internal/shadow"
+	"github.com/modelship/modelship/suite"
 )
 
 // A canary on Kubernetes splits traffic by replica ratio, with no service
@@ -336,7 +337,7 @@ func (t *Target) SetControl(ctx context.Context, env, action string) error {
 
 // SetShadow has nothing to stop (in nil or 0); a mirror needs a service
 // mesh.
-func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64) error {
+func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64, _ []suite.TextCheck) error {
 	if in == nil || percent <= 0 {
 		return nil
 	}

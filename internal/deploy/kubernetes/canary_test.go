@@ -97,10 +97,10 @@ func TestNoMeshRefusals(t *testing.T) {
 	ctx := context.Background()
 	tg := fakeTarget()
 	in := &deploy.Instance{ID: "llm-r2", Release: "r2"}
-	if err := tg.SetShadow(ctx, "staging", nil, 0); err != nil {
+	if err := tg.SetShadow(ctx, "staging", nil, 0, nil); err != nil {
 		t.Fatalf("stopping no mirror: %v", err)
 	}
-	if err := tg.SetShadow(ctx, "staging", in, 10); !errors.Is(err, deploy.ErrSplitUnsupported) || !strings.Contains(err.Error(), "service mesh") {
+	if err := tg.SetShadow(ctx, "staging", in, 10, nil); !errors.Is(err, deploy.ErrSplitUnsupported) || !strings.Contains(err.Error(), "service mesh") {
 		t.Fatalf("mirror: %v", err)
 	}
 	if err := tg.SetCanary(ctx, "staging", in, 25, "X-Conversation-Id"); err == nil || !strings.Contains(err.Error(), "sticky header (X-Conversation-Id) needs a service mesh") {
