@@ -51,12 +51,16 @@ func figures(c Check) (stable, canary, limit string) {
 	}
 	limit = "≤ " + f(c.Limit)
 	switch {
-	case c.Limit == 0 && c.MaxRatio == 0:
+	case c.Limit == 0 && c.MaxRatio == 0 && c.Name != "assertions":
 		limit = "off"
 	case c.MaxRatio != 0:
 		limit = "≤ " + fmtLimit(c.MaxRatio) + " stable"
 	case c.Name == "error-rate-delta":
 		limit = "stable + " + f(c.Limit)
+	case c.Name == "agreement": // the shadow's: a floor
+		limit = "≥ " + f(c.Limit)
+	case c.Name == "assertions": // the shadow's: no more failures than stable
+		limit = "≤ stable (" + f(c.Limit) + ")"
 	}
 	if c.Verdict == stage.Skipped {
 		return "–", "–", limit

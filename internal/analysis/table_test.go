@@ -8,6 +8,13 @@ import (
 
 func TestTable(t *testing.T) {
 	steps := []Step{
+		{Name: "shadow", Decision: Decision{
+			Verdict: stage.Failed, Decider: "assertions", StableN: 64, CanaryN: 64, Why: "the new release failed ...",
+			Checks: []Check{
+				{Name: "agreement", Stable: 1, Canary: 0.95, Limit: 0.9, Unit: "ratio", Verdict: stage.Passed},
+				{Name: "assertions", Stable: 0, Canary: 3, Limit: 0, Unit: "requests", Verdict: stage.Failed},
+			},
+		}},
 		{Name: "5%", Percent: 5, Decision: Decision{
 			Verdict: stage.Passed, StableN: 180, CanaryN: 20,
 			Why: "canary passed all 3 checks over 20 canary and 180 stable requests (1 skipped)",
@@ -30,6 +37,9 @@ func TestTable(t *testing.T) {
 	}
 	want := `| step | check | stable | canary | limit | verdict |
 |---|---|---|---|---|---|
+| shadow | agreement | 100.00% | 95.00% | ≥ 90.00% | passed |
+| shadow | assertions | 0 | 3 | ≤ stable (0) | failed |
+| shadow | **decision** | 64 requests | 64 requests | | **failed**: the new release failed ... |
 | 5% | error-rate | 0.55% | 0.00% | ≤ 1.00% | passed |
 | 5% | ttft-ratio | 201 ms | 250 ms (1.24×) | ≤ 1.5× stable (302 ms) | passed |
 | 5% | ttft-rank | median 150 ms | median 160 ms (1.07×), p = 0.043 | median ≤ 1.5× stable (225 ms) | passed |
