@@ -441,20 +441,27 @@ func TestShadowStep(t *testing.T) {
 		{"disagrees", 50, 40, stage.Failed, "agreed with the serving one on 80.0% of 50 answers (40), below the 95.0% required"},
 		{"too few by the deadline", 5, 5, stage.Failed, "the shadow step stayed inconclusive for 1m0s: the mirror compared 5 answers both releases gave, fewer than the 20 needed"},
 		{"aborted by an operator", 50, 49, stage.Failed, "aborted by an operator (modelship abort) at the shadow step"},
+		{"promoted by an operator", 3, 3, stage.Passed, "promoted by an operator (modelship promote) at the shadow step; the canary's steps are skipped"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rt := newRolloutTest()
 			rt.ro.spec.Deadline = time.Minute
 			rt.ro.shadow = &ShadowSpec{Percent: 10, Duration: 5 * time.Second, MinAgreement: 0.95, MinSamples: 20}
-			if c.name == "aborted by an operator" {
+			switch c.name {
+			case "aborted by an operator":
 				rt.split.control = ControlAbort
+			case "promoted by an operator":
+				rt.split.control = ControlPromote
 			}
 			rt.split.report = shadow.Report{Compared: c.comparable, Comparable: c.comparable, Agreed: c.agreed, AgreementRate: float64(c.agreed) / float64(c.comparable)}
-			err := rt.ro.shadowStep(context.Background())
+			promoted, err := rt.ro.shadowStep(context.Background())
 			if (err == nil) != (c.verdict == stage.Passed) || err != nil && !strings.Contains(err.Error(), c.why) {
 				t.Fatalf("error %v, want verdict %s saying %q", err, c.verdict, c.why)
 			}
-			calls := rt.split.Calls()
+			if want := c.name == "promoted by an operator"; promoted != want || want && rt.ro.out.Decision != c.why {
+				t.Errorf("promoted %v (decision %q), want %v", promoted, rt.ro.out.Decision, want)
+			}
+			calls := slices.DeleteFunc(rt.split.Calls(), func(c string) bool { return !strings.HasPrefix(c, "SetShadow") })
 			if calls[0] != "SetShadow 10" || calls[len(calls)-1] != "SetShadow 0" || rt.hooks[0] != "shadow" {
 				t.Errorf("calls %q hooks %q: want the mirror started, then stopped last", calls, rt.hooks)
 			}
@@ -488,7 +495,7 @@ func TestShadowStepAssertions(t *testing.T) {
 			rt.ro.spec.Deadline = time.Minute
 			rt.ro.shadow = &ShadowSpec{Percent: 10, Duration: 5 * time.Second, MinAgreement: 0.95, MinSamples: 20, Checks: checks}
 			rt.split.report = shadow.Report{Compared: 50, Comparable: 50, Agreed: 50, AgreementRate: 1, Assertions: c.a}
-			err := rt.ro.shadowStep(context.Background())
+			_, err := rt.ro.shadowStep(context.Background())
 			if (err == nil) != (c.verdict == stage.Passed) || err != nil && !strings.Contains(err.Error(), c.why) {
 				t.Fatalf("error %v, want verdict %s saying %q", err, c.verdict, c.why)
 			}
@@ -624,7 +631,7 @@ func TestProgressReceivesEveryRolloutStep(t *testing.T) {
 	rt.split.report = shadow.Report{Compared: 50, Comparable: 50, Agreed: 50, AgreementRate: 1}
 	d := progressDeployer(t, rt, rel, &got)
 	d.event("started", rel, "canary")
-	if err := rt.ro.shadowStep(context.Background()); err != nil {
+	if _, err := rt.ro.shadowStep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.ro.steps(context.Background()); err != nil {

@@ -72,13 +72,17 @@ func (r *run) canary(ctx context.Context) error {
 	ro := r.newRollout()
 	r.ro, r.res.Rollout = ro, ro.out
 	r.splitTried = true // from here the undo clears the split and the mirror first
+	promoted := false
 	if r.req.Shadow != nil {
-		if err := ro.shadowStep(ctx); err != nil {
+		var err error
+		if promoted, err = ro.shadowStep(ctx); err != nil {
 			return err
 		}
 	}
-	if err := ro.steps(ctx); err != nil {
-		return err
+	if !promoted {
+		if err := ro.steps(ctx); err != nil {
+			return err
+		}
 	}
 	r.d.logf("canary of %s: %s; switching all traffic to release %s", r.req.Env, ro.out.Decision, r.rel.ID)
 	if err := r.switchAndDrain(ctx); err != nil {

@@ -15,12 +15,14 @@ import (
 // for Duration (longer while too few answers were compared, up to the
 // canary's Deadline), then stops the mirror and judges the agreement. It
 // fails with an *AbortError when the new release agreed too little or
-// the mirror compared too few answers by the deadline.
-func (ro *rollout) shadowStep(ctx context.Context) error {
+// the mirror compared too few answers by the deadline. promoted: an
+// operator promoted during the step (modelship promote), so the canary's
+// steps are skipped too.
+func (ro *rollout) shadowStep(ctx context.Context) (promoted bool, err error) {
 	sp := ro.shadow
 	rec := analysis.Step{Name: "shadow", Percent: sp.Percent, Started: ro.now()}
 	if err := ro.split.SetShadow(ctx, ro.env, ro.canary, sp.Percent, sp.Checks); err != nil {
-		return fmt.Errorf("mirroring %s of %s's requests to release %s: %w", percentName(sp.Percent), ro.env, ro.canary.Release, err)
+		return false, fmt.Errorf("mirroring %s of %s's requests to release %s: %w", percentName(sp.Percent), ro.env, ro.canary.Release, err)
 	}
 	ro.hook("shadow")
 	ro.logf("shadow: %s of %s's requests are mirrored to release %s for %s (clients get release %s's answers)",
@@ -31,12 +33,12 @@ func (ro *rollout) shadowStep(ctx context.Context) error {
 		stopSynth()
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	cctx, cancel := fresh(ctx, 30*time.Second)
 	defer cancel()
 	if err := ro.split.SetShadow(cctx, ro.env, nil, 0, nil); err != nil {
-		return fmt.Errorf("stopping the mirror of %s to release %s: %w", ro.env, ro.canary.Release, err)
+		return false, fmt.Errorf("stopping the mirror of %s to release %s: %w", ro.env, ro.canary.Release, err)
 	}
 	rec.Decision, rec.Ended = dec, ro.now()
 	ro.out.Shadow = rep
@@ -45,15 +47,20 @@ func (ro *rollout) shadowStep(ctx context.Context) error {
 	if dec.Verdict != stage.Passed {
 		ro.out.Decision = "aborted at the shadow step: " + dec.Why
 		ro.event("canary-aborted", ro.out.Decision)
-		return &AbortError{Env: ro.env, Step: "shadow", Decision: dec, Why: dec.Why}
+		return false, &AbortError{Env: ro.env, Step: "shadow", Decision: dec, Why: dec.Why}
 	}
 	ro.event("shadow", "passed: "+dec.Why)
-	return nil
+	if dec.Decider == "operator" {
+		ro.clearControl(ctx)
+		ro.out.Decision = dec.Why
+		return true, nil
+	}
+	return false, nil
 }
 
 // shadowWait polls the mirror's report every interval until Duration is
 // over and the report decides, the deadline passes, or an operator aborts
-// (promote and resume act on the canary steps).
+// or promotes (resume acts on the canary's paused steps).
 func (ro *rollout) shadowWait(ctx context.Context, start time.Time, stopSynth *func()) (analysis.Decision, *shadow.Report, error) {
 	sp := ro.shadow
 	for {
@@ -69,6 +76,9 @@ func (ro *rollout) shadowWait(ctx context.Context, start time.Time, stopSynth *f
 		} else if action == ControlAbort {
 			why := "aborted by an operator (modelship abort) at the shadow step"
 			return analysis.Decision{Verdict: stage.Failed, Decider: "operator", Why: why}, rep, nil
+		} else if action == ControlPromote {
+			why := "promoted by an operator (modelship promote) at the shadow step; the canary's steps are skipped"
+			return analysis.Decision{Verdict: stage.Passed, Decider: "operator", Why: why}, rep, nil
 		}
 		elapsed := ro.now().Sub(start)
 		ro.logf("shadow: %d answers compared (%d comparable), agreement %.1f%% so far, %s of %s", rep.Compared, rep.Comparable,
