@@ -32,7 +32,17 @@ func (f *Fields) Set(key, value string) {
 	f.attrs = append(f.attrs, slog.String(key, value))
 }
 
-// snapshot is the current attributes and a number that changes with them.
+// generation is a number that changes with every Set (0 for nil).
+func (f *Fields) generation() uint64 {
+	if f == nil {
+		return 0
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.gen
+}
+
+// snapshot is a copy of the current attributes and their generation.
 func (f *Fields) snapshot() ([]slog.Attr, uint64) {
 	if f == nil {
 		return nil, 0

@@ -161,12 +161,12 @@ func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.bas
 // current secrets.
 func (h *handler) inner() slog.Handler {
 	gen := h.red.generation()
-	late, lateGen := h.late.snapshot()
 	h.cache.mu.Lock()
 	defer h.cache.mu.Unlock()
-	if h.cache.h != nil && h.cache.gen == gen && h.cache.lateGen == lateGen {
+	if h.cache.h != nil && h.cache.gen == gen && h.cache.lateGen == h.late.generation() {
 		return h.cache.h
 	}
+	late, lateGen := h.late.snapshot()
 	in := h.base
 	if len(late) > 0 {
 		for i, a := range late {
