@@ -114,16 +114,24 @@ func equalsConditions(c any) map[string][]string {
 	return out
 }
 
+// autodiscoverTemplate is the first template of the Filebeat configuration
+// path's autodiscover provider, which must be of type provider with
+// labels.dedot dedot, and the field=value pairs of its condition.
+func autodiscoverTemplate(t *testing.T, path, provider string, dedot bool) (any, map[string][]string) {
+	t.Helper()
+	p := at(t, loadLogYAML(t, path), "filebeat.autodiscover", "providers", 0)
+	if at(t, p, "type") != provider || at(t, p, "labels.dedot") != dedot {
+		t.Fatalf("provider %v: want type %s, labels.dedot %v", p, provider, dedot)
+	}
+	tpl := at(t, p, "templates", 0)
+	return tpl, equalsConditions(at(t, tpl, "condition"))
+}
+
 // Filebeat on Docker picks up exactly the containers the docker target
 // labels as a release or the gateway, and parses their JSON lines.
 func TestFilebeatDocker(t *testing.T) {
-	m := loadLogYAML(t, "filebeat/filebeat.docker.yml")
-	p := at(t, m, "filebeat.autodiscover", "providers", 0)
-	if at(t, p, "type") != "docker" || at(t, p, "labels.dedot") != false {
-		t.Fatalf("provider %v: want type docker, labels.dedot false (the field names below keep the labels' dots)", p)
-	}
-	tpl := at(t, p, "templates", 0)
-	got := equalsConditions(at(t, tpl, "condition"))
+	// labels.dedot false: the field names keep the labels' dots.
+	tpl, got := autodiscoverTemplate(t, "filebeat/filebeat.docker.yml", "docker", false)
 	field := "docker.container.labels." + docker.LabelRole
 	if roles := dockerRoles(t); len(got) != 1 || !slices.Equal(got[field], roles) {
 		t.Errorf("condition on %v, want %s in %q", got, field, roles)
@@ -150,13 +158,7 @@ func checkFilestream(t *testing.T, in any, id string) {
 
 // Filebeat on Kubernetes picks up the pods the kubernetes target renders.
 func TestFilebeatKubernetes(t *testing.T) {
-	m := loadLogYAML(t, "filebeat/filebeat.kubernetes.yml")
-	p := at(t, m, "filebeat.autodiscover", "providers", 0)
-	if at(t, p, "type") != "kubernetes" || at(t, p, "labels.dedot") != true {
-		t.Fatalf("provider %v: want type kubernetes, labels.dedot true", p)
-	}
-	tpl := at(t, p, "templates", 0)
-	got := equalsConditions(at(t, tpl, "condition"))
+	tpl, got := autodiscoverTemplate(t, "filebeat/filebeat.kubernetes.yml", "kubernetes", true)
 	w := kubernetes.Render(kubernetes.Options{Namespace: "inference", Name: "llm", Replicas: 1},
 		kubernetes.Manifest{Env: "production", Image: "registry.example.com/llm:1.2", ServedName: "current", ModelDigest: "sha256:0f0f",
 			Strategy: deploy.BlueGreen, Now: time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC), Engine: serving.EngineVLLM}, 1)
