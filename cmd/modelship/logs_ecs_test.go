@@ -76,7 +76,8 @@ func checkServeLines(t *testing.T, c *ecsref.Checker) {
 	}
 	defer logFile.Close()
 	model, _ := filepath.Abs("../../testdata/models/good")
-	engine := "sh -c 'until grep -q \"model digest compute[d]\" " + logPath + "; do sleep 0.05; done; exit 3' sh"
+	// Bounded (a digest that never comes fails the checks below, no hang).
+	engine := "sh -c 'i=0; until grep -q \"model digest compute[d]\" " + logPath + " || [ $i -ge 1200 ]; do i=$((i+1)); sleep 0.05; done; exit 3' sh"
 	code := run(context.Background(), []string{"serve", model, "--engine-cmd", engine, "--image", "registry.example/serve:1", "--image-digest", "sha256:feed",
 		"--host", "127.0.0.1", "--port", "0", "--engine-port", "0", "--admin-socket", filepath.Join(dir, "admin.sock")}, stdio{out: io.Discard, err: logFile})
 	out, _ := os.ReadFile(logPath)
