@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/modelship/modelship/internal/buildinfo"
 	"github.com/modelship/modelship/internal/gateway"
+	"github.com/modelship/modelship/internal/logging"
 	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/suite"
 )
@@ -148,7 +151,7 @@ func newShadow(o shadow.Options) (gateway.Shadower, error) {
 // serveGateway runs the gateway until ctx ends, on the public port handed
 // over by the gateway it upgrades or else on --listen.
 func serveGateway(ctx context.Context, o gatewayServeOptions, sock string, args []string, s stdio) error {
-	log := newServeLogger(s.err)
+	log := newGatewayLogger(s.err)
 	g, err := gateway.New(gateway.Options{StatePath: o.state, Upstream: o.upstream, Logger: log, Args: append([]string{"gateway"}, args...),
 		NewShadow: newShadow})
 	if err != nil {
@@ -173,6 +176,14 @@ func serveGateway(ctx context.Context, o gatewayServeOptions, sock string, args 
 	}
 	log.Info("gateway listening", "listen", pub.Addr().String(), "admin", sock, "active", active, "state", o.state)
 	return g.Serve(ctx, pub, adm, o.drain)
+}
+
+// newGatewayLogger is the gateway's logger (internal/logging): text on a
+// terminal, else ECS JSON as service.name "modelship-gateway", its own keys
+// under modelship.gateway.* (a request's release is its
+// modelship.gateway.upstream, the release's URL).
+func newGatewayLogger(w io.Writer) *slog.Logger {
+	return logging.New(w, logging.Options{Service: "modelship-gateway", Version: buildinfo.Version, Namespace: "modelship.gateway"})
 }
 
 // gatewayClientFlags is the flag set of the client subcommand name, with

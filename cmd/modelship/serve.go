@@ -10,9 +10,9 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/modelship/modelship/checkpoint"
+	"github.com/modelship/modelship/internal/buildinfo"
+	"github.com/modelship/modelship/internal/logging"
 	"github.com/modelship/modelship/internal/serve"
 	"github.com/modelship/modelship/serving"
 )
@@ -36,11 +36,18 @@ func runServe(ctx context.Context, args []string, s stdio) int {
 		}
 		return exitUsage
 	}
-	log := newServeLogger(s.err)
+	log, late := newServeLogger(s.err, cfg)
 	cfg.Logger = log
 	cfg.Stdout, cfg.Stderr = s.out, s.err // the engine's own logs pass through
 	if hashModel {
-		cfg.Digest = modelDigest(log)
+		hash := modelDigest(log)
+		cfg.Digest = func(ctx context.Context, path string) (string, error) {
+			d, err := hash(ctx, path)
+			if err == nil {
+				late.Set(logging.KeyModelDigest, d)
+			}
+			return d, err
+		}
 	}
 	err = serve.Run(ctx, cfg)
 	var xe *serve.ExitError
@@ -190,12 +197,23 @@ func formatTime(t time.Time) string {
 	return t.Format(time.RFC3339)
 }
 
-// newServeLogger logs text to a terminal and JSON lines otherwise (containers).
-func newServeLogger(w io.Writer) *slog.Logger {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return slog.New(slog.NewTextHandler(w, nil))
+// newServeLogger is serve's logger (internal/logging): text on a terminal,
+// else ECS JSON as service.name "modelship-serve", with the release id,
+// model digest, image and image digest on every line (each once known: a
+// digest hashed at startup joins from the line that reports it, through
+// the returned Fields) and serve's own keys under modelship.serve.*. The API
+// key and the Hugging Face token are redacted.
+func newServeLogger(w io.Writer, cfg serve.Config) (*slog.Logger, *logging.Fields) {
+	var attrs []slog.Attr
+	for _, f := range [][2]string{{logging.KeyRelease, cfg.ReleaseID}, {logging.KeyModelDigest, cfg.ModelDigest},
+		{logging.KeyImage, cfg.Image}, {logging.KeyImageDigest, cfg.ImageDigest}} {
+		if f[1] != "" {
+			attrs = append(attrs, slog.String(f[0], f[1]))
+		}
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	late := &logging.Fields{}
+	return logging.New(w, logging.Options{Service: "modelship-serve", Version: buildinfo.Version, Attrs: attrs, Fields: late,
+		Namespace: "modelship.serve", Redactor: logging.NewRedactor(cfg.APIKey, os.Getenv(serving.EnvHFToken))}), late
 }
 
 // modelDigest hashes the checkpoint with the digest cache in the user cache

@@ -141,7 +141,7 @@ func TestServeExitsWithEngineStatus(t *testing.T) {
 	// Not a terminal: the logs are JSON lines.
 	first, _, _ := strings.Cut(errb.String(), "\n")
 	var m map[string]any
-	if err := json.Unmarshal([]byte(first), &m); err != nil || m["msg"] != "starting engine" {
+	if err := json.Unmarshal([]byte(first), &m); err != nil || m["message"] != "starting engine" {
 		t.Errorf("first log line %q is not a JSON \"starting engine\" record: %v", first, err)
 	}
 }

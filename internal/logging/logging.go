@@ -39,6 +39,15 @@
 // give one key both a value and sub-keys (Elasticsearch would refuse the
 // second), hence model.name next to model.digest.
 //
+// The serving containers (`modelship serve`) and the gateway log the same
+// way with service.name "modelship-serve" and "modelship-gateway"
+// (Options.Service), the release's fields on every line (Options.Attrs, and
+// Options.Fields for a model digest hashed after startup), and their short
+// keys renamed (Options.Namespace): err and error to error.message, method
+// to http.request.method, path to url.path, pid to process.pid, any other
+// KEY to modelship.serve.KEY or modelship.gateway.KEY. Package ecsref holds
+// ECS's field reference the tests check real lines against.
+//
 // On a terminal the same fields come as `time=15:04:05.000 level=INFO
 // msg=... key=value` (slog's text format, short time).
 //
@@ -127,6 +136,22 @@ type Options struct {
 	Redactor *Redactor
 	// Version is service.version (omitted when "").
 	Version string
+	// Service is service.name (default "modelship"; the serving proxy logs
+	// as "modelship-serve", the gateway as "modelship-gateway").
+	Service string
+	// Attrs are on every JSON line, after service.name and service.version
+	// (a serving container's release id, model digest and image).
+	Attrs []slog.Attr
+	// Fields are on every JSON line from when they are set (see Fields).
+	Fields *Fields
+	// Namespace, when set, renames the bare keys (without a dot) of JSON
+	// lines: err and error become error.message, method
+	// http.request.method, path url.path, pid process.pid, and any other
+	// KEY becomes Namespace.KEY (group names are not renamed: name them
+	// under modelship.* yourself). The serving proxy and the gateway log
+	// short keys; their namespaces ("modelship.serve", "modelship.gateway")
+	// keep them from colliding with the CLI's modelship.* fields.
+	Namespace string
 	// Getenv reads MODELSHIP_LOG_FORMAT (default os.Getenv).
 	Getenv func(string) string
 }
@@ -171,21 +196,35 @@ func New(w io.Writer, o Options) *slog.Logger {
 	if red == nil {
 		red = Default
 	}
-	var h slog.Handler
+	var l *slog.Logger
 	if format == FormatText {
-		h = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: textAttr})
+		h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: textAttr})
+		l = slog.New(NewHandler(h, red))
 	} else {
-		attrs := []slog.Attr{slog.String("ecs.version", ECSVersion), slog.String("service.name", "modelship")}
-		if o.Version != "" {
-			attrs = append(attrs, slog.String("service.version", o.Version))
-		}
-		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: ecsAttr}).WithAttrs(attrs)
+		l = slog.New(newHandler(o.jsonHandler(w, level), red, o.Fields))
 	}
-	l := slog.New(NewHandler(h, red))
 	if err != nil {
 		l.Warn("log format: using json", Err(err))
 	}
 	return l
+}
+
+// jsonHandler is the ECS JSON handler with the attributes of every line.
+func (o Options) jsonHandler(w io.Writer, level slog.Leveler) slog.Handler {
+	service := o.Service
+	if service == "" {
+		service = "modelship"
+	}
+	attrs := []slog.Attr{slog.String("ecs.version", ECSVersion), slog.String("service.name", service)}
+	if o.Version != "" {
+		attrs = append(attrs, slog.String("service.version", o.Version))
+	}
+	attrs = append(attrs, o.Attrs...)
+	replace := ecsAttr
+	if o.Namespace != "" {
+		replace = namespaced(o.Namespace)
+	}
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: replace}).WithAttrs(attrs)
 }
 
 // ecsAttr renames slog's built-in keys to ECS's.

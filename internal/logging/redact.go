@@ -125,7 +125,13 @@ func (r *Redactor) Attr(a slog.Attr) slog.Attr {
 // Redacted in messages and attributes, including those added with
 // WithAttrs before the secret was registered.
 func NewHandler(h slog.Handler, r *Redactor) slog.Handler {
-	return &handler{base: h, red: r, cache: &cache{}}
+	return newHandler(h, r, nil)
+}
+
+// newHandler is NewHandler that also adds late's attributes (redacted) to
+// h before the WithAttrs and WithGroup calls made on the result.
+func newHandler(h slog.Handler, r *Redactor, late *Fields) slog.Handler {
+	return &handler{base: h, red: r, late: late, cache: &cache{}}
 }
 
 // op is one WithGroup (group != "") or WithAttrs call, kept unredacted so it
@@ -138,27 +144,36 @@ type op struct {
 type handler struct {
 	base  slog.Handler
 	red   *Redactor
+	late  *Fields
 	ops   []op
 	cache *cache
 }
 
 type cache struct {
-	mu  sync.Mutex
-	gen uint64
-	h   slog.Handler
+	mu           sync.Mutex
+	gen, lateGen uint64
+	h            slog.Handler
 }
 
 func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.base.Enabled(ctx, l) }
 
-// inner is base with the ops applied, redacted with the current secrets.
+// inner is base with the late fields and the ops applied, redacted with the
+// current secrets.
 func (h *handler) inner() slog.Handler {
 	gen := h.red.generation()
 	h.cache.mu.Lock()
 	defer h.cache.mu.Unlock()
-	if h.cache.h != nil && h.cache.gen == gen {
+	if h.cache.h != nil && h.cache.gen == gen && h.cache.lateGen == h.late.generation() {
 		return h.cache.h
 	}
+	late, lateGen := h.late.snapshot()
 	in := h.base
+	if len(late) > 0 {
+		for i, a := range late {
+			late[i] = h.red.Attr(a)
+		}
+		in = in.WithAttrs(late)
+	}
 	for _, o := range h.ops {
 		if o.group != "" {
 			in = in.WithGroup(o.group)
@@ -170,7 +185,7 @@ func (h *handler) inner() slog.Handler {
 		}
 		in = in.WithAttrs(attrs)
 	}
-	h.cache.h, h.cache.gen = in, gen
+	h.cache.h, h.cache.gen, h.cache.lateGen = in, gen, lateGen
 	return in
 }
 
@@ -185,7 +200,7 @@ func (h *handler) Handle(ctx context.Context, rec slog.Record) error {
 
 func (h *handler) with(o op) *handler {
 	ops := append(slices.Clone(h.ops), o)
-	return &handler{base: h.base, red: h.red, ops: ops, cache: &cache{}}
+	return &handler{base: h.base, red: h.red, late: h.late, ops: ops, cache: &cache{}}
 }
 
 func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
