@@ -318,7 +318,7 @@ func (r *runner) stopEngine(sig os.Signal) error {
 	defer timer.Stop()
 	select {
 	case err := <-r.exited:
-		r.log.Info("engine stopped", "status", exitStatus(err), "took", time.Since(t).Round(time.Millisecond).String())
+		r.log.Info("engine stopped", "exit", exitStatus(err), "took", time.Since(t).Round(time.Millisecond).String())
 		return nil
 	case <-timer.C:
 	}
