@@ -79,9 +79,9 @@ func Analyse(w Window, t Thresholds) Decision {
 	if t.MaxITLP95 > 0 {
 		checks = append(checks, sloCheck(itlMetric, st, ca, t.MinSamples, ms(t.MaxITLP95)))
 	}
-	checks = append(checks, ratioCheck(ttftMetric, st, ca, t.MinSamples, t.MaxTTFTRatio))
+	checks = append(checks, ratioCheck(ttftMetric, st, ca, t.MinSamples, t.MaxTTFTRatio, t.Alpha))
 	if t.MaxITLRatio > 0 {
-		checks = append(checks, ratioCheck(itlMetric, st, ca, t.MinSamples, t.MaxITLRatio))
+		checks = append(checks, ratioCheck(itlMetric, st, ca, t.MinSamples, t.MaxITLRatio, t.Alpha))
 	}
 	checks = append(checks, rankCheck(ttftMetric, st, ca, t),
 		engineCheck(kvCacheGauge, w.StableEngine, w.CanaryEngine, t.MaxKVCacheUsage),

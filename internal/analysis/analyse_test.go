@@ -72,6 +72,25 @@ func TestDoubledTTFTFailsOnRatioAndRank(t *testing.T) {
 	mustContain(t, "decision why", d.Why, "failed on ttft-ratio: "+ratio.Why, "also failed: ttft-rank")
 }
 
+// A canary of the same latency whose few requests include three slow
+// ones (a pause of the host) has a p95 far above stable's, but is not
+// slower overall: the ratio check passes it and says why.
+func TestAFewSlowRequestsDoNotFailTheRatio(t *testing.T) {
+	ca := traffic(2, 30, 50*time.Millisecond)
+	for i := range 3 {
+		ca[i].TTFT = 150 * time.Millisecond
+	}
+	d := Analyse(Window{Stable: traffic(1, 400, 50*time.Millisecond), Canary: ca}, Thresholds{})
+	ratio := checkOf(t, d, "ttft-ratio")
+	if ratio.Canary <= ratio.Limit {
+		t.Fatalf("canary p95 %s within the %s limit: the test's outliers do not reach it", fmtMS(ratio.Canary), fmtMS(ratio.Limit))
+	}
+	if d.Verdict != stage.Passed || ratio.Verdict != stage.Passed || ratio.P < 0.01 {
+		t.Fatalf("verdict %s, ttft-ratio %s (p %v): want passed: %s", d.Verdict, ratio.Verdict, ratio.P, ratio.Why)
+	}
+	mustContain(t, "ttft-ratio why", ratio.Why, "above the 1.5× limit", "but the canary is not slower overall", "a few slow requests, not a regression")
+}
+
 func TestFivePercentErrorsFail(t *testing.T) {
 	w := Window{Stable: traffic(1, 200, 200*time.Millisecond), Canary: failing(traffic(2, 200, 200*time.Millisecond), 10)}
 	d := Analyse(w, Thresholds{})

@@ -93,8 +93,9 @@ type Check struct {
 	Unit    string        `json:"unit"` // "ms", "ratio", "requests"
 	Verdict stage.Verdict `json:"verdict"`
 	Why     string        `json:"why"` // one sentence, in numbers
-	// P is the rank test's one-sided p-value (ttft-rank only; omitted
-	// where the check did not run, or the value underflowed to 0).
+	// P is the rank test's one-sided p-value (a rank check's, and a ratio
+	// check's whose p95 was over its limit; omitted where no test ran, or
+	// the value underflowed to 0).
 	P float64 `json:"p,omitempty"`
 	// MaxRatio is the canary/stable ratio a ratio or rank check allows
 	// (Limit is it times stable's figure); 0 for the other checks.
