@@ -56,12 +56,15 @@ func Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Recorder holds one release's finished requests: counts by status, the
-// TTFT and duration histograms. It is safe for concurrent use; recording
-// takes one short lock.
+// Recorder holds one release's requests: those in flight, and the
+// finished ones' counts by status and TTFT and duration histograms. It is
+// safe for concurrent use; recording takes one short lock.
 type Recorder struct {
+	inFlight atomic.Int64
+
 	mu    sync.Mutex
 	codes map[int]uint64
+	count uint64
 	ttft  histogram
 	dur   histogram
 }
@@ -71,12 +74,26 @@ func NewRecorder() *Recorder {
 	return &Recorder{codes: map[int]uint64{}, ttft: newHistogram(serving.TTFTBuckets), dur: newHistogram(DurationBuckets)}
 }
 
-// Record adds one finished request: counted by the status the client got,
-// its total time observed, and its time to first byte too when it is a
-// generation (not a probe) answered 2xx.
+// Begin counts a request in flight; End ends it, Done ends and records
+// it.
+func (r *Recorder) Begin() { r.inFlight.Add(1) }
+
+// End counts a request Begin counted out of flight.
+func (r *Recorder) End() { r.inFlight.Add(-1) }
+
+// Done is End and Record.
+func (r *Recorder) Done(s measure.Sample) {
+	r.End()
+	r.Record(s)
+}
+
+// Record adds a finished request, as it was measured: counted by the
+// status the client got, its total time observed, and its time to first
+// byte too when it is a generation (not a probe) answered 2xx.
 func (r *Recorder) Record(s measure.Sample) {
 	r.mu.Lock()
 	r.codes[s.Status]++
+	r.count++
 	r.dur.observe(s.TotalMs / 1000)
 	if !s.Probe && s.Status >= 200 && s.Status <= 299 {
 		r.ttft.observe(s.TTFBMs / 1000)
@@ -84,9 +101,16 @@ func (r *Recorder) Record(s measure.Sample) {
 	r.mu.Unlock()
 }
 
-// Collect sends the request counts and both histograms labelled release.
-// A histogram with no observation is sent too (all zero), so that a
-// release's series exist from its first scrape.
+// Used reports whether a request was ever begun.
+func (r *Recorder) Used() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count > 0 || r.inFlight.Load() > 0
+}
+
+// Collect sends the request counts, both histograms and the in-flight
+// gauge labelled release. The histograms are sent with no observation too
+// (all zero), so that a release's series exist from its first scrape.
 func (r *Recorder) Collect(ch chan<- prometheus.Metric, release string) {
 	r.mu.Lock()
 	codes := make([]int, 0, len(r.codes))
@@ -103,11 +127,7 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric, release string) {
 	}
 	ch <- ttft
 	ch <- dur
-}
-
-// InFlight is the in-flight gauge of release.
-func InFlight(release string, n int64) prometheus.Metric {
-	return prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(n), release)
+	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(r.inFlight.Load()), release)
 }
 
 // InfoMetric is the info metric of a release: 1, labelled with what is
@@ -148,24 +168,14 @@ func (h *histogram) constMetric(d *prometheus.Desc, release string) prometheus.M
 // Single is the metrics of one release whose info is known where it
 // serves (the serving proxy): a prometheus.Collector.
 type Single struct {
-	rec      *Recorder
-	info     func() Info
-	inFlight atomic.Int64
+	*Recorder
+	info func() Info
 }
 
 // NewSingle returns the metrics of the release info describes; info is
 // called at every scrape (a model digest computed in the background shows
 // once known).
-func NewSingle(info func() Info) *Single { return &Single{rec: NewRecorder(), info: info} }
-
-// Begin counts a request in flight; Done ends it.
-func (s *Single) Begin() { s.inFlight.Add(1) }
-
-// Done records a request Begin counted, as it was measured.
-func (s *Single) Done(smp measure.Sample) {
-	s.inFlight.Add(-1)
-	s.rec.Record(smp)
-}
+func NewSingle(info func() Info) *Single { return &Single{Recorder: NewRecorder(), info: info} }
 
 // Describe implements prometheus.Collector.
 func (s *Single) Describe(ch chan<- *prometheus.Desc) { Describe(ch) }
@@ -173,7 +183,6 @@ func (s *Single) Describe(ch chan<- *prometheus.Desc) { Describe(ch) }
 // Collect implements prometheus.Collector.
 func (s *Single) Collect(ch chan<- prometheus.Metric) {
 	info := s.info()
-	s.rec.Collect(ch, info.Release)
-	ch <- InFlight(info.Release, s.inFlight.Load())
+	s.Recorder.Collect(ch, info.Release)
 	ch <- InfoMetric(info)
 }
