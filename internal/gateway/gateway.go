@@ -13,11 +13,12 @@
 //
 // For progressive delivery the gateway also splits (a canary takes a
 // percent of new requests, sticky by a header's value: split.go), measures
-// every request it proxies into a ring the deploy reads (measure.go), and
-// mirrors a sample of the active release's exchanges to a shadow release
-// (mirror.go). None of these is kept across a restart or an upgrade in
-// place: the new process sends everything to the active release, and its
-// samples start again from seq 1 (State's pid and started_at tell).
+// every request it proxies into a ring the deploy reads (measure.go) and
+// into Prometheus metrics per release (metrics.go), and mirrors a sample
+// of the active release's exchanges to a shadow release (mirror.go). None
+// of these is kept across a restart or an upgrade in place: the new
+// process sends everything to the active release, its samples start again
+// from seq 1 and its metrics from zero (State's pid and started_at tell).
 package gateway
 
 import (
@@ -40,7 +41,7 @@ import (
 )
 
 // HealthPath is answered by the gateway itself (200) for a container
-// HEALTHCHECK; every other path is proxied.
+// HEALTHCHECK; every other path but MetricsPath is proxied.
 const HealthPath = "/-/gateway/health"
 
 // DefaultReadyTimeout bounds the GET /ready check a switch makes.

@@ -19,8 +19,9 @@ import (
 	"github.com/modelship/modelship/internal/vllmmetrics"
 )
 
-// maxEngineMetrics bounds the engine's exposition read at one scrape.
-const maxEngineMetrics = 32 << 20
+// maxEngineMetrics bounds the engine's exposition read at one scrape, as
+// the canary analysis bounds what it reads (vLLM's is tens of KiB).
+const maxEngineMetrics = 8 << 20
 
 // newOwnMetrics is the registry of the release's own metrics.
 func (p *Proxy) newOwnMetrics() *prometheus.Registry {
