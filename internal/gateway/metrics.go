@@ -57,10 +57,10 @@ func counted(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/"
 func (g *Gateway) record(r *http.Request, s measure.Sample, begun, answered *releasemetrics.Recorder) {
 	g.ring.Add(s)
 	if counted(r) {
-		if begun != nil {
-			begun.End()
-		}
 		answered.Record(s)
+		if begun != nil {
+			begun.End() // after Record: out of flight means recorded
+		}
 	}
 }
 

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modelship/modelship/internal/releasemetrics"
 	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -78,6 +80,17 @@ func gatewayScrape(t *testing.T, base string) (map[string]*dto.MetricFamily, str
 	return fams, body
 }
 
+// settledScrape scrapes until no request is in flight: a request is
+// recorded just after its answer has reached the client.
+func settledScrape(t *testing.T, base string) (fams map[string]*dto.MetricFamily, text string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "the requests out of flight", func() bool {
+		fams, text = gatewayScrape(t, base)
+		return releasemetrics.TotalInFlight(fams) == 0
+	})
+	return fams, text
+}
+
 // sendV1 sends a request with a small JSON body and returns the status.
 func sendV1(t *testing.T, base, method, path string) int {
 	t.Helper()
@@ -132,10 +145,10 @@ func TestGatewayMetricsPerRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendV1(t, gw.URL, http.MethodPost, "/v1/chat/completions")
-	fams, _ = gatewayScrape(t, gw.URL) // the canary's digest: still computing
+	gatewayScrape(t, gw.URL) // the canary's digest: still computing
 	canary.proxy.SetDigest("sha256:2222", nil)
 
-	fams, text = gatewayScrape(t, gw.URL)
+	fams, text = settledScrape(t, gw.URL)
 	for _, c := range []struct {
 		release, code string
 		want          float64
@@ -190,7 +203,7 @@ func TestGatewayMetricsWithoutReleaseIDs(t *testing.T) {
 	if code := sendV1(t, gw.URL, http.MethodGet, "/v1/models"); code != http.StatusServiceUnavailable {
 		t.Fatalf("no release active: %d, want 503", code)
 	}
-	fams, text := gatewayScrape(t, gw.URL)
+	fams, text := settledScrape(t, gw.URL)
 	if m := releasemetrics.Find(fams, serving.MetricRequests, map[string]string{"release": "", "code": "503"}); m.GetCounter().GetValue() != 1 {
 		t.Errorf("want one 503 with no release:\n%s", text)
 	}
@@ -207,7 +220,7 @@ func TestGatewayMetricsWithoutReleaseIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendV1(t, gw.URL, http.MethodGet, "/v1/models")
-	fams, text = gatewayScrape(t, gw.URL)
+	fams, text = settledScrape(t, gw.URL)
 	if m := releasemetrics.Find(fams, serving.MetricRequests, map[string]string{"release": old.URL, "code": "200"}); m.GetCounter().GetValue() != 1 {
 		t.Errorf("want one 200 labelled with the release's URL:\n%s", text)
 	}
@@ -217,5 +230,34 @@ func TestGatewayMetricsWithoutReleaseIDs(t *testing.T) {
 	}
 	if resp, err := http.Post(gw.URL+MetricsPath, "", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST %s: %v %v, want 405", MetricsPath, resp, err)
+	}
+}
+
+// A request retried on the previous release, the active one refusing
+// connections, is counted for the release that answered it, and leaves
+// neither in flight.
+func TestGatewayMetricsOfARetriedRequest(t *testing.T) {
+	oldRel := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
+	defer oldRel.Close()
+	newRel := httptest.NewServer(http.NotFoundHandler())
+	gw := startGateway(t, Options{Upstream: oldRel.URL})
+	if _, err := gw.g.Switch(context.Background(), newRel.URL, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	newRel.Close() // its engine dies
+	if code := sendV1(t, gw.url, http.MethodGet, "/v1/models"); code != http.StatusOK {
+		t.Fatalf("retried request: %d, want the previous release's 200", code)
+	}
+	fams, text := settledScrape(t, gw.url)
+	if m := releasemetrics.Find(fams, serving.MetricRequests, map[string]string{"release": oldRel.URL, "code": "200"}); m.GetCounter().GetValue() != 1 {
+		t.Errorf("want one 200 for the previous release:\n%s", text)
+	}
+	if n := len(fams[serving.MetricRequests].GetMetric()); n != 1 {
+		t.Errorf("%d %s series, want 1:\n%s", n, serving.MetricRequests, text)
+	}
+	for _, rel := range []string{oldRel.URL, newRel.URL} {
+		if m := releasemetrics.Find(fams, serving.MetricInFlight, map[string]string{"release": rel}); m == nil || m.GetGauge().GetValue() != 0 {
+			t.Errorf("release %s: want 0 in flight:\n%s", rel, text)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/modelship/modelship/serving"
 )
 
 // ParseExposition parses a whole Prometheus text exposition (a GET
@@ -71,4 +73,14 @@ func labelString(ls []*dto.LabelPair) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
+}
+
+// TotalInFlight is the sum of the serving.MetricInFlight series in fams:
+// 0 once every request counted has been recorded.
+func TotalInFlight(fams map[string]*dto.MetricFamily) float64 {
+	n := 0.0
+	for _, m := range fams[serving.MetricInFlight].GetMetric() {
+		n += m.GetGauge().GetValue()
+	}
+	return n
 }

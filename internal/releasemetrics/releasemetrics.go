@@ -81,10 +81,11 @@ func (r *Recorder) Begin() { r.inFlight.Add(1) }
 // End counts a request Begin counted out of flight.
 func (r *Recorder) End() { r.inFlight.Add(-1) }
 
-// Done is End and Record.
+// Done is Record and End: once a request is out of flight, it is
+// recorded.
 func (r *Recorder) Done(s measure.Sample) {
-	r.End()
 	r.Record(s)
+	r.End()
 }
 
 // Record adds a finished request, as it was measured: counted by the

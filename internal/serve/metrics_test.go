@@ -8,10 +8,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modelship/modelship/internal/releasemetrics"
+	"github.com/modelship/modelship/internal/testenv"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -67,6 +69,17 @@ func scrapeMetrics(t *testing.T, base string) (map[string]*dto.MetricFamily, str
 	return fams, string(body)
 }
 
+// settledScrape scrapes until no request is in flight: a request is
+// recorded just after its answer has reached the client.
+func settledScrape(t *testing.T, base string) (fams map[string]*dto.MetricFamily, text string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "the requests out of flight", func() bool {
+		fams, text = scrapeMetrics(t, base)
+		return releasemetrics.TotalInFlight(fams) == 0
+	})
+	return fams, text
+}
+
 // GET /metrics is the engine's vllm:* series and the release's own: every
 // /v1/ request by the status the client got (the proxy's own 401
 // included), the TTFT of the successful generation only, the duration of
@@ -112,7 +125,7 @@ func TestMetricsOfTheRelease(t *testing.T) {
 	}
 	p.SetDigest("sha256:2222", nil)
 
-	fams, text = scrapeMetrics(t, srv.URL)
+	fams, text = settledScrape(t, srv.URL)
 	for code, want := range map[string]float64{"200": 2, "400": 1, "401": 1} {
 		m := releasemetrics.Find(fams, serving.MetricRequests, map[string]string{serving.MetricLabelRelease: "20261207-170000-ab12", serving.MetricLabelCode: code})
 		if m.GetCounter().GetValue() != want {
@@ -210,7 +223,7 @@ func TestMetricsMeasuredForOllama(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	fams, text := scrapeMetrics(t, srv.URL)
+	fams, text := settledScrape(t, srv.URL)
 	if releasemetrics.Find(fams, serving.MetricE2E, nil).GetHistogram().GetSampleCount() != 1 ||
 		releasemetrics.Find(fams, serving.MetricRequests, map[string]string{"release": "r1", "code": "200"}).GetCounter().GetValue() != 1 {
 		t.Errorf("want the measured %s and the release's %s, one request each:\n%s", serving.MetricE2E, serving.MetricRequests, text)
