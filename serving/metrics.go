@@ -26,23 +26,37 @@ var (
 )
 
 // modelship's own metrics, in Prometheus's naming conventions: the serving
-// proxy exports them for its one release and the gateway for every release
-// it routes to, next to the engine's vllm:* series. Dashboards and alert
-// rules (observability/) are written against these names.
+// proxy exports them for its one release at GET /metrics, next to the
+// engine's vllm:* series, and the Docker gateway for every release it
+// routes to at GET /-/modelship/metrics (gateway.MetricsPath). Both count
+// the API's requests, those under /v1/ (not /metrics, /health, /ready,
+// /version). Dashboards and alert rules (observability/) are written
+// against these names.
 const (
 	// MetricRequests counts finished requests, labels release and code (the
-	// HTTP status the client got; a failed upstream is the 502 it got).
+	// HTTP status the client got: a failed upstream is the 502 or 503 it
+	// got, a missing API key the 401; "0" when the client went away before
+	// any status). At the gateway a request answered 503 because no
+	// release is active has release "".
 	MetricRequests = "modelship_requests_total"
 	// MetricRequestTTFT is the time to the first byte of a generation's
-	// answer (the first token of a stream), label release.
+	// successful (2xx) answer (the first token of a stream), label
+	// release: POSTs to /v1/completions and /v1/chat/completions; buckets
+	// TTFTBuckets.
 	MetricRequestTTFT = "modelship_time_to_first_token_seconds"
 	// MetricRequestDuration is the end-to-end time of every request, label
-	// release.
+	// release; buckets from 5ms (a model list) to 960s.
 	MetricRequestDuration = "modelship_request_duration_seconds"
 	// MetricInFlight is the requests being served now, label release.
+	// A histogram or gauge of a release exists from its first scrape.
 	MetricInFlight = "modelship_requests_in_flight"
 	// MetricReleaseInfo is 1 per release served, labels release, model,
-	// model_digest, image and image_digest (an info metric).
+	// model_digest, image and image_digest (an info metric); a label not
+	// known is "" (model_digest while the digest is computed). The serving
+	// proxy's release label is MODELSHIP_RELEASE_ID ("" outside a deploy);
+	// the gateway reads each release's from its GET /version, and labels a
+	// release that names none with its URL. The gateway's info is the
+	// active release's and the canary's.
 	MetricReleaseInfo = "modelship_release_info"
 )
 

@@ -13,11 +13,12 @@
 //
 // For progressive delivery the gateway also splits (a canary takes a
 // percent of new requests, sticky by a header's value: split.go), measures
-// every request it proxies into a ring the deploy reads (measure.go), and
-// mirrors a sample of the active release's exchanges to a shadow release
-// (mirror.go). None of these is kept across a restart or an upgrade in
-// place: the new process sends everything to the active release, and its
-// samples start again from seq 1 (State's pid and started_at tell).
+// every request it proxies into a ring the deploy reads (measure.go) and
+// into Prometheus metrics per release (metrics.go), and mirrors a sample
+// of the active release's exchanges to a shadow release (mirror.go). None
+// of these is kept across a restart or an upgrade in place: the new
+// process sends everything to the active release, its samples start again
+// from seq 1 and its metrics from zero (State's pid and started_at tell).
 package gateway
 
 import (
@@ -35,11 +36,12 @@ import (
 
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/proxyhttp"
+	"github.com/modelship/modelship/internal/releasemetrics"
 	"github.com/modelship/modelship/internal/shadow"
 )
 
 // HealthPath is answered by the gateway itself (200) for a container
-// HEALTHCHECK; every other path is proxied.
+// HEALTHCHECK; every other path but MetricsPath is proxied.
 const HealthPath = "/-/gateway/health"
 
 // DefaultReadyTimeout bounds the GET /ready check a switch makes.
@@ -76,6 +78,8 @@ type Gateway struct {
 	control   string                 // under mu: the rollout's operator action
 	newShadow func(shadow.Options) (Shadower, error)
 	ring      *measure.Ring
+	unrouted  *releasemetrics.Recorder // /v1/ requests with no release active
+	metrics   http.Handler             // MetricsPath
 
 	args     []string         // Options.Args: nil, no upgrade in place
 	upgrades chan upgradeCall // POST /upgrade → Serve
@@ -93,12 +97,15 @@ type upstream struct {
 
 	requests atomic.Uint64
 	errors   atomic.Uint64
+
+	stats *releasemetrics.Recorder // its /v1/ requests, for MetricsPath
+	about about                    // what its GET /version said
 }
 
 func newUpstream(u *url.URL) *upstream {
 	idle := make(chan struct{})
 	close(idle)
-	return &upstream{url: u, key: u.String(), idle: idle}
+	return &upstream{url: u, key: u.String(), idle: idle, stats: releasemetrics.NewRecorder()}
 }
 
 func (u *upstream) acquire() {
@@ -168,7 +175,9 @@ func New(opt Options) (*Gateway, error) {
 		child:     make(chan error, 1),
 		newShadow: opt.NewShadow,
 		ring:      measure.NewRing(),
+		unrouted:  releasemetrics.NewRecorder(),
 	}
+	g.metrics = newMetricsHandler(g)
 	if g.transport == nil {
 		g.transport = proxyhttp.Transport(opt.HeaderTimeout)
 	}
@@ -260,9 +269,10 @@ func (g *Gateway) acquirePrevious() *upstream {
 	return u
 }
 
-// ServeHTTP implements http.Handler: HealthPath is answered here, every
-// other request is proxied (to the canary for its share, else to the
-// active upstream), measured, and offered to the mirror when sampled.
+// ServeHTTP implements http.Handler: HealthPath and MetricsPath are
+// answered here, every other request is proxied (to the canary for its
+// share, else to the active upstream), measured, and offered to the
+// mirror when sampled.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.handingOver.Load() {
 		// Handed over: this answer is the connection's last, so the
@@ -270,8 +280,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// keep-alive connection here could meet a request in flight).
 		w.Header().Set("Connection", "close")
 	}
-	if r.URL.Path == HealthPath {
+	switch r.URL.Path {
+	case HealthPath:
 		g.health(w, r)
+		return
+	case MetricsPath:
+		g.metrics.ServeHTTP(w, r)
 		return
 	}
 	g.requests.Add(1)
@@ -281,12 +295,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.noActive.Add(1)
 		g.errors.Add(1)
 		writeJSON(mw, http.StatusServiceUnavailable, apiError("no release is active", "no_active_release", http.StatusServiceUnavailable))
-		g.ring.Add(mw.Sample(r, ""))
+		g.record(r, mw.Sample(r, ""), nil, g.unrouted)
 		return
 	}
 	h := &holder{u: u}
 	defer func() { h.u.release() }()
 	u.requests.Add(1)
+	if counted(r) {
+		u.stats.Begin()
+	}
 	c := g.startMirror(r, u)
 	if c != nil {
 		mw.OnWrite = c.response
@@ -296,7 +313,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it has the whole request body must not have the body closed under it.
 	_ = http.NewResponseController(mw).EnableFullDuplex()
 	g.rp.ServeHTTP(mw, r)
-	g.ring.Add(mw.Sample(r, h.u.key))
+	g.record(r, mw.Sample(r, h.u.key), u.stats, h.u.stats)
 	if c != nil {
 		c.finish(r, mw)
 	}

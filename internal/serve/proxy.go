@@ -20,9 +20,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/modelship/modelship/internal/clip"
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/proxyhttp"
+	"github.com/modelship/modelship/internal/releasemetrics"
 	"github.com/modelship/modelship/serving"
 )
 
@@ -38,6 +41,9 @@ const (
 // VersionInfo is the body of GET /version: what is serving and where it came
 // from.
 type VersionInfo struct {
+	// ReleaseID is the deploy's release id (Config.ReleaseID); "" outside
+	// a deploy.
+	ReleaseID        string `json:"release_id"`
 	ServedModelName  string `json:"served_model_name"`
 	ModelPath        string `json:"model_path"`
 	Digest           string `json:"digest"`        // model digest, "sha256:..."
@@ -105,6 +111,9 @@ type Proxy struct {
 
 	metrics *proxyMetrics // set by MeasureCompletions
 	samples *measure.Ring // every /v1/ request, read at SamplesPath
+	// own is the release's own metrics of every /v1/ request, in ownReg.
+	own    *releasemetrics.Single
+	ownReg *prometheus.Registry
 
 	engine    *url.URL
 	rp        *httputil.ReverseProxy
@@ -189,6 +198,7 @@ func (p *Proxy) AdminHandler() http.Handler {
 func NewProxy(engineURL *url.URL, info VersionInfo) *Proxy {
 	p := &Proxy{engine: engineURL, info: info, ReadyTTL: 5 * time.Second, ReadyTimeout: 30 * time.Second, API: APIFor(EngineVLLM),
 		samples: measure.NewRing(), MaxConnAge: DefaultMaxConnAge}
+	p.ownReg = p.newOwnMetrics()
 	tr := proxyhttp.Transport(0)
 	p.transport = tr
 	p.client = &http.Client{Transport: tr}
@@ -253,6 +263,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, p.Version())
+	case "/metrics":
+		p.serveMetrics(w, r)
 	case "/ready":
 		if !allowGet(w, r) {
 			return
@@ -269,7 +281,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			mw := measure.NewWriter(w)
-			defer func() { p.samples.Add(mw.Sample(r, "")) }()
+			p.own.Begin()
+			defer func() {
+				s := mw.Sample(r, "")
+				p.samples.Add(s)
+				p.own.Done(s)
+			}()
 			w = mw
 		}
 		if !p.authorized(r) {
@@ -296,17 +313,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.serveModels(w, r)
 			return
 		}
-		if m := p.metrics; m != nil {
-			if r.URL.Path == "/metrics" {
-				m.handler().ServeHTTP(w, r)
-				return
-			}
-			if measured(r) {
-				mw := &meter{ResponseWriter: w, start: time.Now()}
-				m.Running.Inc()
-				defer func() { m.Running.Dec(); m.done(mw) }()
-				w = mw
-			}
+		if m := p.metrics; m != nil && measured(r) {
+			mw := &meter{ResponseWriter: w, start: time.Now()}
+			m.Running.Inc()
+			defer func() { m.Running.Dec(); m.done(mw) }()
+			w = mw
 		}
 		// Full duplex: an engine may start answering (a stream's first
 		// token) before the transport has sent it all of the request body;

@@ -45,7 +45,7 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 
 func TestVersionEndpoint(t *testing.T) {
 	info := VersionInfo{
-		ServedModelName: "llama", ModelPath: "/models/current", DigestStatus: DigestComputing,
+		ReleaseID: "20250102-030405-ab12", ServedModelName: "llama", ModelPath: "/models/current", DigestStatus: DigestComputing,
 		Image: "ghcr.io/acme/llm:abc", ImageDigest: "sha256:1", GitSHA: "abc",
 		DeployedAt: "2025-01-02T03:04:05Z", ModelshipVersion: "v1.0.0", Engine: "vllm", EngineArgv: []string{"vllm", "serve"},
 	}
@@ -70,7 +70,7 @@ func TestVersionEndpoint(t *testing.T) {
 	}
 	m := get()
 	want := map[string]any{
-		"served_model_name": "llama", "model_path": "/models/current", "digest": "", "digest_status": "computing",
+		"release_id": "20250102-030405-ab12", "served_model_name": "llama", "model_path": "/models/current", "digest": "", "digest_status": "computing",
 		"image": "ghcr.io/acme/llm:abc", "image_digest": "sha256:1", "git_sha": "abc",
 		"deployed_at": "2025-01-02T03:04:05Z", "modelship_version": "v1.0.0", "engine": "vllm", "engine_version": "",
 	}

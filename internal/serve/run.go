@@ -102,6 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		deployedAt = started
 	}
 	info := VersionInfo{
+		ReleaseID:        cfg.ReleaseID,
 		ServedModelName:  cfg.servedName(),
 		ModelPath:        cfg.ModelPath,
 		Digest:           cfg.ModelDigest,

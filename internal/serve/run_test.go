@@ -291,6 +291,7 @@ func TestRunVersion(t *testing.T) {
 		c.Image = "ghcr.io/acme/llm:1a2b3c"
 		c.ImageDigest = "sha256:feed"
 		c.GitSHA = "1a2b3c"
+		c.ReleaseID = "20250304-050607-ab12"
 		c.DeployedAt = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	})
 	get := func() VersionInfo {
@@ -310,7 +311,7 @@ func TestRunVersion(t *testing.T) {
 	if v.Digest != "" || v.DigestStatus != DigestComputing {
 		t.Fatalf("before hashing: digest %q status %q, want \"\" computing", v.Digest, v.DigestStatus)
 	}
-	if v.ServedModelName != "fake-model" || v.ModelPath != "/models/fake" || v.Image != "ghcr.io/acme/llm:1a2b3c" ||
+	if v.ReleaseID != "20250304-050607-ab12" || v.ServedModelName != "fake-model" || v.ModelPath != "/models/fake" || v.Image != "ghcr.io/acme/llm:1a2b3c" ||
 		v.ImageDigest != "sha256:feed" || v.GitSHA != "1a2b3c" || v.DeployedAt != "2025-03-04T05:06:07Z" ||
 		v.Engine != "vllm" || v.ModelshipVersion == "" {
 		t.Fatalf("version = %+v", v)
