@@ -68,7 +68,8 @@ the release active at that moment.
 
 GET ` + gateway.HealthPath + ` is answered by the gateway itself (for a container
 HEALTHCHECK). With no active release every request gets 503 "no release is
-active". The admin API listens on a unix socket only:
+active". GET /-/modelship/metrics on the public port is the gateway's own
+Prometheus metrics per release (modelship_*; no API key). The admin API listens on a unix socket only:
 
   GET  /state       active and previous release, in-flight per release, totals
   POST /switch      {"upstream": URL, "require_ready": true}: 409 unless URL/ready is 200
@@ -77,7 +78,7 @@ active". The admin API listens on a unix socket only:
   POST /canary      {"upstream": URL, "percent": P, "sticky_header": H}: split (0 clears)
   GET  /samples?since=N  every proxied request measured (status, TTFB, ITL, total)
   POST /control     {"action": "promote"|"abort"|"resume"|""}: steer the rollout
-  POST /shadow      {"upstream": URL, "percent": P}: mirror (0 stops); GET /shadow: report
+  POST /shadow      {"upstream": URL, "percent": P, "checks": [...]}: mirror (0 stops); GET /shadow: report
 
 A canary, a shadow and the samples are not kept across a restart or an
 upgrade of the gateway: it then sends everything to the active release.

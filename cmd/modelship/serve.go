@@ -75,6 +75,7 @@ modelship sim), and serves on the public port:
   /ready     200 only when /health is 200, /v1/models lists the served model
              and a one-token generation succeeds; else 503 with a JSON reason
   /version   model digest, served name, image, git SHA, deploy time, versions
+  /metrics   the engine's vllm:* metrics and this release's modelship_* series
 The pre-stop hook, ` + "`modelship drain`" + `, runs in the container and drains
 through --admin-socket: responses say "Connection: close" and /ready answers
 503 until SIGTERM (or, if none comes, for 30s more; then ready again).
