@@ -44,10 +44,7 @@ func TestComposeErrors(t *testing.T) {
 	env := func(body string) string {
 		return "model: {path: /m}\nenvironments:\n  s:\n    port: 9000\n    target: compose\n" + body
 	}
-	for _, tc := range []struct {
-		name, yaml string
-		want       []string
-	}{
+	parseErrors(t, []parseError{
 		{"no files", env("    compose: {service: vllm-server}\n"), []string{"environments.s.compose.files", "required for target compose"}},
 		{"no service", env("    compose: {files: [a.yml]}\n"), []string{"environments.s.compose.service", "required for target compose"}},
 		{"no block", env(""), []string{"compose.files", "compose.service"}},
@@ -57,7 +54,19 @@ func TestComposeErrors(t *testing.T) {
 		{"unknown key", env("    compose: {files: [a.yml], service: x, services: y}\n"), []string{"m.yaml:6:43:", `unknown key "services"`}},
 		{"on docker", "model: {path: /m}\nenvironments:\n  s: {port: 9000, compose: {service: x}}\n", []string{"environments.s.compose", "target compose only", "target is docker"}},
 		{"same port as docker", "model: {path: /m}\nenvironments:\n  a: {port: 9000}\n  b: {port: 9000, target: compose, compose: {files: [a.yml], service: x}}\n", []string{"environments.b.port", "already used by environment a"}},
-	} {
+	})
+}
+
+// parseError is a modelship.yaml (read as m.yaml) that must be refused
+// with an error containing each of want.
+type parseError struct {
+	name, yaml string
+	want       []string
+}
+
+func parseErrors(t *testing.T, cases []parseError) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("m.yaml", []byte(tc.yaml))
 			if err == nil {
