@@ -68,9 +68,9 @@ func newTarget(cfg *config.Config, name string, env *config.Environment, kube ku
 // composeService reads environment name's compose project (its files
 // relative to the config file) and the service it deploys.
 func composeService(cfg *config.Config, name string, env *config.Environment) (*compose.Service, error) {
-	files, envFiles := cfg.ComposePaths(env)
+	files, envFiles, dir := cfg.ComposePaths(env)
 	svc, err := compose.Load(context.Background(), compose.Options{Files: files, Service: env.Compose.Service,
-		Project: env.Compose.Project, EnvFiles: envFiles})
+		Project: env.Compose.Project, WorkingDir: dir, EnvFiles: envFiles})
 	if err != nil {
 		return nil, fmt.Errorf("environments.%s.compose: %w", name, err)
 	}

@@ -22,6 +22,14 @@ type ComposeTarget struct {
 	// Project is the compose project name; default as docker compose
 	// does: the files' name:, else the working directory's name.
 	Project string `yaml:"project"`
+	// ProjectDirectory is the project's working directory (`docker compose
+	// --project-directory`), relative to the config file: the relative
+	// paths of the files (bind mounts, env_file) and the default .env
+	// resolve against it; default the first file's directory. Where the
+	// deploy runs elsewhere than the files' home (modelship host-run
+	// copies the config bundle into a container), give the directory the
+	// project has on the Docker host, so bind mounts name host paths.
+	ProjectDirectory string `yaml:"project-directory"`
 	// EnvFile are the files variables are read from for interpolation
 	// (`docker compose --env-file`), relative to the config file; default
 	// the working directory's .env when there is one.
@@ -36,7 +44,7 @@ var composeProject = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 func validateCompose(bad func(path, format string, args ...any), p string, e *Environment) {
 	c := e.Compose
 	if e.Target != "compose" {
-		if len(c.Files) > 0 || c.Service != "" || c.Project != "" || len(c.EnvFile) > 0 {
+		if len(c.Files) > 0 || c.Service != "" || c.Project != "" || c.ProjectDirectory != "" || len(c.EnvFile) > 0 {
 			bad(p+".compose", "applies to target compose only; this environment's target is %s", e.Target)
 		}
 		return
@@ -62,9 +70,10 @@ func validateCompose(bad func(path, format string, args ...any), p string, e *En
 	}
 }
 
-// ComposePaths are environment e's compose files and env files resolved
-// against the config file's directory.
-func (c *Config) ComposePaths(e *Environment) (files, envFiles []string) {
+// ComposePaths are environment e's compose files, env files and project
+// directory ("" when not given) resolved against the config file's
+// directory.
+func (c *Config) ComposePaths(e *Environment) (files, envFiles []string, projectDir string) {
 	rel := func(p string) string {
 		if filepath.IsAbs(p) {
 			return p
@@ -77,5 +86,8 @@ func (c *Config) ComposePaths(e *Environment) (files, envFiles []string) {
 	for _, f := range e.Compose.EnvFile {
 		envFiles = append(envFiles, rel(f))
 	}
-	return files, envFiles
+	if d := e.Compose.ProjectDirectory; d != "" {
+		projectDir = rel(d)
+	}
+	return files, envFiles, projectDir
 }

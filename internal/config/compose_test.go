@@ -18,20 +18,24 @@ environments:
       files: [docker-compose.staging.yml, /srv/override.yml]
       service: vllm-server
       project: llm_staging
+      project-directory: /srv/llm
       env-file: [staging.env]
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := c.Environments["staging"]
-	want := ComposeTarget{Files: []string{"docker-compose.staging.yml", "/srv/override.yml"}, Service: "vllm-server", Project: "llm_staging", EnvFile: []string{"staging.env"}}
+	want := ComposeTarget{Files: []string{"docker-compose.staging.yml", "/srv/override.yml"}, Service: "vllm-server", Project: "llm_staging", ProjectDirectory: "/srv/llm", EnvFile: []string{"staging.env"}}
 	if !reflect.DeepEqual(e.Compose, want) {
 		t.Errorf("compose = %+v, want %+v", e.Compose, want)
 	}
 	if e.Port != 8100 || e.URL != "http://127.0.0.1:8100" || e.Docker.Host != "unix:///run/docker.sock" {
 		t.Errorf("a compose environment takes the docker defaults and keys: port %d url %q docker %+v", e.Port, e.URL, e.Docker)
 	}
-	files, envFiles := c.ComposePaths(e)
+	files, envFiles, dir := c.ComposePaths(e)
+	if dir != "/srv/llm" {
+		t.Errorf("project directory = %q", dir)
+	}
 	if want := []string{filepath.Join("deploy", "docker-compose.staging.yml"), "/srv/override.yml"}; !reflect.DeepEqual(files, want) {
 		t.Errorf("files = %q, want %q (relative to the config file)", files, want)
 	}
@@ -52,6 +56,7 @@ func TestComposeErrors(t *testing.T) {
 		{"empty env file", env("    compose: {files: [a.yml], service: x, env-file: ['']}\n"), []string{"compose.env-file[0]", "got nothing"}},
 		{"bad project", env("    compose: {files: [a.yml], service: x, project: My.Project}\n"), []string{"m.yaml:6:52:", "compose.project", `got "My.Project"`}},
 		{"unknown key", env("    compose: {files: [a.yml], service: x, services: y}\n"), []string{"m.yaml:6:43:", `unknown key "services"`}},
+		{"project directory on docker", "model: {path: /m}\nenvironments:\n  s: {port: 9000, compose: {project-directory: /srv}}\n", []string{"environments.s.compose", "target compose only"}},
 		{"on docker", "model: {path: /m}\nenvironments:\n  s: {port: 9000, compose: {service: x}}\n", []string{"environments.s.compose", "target compose only", "target is docker"}},
 		{"same port as docker", "model: {path: /m}\nenvironments:\n  a: {port: 9000}\n  b: {port: 9000, target: compose, compose: {files: [a.yml], service: x}}\n", []string{"environments.b.port", "already used by environment a"}},
 	})

@@ -23,6 +23,7 @@
 package compose
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -67,6 +68,9 @@ type Options struct {
 	// Project is the project name; "" takes compose's default (the files'
 	// name:, else the working directory's name).
 	Project string
+	// WorkingDir is the project directory (`--project-directory`); ""
+	// is the first file's directory.
+	WorkingDir string
 	// EnvFiles are read for interpolation (`--env-file`); none reads the
 	// working directory's .env when there is one.
 	EnvFiles []string
@@ -111,7 +115,7 @@ func Load(ctx context.Context, o Options) (*Service, error) {
 		environ = os.Environ()
 	}
 	fns := []cli.ProjectOptionsFn{
-		cli.WithWorkingDirectory(filepath.Dir(files[0])),
+		cli.WithWorkingDirectory(cmp.Or(o.WorkingDir, filepath.Dir(files[0]))),
 		cli.WithEnv(environ),
 		cli.WithEnvFiles(o.EnvFiles...),
 		cli.WithDotEnv,

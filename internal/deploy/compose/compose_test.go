@@ -89,6 +89,15 @@ func TestLoadInterpolationAndOverride(t *testing.T) {
 	if s.Attach.Labels[LabelEnvironmentFile] != envFile {
 		t.Errorf("env file label %q", s.Attach.Labels[LabelEnvironmentFile])
 	}
+
+	// --project-directory: binds and the working dir label name it.
+	s, err = Load(context.Background(), Options{Files: []string{file}, Service: "vllm-server", WorkingDir: "/srv/llm", Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.WorkingDir != "/srv/llm" || s.Attach.Mounts[1].Source != "/srv/llm/config" || s.Attach.Labels[LabelWorkingDir] != "/srv/llm" {
+		t.Errorf("project directory /srv/llm: working dir %q, bind %q", s.WorkingDir, s.Attach.Mounts[1].Source)
+	}
 }
 
 func TestLoadErrors(t *testing.T) {
