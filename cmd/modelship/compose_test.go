@@ -95,7 +95,7 @@ func TestComposeDeployRollback(t *testing.T) {
 			t.Errorf("cleanup: %v\n%s", err, out)
 		}
 	})
-	if out, err := p.run("up", "-d", "prometheus"); err != nil {
+	if out, err := p.run("up", "-d"); err != nil { // vllm-server has a profile: not started
 		t.Fatalf("%v\n%s", err, out)
 	}
 	tg, err := docker.New(docker.Options{Host: host})
@@ -150,6 +150,13 @@ environments:
 	if out, err := p.run("exec", "-T", "prometheus", "/usr/local/bin/modelship", "wait-ready",
 		"--endpoint", "http://vllm-server:8000", "--model", "current", "--timeout", "60s"); err != nil {
 		t.Fatalf("the project's prometheus service cannot reach vllm-server:8000: %v\n%s", err, out)
+	}
+	// A bare `up` leaves the service with a profile to modelship.
+	if out, err := p.run("up", "-d"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if again, _ := p.live(cli, "vllm-server"); again != first.ID {
+		t.Fatalf("after docker compose up -d, ps shows release %q, want %q still", again, first.ID)
 	}
 
 	second := deployJSON("modelship-test/good:2")

@@ -41,6 +41,9 @@ func newTarget(cfg *config.Config, name string, env *config.Environment, kube ku
 				return nil, "", nil, err
 			}
 			fmt.Fprintf(out, "environment %s deploys service %s of compose project %s (the release image replaces its image %s)\n", name, svc.Name, svc.Project, svc.Image)
+			if len(svc.Profiles) == 0 {
+				fmt.Fprintf(out, "note: service %s has no profiles: a bare `docker compose up` recreates it from image %s, replacing the live release; give it `profiles: [modelship]` (compose then leaves it to modelship) or name the services to start\n", svc.Name, svc.Image)
+			}
 			opts.Attach = &svc.Attach
 		}
 		tg, err := docker.New(opts)

@@ -89,6 +89,11 @@ type Service struct {
 	// Image is the service's own image in the files (the release image
 	// replaces it).
 	Image string
+	// Profiles are the service's profiles. Without one, a bare `docker
+	// compose up` recreates the service from the files' image, replacing
+	// the live release; with one (e.g. modelship), compose leaves the
+	// service's containers to modelship.
+	Profiles []string
 	// Attach is what every release container and the gateway carry.
 	Attach docker.Attach
 }
@@ -163,7 +168,7 @@ func service(project *types.Project, o Options, files []string) (*Service, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	s := &Service{Project: project.Name, Name: svc.Name, WorkingDir: project.WorkingDir, ConfigFiles: files, Image: svc.Image}
+	s := &Service{Project: project.Name, Name: svc.Name, WorkingDir: project.WorkingDir, ConfigFiles: files, Image: svc.Image, Profiles: svc.Profiles}
 	s.Attach = docker.Attach{
 		Labels:          labels(project, svc, files, o.EnvFiles),
 		Networks:        nets,

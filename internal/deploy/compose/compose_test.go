@@ -83,6 +83,9 @@ func TestLoadInterpolationAndOverride(t *testing.T) {
 	if s.Project != "compose" || s.Image != "registry.example.com/llm:7" || !slices.Contains(s.Attach.Env, "VLLM_LOGGING_LEVEL=DEBUG") {
 		t.Errorf("project %q image %q env %q", s.Project, s.Image, s.Attach.Env)
 	}
+	if !slices.Equal(s.Profiles, []string{"modelship"}) {
+		t.Errorf("profiles = %q", s.Profiles)
+	}
 	if len(s.Attach.DeviceRequests) != 0 {
 		t.Errorf("the override resets the GPU reservation, got %+v", s.Attach.DeviceRequests)
 	}
