@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 
 	"github.com/modelship/modelship/internal/deploy"
@@ -93,6 +94,12 @@ func TestComposeDeployRollback(t *testing.T) {
 	t.Cleanup(func() {
 		if out, err := p.run("down", "--volumes", "--timeout", "1"); err != nil {
 			t.Errorf("cleanup: %v\n%s", err, out)
+		}
+		// The releases' named volume: the engine made it when the first
+		// release mounted it, and `down` leaves a disabled service's
+		// volumes (vllm-server has a profile).
+		if err := cli.VolumeRemove(context.Background(), p.name+"_hf-cache", true); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("cleanup: %v", err)
 		}
 	})
 	if out, err := p.run("up", "-d"); err != nil { // vllm-server has a profile: not started
