@@ -92,7 +92,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.35.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	go.yaml.in/yaml/v4 v4.0.0-rc.4 // indirect
+	go.yaml.in/yaml/v4 v4.0.0-rc.4
 	golang.org/x/exp v0.0.0-20241108190413-2d47ceb2692f // indirect
 	golang.org/x/mod v0.38.0 // indirect
 	golang.org/x/net v0.58.0 // indirect
@@ -115,3 +115,8 @@ require (
 )
 
 replace github.com/modelship/modelship/serving => ./serving
+
+// compose-go v2.16.2 asks for yaml/v4 rc.4, whose API actionlint v1.7.10
+// (every release up to v1.7.12) does not build against; compose-go builds
+// and passes its use here with rc.3.
+replace go.yaml.in/yaml/v4 => go.yaml.in/yaml/v4 v4.0.0-rc.3

@@ -34,10 +34,30 @@ func unsetVars(tmpl string, mapping template.Mapping) (string, error) {
 }
 
 // yamlPos is where the YAML parser compose-go uses (go.yaml.in/yaml/v4)
-// puts an error in its message: the last "line L, column C: what". Its
-// v4.0.0-rc.4 counts lines from 0 and columns from 1 (the tests pin
-// what a user sees).
-var yamlPos = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: ([^:]*)$`)
+// puts an error in its message, lines counted from 0: v4.0.0-rc.4 says
+// "line L, column C: what" (the last one is the error's place);
+// v4.0.0-rc.3, which go.mod pins (actionlint needs it), says "line L:
+// what", L being where the block the error breaks starts (the error is
+// on that line or further down in the block). The tests pin what a user
+// sees.
+var (
+	yamlLineColumn = regexp.MustCompile(`line (\d+), column (\d+): ([^:]*)$`)
+	yamlLine       = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+)
+
+// yamlError is a YAML parser's error placed in file: FILE:LINE[:COL].
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	if m := yamlLineColumn.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return fmt.Errorf("%s:%d:%s: %s (expected a compose file; the parser said: %v)", file, line+1, m[2], m[3], err)
+	}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return fmt.Errorf("%s:%d: %s, on this line or further down in the block that starts here (expected a compose file)", file, line+1, m[2])
+	}
+	return fmt.Errorf("%s: %w", file, err)
+}
 
 // loadError is compose-go's error placed in the file (and line) it is
 // about: the first file that does not parse as YAML (FILE:LINE:COL), or
@@ -66,15 +86,7 @@ func loadError(files []string, err error) error {
 		}
 		var v any
 		if yerr := yaml.Unmarshal(data, &v); yerr != nil {
-			if m := yamlPos.FindStringSubmatch(yerr.Error()); m != nil {
-				line, _ := strconv.Atoi(m[1])
-				pos := strconv.Itoa(line + 1)
-				if m[2] != "" {
-					pos += ":" + m[2]
-				}
-				return fmt.Errorf("%s:%s: %s (expected a compose file; the parser said: %v)", f, pos, m[3], yerr)
-			}
-			return fmt.Errorf("%s: %w", f, yerr)
+			return yamlError(f, yerr)
 		}
 	}
 	return fmt.Errorf("compose files %s: %w", strings.Join(files, ", "), err)
