@@ -211,3 +211,38 @@ func checkKept(t *testing.T, cli *client.Client, name, project string) {
 		t.Errorf("%s lacks the service's label com.example.team", name)
 	}
 }
+
+// A compose environment whose files are wrong is refused before anything
+// reaches an engine, naming the environment, the file and what is wrong.
+func TestComposeTargetErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, compose string
+		want          []string
+	}{
+		{"missing service", "services:\n  prometheus: {image: prom/prometheus}\n", []string{"environments.s.compose:", `no service "vllm-server"`, "the services are: prometheus"}},
+		{"unset variable", "services:\n  vllm-server:\n    image: a\n    environment:\n      HF_TOKEN: ${MODELSHIP_TEST_UNSET_TOKEN}\n",
+			[]string{"environments.s.compose:", "docker-compose.staging.yml:5:", "MODELSHIP_TEST_UNSET_TOKEN is not set and has no default"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "docker-compose.staging.yml"), []byte(tc.compose), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := filepath.Join(dir, "modelship.yaml")
+			yaml := "model: {path: /m}\nenvironments:\n  s:\n    port: 9000\n    target: compose\n    docker: {host: unix:///nonexistent.sock}\n" +
+				"    compose: {files: [docker-compose.staging.yml], service: vllm-server}\n"
+			if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd(t, "history", "--env", "s", "--config", cfg)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d\n%s%s", code, exitUsage, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q\n  does not contain %q", errOut, w)
+				}
+			}
+		})
+	}
+}
