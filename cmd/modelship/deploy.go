@@ -79,7 +79,7 @@ func deploySetup(ctx context.Context, f *deployFlags, s stdio, name string) (*de
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	tg, targetURL, closeTarget, err := newTarget(f.env, env, f.kube, notes, creds)
+	tg, targetURL, closeTarget, err := newTarget(cfg, f.env, env, f.kube, notes, creds)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}

@@ -174,7 +174,7 @@ func envEndpoint(file, name string, kube kubeFlags, s stdio) (string, func(), er
 	if env.URL != "" {
 		return env.URL, func() {}, kube.check(name, env)
 	}
-	_, url, closeTarget, err := newTarget(name, env, kube, s.err, nil)
+	_, url, closeTarget, err := newTarget(cfg, name, env, kube, s.err, nil)
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -10,27 +11,42 @@ import (
 
 	"github.com/modelship/modelship/internal/config"
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/deploy/compose"
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
 	"github.com/modelship/modelship/internal/registryauth"
 )
 
-// newTarget is the deploy target of environment name (environments.NAME.target):
-// a Docker host or a Kubernetes cluster. out receives the target's notes.
-// The returned URL is where verify reaches the environment when it has no
-// url of its own ("" for Docker, whose url always has a default).
+// newTarget is the deploy target of environment name of cfg
+// (environments.NAME.target): a Docker host, a service of a docker compose
+// project on a Docker host, or a Kubernetes cluster. out receives the
+// target's notes. The returned URL is where verify reaches the environment
+// when it has no url of its own ("" for Docker, whose url always has a
+// default).
 //
 // creds are sent when the target pulls (deploy, rollback); nil for commands
 // that pull nothing.
-func newTarget(name string, env *config.Environment, kube kubeFlags, out io.Writer, creds *registryauth.Store) (deploy.Target, string, func(), error) {
+func newTarget(cfg *config.Config, name string, env *config.Environment, kube kubeFlags, out io.Writer, creds *registryauth.Store) (deploy.Target, string, func(), error) {
 	if err := kube.check(name, env); err != nil {
 		return nil, "", nil, err
 	}
 	switch env.Target {
-	case "docker":
-		tg, err := docker.New(docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath,
+	case "docker", "compose":
+		opts := docker.Options{Host: env.Docker.Host, TLSVerify: env.Docker.TLSVerify, CertPath: env.Docker.CertPath,
 			AllowPlaintext: env.Docker.AllowPlaintext, Out: out,
-			Credentials: creds})
+			Credentials: creds}
+		if env.Target == "compose" {
+			svc, err := composeService(cfg, name, env)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			fmt.Fprintf(out, "environment %s deploys service %s of compose project %s (the release image replaces its image %s)\n", name, svc.Name, svc.Project, svc.Image)
+			if len(svc.Profiles) == 0 {
+				fmt.Fprintf(out, "note: service %s has no profiles: a bare `docker compose up` recreates it from image %s, replacing the live release; give it `profiles: [modelship]` (compose then leaves it to modelship) or name the services to start\n", svc.Name, svc.Image)
+			}
+			opts.Attach = &svc.Attach
+		}
+		tg, err := docker.New(opts)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("environments.%s.docker: %w", name, err)
 		}
@@ -49,7 +65,19 @@ func newTarget(name string, env *config.Environment, kube kubeFlags, out io.Writ
 		}
 		return tg, url, func() { tg.Close() }, nil
 	}
-	return nil, "", nil, fmt.Errorf("environments.%s.target: expected docker or kubernetes, got %q", name, env.Target)
+	return nil, "", nil, fmt.Errorf("environments.%s.target: expected docker, compose or kubernetes, got %q", name, env.Target)
+}
+
+// composeService reads environment name's compose project (its files
+// relative to the config file) and the service it deploys.
+func composeService(cfg *config.Config, name string, env *config.Environment) (*compose.Service, error) {
+	files, envFiles, dir := cfg.ComposePaths(env)
+	svc, err := compose.Load(context.Background(), compose.Options{Files: files, Service: env.Compose.Service,
+		Project: env.Compose.Project, WorkingDir: dir, EnvFiles: envFiles})
+	if err != nil {
+		return nil, fmt.Errorf("environments.%s.compose: %w", name, err)
+	}
+	return svc, nil
 }
 
 // kubeFlags say how to reach a kubernetes target's cluster from where
@@ -121,7 +149,7 @@ func openEnvTarget(s stdio, cmd string, pos []string, envName, cfgFile string, k
 		fmt.Fprintf(s.err, "modelship %s: %v\n", cmd, err)
 		return nil, nil, exitUsage
 	}
-	tg, _, closeTarget, err := newTarget(envName, env, kube, s.err, nil)
+	tg, _, closeTarget, err := newTarget(cfg, envName, env, kube, s.err, nil)
 	if err != nil {
 		fmt.Fprintf(s.err, "modelship %s: %v\n", cmd, err)
 		return nil, nil, exitUsage

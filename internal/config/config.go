@@ -150,7 +150,8 @@ type Registry struct {
 
 // Environment is one place the model is deployed (staging, production).
 type Environment struct {
-	// Target is "docker" (a Docker host) or "kubernetes".
+	// Target is "docker" (a Docker host), "compose" (a service of a
+	// docker compose project on a Docker host) or "kubernetes".
 	Target string `yaml:"target"`
 	// Strategy is "auto", "recreate", "blue-green", "rolling" or "canary".
 	Strategy string `yaml:"strategy"`
@@ -165,8 +166,10 @@ type Environment struct {
 	Port int `yaml:"port"`
 	// URL the endpoint is reached at, for verify; default http://127.0.0.1:PORT.
 	URL string `yaml:"url"`
-	// Docker host settings when Target is docker.
+	// Docker host settings when Target is docker or compose.
 	Docker DockerTarget `yaml:"docker"`
+	// Compose is the project and service a compose target deploys.
+	Compose ComposeTarget `yaml:"compose"`
 	// Kubernetes settings when Target is kubernetes.
 	Kubernetes KubernetesTarget `yaml:"kubernetes"`
 	// GPUs to use, by UUID; empty lets modelship choose from free memory.

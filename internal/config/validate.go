@@ -184,7 +184,8 @@ func (c *Config) validate(d *decoder) {
 			bad(p, "expected the environment's settings, got nothing")
 			continue
 		}
-		oneOf(p+".target", e.Target, "docker", "kubernetes")
+		oneOf(p+".target", e.Target, "docker", "compose", "kubernetes")
+		validateCompose(bad, p, e)
 		oneOf(p+".strategy", e.Strategy, "auto", "recreate", "blue-green", "rolling", "canary")
 		validateRollout(d, bad, p, e)
 		if e.Strategy == "rolling" && e.Target != "kubernetes" {
@@ -197,10 +198,10 @@ func (c *Config) validate(d *decoder) {
 		if e.KeepReleases < 2 {
 			bad(p+".keep-releases", "expected 2 or more (the serving release and one to roll back to), got %d", e.KeepReleases)
 		}
-		if other, dup := ports[e.Port]; dup && e.Target == "docker" {
+		if other, dup := ports[e.Port]; dup && e.Target != "kubernetes" {
 			bad(p+".port", "port %d is already used by environment %s", e.Port, other)
 		}
-		if e.Target == "docker" {
+		if e.Target != "kubernetes" {
 			ports[e.Port] = name
 		}
 		if e.URL != "" || e.Target != "kubernetes" {

@@ -111,6 +111,10 @@ type Options struct {
 	// answer is tried again (its daemon restarting); default
 	// DefaultReconnectFor.
 	ReconnectFor time.Duration
+	// Attach is what release containers and the gateway carry besides
+	// the target's own settings (a compose service's networks, mounts,
+	// environment, devices and labels); nil for a plain Docker target.
+	Attach *Attach
 }
 
 // Target deploys to one Docker engine.

@@ -19,8 +19,19 @@ import (
 )
 
 // Router creates the environment's network and gateway when missing and
-// starts the gateway when it is stopped.
+// starts the gateway when it is stopped; with Options.Attach, the gateway
+// joins its GatewayNetworks.
 func (t *Target) Router(ctx context.Context, spec deploy.RouterSpec, img *deploy.ImageInfo) error {
+	if err := t.router(ctx, spec, img); err != nil {
+		return err
+	}
+	if t.opt.Attach == nil {
+		return nil
+	}
+	return t.join(ctx, gatewayName(spec.Env), t.opt.Attach.GatewayNetworks)
+}
+
+func (t *Target) router(ctx context.Context, spec deploy.RouterSpec, img *deploy.ImageInfo) error {
 	net := networkName(spec.Env)
 	if _, err := t.cli.NetworkInspect(ctx, net, network.InspectOptions{}); cerrdefs.IsNotFound(err) {
 		if _, err := t.cli.NetworkCreate(ctx, net, network.CreateOptions{

@@ -56,23 +56,30 @@ func (t *Target) Start(ctx context.Context, spec *deploy.Spec) (*deploy.Instance
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", r.Image, err)
 	}
-	_, err = t.cli.ContainerCreate(ctx, &container.Config{
+	cfg := &container.Config{
 		Image: r.ImageID, Env: append(slices.Clone(spec.Env), deploy.SecretEnv(spec.Secrets)...), Labels: labels, ExposedPorts: nat.PortSet{port: {}},
 		Healthcheck: health,
-	}, hc, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+	}
+	t.opt.Attach.release(cfg, hc)
+	_, err = t.cli.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		networkName(r.Env): {Aliases: []string{name}},
 	}}, nil, name)
 	if err != nil {
 		return nil, t.wrap(err, "creating release container "+name)
 	}
-	if err := t.startContainer(ctx, name); err != nil {
+	err = t.join(ctx, name, t.opt.Attach.networks())
+	if err == nil {
+		if err = t.startContainer(ctx, name); err != nil && strings.Contains(err.Error(), "could not select device driver") {
+			err = fmt.Errorf("docker host %s cannot give GPUs to containers (is the NVIDIA Container Toolkit installed?): %v", t.host, err)
+		} else if err != nil {
+			err = t.wrap(err, "starting release container "+name)
+		}
+	}
+	if err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = t.cli.ContainerRemove(rctx, name, container.RemoveOptions{Force: true})
-		if strings.Contains(err.Error(), "could not select device driver") {
-			return nil, fmt.Errorf("docker host %s cannot give GPUs to containers (is the NVIDIA Container Toolkit installed?): %v", t.host, err)
-		}
-		return nil, t.wrap(err, "starting release container "+name)
+		return nil, err
 	}
 	return t.Instance(ctx, r.Env, r.ID)
 }
