@@ -226,24 +226,20 @@ func startPrometheus(t *testing.T, bin string, targets map[string]string, env st
 	var base string
 	for attempt := 0; attempt < 3 && base == ""; attempt++ {
 		port := testenv.FreePort(t)
-		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"+strconv.Itoa(attempt)),
+		// Prometheus is one process: SIGTERM at cleanup, SIGKILL 10s later.
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"+strconv.Itoa(attempt)),
 			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--log.level=warn")
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
 		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
+			cancel()
 			t.Fatal(err)
 		}
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-			}
-		})
+		t.Cleanup(func() { cancel(); <-exited })
 		if waitReady(fmt.Sprintf("http://127.0.0.1:%d", port), exited) {
 			base = fmt.Sprintf("http://127.0.0.1:%d", port)
 		}
