@@ -420,12 +420,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	key := ""
+	var release []any
 	if h, _ := r.Context().Value(holderKey{}).(*holder); h != nil {
-		key = h.u.key
+		key, release = h.u.key, h.u.releaseAttrs()
 		h.u.errors.Add(1)
 	}
 	g.errors.Add(1)
 	code, msg := proxyhttp.Public("the release", err) // the error's text and key name internal addresses: log only
-	g.logger().Warn("proxy error", "method", r.Method, "path", r.URL.Path, "upstream", key, "status", code, "err", err)
+	g.logger().Warn("proxy error", append([]any{"method", r.Method, "path", r.URL.Path, "upstream", key, "status", code, "err", err}, release...)...)
 	writeJSON(w, code, apiError(msg, "release_unavailable", code))
 }

@@ -527,6 +527,8 @@ func TestRefusedAtTheSwitchIsRetriedOnTheNewRelease(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "new" || gotBody.Load() != `{"prompt":"x"}` {
 		t.Fatalf("retried request: %d %q, new release got body %v", resp.StatusCode, body, gotBody.Load())
 	}
+	// The client has the whole answer before the gateway's handler returns.
+	testenv.Eventually(t, 5*time.Second, "the request out of flight", func() bool { return gw.g.State().InFlight == 0 })
 	st := gw.g.State()
 	if st.Retries != 1 || st.Errors != 0 || st.InFlight != 0 {
 		t.Fatalf("state %+v", st)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/modelship/modelship/internal/logging"
 	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/releasemetrics"
 )
@@ -70,6 +71,25 @@ type about struct {
 	info  releasemetrics.Info
 	final bool      // nothing more to learn
 	next  time.Time // when to ask again, if not final
+}
+
+// releaseAttrs are what the gateway has learnt of u's release (learn),
+// as the ECS log fields of the lines about a request it answered: the
+// release id, model digest, image and its digest; none before the first
+// scrape of the gateway's metrics learnt them.
+func (u *upstream) releaseAttrs() []any {
+	a := &u.about
+	a.mu.Lock()
+	info := a.info
+	a.mu.Unlock()
+	var attrs []any
+	for _, kv := range [][2]string{{logging.KeyRelease, info.Release}, {logging.KeyModelDigest, info.ModelDigest},
+		{logging.KeyImage, info.Image}, {logging.KeyImageDigest, info.ImageDigest}} {
+		if kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1])
+		}
+	}
+	return attrs
 }
 
 // learn asks u's GET /version when it is due; the lock is held meanwhile,

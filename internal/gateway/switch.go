@@ -73,7 +73,7 @@ func (g *Gateway) Switch(ctx context.Context, target string, requireReady bool, 
 	// away from: a switch (promoting the canary, or any other) ends it.
 	g.clearCanaryLocked()
 	g.pruneLocked()
-	g.logger().Info("switched", "active", next.key, "previous", prev)
+	g.logger().Info("switched", append([]any{"active", next.key, "previous", prev}, next.releaseAttrs()...)...)
 	return &SwitchResult{Active: next.key, Previous: prev, Changed: true, SwitchedAt: g.switchedAt}, nil
 }
 
