@@ -74,10 +74,10 @@ type Report struct {
 	Agreed        uint64  `json:"agreed"`
 	AgreementRate float64 `json:"agreement_rate"` // Agreed / Comparable; 0 when none
 	// Assertions are what Options.Check said of both releases' answers.
-	Assertions Assertions `json:"assertions"`
-	Stable            Latency        `json:"stable"`
-	Candidate         Latency        `json:"candidate"`
-	Worst             []Disagreement `json:"worst"` // least similar first, at most 5
+	Assertions Assertions     `json:"assertions"`
+	Stable     Latency        `json:"stable"`
+	Candidate  Latency        `json:"candidate"`
+	Worst      []Disagreement `json:"worst"` // least similar first, at most 5
 }
 
 // Assertions count the exchanges whose prompt the validation suite has a
