@@ -34,31 +34,27 @@ type outcome struct {
 	stable, cand   [2]int64      // ttfb, total in ns, when answered
 }
 
-// assert runs check on the candidate's text and on stable's, when
-// stable's was read whole with a 200 (else the candidate's answer is
-// checked alone: stable's counts as passing).
-func (o *outcome) assert(check func(prompt, answer string) (bool, error), prompt string, ex Exchange, candText string) {
+// assert runs check on the candidate's text and, when stable's was read
+// (a 200, whole, with a text), on stable's; else stable's counts as
+// passing.
+func (o *outcome) assert(check func(prompt, answer string) (bool, error), prompt, candText, stableText string, stableRead bool) {
 	checked, err := check(prompt, candText)
 	if !checked {
 		return
 	}
 	o.checked, o.candCheck = true, err
-	if ex.Status != http.StatusOK || ex.Truncated {
-		return
-	}
-	chat, _ := generation(ex.Path)
-	if stableText, err := answerText(ex.Response, chat); err == nil {
+	if stableRead {
 		_, o.stableCheck = check(prompt, stableText)
 	}
 }
 
 // judge compares the candidate's answer a with stable's in ex, and runs
 // check on both texts when both were read whole.
-func judge(ex Exchange, a answer, check func(prompt, answer string) (bool, error)) (o outcome) {
+func judge(ex Exchange, a answer, check func(prompt, answer string) (bool, error)) outcome {
 	if a.err != nil {
 		return outcome{candidateError: ex.Status < 500}
 	}
-	o = outcome{
+	o := outcome{
 		answered:       true,
 		candidateError: a.status >= 500 && ex.Status < 500,
 		stable:         [2]int64{int64(ex.TTFB), int64(ex.Total)},
@@ -70,11 +66,14 @@ func judge(ex Exchange, a answer, check func(prompt, answer string) (bool, error
 	if a.status == http.StatusOK && !a.truncated {
 		candText, candErr = answerText(a.body, chat)
 	}
-	defer func() {
-		if check != nil && candErr == nil {
-			o.assert(check, promptOf(ex.Body, chat), ex, candText)
-		}
-	}()
+	var stableText string
+	var stableErr error = errNotRead
+	if ex.Status == http.StatusOK && !ex.Truncated {
+		stableText, stableErr = answerText(ex.Response, chat)
+	}
+	if check != nil && candErr == nil {
+		o.assert(check, promptOf(ex.Body, chat), candText, stableText, stableErr == nil)
+	}
 	if a.status != ex.Status {
 		o.comparable = true
 		o.worst = disagreement(ex, chat, shown(ex.Status, ex.Response, chat), shown(a.status, a.body, chat), 0)
@@ -83,8 +82,7 @@ func judge(ex Exchange, a answer, check func(prompt, answer string) (bool, error
 	if ex.Status != http.StatusOK || ex.Truncated || a.truncated {
 		return o // the same failure, or a text not read whole: nothing to compare
 	}
-	stableText, err := answerText(ex.Response, chat)
-	if err != nil {
+	if stableErr != nil {
 		return o // stable's answer has no text to compare with
 	}
 	o.comparable = true
