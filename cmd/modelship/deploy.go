@@ -143,7 +143,7 @@ func deployRequest(ctx context.Context, f *deployFlags, cfg *config.Config, env 
 	}
 	checks := &deploy.Checks{APIKey: secrets[serving.EnvAPIKey]}
 	if file := firstSet(cfg.Suites.Smoke, cfg.Suites.Validation); file != "" {
-		st, err := suite.Load(cfgRel(cfg, file))
+		st, err := suite.Load(cfg.Rel(file))
 		if err != nil {
 			return req, nil, fmt.Errorf("verify suite: %v", err)
 		}

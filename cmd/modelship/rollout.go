@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -89,7 +88,7 @@ func canarySpec(c *config.Canary) *deploy.CanarySpec {
 // says which.
 func syntheticPrompts(cfg *config.Config) (prompts []bench.Prompt, desc string, err error) {
 	if f := cfg.Suites.BenchmarkPrompts; f != "" {
-		p, err := bench.LoadPrompts(cfgRel(cfg, f))
+		p, err := bench.LoadPrompts(cfg.Rel(f))
 		if err != nil {
 			return nil, "", fmt.Errorf("synthetic canary traffic: suites.benchmark-prompts: %v", err)
 		}
@@ -120,19 +119,11 @@ func validationSuite(cfg *config.Config) (*suite.Suite, error) {
 	if f == "" {
 		return nil, nil
 	}
-	st, err := suite.Load(cfgRel(cfg, f))
+	st, err := suite.Load(cfg.Rel(f))
 	if err != nil {
 		return nil, fmt.Errorf("suites.validation: %v", err)
 	}
 	return st, nil
-}
-
-// cfgRel is file as named in cfg: relative to cfg's folder unless absolute.
-func cfgRel(cfg *config.Config, file string) string {
-	if filepath.IsAbs(file) {
-		return file
-	}
-	return filepath.Join(filepath.Dir(cfg.File), file)
 }
 
 // syntheticTraffic is the deployer's Synthetic: the prompts sent, in turn,

@@ -139,7 +139,7 @@ func (f *validateFlags) check(s stdio, sr *stageRun) (*config.Config, int) {
 		}
 		sr.ga.MaskSecrets(cfg)
 		if f.cases == "" && cfg.Suites.Validation != "" {
-			f.cases = cfgRel(cfg, cfg.Suites.Validation)
+			f.cases = cfg.Rel(cfg.Suites.Validation)
 		}
 	}
 	if f.endpoint == "" {

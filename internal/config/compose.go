@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 )
 
@@ -74,12 +73,7 @@ func validateCompose(bad func(path, format string, args ...any), p string, e *En
 // directory ("" when not given) resolved against the config file's
 // directory.
 func (c *Config) ComposePaths(e *Environment) (files, envFiles []string, projectDir string) {
-	rel := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(filepath.Dir(c.File), p)
-	}
+	rel := c.Rel
 	for _, f := range e.Compose.Files {
 		files = append(files, rel(f))
 	}

@@ -265,10 +265,19 @@ func (c *Config) Environment(name string) (*Environment, error) {
 
 // ModelPath is model.path resolved against the config file's directory.
 func (c *Config) ModelPath() string {
-	if c.Model.Path == "" || filepath.IsAbs(c.Model.Path) {
-		return c.Model.Path
+	if c.Model.Path == "" {
+		return ""
 	}
-	return filepath.Join(filepath.Dir(c.File), c.Model.Path)
+	return c.Rel(c.Model.Path)
+}
+
+// Rel is a path the config file names (a suite, a compose file): as given
+// when absolute, else relative to the config file's directory.
+func (c *Config) Rel(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.File), path)
 }
 
 // Secrets lists every secret reference in the config by key path, so callers
