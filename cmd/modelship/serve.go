@@ -205,13 +205,7 @@ func formatTime(t time.Time) string {
 // the returned Fields) and serve's own keys under modelship.serve.*. The API
 // key and the Hugging Face token are redacted.
 func newServeLogger(w io.Writer, cfg serve.Config) (*slog.Logger, *logging.Fields) {
-	var attrs []slog.Attr
-	for _, f := range [][2]string{{logging.KeyRelease, cfg.ReleaseID}, {logging.KeyModelDigest, cfg.ModelDigest},
-		{logging.KeyImage, cfg.Image}, {logging.KeyImageDigest, cfg.ImageDigest}} {
-		if f[1] != "" {
-			attrs = append(attrs, slog.String(f[0], f[1]))
-		}
-	}
+	attrs := logging.ReleaseAttrs(cfg.ReleaseID, cfg.ModelDigest, cfg.Image, cfg.ImageDigest)
 	late := &logging.Fields{}
 	return logging.New(w, logging.Options{Service: "modelship-serve", Version: buildinfo.Version, Attrs: attrs, Fields: late,
 		Namespace: "modelship.serve", Redactor: logging.NewRedactor(cfg.APIKey, os.Getenv(serving.EnvHFToken))}), late

@@ -83,11 +83,8 @@ func (u *upstream) releaseAttrs() []any {
 	info := a.info
 	a.mu.Unlock()
 	var attrs []any
-	for _, kv := range [][2]string{{logging.KeyRelease, info.Release}, {logging.KeyModelDigest, info.ModelDigest},
-		{logging.KeyImage, info.Image}, {logging.KeyImageDigest, info.ImageDigest}} {
-		if kv[1] != "" {
-			attrs = append(attrs, kv[0], kv[1])
-		}
+	for _, a := range logging.ReleaseAttrs(info.Release, info.ModelDigest, info.Image, info.ImageDigest) {
+		attrs = append(attrs, a)
 	}
 	return attrs
 }

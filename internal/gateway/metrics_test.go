@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -259,5 +260,19 @@ func TestGatewayMetricsOfARetriedRequest(t *testing.T) {
 		if m := releasemetrics.Find(fams, serving.MetricInFlight, map[string]string{"release": rel}); m == nil || m.GetGauge().GetValue() != 0 {
 			t.Errorf("release %s: want 0 in flight:\n%s", rel, text)
 		}
+	}
+}
+
+// The lines about a request carry what the gateway learnt of the release
+// that answered it, as ECS fields; nothing it has not learnt.
+func TestReleaseAttrsAreWhatWasLearnt(t *testing.T) {
+	u := &upstream{}
+	if a := u.releaseAttrs(); len(a) != 0 {
+		t.Errorf("before /version was read: %v, want none", a)
+	}
+	u.about.info = releasemetrics.Info{Release: "r-42", Image: "registry.example/llm:1", ModelDigest: "sha256:11"}
+	got := fmt.Sprint(u.releaseAttrs())
+	if want := "[modelship.release.id=r-42 modelship.model.digest=sha256:11 modelship.image.ref=registry.example/llm:1]"; got != want {
+		t.Errorf("releaseAttrs = %s, want %s", got, want)
 	}
 }

@@ -118,6 +118,18 @@ const (
 	KeyRunURL      = "modelship.run.url"
 )
 
+// ReleaseAttrs are a release's fields for the lines about it (release id,
+// model digest, image and its digest), leaving out those not known ("").
+func ReleaseAttrs(release, modelDigest, image, imageDigest string) []slog.Attr {
+	var attrs []slog.Attr
+	for _, f := range [][2]string{{KeyRelease, release}, {KeyModelDigest, modelDigest}, {KeyImage, image}, {KeyImageDigest, imageDigest}} {
+		if f[1] != "" {
+			attrs = append(attrs, slog.String(f[0], f[1]))
+		}
+	}
+	return attrs
+}
+
 // Err is an error as error.message ("" for nil).
 func Err(err error) slog.Attr {
 	if err == nil {
