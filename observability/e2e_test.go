@@ -33,9 +33,6 @@ import (
 // the engine's vllm:* series, modelship's own series of the release, the
 // deploy's Pushgateway series, and every metric the dashboard reads.
 func TestPrometheusScrapesDeployedRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: deploys on Docker and starts Prometheus")
-	}
 	prom := binary(t, "MODELSHIP_PROMETHEUS_BIN", "prometheus")
 	_, host := testenv.Docker(t)
 	pushgw := testenv.Pushgateway(t)
