@@ -89,6 +89,15 @@ const (
 	// EnvHFToken is the Hugging Face token the engine uses for gated
 	// repositories (a tokenizer or a chat template it fetches).
 	EnvHFToken = "HF_TOKEN"
+	// EnvAdminToken is the token `modelship serve` asks of the deployer on
+	// its rollout endpoint (serve.RoutePath, header HeaderAdminToken):
+	// on Kubernetes, where the deployer reaches each pod through the API
+	// server's pod proxy to mirror requests or keep a sticky header's
+	// requests on one version. Unset: the endpoint is off. The engine is
+	// started without it.
+	EnvAdminToken = "MODELSHIP_ADMIN_TOKEN"
+	// HeaderAdminToken carries EnvAdminToken's value.
+	HeaderAdminToken = "X-Modelship-Admin-Token"
 	// HeaderAPIKey carries the API key where Authorization cannot (the
 	// Kubernetes API server's service proxy consumes Authorization).
 	HeaderAPIKey = "Api-Key"
