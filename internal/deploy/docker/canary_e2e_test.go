@@ -2,16 +2,12 @@ package docker_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,102 +242,6 @@ func (e *env) shadowRequest(image string) deploy.Request {
 	return req
 }
 
-// answered is one GET /version of a conversation ("" when none): the
-// image that answered it, when it was sent and when the answer was read.
-type answered struct {
-	conv       string
-	image      string
-	sent, back time.Time
-}
-
-// conversations is a load loop whose requests say which release answered
-// them: each worker sends completions at temperature 0 (the simulator's
-// table answers them the same every time: Paris from the good model, Lyon
-// from the regressed one), and after every fourth GET /version, both
-// carrying X-Conversation-Id when there are conversations (cycled
-// through). An answer without "Paris" is a failure: a client saw the
-// regressed model. (GET /version is a probe: the analysis judges latency
-// on the completions only.)
-type conversations struct {
-	*testenv.Load
-	mu   sync.Mutex
-	seen []answered
-}
-
-// convHeader is the sticky header of the conversations' requests.
-const convHeader = "X-Conversation-Id"
-
-func startConversations(url string, workers, convs int) *conversations {
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	body := `{"model":"current","prompt":"What is the capital of France?","max_tokens":32,"temperature":0}`
-	c := &conversations{}
-	var n atomic.Int64
-	send := func(method, path, conv string, body io.Reader) ([]byte, error) {
-		req, err := http.NewRequest(method, url+path, body)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if conv != "" {
-			req.Header.Set(convHeader, conv)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s %s: status %d: %.200s", method, path, resp.StatusCode, b)
-		}
-		return b, err
-	}
-	c.Load = testenv.StartLoad(workers, func(_, i int) error {
-		conv := ""
-		if convs > 0 {
-			conv = fmt.Sprintf("conv-%02d", n.Add(1)%int64(convs))
-		}
-		b, err := send("POST", "/v1/completions", conv, strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(string(b), "Paris") {
-			return fmt.Errorf("a client got %.200s, want the serving release's answer (Paris)", b)
-		}
-		if i%4 != 0 {
-			return nil
-		}
-		a := answered{conv: conv, sent: time.Now()}
-		if b, err = send("GET", "/version", conv, nil); err != nil {
-			return err
-		}
-		a.back = time.Now()
-		var v testenv.Version
-		if err := json.Unmarshal(b, &v); err != nil {
-			return fmt.Errorf("GET /version: %v: %.200s", err, b)
-		}
-		a.image = v.Image
-		c.mu.Lock()
-		c.seen = append(c.seen, a)
-		c.mu.Unlock()
-		return nil
-	})
-	return c
-}
-
-// stop stops the loop, fails the test on any failed request, and returns
-// what GET /version answered.
-func (c *conversations) stop(t *testing.T) []answered {
-	t.Helper()
-	reqs, fails, errs := c.Stop()
-	if fails != 0 {
-		t.Errorf("%d of %d requests failed, want 0: %q", fails, reqs, errs)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seen
-}
-
 // hookTimes records when the deploy reached each hook point.
 func hookTimes(e *env) map[string]time.Time {
 	at := map[string]time.Time{}
@@ -401,11 +301,11 @@ func TestShadowIdenticalModel(t *testing.T) {
 	e := newEnv(t)
 	e.deploy(t, good.Tag)
 	at := hookTimes(e)
-	l := startConversations(e.url, 8, 0)
+	l := testenv.StartConversations(e.url, 8, 0)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest("modelship-test/good:2")) })
-	seen := l.stop(t)
+	seen := l.Seen(t)
 	if err != nil {
 		t.Fatalf("canary of the same model with a shadow step: %v", err)
 	}
@@ -426,14 +326,14 @@ func TestShadowIdenticalModel(t *testing.T) {
 	firstStep := ro.Steps[1].Started
 	inShadow := 0
 	for _, a := range seen {
-		if !a.back.Before(firstStep) {
+		if !a.Back.Before(firstStep) {
 			continue
 		}
-		if a.image != good.Tag {
+		if a.Image != good.Tag {
 			t.Errorf("a request sent at %s, before the first canary step (%s), was answered by %s, want %s",
-				a.sent.Format(time.StampMilli), firstStep.Format(time.StampMilli), a.image, good.Tag)
+				a.Sent.Format(time.StampMilli), firstStep.Format(time.StampMilli), a.Image, good.Tag)
 		}
-		if !a.sent.Before(at["shadow"]) {
+		if !a.Sent.Before(at["shadow"]) {
 			inShadow++
 		}
 	}
@@ -456,11 +356,11 @@ func TestShadowRegressedAborts(t *testing.T) {
 	good, regressed := images(t)
 	e := newEnv(t)
 	e.deploy(t, good.Tag)
-	l := startConversations(e.url, 8, 0)
+	l := testenv.StartConversations(e.url, 8, 0)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest(regressed.Tag)) })
-	seen := l.stop(t)
+	seen := l.Seen(t)
 	var ae *deploy.AbortError
 	if !errors.As(err, &ae) || ae.Step != "shadow" || ae.Decision.Decider != "agreement" {
 		t.Fatalf("deploy error %v, want a canary aborted at the shadow step by its agreement", err)
@@ -488,8 +388,8 @@ func TestShadowRegressedAborts(t *testing.T) {
 		t.Errorf("%d steps ran, the canary answered %d requests; want the shadow step only, none", n, res.Rollout.CanaryRequests)
 	}
 	for _, a := range seen {
-		if a.image != good.Tag {
-			t.Fatalf("a request sent at %s was answered by %s, want only the serving release %s", a.sent.Format(time.StampMilli), a.image, good.Tag)
+		if a.Image != good.Tag {
+			t.Fatalf("a request sent at %s was answered by %s, want only the serving release %s", a.Sent.Format(time.StampMilli), a.Image, good.Tag)
 		}
 	}
 	servesOnly(t, e, good.Tag, res.Release)
@@ -505,69 +405,23 @@ func TestStickyConversations(t *testing.T) {
 	at := hookTimes(e)
 	const convs = 50
 	req := e.canaryRequest("modelship-test/good:2")
-	req.Canary.StickyHeader = convHeader
-	l := startConversations(e.url, 8, convs)
+	req.Canary.StickyHeader = testenv.ConvHeader
+	l := testenv.StartConversations(e.url, 8, convs)
 	var res *deploy.Result
 	var err error
 	l.During(100, func() { res, err = e.d.Deploy(context.Background(), req) })
-	seen := l.stop(t)
+	seen := l.Seen(t)
 	if err != nil {
 		t.Fatalf("sticky canary of the good model: %v", err)
 	}
 	t.Logf("canary: %s\n%s", res.Rollout.Decision, analysis.Table(res.Rollout.Steps))
 	const next = "modelship-test/good:2"
-	firstNew := map[string]time.Time{} // when the new release first answered each conversation
-	for _, a := range seen {
-		if f, ok := firstNew[a.conv]; a.image == next && (!ok || a.back.Before(f)) {
-			firstNew[a.conv] = a.back
-		}
-	}
-	for _, a := range seen {
-		if f, ok := firstNew[a.conv]; ok && a.image != next && a.sent.After(f) {
-			t.Errorf("conversation %s: answered by the new release at %s, then by %s at %s", a.conv, f.Format(time.StampMilli), a.image, a.sent.Format(time.StampMilli))
-		}
-	}
+	testenv.StaysOnNew(t, seen, next)
 	for _, st := range res.Rollout.Steps {
-		stickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, next, convs)
+		testenv.StickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, next, convs)
 	}
 	if v := e.version(t); v.Image != next {
 		t.Errorf("/version %+v after the promotion, want %s", v, next)
-	}
-}
-
-// stickyStep checks that no conversation was answered by both versions
-// between the step's split taking effect (from) and its end, and logs the
-// share of conversations the new release answered.
-func stickyStep(t *testing.T, seen []answered, from time.Time, st analysis.Step, next string, convs int) {
-	t.Helper()
-	if from.IsZero() {
-		t.Errorf("step %s: its hook was not reached", st.Name)
-		return
-	}
-	versions := map[string]map[string]bool{}
-	reqs := 0
-	for _, a := range seen {
-		if a.sent.Before(from) || a.back.After(st.Ended) {
-			continue
-		}
-		reqs++
-		if versions[a.conv] == nil {
-			versions[a.conv] = map[string]bool{}
-		}
-		versions[a.conv][a.image] = true
-	}
-	onNew := 0
-	for conv, v := range versions {
-		if len(v) > 1 {
-			t.Errorf("step %s: conversation %s was answered by %d versions, want one", st.Name, conv, len(v))
-		}
-		if v[next] {
-			onNew++
-		}
-	}
-	t.Logf("step %s: %d of %d conversations (%.0f%%) on the new release over %d requests", st.Name, onNew, len(versions), 100*float64(onNew)/float64(max(len(versions), 1)), reqs)
-	if st.Percent >= 50 && (onNew == 0 || onNew == len(versions) || len(versions) < convs/2) {
-		t.Errorf("step %s: %d of %d conversations seen (of %d) on the new release, want most seen and split between both", st.Name, onNew, len(versions), convs)
 	}
 }
 
