@@ -83,28 +83,13 @@ func (c *Canary) defaults(given func(string) bool, p string) {
 	}
 }
 
-// noKubernetesMesh is why a Kubernetes environment cannot have a shadow
-// step or a sticky header: the canary's split there is the ratio of
-// replicas behind one Service, and a Service neither mirrors requests nor
-// keeps a header's value on one pod.
-const noKubernetesMesh = "on kubernetes the canary splits traffic by replica ratio behind the Service, which cannot %s without a service mesh; remove it (the Docker gateway supports it)"
-
 // httpToken is an HTTP header name (RFC 9110 token).
 var httpToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 // validateRollout checks environment e's (at key path p) strategy canary
 // and its canary and shadow blocks: each only where the strategy uses it
-// (no dead settings), each value in range. On kubernetes a canary runs
-// (by replica ratio), a shadow step and a sticky header do not.
+// (no dead settings), each value in range.
 func validateRollout(d *decoder, bad func(path, format string, args ...any), p string, e *Environment) {
-	if e.Target == "kubernetes" {
-		if e.Shadow != nil {
-			bad(p+".shadow", noKubernetesMesh, "mirror requests")
-		}
-		if e.Canary != nil && e.Canary.StickyHeader != "" {
-			bad(p+".canary.sticky-header", noKubernetesMesh, "keep a header's requests on one version")
-		}
-	}
 	switch e.Strategy {
 	case "recreate", "blue-green", "rolling":
 		if e.Canary != nil {

@@ -109,8 +109,6 @@ func TestCanaryErrors(t *testing.T) {
 		{"shadow with auto and no canary", "    shadow: {percent: 5}\n", []string{"staging.shadow", "strategy auto does not use it"}},
 		{"bake on the 100% step", "    canary: {steps: [10, {percent: 100, bake: 1m}]}\n", []string{"m.yaml:4:26:", "canary.steps[1]", "the 100% step is the promotion", "no bake or pause"}},
 		{"pause on the 100% step", "    canary: {steps: [{percent: 100, pause: true}]}\n", []string{"canary.steps[0]", "no bake or pause"}},
-		{"sticky header on kubernetes", "    target: kubernetes\n    strategy: canary\n    canary: {sticky-header: X-Conversation-Id}\n", []string{"m.yaml:6:29:", "staging.canary.sticky-header", "by replica ratio", "keep a header's requests on one version without a service mesh"}},
-		{"shadow on kubernetes", "    target: kubernetes\n    strategy: canary\n    shadow: {}\n", []string{"m.yaml:6:13:", "staging.shadow", "cannot mirror requests without a service mesh"}},
 		{"canary block with rolling on kubernetes", "    target: kubernetes\n    strategy: rolling\n    canary: {}\n", []string{"staging.canary", "strategy rolling does not use it"}},
 		{"unknown strategy", "    strategy: progressive\n", []string{`"rolling" or "canary", got "progressive"`}},
 	} {

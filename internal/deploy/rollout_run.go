@@ -9,14 +9,6 @@ import (
 	"github.com/modelship/modelship/internal/analysis"
 )
 
-// SplitLimiter is a Splitter that cannot do all a Splitter may be asked
-// (Kubernetes without a service mesh): SplitLimits says why it cannot
-// mirror requests, or keep a sticky header's requests on one version; ""
-// where it can.
-type SplitLimiter interface {
-	SplitLimits() (mirror, sticky string)
-}
-
 // checkRollout refuses, before anything is touched, a canary or a shadow
 // step the target cannot run, or canary steps that make no sense.
 func (d *Deployer) checkRollout(req *Request) error {
@@ -26,15 +18,6 @@ func (d *Deployer) checkRollout(req *Request) error {
 	}
 	if req.Shadow != nil && !split {
 		return fmt.Errorf("a shadow step needs a router that mirrors traffic; target %s does not yet: deploy without shadow", d.Target.Describe())
-	}
-	if l, ok := d.Target.(SplitLimiter); ok {
-		mirror, sticky := l.SplitLimits()
-		if req.Shadow != nil && mirror != "" {
-			return fmt.Errorf("a shadow step on target %s: %s: deploy without shadow", d.Target.Describe(), mirror)
-		}
-		if req.Canary != nil && req.Canary.StickyHeader != "" && sticky != "" {
-			return fmt.Errorf("canary sticky header %s on target %s: %s: deploy without it", req.Canary.StickyHeader, d.Target.Describe(), sticky)
-		}
 	}
 	if req.Strategy == Canary && req.Canary == nil {
 		return errors.New("strategy canary needs canary steps; none were given")

@@ -29,7 +29,8 @@ import (
 // that cannot hold two copies). Each pod's `modelship serve` measures the
 // requests it answers (serve.SamplesPath), read through the API server's
 // pod proxy. The operator's promote, abort or resume is an annotation on
-// the Service. A mirror (shadow) and a sticky header need a mesh: refused.
+// the Service. A sticky header and a shadow are routes the pods apply
+// (route.go).
 const (
 	// AnnotationCanaryStable on the Service names the serving release's
 	// Deployment while a canary runs; AnnotationCanary the new one's.
@@ -75,10 +76,13 @@ func Batches(n, from, to int) []Batch {
 // SetCanary sends percent of env's requests to in by replica ratio (see
 // CanaryReplicas); in nil or percent 0 puts the Service back on the
 // serving release at once and scales it back to all replicas.
+//
+// With a sticky header, every pod of both versions is given the split
+// (serve.StickyRoute): a request carrying the header goes to the version
+// its value hashes to, exactly percent of the values on the new release
+// whatever the replica ratio, forwarded by the pod the Service picked
+// when that pod is the other version's.
 func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance, percent float64, sticky string) error {
-	if sticky != "" {
-		return fmt.Errorf("kubernetes: a sticky header (%s) needs a service mesh: the Service spreads requests over the pods", sticky)
-	}
 	svc, err := t.cs.CoreV1().Services(t.opt.Namespace).Get(ctx, t.opt.Name, metav1.GetOptions{})
 	if err != nil {
 		return t.wrap(err, "reading service "+t.opt.Name)
@@ -104,10 +108,38 @@ func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance,
 	}); err != nil {
 		return err
 	}
+	// The pods get the step's sticky split before any replica moves, and
+	// a pod that starts gets it before it is ready: a header's value only
+	// ever moves to the new release. While the new release has no ready
+	// pod, a serving pod answers what it cannot forward itself.
+	if sticky != "" {
+		if err := t.stickyRoute(ctx, env, stable, in.ID, sticky, percent); err != nil {
+			return err
+		}
+	}
 	if err := t.moveReplicas(ctx, env, stable, in.ID, k); err != nil {
 		return err
 	}
 	t.logShare(ctx, env, in.ID, percent)
+	return nil
+}
+
+// stickyRoute gives both versions' pods the sticky split at percent.
+func (t *Target) stickyRoute(ctx context.Context, env, stable, canary, header string, percent float64) error {
+	su, err := t.directService(ctx, env, stable)
+	if err != nil {
+		return err
+	}
+	cu, err := t.directService(ctx, env, canary)
+	if err != nil {
+		return err
+	}
+	r := &rolloutRoute{stable: stable, canary: canary, sticky: &serve.StickyRoute{Header: header, Percent: percent, Stable: su, Canary: cu}}
+	if err := t.setRoute(ctx, env, r); err != nil {
+		return fmt.Errorf("giving the pods the sticky split on %s: %w", header, err)
+	}
+	t.logf("canary step %g%%: requests with header %s go to the version their value hashes to (%g%% of the values on the new release), forwarded between pods through services %s and %s",
+		percent, header, percent, DirectServiceName(stable), DirectServiceName(canary))
 	return nil
 }
 
@@ -117,6 +149,11 @@ func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance,
 func (t *Target) clearCanary(ctx context.Context, env, stable, canary string) error {
 	if stable == "" || stable == "none" {
 		return nil
+	}
+	// First the pods stop forwarding a sticky header's requests to the
+	// canary that is about to go.
+	if _, err := t.dropRoutes(ctx, env); err != nil {
+		return err
 	}
 	if err := t.patchService(ctx, map[string]any{
 		"metadata": map[string]any{"annotations": map[string]any{AnnotationCanaryStable: nil, AnnotationCanary: nil, AnnotationControl: nil}},
@@ -202,6 +239,11 @@ func (t *Target) waitScaled(ctx context.Context, dep string, n int) error {
 		if err != nil {
 			return err
 		}
+		// A new pod gets the rollout's route as soon as it listens,
+		// before it is ready for the Service's traffic.
+		if err := t.applyRoutes(ctx, ""); err != nil {
+			return err
+		}
 		if st.Ready && len(pods) == n {
 			return nil
 		}
@@ -247,6 +289,11 @@ func (t *Target) patchService(ctx context.Context, patch map[string]any) error {
 // The returned cursor counts the calls; each sample's Upstream is its
 // pod's Deployment (Instance.Upstream).
 func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deploy.MeasuredSample, uint64, error) {
+	// A pod that started or restarted since the step began gets the
+	// rollout's route (a sticky split) now.
+	if err := t.applyRoutes(ctx, env); err != nil {
+		return nil, since, err
+	}
 	pods, err := t.Pods(ctx, env, "", "")
 	if err != nil {
 		return nil, since, err
@@ -335,30 +382,70 @@ func (t *Target) SetControl(ctx context.Context, env, action string) error {
 	return t.patchService(ctx, map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationControl: action}}})
 }
 
-// SetShadow has nothing to stop (in nil or 0); a mirror needs a service
-// mesh.
-func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64, _ []suite.TextCheck) error {
+// SetShadow mirrors percent of env's requests to in: one replica of in's
+// Deployment starts beside the serving ones (a shadow needs room for one
+// more pod; with GPUs for the serving replicas only, it waits for one and
+// fails at the progress deadline), its direct Service is created, and
+// each serving pod mirrors that share of what it answers there, checking
+// both answers with checks. in nil or percent 0 stops it: the pods stop
+// mirroring, the direct Services go, and the replica is stopped (with its
+// measurements, so the canary's analysis never counts mirrored requests).
+func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance, percent float64, checks []suite.TextCheck) error {
 	if in == nil || percent <= 0 {
-		return nil
+		t.mu.Lock()
+		r := t.route
+		t.mu.Unlock()
+		if _, err := t.dropRoutes(ctx, env); err != nil {
+			return err
+		}
+		if r == nil || r.shadow == nil {
+			return nil
+		}
+		if err := t.scale(ctx, r.canary, 0); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		return t.waitScaled(ctx, r.canary, 0)
 	}
-	return fmt.Errorf("%w: kubernetes mirrors no requests without a service mesh; deploy without shadow", deploy.ErrSplitUnsupported)
+	svc, err := t.cs.CoreV1().Services(t.opt.Namespace).Get(ctx, t.opt.Name, metav1.GetOptions{})
+	if err != nil {
+		return t.wrap(err, "reading service "+t.opt.Name)
+	}
+	stable := svc.Spec.Selector[LabelDeployment]
+	if stable == "" || stable == "none" {
+		return fmt.Errorf("kubernetes: service %s serves no single release to mirror (selector %v)", t.opt.Name, svc.Spec.Selector)
+	}
+	t.logf("shadow: starting 1 replica of deployment/%s beside the %d of deployment/%s; the Service keeps sending clients to deployment/%s only",
+		in.ID, t.opt.Replicas, stable, stable)
+	if err := t.scale(ctx, in.ID, 1); err != nil {
+		return err
+	}
+	if err := t.waitScaled(ctx, in.ID, 1); err != nil {
+		return fmt.Errorf("the shadow's replica of release %s: %w (a shadow runs one pod more than the environment's %d replicas: without room for it, deploy without shadow)",
+			in.Release, err, t.opt.Replicas)
+	}
+	cu, err := t.directService(ctx, env, in.ID)
+	if err != nil {
+		return err
+	}
+	r := &rolloutRoute{stable: stable, canary: in.ID, shadow: &serve.ShadowRoute{Upstream: cu, Percent: percent, Checks: checks}}
+	if err := t.setRoute(ctx, env, r); err != nil {
+		return fmt.Errorf("telling deployment/%s's pods to mirror: %w", stable, err)
+	}
+	t.logf("shadow: every pod of deployment/%s mirrors %g%% of what it answers to service %s", stable, percent, DirectServiceName(in.ID))
+	return nil
 }
 
-// ShadowReport: no mirror on Kubernetes.
+// ShadowReport is the serving pods' mirror reports, merged (counts
+// summed; latency percentiles across pods approximate, see shadow.Merge).
 func (t *Target) ShadowReport(ctx context.Context, env string) (*shadow.Report, error) {
-	return nil, fmt.Errorf("%w: kubernetes mirrors no requests without a service mesh", deploy.ErrSplitUnsupported)
-}
-
-// SplitLimits: the Service spreads requests over pods, so there is no
-// mirror and no sticky header without a mesh (deploy.SplitLimiter).
-func (t *Target) SplitLimits() (mirror, sticky string) {
-	const why = "kubernetes splits a canary by replica ratio behind the Service, which cannot %s without a service mesh"
-	return fmt.Sprintf(why, "mirror requests"), fmt.Sprintf(why, "keep a header's requests on one version")
+	return t.shadowReport(ctx, env)
 }
 
 var (
 	_ deploy.Splitter     = (*Target)(nil)
-	_ deploy.SplitLimiter = (*Target)(nil)
 	_ deploy.EngineReader = (*Target)(nil)
 )
 

@@ -2,14 +2,17 @@ package kubernetes
 
 import (
 	"context"
-	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/modelship/modelship/internal/deploy"
+	"github.com/modelship/modelship/internal/serve"
+	"github.com/modelship/modelship/serving"
 )
 
 // A step's percent becomes ceil(N×percent/100) replicas, at least one and
@@ -91,20 +94,86 @@ func TestControlOnTheService(t *testing.T) {
 	}
 }
 
-// Without a mesh: no mirror and no sticky header, each said; stopping a
-// mirror that never ran is nothing to do.
-func TestNoMeshRefusals(t *testing.T) {
+// Stopping a mirror that never ran is nothing to do, and creates nothing.
+func TestStopShadowThatNeverRan(t *testing.T) {
 	ctx := context.Background()
 	tg := fakeTarget()
-	in := &deploy.Instance{ID: "llm-r2", Release: "r2"}
 	if err := tg.SetShadow(ctx, "staging", nil, 0, nil); err != nil {
 		t.Fatalf("stopping no mirror: %v", err)
 	}
-	if err := tg.SetShadow(ctx, "staging", in, 10, nil); !errors.Is(err, deploy.ErrSplitUnsupported) || !strings.Contains(err.Error(), "service mesh") {
-		t.Fatalf("mirror: %v", err)
+	if _, err := tg.ShadowReport(ctx, "staging"); err == nil || !strings.Contains(err.Error(), "no shadow is running on staging") {
+		t.Fatalf("report of no mirror: %v", err)
 	}
-	if err := tg.SetCanary(ctx, "staging", in, 25, "X-Conversation-Id"); err == nil || !strings.Contains(err.Error(), "sticky header (X-Conversation-Id) needs a service mesh") {
-		t.Fatalf("sticky: %v", err)
+	svcs, _ := tg.cs.CoreV1().Services("ns").List(ctx, metav1.ListOptions{})
+	if len(svcs.Items) != 1 {
+		t.Fatalf("services after stopping nothing: %d, want the environment's only", len(svcs.Items))
+	}
+}
+
+// Each pod gets its version's route: the serving release's pods mirror
+// and both versions' pods know which side they are for the sticky split;
+// a pod of neither gets none.
+func TestRouteForEachPod(t *testing.T) {
+	r := &rolloutRoute{stable: "llm", canary: "llm-r2",
+		sticky: &serve.StickyRoute{Header: "X-Conversation-Id", Percent: 25, Stable: "http://10.0.0.1:8000", Canary: "http://10.0.0.2:8000"},
+		shadow: &serve.ShadowRoute{Upstream: "http://10.0.0.2:8000", Percent: 10}}
+	pod := func(dep string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{LabelDeployment: dep}}}
+	}
+	st, ok := r.routeFor(pod("llm"))
+	if !ok || st.Shadow == nil || st.Sticky == nil || st.Sticky.Self != serve.SelfStable {
+		t.Fatalf("serving pod's route %+v %v, want the shadow and the sticky split as stable", st, ok)
+	}
+	cn, ok := r.routeFor(pod("llm-r2"))
+	if !ok || cn.Shadow != nil || cn.Sticky == nil || cn.Sticky.Self != serve.SelfCanary {
+		t.Fatalf("new release's pod's route %+v %v, want the sticky split as canary and no mirror", cn, ok)
+	}
+	if r.sticky.Self != "" {
+		t.Fatalf("routeFor changed the shared split: %+v", r.sticky)
+	}
+	if _, ok := r.routeFor(pod("llm-old")); ok {
+		t.Fatal("a pod of neither version got a route")
+	}
+}
+
+// A direct Service's name is a DNS label (at most 63 characters), and
+// distinct Deployments get distinct names.
+func TestDirectServiceName(t *testing.T) {
+	if got := DirectServiceName("llm-r2"); got != "llm-r2-direct" {
+		t.Fatalf("short name %q", got)
+	}
+	long := strings.Repeat("a", 60) + "-20261207-201500"
+	a, b := DirectServiceName(long+"-x1"), DirectServiceName(long+"-x2")
+	if len(a) > 63 || len(b) > 63 || a == b || !strings.HasSuffix(a, "-direct") {
+		t.Fatalf("long names %q (%d) and %q (%d): want distinct names of at most 63", a, len(a), b, len(b))
+	}
+}
+
+// The admin token is made once and kept across deploys, whatever other
+// serving secrets come and go, so the serving release's pods and a new
+// release's accept the same one.
+func TestServingSecretKeepsTheAdminToken(t *testing.T) {
+	ctx := context.Background()
+	tg := fakeTarget()
+	w := &Workload{}
+	if err := tg.servingSecret(ctx, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, err := tg.adminToken(ctx)
+	if err != nil || len(first) != 64 {
+		t.Fatalf("admin token %q, %v: want 64 hex digits", first, err)
+	}
+	if !slices.Equal(w.SecretEnv, []string{serving.EnvAdminToken}) {
+		t.Fatalf("secret env %v, want the admin token only", w.SecretEnv)
+	}
+	if err := tg.servingSecret(ctx, w, map[string]string{serving.EnvAPIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := tg.adminToken(ctx); again != first {
+		t.Fatal("a second deploy changed the admin token")
+	}
+	if !slices.Equal(w.SecretEnv, []string{serving.EnvAdminToken, serving.EnvAPIKey}) {
+		t.Fatalf("secret env %v, want the admin token and the API key", w.SecretEnv)
 	}
 }
 

@@ -161,7 +161,8 @@ func TestCombineEnginesFullestCache(t *testing.T) {
 }
 
 // The deployer's least privilege lets it GET through the pods' proxy (a
-// canary's measurements and engine metrics), and do nothing else there.
+// canary's measurements and engine metrics) and POST (a rollout's route:
+// a sticky split, a shadow), and do nothing else there.
 func TestRBACReadsThroughThePodProxy(t *testing.T) {
 	for _, o := range RBAC(Options{Namespace: "inference", Name: "llm"}) {
 		role, ok := o.(*rbacv1.Role)
@@ -170,8 +171,8 @@ func TestRBACReadsThroughThePodProxy(t *testing.T) {
 		}
 		for _, r := range role.Rules {
 			if slices.Contains(r.Resources, "pods/proxy") {
-				if !slices.Equal(r.Verbs, []string{"get"}) {
-					t.Fatalf("pods/proxy verbs %v, want get only", r.Verbs)
+				if !slices.Equal(r.Verbs, []string{"get", "create"}) {
+					t.Fatalf("pods/proxy verbs %v, want get and create only", r.Verbs)
 				}
 				return
 			}

@@ -108,6 +108,8 @@ type Target struct {
 	// cursors are Samples' per pod; samplesCall the cursor it returns.
 	cursors     map[types.UID]uint64
 	samplesCall uint64
+	// route is the running rollout's route for the pods (route.go).
+	route *rolloutRoute
 }
 
 // New loads the kubeconfig (or the in-cluster config) and makes a client;

@@ -16,7 +16,8 @@ const DeployerAccount = "modelship-deployer"
 // the namespace, a Role with only the objects modelship manages there
 // (Deployments, their ReplicaSets and pods read-only with logs, GET
 // through the pods' API-server proxy for a canary's measurements and
-// engine metrics, the Service and its proxy for verify, records in ConfigMaps,
+// engine metrics and POST for a rollout's route (a sticky split, a
+// shadow), the Service and its proxy for verify, records in ConfigMaps,
 // Secrets for image pulls and serving credentials, the lock Lease,
 // EndpointSlices and Events read-only), and its RoleBinding. Only when pods
 // use GPUs (o.GPUs > 0: the plan counts free GPUs) a ClusterRole reads
@@ -46,7 +47,7 @@ func RBAC(o Options) []runtime.Object {
 				{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: ro},
 				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: ro},
 				{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-				{APIGroups: []string{""}, Resources: []string{"pods/proxy"}, Verbs: []string{"get"}},
+				{APIGroups: []string{""}, Resources: []string{"pods/proxy"}, Verbs: []string{"get", "create"}},
 				{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: rw},
 				{APIGroups: []string{""}, Resources: []string{"services/proxy"}, Verbs: []string{"get", "create"}},
 				{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: append(rw, "deletecollection")},

@@ -32,6 +32,11 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 			return err
 		}
 	}
+	// A promoted canary's pods stop forwarding a sticky header's requests
+	// to the release about to go: from here every pod answers itself.
+	if _, err := t.dropRoutes(ctx, env); err != nil {
+		return err
+	}
 	if err := t.fillUp(ctx, env, d); err != nil {
 		return err
 	}
