@@ -306,7 +306,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := g.startMirror(r, u)
 	if c != nil {
-		mw.OnWrite = c.response
+		mw.OnWrite = c.Response
 	}
 	r = r.WithContext(context.WithValue(r.Context(), holderKey{}, h))
 	// Full duplex, as modelship serve's proxy: an upstream answering before
@@ -315,7 +315,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.rp.ServeHTTP(mw, r)
 	g.record(r, mw.Sample(r, h.u.key), u.stats, h.u.stats)
 	if c != nil {
-		c.finish(r, mw)
+		c.Finish(r, mw)
 	}
 }
 

@@ -3,21 +3,13 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"sync"
-	"time"
 
-	"github.com/modelship/modelship/internal/measure"
 	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/suite"
 )
-
-// MaxMirrorBody bounds the request body a mirrored exchange carries (a
-// larger request is skipped, not mirrored) and the response it captures
-// (beyond it, Truncated).
-const MaxMirrorBody = 1 << 20
 
 // Shadower takes the exchanges the gateway mirrors: shadow.Mirror
 // implements it. Offer must not block.
@@ -53,8 +45,9 @@ type ShadowState struct {
 	Control string `json:"control,omitempty"`
 }
 
-// mirror is a running Shadower. closed, under mu, keeps Offer and Skip
-// from reaching it once Close has begun.
+// mirror is a running Shadower, and the shadow.Sink the gateway's
+// captures finish into. closed, under mu, keeps Offer and Skip from
+// reaching it once Close has begun.
 type mirror struct {
 	sh       Shadower
 	upstream string
@@ -64,15 +57,13 @@ type mirror struct {
 	closed bool
 }
 
-func (m *mirror) offer(ex shadow.Exchange) {
+func (m *mirror) Offer(ex shadow.Exchange) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if !m.closed {
-		m.sh.Offer(ex)
-	}
+	return !m.closed && m.sh.Offer(ex)
 }
 
-func (m *mirror) skip() {
+func (m *mirror) Skip() {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if !m.closed {
@@ -162,97 +153,13 @@ func (g *Gateway) ShadowReport() (*shadow.Report, error) {
 	return &rep, nil
 }
 
-// capture is one sampled exchange on its way: the request body as the
-// proxy reads it and the response as the client is sent it.
-type capture struct {
-	m         *mirror
-	body      *teeBody // nil: no request body
-	resp      []byte
-	truncated bool
-}
-
 // startMirror samples r for the running mirror, when r goes to the active
-// upstream u: a request with a body known to be over MaxMirrorBody is
-// skipped at once; otherwise its body is copied as the proxy reads it.
-func (g *Gateway) startMirror(r *http.Request, u *upstream) *capture {
+// upstream u, and starts capturing it (shadow.StartCapture); nil when r is
+// not mirrored.
+func (g *Gateway) startMirror(r *http.Request, u *upstream) *shadow.Capture {
 	m := g.shadow.Load()
 	if m == nil || u != g.active.Load() || !m.sh.Sample() {
 		return nil
 	}
-	if r.ContentLength > MaxMirrorBody {
-		m.skip()
-		return nil
-	}
-	c := &capture{m: m}
-	if r.Body != nil && r.Body != http.NoBody {
-		c.body = &teeBody{rc: r.Body, want: r.ContentLength}
-		r.Body = c.body
-	}
-	return c
-}
-
-func (c *capture) response(p []byte) {
-	if c.truncated {
-		return
-	}
-	if n := MaxMirrorBody - len(c.resp); len(p) > n {
-		p, c.truncated = p[:n], true
-	}
-	c.resp = append(c.resp, p...)
-}
-
-// finish offers the exchange once the client's answer is complete, or
-// skips it when the request body was too large or not read whole.
-func (c *capture) finish(r *http.Request, w *measure.Writer) {
-	var body []byte
-	if c.body != nil {
-		var ok bool
-		if body, ok = c.body.whole(); !ok {
-			c.m.skip()
-			return
-		}
-	}
-	ex := shadow.Exchange{
-		Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body,
-		Status: w.Status(), Response: c.resp, Truncated: c.truncated, Total: time.Since(w.Start), TTFB: w.TTFB(),
-	}
-	c.m.offer(ex)
-}
-
-// teeBody passes a request body through, keeping a copy up to
-// MaxMirrorBody. The transport may still be reading it when the answer is
-// complete, hence the lock.
-type teeBody struct {
-	rc   io.ReadCloser
-	mu   sync.Mutex
-	want int64 // the Content-Length, -1 when unknown
-	buf  []byte
-	over bool
-	eof  bool
-}
-
-func (b *teeBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.over {
-		if len(b.buf)+n > MaxMirrorBody {
-			b.over, b.buf = true, nil
-		} else {
-			b.buf = append(b.buf, p[:n]...)
-		}
-	}
-	if err == io.EOF {
-		b.eof = true
-	}
-	return n, err
-}
-
-func (b *teeBody) Close() error { return b.rc.Close() }
-
-// whole returns the body read, ok false when it is not the whole body.
-func (b *teeBody) whole() (body []byte, ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf, !b.over && (b.eof || (b.want >= 0 && int64(len(b.buf)) == b.want))
+	return shadow.StartCapture(r, m)
 }

@@ -153,10 +153,10 @@ func TestShadowMirrorsSampledExchanges(t *testing.T) {
 	}
 }
 
-// A response longer than MaxMirrorBody is captured up to it, Truncated;
+// A response longer than shadow.MaxCapture is captured up to it, Truncated;
 // the client gets it whole.
 func TestShadowTruncatesLongAnswers(t *testing.T) {
-	long := strings.Repeat("x", MaxMirrorBody+10)
+	long := strings.Repeat("x", shadow.MaxCapture+10)
 	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, long) }))
 	defer stable.Close()
 	fake := &fakeShadow{}
@@ -168,7 +168,7 @@ func TestShadowTruncatesLongAnswers(t *testing.T) {
 		t.Fatalf("the client got %d and %d bytes", code, len(body))
 	}
 	testenv.Eventually(t, 10*time.Second, "the exchange offered", func() bool { n, _ := fake.counts(); return n == 1 })
-	if ex := fake.offered[0]; len(ex.Response) != MaxMirrorBody || !ex.Truncated || ex.Body != nil || ex.Method != "GET" {
+	if ex := fake.offered[0]; len(ex.Response) != shadow.MaxCapture || !ex.Truncated || ex.Body != nil || ex.Method != "GET" {
 		t.Fatalf("offered %d bytes, truncated %v, body %q", len(ex.Response), ex.Truncated, ex.Body)
 	}
 }

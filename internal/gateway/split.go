@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/modelship/modelship/internal/sticky"
 )
 
 // CanaryRequest is the body of POST /canary and the argument of SetCanary.
@@ -47,33 +49,19 @@ type CanaryState struct {
 type canary struct {
 	up        *upstream
 	percent   float64
-	threshold uint32 // a request whose bucket is below goes to the canary
+	threshold uint32 // a request whose sticky.Bucket is below goes to the canary
 	sticky    string
 	since     time.Time
-}
-
-// buckets is the resolution of the split: 0.01 percent.
-const buckets = 10000
-
-// bucket is FNV-1a of v modulo buckets: a sticky value's fixed place, so
-// that a client below a percent stays below every larger one.
-func bucket(v string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(v); i++ {
-		h ^= uint32(v[i])
-		h *= 16777619
-	}
-	return h % buckets
 }
 
 // pick reports whether r goes to the canary.
 func (c *canary) pick(r *http.Request) bool {
 	if c.sticky != "" {
 		if v := r.Header.Get(c.sticky); v != "" {
-			return bucket(v) < c.threshold
+			return sticky.Bucket(v) < c.threshold
 		}
 	}
-	return rand.Uint32N(buckets) < c.threshold
+	return rand.Uint32N(sticky.Buckets) < c.threshold
 }
 
 // fieldError is a bad value in a request: the admin API answers 400.
@@ -138,7 +126,7 @@ func (g *Gateway) SetCanary(ctx context.Context, req CanaryRequest) (*CanaryStat
 		up = newUpstream(parsed)
 		g.upstreams[u] = up
 	}
-	c := &canary{up: up, percent: req.Percent, threshold: uint32(math.Round(req.Percent * buckets / 100)), sticky: req.StickyHeader, since: time.Now().UTC()}
+	c := &canary{up: up, percent: req.Percent, threshold: sticky.Threshold(req.Percent), sticky: req.StickyHeader, since: time.Now().UTC()}
 	g.canary.Store(c)
 	g.logger().Info("canary", "upstream", u, "percent", req.Percent, "sticky_header", req.StickyHeader, "active", g.Active())
 	return g.canaryStateLocked(), nil

@@ -234,14 +234,6 @@ func TestCanaryRefusals(t *testing.T) {
 	}
 }
 
-func TestBucketIsFNV1a(t *testing.T) {
-	// FNV-1a 32 of "a" is 0xe40c292c = 3826002220; of "" the offset basis
-	// 2166136261.
-	if bucket("a") != 3826002220%buckets || bucket("") != 2166136261%buckets {
-		t.Fatalf("bucket(a) = %d, bucket() = %d", bucket("a"), bucket(""))
-	}
-}
-
 func TestControl(t *testing.T) {
 	stable := named(t, "stable")
 	gw := startGateway(t, Options{Upstream: stable})

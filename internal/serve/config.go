@@ -63,6 +63,11 @@ type Config struct {
 	// APIKey, when set, is required on /v1/ routes (serving.EnvAPIKey): the
 	// proxy checks it; the engine, on loopback, never sees it.
 	APIKey string
+	// AdminToken, when set, opens the rollout endpoint (RoutePath) to the
+	// deployer that sends it (serving.EnvAdminToken); unset, the endpoint
+	// answers 404. Like APIKey it is never logged, never in /version, and
+	// the engine never sees it.
+	AdminToken string
 
 	// Host and Port are the public address the proxy listens on; Host ""
 	// means every interface. Listener, when set, is used instead.
@@ -147,6 +152,7 @@ var Env = func() []struct{ Name, Help string } {
 	}
 	return append(env, []struct{ Name, Help string }{
 		{serving.EnvAPIKey, "API key clients must send on /v1/ routes (Bearer, or an api-key header); never passed to the engine"},
+		{serving.EnvAdminToken, "token the deployer must send (" + serving.HeaderAdminToken + ") to set this replica's rollout route; unset: no rollout endpoint; never passed to the engine"},
 		{serving.EnvSimArgs, "the simulator's own options (latency, faults), shell words; engine sim only"},
 		{serving.EnvPort, "public port"},
 		{"MODELSHIP_ENGINE_PORT", "engine port on 127.0.0.1"},
@@ -206,6 +212,7 @@ func LoadEnv(getenv func(string) string) (Config, error) {
 	}
 	c.Settings = settings
 	c.APIKey = getenv(serving.EnvAPIKey) // as given: a key may have any bytes
+	c.AdminToken = getenv(serving.EnvAdminToken)
 	num(serving.EnvPort, &c.Port, 0, "a TCP port number")
 	num("MODELSHIP_ENGINE_PORT", &c.EnginePort, 0, "a TCP port number")
 	str(serving.EnvModelDigest, &c.ModelDigest)

@@ -74,6 +74,7 @@ func TestLoadEnv(t *testing.T) {
 		"MODELSHIP_CHAT_TEMPLATE":         "chat.jinja",
 		"MODELSHIP_SIM_ARGS":              "--ttft 5ms",
 		"VLLM_API_KEY":                    "k3y",
+		"MODELSHIP_ADMIN_TOKEN":           "adm1n",
 		"PORT":                            "9000",
 		"MODELSHIP_ENGINE_PORT":           "9100",
 		"MODELSHIP_MODEL_DIGEST":          "sha256:aa",
@@ -98,6 +99,7 @@ func TestLoadEnv(t *testing.T) {
 		Dtype: "bfloat16", Quantization: "fp8", KVCacheDtype: "fp8", EnablePrefixCaching: &no, TrustRemoteCode: true,
 		ChatTemplate: "chat.jinja", EngineArgs: []string{"--enforce-eager", "--override-generation-config", `{"temperature": 0.5}`}}
 	want.APIKey = "k3y"
+	want.AdminToken = "adm1n"
 	want.Port = 9000
 	want.EnginePort = 9100
 	want.ModelDigest = "sha256:aa"

@@ -79,7 +79,11 @@ type ReadyStatus struct {
 }
 
 // Proxy is the public HTTP handler: it serves GET /version and GET /ready
-// itself and streams every other request to the engine unbuffered.
+// itself and streams every other request to the engine unbuffered. During
+// a rollout on Kubernetes it also applies the route the deployer set at
+// RoutePath: a sticky header's requests for the other version are
+// forwarded to that version's Service, and a sample of what this replica
+// answers is mirrored to a shadow.
 type Proxy struct {
 	// ReadyTTL is how long a successful readiness check is reused (default
 	// 5s). Failures are never cached.
@@ -100,6 +104,14 @@ type Proxy struct {
 	// first readiness check can pass (engine ollama: create and load the
 	// model); a failure is the readiness reason, retried every 5s.
 	Prepare func(ctx context.Context) error
+
+	// AdminToken, when set, opens RoutePath to requests that carry it
+	// (serving.HeaderAdminToken); unset, RoutePath answers 404.
+	AdminToken string
+	// route is what the rollout endpoint set; nil answers every request
+	// here. routeMu serializes its changes.
+	route   atomic.Pointer[route]
+	routeMu sync.Mutex
 
 	// MaxConnAge: a response on a keep-alive connection older than this
 	// says "Connection: close" (NewProxy: DefaultMaxConnAge; 0 never), so
@@ -248,8 +260,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.draining() || p.connTooOld(r) {
 		w.Header().Set("Connection", "close")
 	}
-	if r.URL.Path == SamplesPath {
+	switch r.URL.Path {
+	case SamplesPath:
 		p.serveSamples(w, r)
+		return
+	case RoutePath:
+		p.serveRoute(w, r)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/-/") {
@@ -279,7 +295,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, code, st)
 	default:
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
+		v1, authorized := strings.HasPrefix(r.URL.Path, "/v1/"), p.authorized(r)
+		rt := p.route.Load()
+		if v1 && authorized {
+			if fw := rt.forwardFor(r); fw != nil {
+				// Another version's to answer, and to measure: the canary's
+				// analysis counts each request once, where it was answered.
+				_ = http.NewResponseController(w).EnableFullDuplex()
+				fw.ServeHTTP(w, r)
+				return
+			}
+		}
+		if v1 {
 			mw := measure.NewWriter(w)
 			p.own.Begin()
 			defer func() {
@@ -288,8 +315,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				p.own.Done(s)
 			}()
 			w = mw
+			if authorized {
+				// Mirrored as it is answered here, the API key with it.
+				if c := rt.startMirror(r); c != nil {
+					mw.OnWrite = c.Response
+					defer c.Finish(r, mw)
+				}
+			}
 		}
-		if !p.authorized(r) {
+		if !authorized {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			writeJSON(w, http.StatusUnauthorized, apiError("missing or wrong API key: send \"Authorization: Bearer KEY\"", "invalid_request_error", http.StatusUnauthorized))
 			return

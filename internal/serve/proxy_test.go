@@ -455,7 +455,7 @@ func TestProxyRequiresAPIKey(t *testing.T) {
 }
 
 func TestEngineEnvironHasNoAPIKey(t *testing.T) {
-	got := engineEnviron([]string{"PATH=/bin", "VLLM_API_KEY=k", "HF_TOKEN=t", "VLLM_API_KEY_X=1"})
+	got := engineEnviron([]string{"PATH=/bin", "VLLM_API_KEY=k", "MODELSHIP_ADMIN_TOKEN=a", "HF_TOKEN=t", "VLLM_API_KEY_X=1"})
 	want := []string{"PATH=/bin", "HF_TOKEN=t", "VLLM_API_KEY_X=1"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("engine environment %q, want %q", got, want)

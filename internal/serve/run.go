@@ -127,6 +127,8 @@ func Run(ctx context.Context, cfg Config) error {
 	proxy := NewProxy(engineURL, info)
 	proxy.Logger = log
 	proxy.APIKey = cfg.APIKey
+	proxy.AdminToken = cfg.AdminToken
+	defer proxy.closeRoute()
 	proxy.DrainHold = cfg.DrainHold
 	proxy.API = APIFor(cfg.Engine)
 	if proxy.API.NoMetrics {
@@ -407,10 +409,11 @@ func freePort() (int, error) {
 
 // engineEnviron is the engine's environment: serve's, without the API key,
 // which serve checks itself (the engine answers serve's readiness checks on
-// loopback without one).
+// loopback without one), and without the admin token, which is serve's
+// alone.
 func engineEnviron(env []string) []string {
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		return strings.HasPrefix(kv, serving.EnvAPIKey+"=")
+		return strings.HasPrefix(kv, serving.EnvAPIKey+"=") || strings.HasPrefix(kv, serving.EnvAdminToken+"=")
 	})
 }
 

@@ -19,8 +19,8 @@ type Exchange struct {
 	Path   string // with the query
 	Header http.Header
 	Body   []byte // the request body
-	// Status and Response are stable's answer (Response is at most the
-	// gateway's capture limit; Truncated when it was longer).
+	// Status and Response are stable's answer (Response is at most
+	// MaxCapture; Truncated when it was longer).
 	Status    int
 	Response  []byte
 	Truncated bool
