@@ -75,7 +75,7 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	}
 	ro := res.Rollout
 	if ro == nil || ro.Shadow == nil || len(ro.Steps) != 2 || ro.Steps[0].Name != "shadow" {
-		t.Fatalf("rollout %+v: want a shadow report and 2 steps (the shadow, 50%; the last is the promotion)", ro)
+		t.Fatalf("rollout %+v: want a shadow report and 2 steps (the shadow, then 50%%; the last is the promotion)", ro)
 	}
 	logShadow(t, ro.Shadow)
 	t.Logf("canary: %s\n%s", ro.Decision, analysis.Table(ro.Steps))
