@@ -194,10 +194,11 @@ func TestSwitchUnderLoadLosesNothing(t *testing.T) {
 	const minSwitches = 6
 	l := startLoad(gw.url, workers)
 	// Switch back and forth while the load runs, each time once enough
-	// requests went through, and wait for the old release to drain.
+	// requests went through, and wait for the old release to drain; an
+	// even number of times, so that a is active at the end.
 	switches := 0
 	targets := []string{b, a}
-	for switches < minSwitches || l.Requests() < minRequests {
+	for switches < minSwitches || l.Requests() < minRequests || switches%2 != 0 {
 		l.WaitMore(minRequests / minSwitches / 2)
 		to := targets[switches%2]
 		res, err := gw.client.Switch(ctx, to, SwitchOptions{})

@@ -127,8 +127,9 @@ type Writer struct {
 	http.ResponseWriter
 	// Start is when the request arrived.
 	Start time.Time
-	// OnWrite, when set, sees every body write (the gateway's mirror
-	// captures the response with it).
+	// OnWrite, when set, sees every body write (a mirrored exchange's
+	// shadow.Capture keeps the response with it, in the gateway and in
+	// serve).
 	OnWrite     func(p []byte)
 	status      int
 	first, last time.Time

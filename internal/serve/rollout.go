@@ -65,6 +65,20 @@ func (rt *route) startMirror(r *http.Request) *shadow.Capture {
 	return shadow.StartCapture(r, rt.mirror)
 }
 
+// clone is rt with copies of what it points to, for a caller to keep.
+func (rt Route) clone() Route {
+	if s := rt.Sticky; s != nil {
+		c := *s
+		rt.Sticky = &c
+	}
+	if s := rt.Shadow; s != nil {
+		c := *s
+		c.Checks = slices.Clone(s.Checks)
+		rt.Shadow = &c
+	}
+	return rt
+}
+
 // fieldError is a bad value in a posted Route: RoutePath answers 400.
 type fieldError struct{ field, msg string }
 
@@ -124,7 +138,7 @@ func (p *Proxy) CurrentRoute() RouteState {
 	if rt == nil {
 		return RouteState{}
 	}
-	st := RouteState{Route: rt.Route}
+	st := RouteState{Route: rt.Route.clone()}
 	if rt.mirror != nil {
 		rep := rt.mirror.Report()
 		st.Shadow = &rep
@@ -160,7 +174,7 @@ func (p *Proxy) SetRoute(rt Route) (RouteState, error) {
 	}
 	p.route.Store(next)
 	p.logRoute(next.Route)
-	st := RouteState{Route: next.Route}
+	st := RouteState{Route: next.Route.clone()}
 	if old != nil {
 		// Requests that loaded the old route may still offer to it: the
 		// closed mirror drops them.
@@ -201,28 +215,23 @@ func (p *Proxy) logRoute(rt Route) {
 // of its mirror (but for the transport and logger), which SetRoute starts
 // or keeps.
 func (p *Proxy) newRoute(rt Route) (*route, shadow.Options, error) {
-	next := &route{}
+	next := &route{Route: rt.clone()}
 	var opt shadow.Options
-	if s := rt.Sticky; s != nil {
-		c := *s
-		if err := checkSticky(c); err != nil {
+	if s := next.Sticky; s != nil {
+		if err := checkSticky(*s); err != nil {
 			return nil, opt, err
 		}
-		next.Sticky = &c
 		next.to = map[string]*httputil.ReverseProxy{}
-		for side, raw := range map[string]string{SelfStable: c.Stable, SelfCanary: c.Canary} {
+		for side, raw := range map[string]string{SelfStable: s.Stable, SelfCanary: s.Canary} {
 			base, _ := url.Parse(raw) // checked
 			next.to[side] = p.forwarder(side, base)
 		}
 	}
-	if s := rt.Shadow; s != nil {
-		c := *s
-		c.Checks = slices.Clone(s.Checks)
+	if s := next.Shadow; s != nil {
 		var err error
-		if opt, err = shadowOptions(c); err != nil {
+		if opt, err = shadowOptions(*s); err != nil {
 			return nil, opt, err
 		}
-		next.Shadow = &c
 	}
 	return next, opt, nil
 }
