@@ -273,6 +273,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError("not found", "invalid_request_error", http.StatusNotFound))
 		return
 	}
+	authorized, rt := p.authorized(r), p.route.Load()
+	if authorized {
+		if fw := rt.forwardFor(r); fw != nil {
+			// Another version's to answer, and to measure: the canary's
+			// analysis counts each request once, where it was answered.
+			p.forward(w, r, fw, rt)
+			return
+		}
+	}
+	p.answer(w, r, rt, authorized)
+}
+
+// answer answers r here: GET /version, /metrics and /ready itself, every
+// other request from the engine (measured, and mirrored when rt says so).
+func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, rt *route, authorized bool) {
 	switch r.URL.Path {
 	case "/version":
 		if !allowGet(w, r) {
@@ -295,18 +310,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, code, st)
 	default:
-		v1, authorized := strings.HasPrefix(r.URL.Path, "/v1/"), p.authorized(r)
-		rt := p.route.Load()
-		if v1 && authorized {
-			if fw := rt.forwardFor(r); fw != nil {
-				// Another version's to answer, and to measure: the canary's
-				// analysis counts each request once, where it was answered.
-				_ = http.NewResponseController(w).EnableFullDuplex()
-				fw.ServeHTTP(w, r)
-				return
-			}
-		}
-		if v1 {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			mw := measure.NewWriter(w)
 			p.own.Begin()
 			defer func() {

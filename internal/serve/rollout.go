@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -8,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/modelship/modelship/internal/proxyhttp"
 	"github.com/modelship/modelship/internal/shadow"
@@ -345,10 +348,65 @@ func (p *Proxy) forwarder(side string, base *url.URL) *httputil.ReverseProxy {
 	}
 }
 
-// forwardError answers 502 when the other version could not be reached;
-// the error, which names its address, is logged only. A request the
-// client abandoned gets no answer.
+// forward sends r to the other version through fw. While that version
+// cannot be reached at all (it has no ready pod yet: the connection is
+// refused before any of r was sent), this replica answers r itself, so a
+// sticky split set before the new release's first pod is ready costs no
+// request; a value answered here was never the new release's yet.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, fw *httputil.ReverseProxy, rt *route) {
+	body := &readCounter{rc: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = body
+	}
+	orig := r
+	here := func(w http.ResponseWriter) {
+		orig.Body = body.rc
+		p.answer(w, orig, rt, true)
+	}
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	fw.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), answerHereKey{}, answerHere{body: body, answer: here})))
+}
+
+// answerHere is how forwardError answers a request here instead.
+type answerHere struct {
+	body   *readCounter
+	answer func(http.ResponseWriter)
+}
+
+type answerHereKey struct{}
+
+// readCounter counts what was read of a request body (by the transport,
+// from its own goroutine).
+type readCounter struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func (b *readCounter) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *readCounter) Close() error { return b.rc.Close() }
+
+// dialFailed reports whether err is a failure to connect: nothing of the
+// request was sent.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// forwardError answers a request the other version could not be reached
+// for: here, when the connection was refused before any of it was sent
+// (forward), else 502; the error, which names its address, is logged
+// only. A request the client abandoned gets no answer.
 func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, side string, err error) {
+	if h, ok := r.Context().Value(answerHereKey{}).(answerHere); ok && dialFailed(err) && h.body.n.Load() == 0 && r.Context().Err() == nil {
+		p.logger().Debug("sticky forward: the other version cannot be reached yet; answered here", "to", side, "err", err)
+		h.answer(w)
+		return
+	}
 	if r.Context().Err() != nil {
 		p.logger().Debug("client went away", "path", r.URL.Path, "err", err)
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -386,16 +387,40 @@ func TestStickyRoute(t *testing.T) {
 	}
 }
 
-// A canary that cannot be reached: the client gets a 502 in OpenAI's
+// A canary with no ready pod refuses the connection before anything was
+// sent: the replica answers the request itself (and measures it). One
+// that takes the request and fails it: the client gets a 502 in OpenAI's
 // form that does not name the canary's address.
 func TestStickyForwardError(t *testing.T) {
-	_, eng := newEngine(t, "stable", sameAnswer)
+	stableEng, eng := newEngine(t, "stable", sameAnswer)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	goneURL := gone.URL
 	gone.Close()
 	r := newReplica(t, eng)
 	r.setRoute(t, Route{Sticky: &StickyRoute{Header: convHeader, Percent: 100, Self: SelfStable, Stable: r.url, Canary: goneURL}})
-	code, _, body := call(t, http.MethodPost, r.url+"/v1/chat/completions", chat("q"), "Authorization", "Bearer "+testAPIKey, convHeader, "c1")
+	code, by, body := call(t, http.MethodPost, r.url+"/v1/chat/completions", chat("q"), "Authorization", "Bearer "+testAPIKey, convHeader, "c1")
+	if code != http.StatusOK || by != "stable" || stableEng.answered() != 1 || !eventually(func() bool { return r.samples(t) == 1 }) {
+		t.Errorf("canary refusing connections: %d by %q %s, want answered here by stable (engine answered %d)", code, by, body, stableEng.answered())
+	}
+
+	// A canary that accepts the connection and closes it unanswered.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 1024))
+			c.Close()
+		}
+	}()
+	r.setRoute(t, Route{Sticky: &StickyRoute{Header: convHeader, Percent: 100, Self: SelfStable, Stable: r.url, Canary: "http://" + ln.Addr().String()}})
+	code, _, body = call(t, http.MethodPost, r.url+"/v1/chat/completions", chat("q"), "Authorization", "Bearer "+testAPIKey, convHeader, "c1")
 	var e struct {
 		Error struct {
 			Message string
@@ -403,8 +428,11 @@ func TestStickyForwardError(t *testing.T) {
 		}
 	}
 	json.Unmarshal(body, &e)
-	if code != http.StatusBadGateway || e.Error.Code != http.StatusBadGateway || e.Error.Message == "" || strings.Contains(string(body), strings.TrimPrefix(goneURL, "http://")) {
-		t.Errorf("unreachable canary: %d %s", code, body)
+	if code != http.StatusBadGateway || e.Error.Code != http.StatusBadGateway || e.Error.Message == "" || strings.Contains(string(body), ln.Addr().String()) {
+		t.Errorf("canary failing the request: %d %s", code, body)
+	}
+	if stableEng.answered() != 1 {
+		t.Errorf("the stable engine answered %d requests, want only the first: a failed forward must not be answered twice", stableEng.answered())
 	}
 }
 
@@ -503,5 +531,30 @@ func TestShadowRoute(t *testing.T) {
 	ask(2)
 	if differ.answered() != 10 {
 		t.Errorf("mirrored after the shadow stopped: %d", differ.answered())
+	}
+}
+
+// Every request carrying the header goes to its version, not only the
+// API's: GET /version with a conversation's header says which release
+// answers that conversation.
+func TestStickyRouteCoversVersion(t *testing.T) {
+	_, stableURL := newEngine(t, "stable", sameAnswer)
+	_, canaryURL := newEngine(t, "canary", sameAnswer)
+	st, cn := newReplica(t, stableURL), newReplica(t, canaryURL)
+	st.p.info.ReleaseID, cn.p.info.ReleaseID = "r1", "r2"
+	for _, r := range []*replica{st, cn} {
+		self := SelfStable
+		if r == cn {
+			self = SelfCanary
+		}
+		r.setRoute(t, Route{Sticky: &StickyRoute{Header: convHeader, Percent: 100, Self: self, Stable: st.url, Canary: cn.url}})
+	}
+	code, _, body := call(t, http.MethodGet, st.url+"/version", nil, convHeader, "c1")
+	var v VersionInfo
+	if json.Unmarshal(body, &v); code != http.StatusOK || v.ReleaseID != "r2" {
+		t.Errorf("GET /version of conversation c1 at 100%% through the stable replica: %d %s, want release r2's", code, body)
+	}
+	if code, _, body = call(t, http.MethodGet, st.url+"/version", nil); json.Unmarshal(body, &v) != nil || v.ReleaseID != "r1" {
+		t.Errorf("GET /version without the header: %d %s, want the replica's own (r1)", code, body)
 	}
 }
