@@ -153,3 +153,44 @@ func TestShadowRegressedAbortsOnKubernetes(t *testing.T) {
 		t.Errorf("ready pods per Deployment after the abort: %v, want both on the serving release (llm)", got)
 	}
 }
+
+// Interrupting the deployer at the sticky step (Ctrl-C: the context ends)
+// leaves the serving release answering every conversation: the pods'
+// routes are dropped before the new release's replica stops, no direct
+// Service is left, and no client saw a failure.
+func TestStickyCanaryInterrupted(t *testing.T) {
+	images(t)
+	e := newEnv(t, 2)
+	e.deploy(t, good, deploy.Rolling)
+	url := e.clusterIP(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.d.Hook = func(step string) {
+		if step == "canary-50" {
+			cancel()
+		}
+	}
+	req := e.canary(good2, 30*time.Second)
+	req.Canary.Steps = []deploy.CanaryStep{{Percent: 50, Bake: 30 * time.Second}, {Percent: 100}}
+	req.Canary.StickyHeader = testenv.ConvHeader
+	l := testenv.StartConversations(url, 4, 30)
+	var err error
+	l.During(50, func() { _, err = e.d.Deploy(ctx, req) })
+	l.WaitMore(100) // the conversations go on after the undo
+	seen := l.Seen(t)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "all traffic back on") {
+		t.Fatalf("deploy interrupted at the sticky step: %v, want interrupted with all traffic back on the serving release", err)
+	}
+	if d := e.directServices(t); len(d) != 0 {
+		t.Errorf("direct services left after the interruption: %v", d)
+	}
+	if got := e.pods(t); got["llm"] != 2 || len(got) != 1 {
+		t.Errorf("ready pods per Deployment after the interruption: %v, want both on the serving release (llm)", got)
+	}
+	last := seen[len(seen)-1].Sent
+	for i := len(seen) - 1; i >= 0 && seen[i].Sent.After(last.Add(-2*time.Second)); i-- {
+		if seen[i].Image != good.Tag {
+			t.Errorf("conversation %s after the undo answered by %s, want the serving release %s", seen[i].Conv, seen[i].Image, good.Tag)
+		}
+	}
+}
