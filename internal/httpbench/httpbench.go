@@ -43,6 +43,8 @@ type Options struct {
 	// Label names the hop in the metrics ("proxy" gives proxy-p50-µs);
 	// default "via".
 	Label string
+	// Header is sent with every request (a sticky header's value).
+	Header http.Header
 }
 
 // AddedTTFB sends b.N requests to direct and b.N to via (base URLs),
@@ -66,7 +68,16 @@ func AddedTTFB(b *testing.B, direct, via string, opt Options) (directTTFB, viaTT
 	defer client.CloseIdleConnections()
 	ttfb := func(base string) time.Duration {
 		start := time.Now()
-		resp, err := client.Post(base+opt.Path, "application/json", strings.NewReader(opt.Body))
+		req, err := http.NewRequest(http.MethodPost, base+opt.Path, strings.NewReader(opt.Body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header = opt.Header.Clone()
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
