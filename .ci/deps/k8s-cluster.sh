@@ -279,6 +279,7 @@ EOF
 		ip addr add "$GATEWAY/24" dev "$BRIDGE"
 		ip link set "$BRIDGE" up
 	fi
+	pod_forwarding add
 	log "starting CoreDNS on $GATEWAY:$DNS_PORT (Service kube-dns $DNS_IP:53)"
 	cat >"$STATE/Corefile" <<EOF
 .:$DNS_PORT {
@@ -409,6 +410,23 @@ stop_daemons() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
+# pod_forwarding add|del: lets traffic between pods (and from pods out)
+# through the FORWARD chain, whose policy dockerd sets to DROP: with
+# br_netfilter, even two pods on the bridge are forwarded through it. A
+# real cluster's CNI accepts pod traffic; without this, a pod reaches no
+# other pod and no ClusterIP (a connection to one times out).
+pod_forwarding() {
+	local dir op
+	for dir in -i -o; do
+		if [ "$1" = add ]; then
+			iptables -C FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT 2>/dev/null ||
+				iptables -I FORWARD 1 "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT
+		else
+			while iptables -D FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT 2>/dev/null; do :; done
+		fi
+	done
+}
+
 # Deletes the cluster's iptables chains, in every table, for iptables and
 # ip6tables: every KUBE-* chain, the portmap plugin's CNI-HOSTPORT-* chains,
 # and the per-pod CNI-<hash> chains whose rules carry our network's comment
@@ -500,6 +518,7 @@ down() {
 		done
 	fi
 	ip link del "$BRIDGE" 2>/dev/null || true
+	pod_forwarding del
 	clean_chains
 	rm -rf /var/lib/cni/networks/modelship-ci /var/lib/cni/results/modelship-ci-* 2>/dev/null || true
 	# host-local's folders, when up created them and they are empty now.
