@@ -29,8 +29,18 @@ const (
 // rolloutExec runs a rollout command of the gateway (canary, samples,
 // control, shadow). A gateway whose modelship binary predates them
 // answers with its own usage: that error wraps deploy.ErrSplitUnsupported.
+// A gateway that does not answer (its container restarting, or its
+// process not yet listening on the admin socket) is waited for, as a
+// switch does (waitGateway), and asked once more: a gateway restarted
+// mid-canary comes back with the split, so the rollout goes on.
 func (t *Target) rolloutExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
 	stdout, stderr, code, err := t.gatewayRun(ctx, env, sub, args...)
+	if ctx.Err() == nil && (err != nil || strings.Contains(string(stderr), "gateway admin socket")) {
+		t.logf("environment %s: the gateway does not answer `gateway %s` (restarting?): waiting for it", env, sub)
+		if werr := t.waitGateway(ctx, env); werr == nil {
+			stdout, stderr, code, err = t.gatewayRun(ctx, env, sub, args...)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,9 @@ type fakeGateway struct {
 	mu      sync.Mutex
 	ring    *measure.Ring
 	started time.Time
+	// down is how many commands the gateway does not answer, as while
+	// its container restarts.
+	down int
 }
 
 func (f *fakeGateway) add(n int, upstream string) {
@@ -40,6 +43,10 @@ func (f *fakeGateway) restart() {
 func (f *fakeGateway) run(_ context.Context, _, sub string, args ...string) (stdout, stderr []byte, code int, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down > 0 {
+		f.down--
+		return nil, nil, 0, errors.New("exec in modelship-prod-gateway: container is restarting, wait until the container is running")
+	}
 	switch {
 	case sub == "samples" && len(args) == 2 && args[0] == "--since":
 		since, err := strconv.ParseUint(args[1], 10, 64)
@@ -70,8 +77,9 @@ func fakeTarget(t *testing.T) (*Target, *fakeGateway, *bytes.Buffer) {
 }
 
 // After the gateway restarted (a new ring, seqs from 1 again), Samples
-// reads the new ring from 0 instead of waiting for it to pass the old
-// cursor, and says so; without a restart the cursor just moves on.
+// waits for it to answer, then reads the new ring from 0 instead of
+// waiting for it to pass the old cursor, and says so; without a restart
+// the cursor just moves on.
 func TestUnitSamplesStartOverWhenTheGatewayRestarts(t *testing.T) {
 	tg, gw, out := fakeTarget(t)
 	ctx := context.Background()
@@ -90,9 +98,13 @@ func TestUnitSamplesStartOverWhenTheGatewayRestarts(t *testing.T) {
 
 	gw.restart()
 	gw.add(7, "http://release-b:8000")
+	gw.down = 3 // the first read, then two of waitGateway's
 	got, next, err = tg.Samples(ctx, "prod", next)
 	if err != nil || len(got) != 7 || next != 7 {
 		t.Fatalf("after the restart: %d samples, next %d, %v; want the new ring's 7 from 0", len(got), next, err)
+	}
+	if !strings.Contains(out.String(), "environment prod: the gateway does not answer `gateway samples` (restarting?): waiting for it") {
+		t.Fatalf("the wait for the gateway was not logged: %q", out)
 	}
 	if !strings.Contains(out.String(), "environment prod: the gateway restarted: its measurements start over") {
 		t.Fatalf("the restart was not logged: %q", out)
