@@ -29,6 +29,7 @@ func FuzzParseStateFile(f *testing.F) {
 	for _, s := range []string{
 		`{"active":"http://a:8000","previous":"http://b:8000","switched_at":"2025-01-02T03:04:05Z"}`,
 		`{"active":""}`, `{}`, `{"active":"x"}`, `{"activ":"http://a"}`, `{} {}`, `{"switched_at":"yesterday"}`,
+		`{"active":"http://a:8000","canary":{"upstream":"http://b:8000","percent":10,"sticky_header":"X-Conversation-Id","since":"2025-01-02T03:04:05Z","control":"promote"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -40,7 +41,7 @@ func FuzzParseStateFile(f *testing.F) {
 		// What was accepted round-trips through what persist writes.
 		b, _ := json.Marshal(st)
 		st2, err := ParseStateFile(b)
-		if err != nil || st2.Active != st.Active || st2.Previous != st.Previous || !st2.SwitchedAt.Equal(st.SwitchedAt) {
+		if err != nil || st2.Active != st.Active || st2.Previous != st.Previous || !st2.SwitchedAt.Equal(st.SwitchedAt) || (st2.Canary == nil) != (st.Canary == nil) {
 			t.Fatalf("accepted %q but not its own output %s: %v", data, b, err)
 		}
 	})

@@ -15,10 +15,13 @@
 // percent of new requests, sticky by a header's value: split.go), measures
 // every request it proxies into a ring the deploy reads (measure.go) and
 // into Prometheus metrics per release (metrics.go), and mirrors a sample
-// of the active release's exchanges to a shadow release (mirror.go). None
-// of these is kept across a restart or an upgrade in place: the new
-// process sends everything to the active release, its samples start again
-// from seq 1 and its metrics from zero (State's pid and started_at tell).
+// of the active release's exchanges to a shadow release (mirror.go). The
+// canary split and the rollout's control are kept in the state file, so a
+// restarted gateway goes on splitting; the rest is not kept across a
+// restart or an upgrade in place: a running mirror ends (its counts cannot
+// be kept), the samples start again from seq 1 in a ring with another
+// boot (Samples.Boot: readers start over from 0) and the metrics from
+// zero (State's pid and started_at tell).
 package gateway
 
 import (
@@ -160,9 +163,10 @@ type Options struct {
 	NewShadow func(shadow.Options) (Shadower, error)
 }
 
-// New returns a gateway, restoring the active upstream from opt.StatePath
-// when that file exists. A state file that cannot be read or parsed is an
-// error (a gateway must not silently forget which release is live).
+// New returns a gateway, restoring the active upstream, and the canary
+// split with its control, from opt.StatePath when that file exists. A
+// state file that cannot be read or parsed is an error (a gateway must not
+// silently forget which release is live).
 func New(opt Options) (*Gateway, error) {
 	g := &Gateway{
 		Logger:    opt.Logger,
@@ -188,6 +192,7 @@ func New(opt Options) (*Gateway, error) {
 		ErrorHandler:  g.proxyError,
 	}
 	initial := opt.Upstream
+	var split *CanaryState
 	if opt.StatePath != "" {
 		st, err := ReadStateFile(opt.StatePath)
 		switch {
@@ -195,6 +200,7 @@ func New(opt Options) (*Gateway, error) {
 			initial = st.Active
 			g.previous = st.Previous
 			g.switchedAt = st.SwitchedAt
+			split = st.Canary
 		case err == nil, errors.Is(err, errNoStateFile):
 		default:
 			return nil, err
@@ -208,6 +214,9 @@ func New(opt Options) (*Gateway, error) {
 		up := newUpstream(u)
 		g.upstreams[up.key] = up
 		g.active.Store(up)
+		if split != nil {
+			g.restoreCanaryLocked(split)
+		}
 		if opt.StatePath != "" {
 			if err := g.persistLocked(); err != nil {
 				return nil, err

@@ -82,7 +82,8 @@ func (m *mirror) close() shadow.Report {
 // SetShadow starts mirroring req.Percent of the requests the active
 // upstream answers to req.Upstream and returns the new mirror's Report;
 // Percent 0 stops the running mirror, closes it and returns its final
-// Report. Like the canary, the mirror is not kept across a restart.
+// Report. Unlike the canary, the mirror is not kept in the state file (its
+// counts cannot be): a restart ends it, and GET /shadow then answers 404.
 func (g *Gateway) SetShadow(req ShadowRequest) (*shadow.Report, error) {
 	if math.IsNaN(req.Percent) || req.Percent < 0 || req.Percent > 100 {
 		return nil, &fieldError{"percent", fmt.Sprintf("%v is not between 0 and 100", req.Percent)}

@@ -90,16 +90,20 @@ func (g *Gateway) acquireRoute(r *http.Request) *upstream {
 
 // SetCanary sends req.Percent of new requests to req.Upstream and the rest
 // to the active upstream; requests in flight keep theirs. Percent 0 clears
-// the split at once. The canary is not written to the state file: a
-// restarted (or upgraded) gateway sends everything to the active upstream,
-// which is the safe side of a rollout. Errors name the request field that is wrong; an
-// upstream that is not ready wraps ErrNotReady.
+// the split at once. The split is written to the state file before it is
+// reported, so a gateway restarted mid-canary (a crash, docker restart, a
+// host reboot) goes on splitting; if that write fails, a new split is
+// undone, and a cleared one stays cleared (the safe side) with an error
+// saying the file still holds it. Errors name the request field that is
+// wrong; an upstream that is not ready wraps ErrNotReady.
 func (g *Gateway) SetCanary(ctx context.Context, req CanaryRequest) (*CanaryState, error) {
 	if math.IsNaN(req.Percent) || req.Percent < 0 || req.Percent > 100 {
 		return nil, &fieldError{"percent", fmt.Sprintf("%v is not between 0 and 100", req.Percent)}
 	}
 	if req.Percent == 0 {
-		g.clearCanary()
+		if err := g.clearCanary(); err != nil {
+			return nil, err
+		}
 		return &CanaryState{}, nil
 	}
 	timeout, err := parseReadyTimeout(req.ReadyTimeout)
@@ -127,16 +131,40 @@ func (g *Gateway) SetCanary(ctx context.Context, req CanaryRequest) (*CanaryStat
 		g.upstreams[u] = up
 	}
 	c := &canary{up: up, percent: req.Percent, threshold: sticky.Threshold(req.Percent), sticky: req.StickyHeader, since: time.Now().UTC()}
-	g.canary.Store(c)
+	old := g.canary.Swap(c)
+	if err := g.persistLocked(); err != nil {
+		// Undo: a restart must not bring back another split than the
+		// one in force. Requests that already went to c finish there.
+		g.canary.Store(old)
+		g.pruneLocked()
+		return nil, fmt.Errorf("canary to %s undone: %w", u, err)
+	}
 	g.logger().Info("canary", "upstream", u, "percent", req.Percent, "sticky_header", req.StickyHeader, "active", g.Active())
 	return g.canaryStateLocked(), nil
+}
+
+// restoreCanaryLocked puts back the split a state file kept (New, once the
+// active upstream is set): no readiness check, as the split was in force
+// when the gateway stopped, and the deploy watching the rollout judges the
+// canary's answers. g.mu is held or g not yet shared.
+func (g *Gateway) restoreCanaryLocked(st *CanaryState) {
+	parsed, _ := ParseUpstream(st.Upstream) // checked by ParseStateFile
+	up := g.upstreams[parsed.String()]
+	if up == nil {
+		up = newUpstream(parsed)
+		g.upstreams[up.key] = up
+	}
+	g.canary.Store(&canary{up: up, percent: st.Percent, threshold: sticky.Threshold(st.Percent), sticky: st.StickyHeader, since: st.Since})
+	g.control = st.Control
+	g.logger().Info("canary restored from the state file", "upstream", up.key, "percent", st.Percent, "sticky_header", st.StickyHeader,
+		"since", st.Since, "control", st.Control, "active", g.Active())
 }
 
 // canaryUpstream checks req's upstream and sticky header and returns the
 // upstream's canonical URL.
 func (g *Gateway) canaryUpstream(req CanaryRequest) (string, error) {
-	if h := req.StickyHeader; h != "" && (strings.ContainsAny(h, " \t\r\n:") || http.CanonicalHeaderKey(h) == "") {
-		return "", &fieldError{"sticky_header", fmt.Sprintf("%q is not a header name like X-Conversation-Id", h)}
+	if err := checkStickyHeader(req.StickyHeader); err != nil {
+		return "", err
 	}
 	parsed, err := ParseUpstream(req.Upstream)
 	if err != nil {
@@ -152,6 +180,15 @@ func (g *Gateway) canaryUpstream(req CanaryRequest) (string, error) {
 	return u, nil
 }
 
+// checkStickyHeader refuses a sticky header that is not a header name;
+// "" (no sticky header) is fine.
+func checkStickyHeader(h string) error {
+	if h != "" && (strings.ContainsAny(h, " \t\r\n:") || http.CanonicalHeaderKey(h) == "") {
+		return &fieldError{"sticky_header", fmt.Sprintf("%q is not a header name like X-Conversation-Id", h)}
+	}
+	return nil
+}
+
 func parseReadyTimeout(v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
@@ -165,17 +202,27 @@ func parseReadyTimeout(v string) (time.Duration, error) {
 
 // clearCanary sends every new request to the active upstream; the
 // canary's requests in flight finish there (WaitDrained waits for them),
-// and an idle canary is forgotten.
-func (g *Gateway) clearCanary() {
+// and an idle canary is forgotten. The state file is rewritten without
+// it; the error says when that failed (the split stays cleared).
+func (g *Gateway) clearCanary() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.clearCanaryLocked()
+	c := g.canary.Swap(nil)
+	if c == nil {
+		return nil
+	}
+	g.canaryClearedLocked(c)
+	if err := g.persistLocked(); err != nil {
+		return fmt.Errorf("canary to %s cleared, but a restart would restore it: %w", c.up.key, err)
+	}
+	return nil
 }
 
-func (g *Gateway) clearCanaryLocked() {
-	if c := g.canary.Swap(nil); c != nil {
-		g.logger().Info("canary cleared", "upstream", c.up.key, "percent", c.percent)
-	}
+// canaryClearedLocked follows the removal of c from g.canary: the
+// rollout's control goes with it (unless a shadow runs), idle upstreams
+// are forgotten.
+func (g *Gateway) canaryClearedLocked(c *canary) {
+	g.logger().Info("canary cleared", "upstream", c.up.key, "percent", c.percent)
 	g.clearControlLocked()
 	g.pruneLocked()
 }
@@ -214,21 +261,34 @@ type ControlRequest struct {
 
 // SetControl records action ("promote", "abort", "resume", or "" to clear)
 // for the deploy running the rollout to read; it is cleared with the
-// canary and shadow.
+// canary and shadow. While a canary is set it is kept in the state file
+// with it; if that write fails, the action is undone.
 func (g *Gateway) SetControl(action string) error {
-	switch action {
-	case ActionPromote, ActionAbort, ActionResume, "":
-	default:
-		return &fieldError{"action", fmt.Sprintf("%q is not one of \"promote\", \"abort\", \"resume\", \"\"", action)}
+	if err := checkAction(action); err != nil {
+		return &fieldError{"action", err.Error()}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.canary.Load() == nil && g.shadow.Load() == nil {
 		return ErrNoRollout
 	}
+	old := g.control
 	g.control = action
+	if err := g.persistLocked(); err != nil {
+		g.control = old
+		return fmt.Errorf("control %q undone: %w", action, err)
+	}
 	g.logger().Info("rollout control", "action", action)
 	return nil
+}
+
+// checkAction refuses what is not a control action.
+func checkAction(action string) error {
+	switch action {
+	case ActionPromote, ActionAbort, ActionResume, "":
+		return nil
+	}
+	return fmt.Errorf("%q is not one of \"promote\", \"abort\", \"resume\", \"\"", action)
 }
 
 // Control returns the action last asked for the rollout, "" when none.

@@ -62,16 +62,23 @@ func (g *Gateway) Switch(ctx context.Context, target string, requireReady bool, 
 	}
 	g.active.Store(next)
 	g.previous, g.switchedAt = prev, time.Now().UTC()
+	// A canary was split from, and measured against, the release switched
+	// away from: a switch (promoting the canary, or any other) ends it, in
+	// the same state file write.
+	oldCanary, oldControl := g.canary.Swap(nil), g.control
+	g.clearControlLocked()
 	if err := g.persistLocked(); err != nil {
 		// Undo: the state file must never disagree with what is served
 		// after a restart. Requests that already went to next finish there.
 		g.active.Store(cur)
 		g.previous, g.switchedAt = oldPrev, oldAt
+		g.canary.Store(oldCanary)
+		g.control = oldControl
 		return nil, fmt.Errorf("switch to %s undone: %w", next.key, err)
 	}
-	// A canary was split from, and measured against, the release switched
-	// away from: a switch (promoting the canary, or any other) ends it.
-	g.clearCanaryLocked()
+	if oldCanary != nil {
+		g.canaryClearedLocked(oldCanary)
+	}
 	g.pruneLocked()
 	g.logger().Info("switched", append([]any{"active", next.key, "previous", prev}, next.releaseAttrs()...)...)
 	return &SwitchResult{Active: next.key, Previous: prev, Changed: true, SwitchedAt: g.switchedAt}, nil

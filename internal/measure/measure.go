@@ -7,6 +7,7 @@
 package measure
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -53,6 +54,11 @@ type Sample struct {
 
 // Samples is the answer of GET /samples?since=N.
 type Samples struct {
+	// Boot names the ring that answered: random per Ring, so a reader
+	// whose cursor belongs to another ring (the gateway or a serving
+	// pod's container restarted and counts from seq 1 again) can tell,
+	// and read the new one from 0. "" from a binary older than it.
+	Boot string `json:"boot"`
 	// Next is the last seq returned (N when none): ask from it next.
 	Next uint64 `json:"next"`
 	// Dropped counts records after N that were overwritten before this
@@ -63,13 +69,16 @@ type Samples struct {
 
 // Ring holds the last RingSize samples; one short lock per request.
 type Ring struct {
+	boot string // Samples.Boot: set by NewRing, never changed
 	mu   sync.Mutex
 	seq  uint64 // the last seq written
 	recs []Sample
 }
 
-// NewRing returns an empty ring.
-func NewRing() *Ring { return &Ring{recs: make([]Sample, RingSize)} }
+// NewRing returns an empty ring with a boot identity of its own.
+func NewRing() *Ring {
+	return &Ring{boot: rand.Text(), recs: make([]Sample, RingSize)}
+}
 
 // Add records s as the next seq.
 func (r *Ring) Add(s Sample) {
@@ -84,7 +93,7 @@ func (r *Ring) Add(s Sample) {
 func (r *Ring) Since(n uint64, max int) Samples {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := Samples{Next: n, Samples: []Sample{}}
+	out := Samples{Boot: r.boot, Next: n, Samples: []Sample{}}
 	if n >= r.seq {
 		return out
 	}

@@ -88,3 +88,18 @@ func TestProbeIsWhatIsNotAGeneration(t *testing.T) {
 		}
 	}
 }
+
+// Each ring names itself with a boot of its own, the same in every
+// answer, so a reader tells a restarted ring (seq from 1 again) from the
+// one its cursor belongs to.
+func TestRingBoot(t *testing.T) {
+	a, b := NewRing(), NewRing()
+	first := a.Since(0, 1).Boot
+	a.Add(Sample{Status: 200})
+	if first == "" || a.Since(0, 1).Boot != first || a.Since(5, 1).Boot != first {
+		t.Fatalf("one ring's boot changed or is empty: %q, %q", first, a.Since(0, 1).Boot)
+	}
+	if b.Since(0, 1).Boot == first {
+		t.Fatalf("two rings share the boot %q", first)
+	}
+}

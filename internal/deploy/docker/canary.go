@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -28,8 +29,18 @@ const (
 // rolloutExec runs a rollout command of the gateway (canary, samples,
 // control, shadow). A gateway whose modelship binary predates them
 // answers with its own usage: that error wraps deploy.ErrSplitUnsupported.
+// A gateway that does not answer (its container restarting, or its
+// process not yet listening on the admin socket) is waited for, as a
+// switch does (waitGateway), and asked once more: a gateway restarted
+// mid-canary comes back with the split, so the rollout goes on.
 func (t *Target) rolloutExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
 	stdout, stderr, code, err := t.gatewayRun(ctx, env, sub, args...)
+	if ctx.Err() == nil && (err != nil || strings.Contains(string(stderr), "gateway admin socket")) {
+		t.logf("environment %s: the gateway does not answer `gateway %s` (restarting?): waiting for it", env, sub)
+		if werr := t.waitGateway(ctx, env); werr == nil {
+			stdout, stderr, code, err = t.gatewayRun(ctx, env, sub, args...)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +76,10 @@ func (t *Target) SetCanary(ctx context.Context, env string, in *deploy.Instance,
 }
 
 // Samples reads the requests the gateway measured after since (`gateway
-// samples`), page by page until it has caught up.
+// samples`), page by page until it has caught up. A gateway that
+// restarted since the last call answers from another ring (another boot),
+// whose seqs start again from 1: Samples then reads that ring from 0
+// rather than wait for it to reach since.
 func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deploy.MeasuredSample, uint64, error) {
 	var out []deploy.MeasuredSample
 	for range samplesPages {
@@ -76,6 +90,11 @@ func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deplo
 		var page measure.Samples
 		if err := json.Unmarshal(b, &page); err != nil {
 			return nil, since, fmt.Errorf("environment %s: the gateway's measurements: %v", env, err)
+		}
+		if last, _ := t.boots.Swap(env, page.Boot); last != nil && last != page.Boot && since > 0 {
+			t.logf("environment %s: the gateway restarted: its measurements start over (read from seq 0 of its new ring, not after %d)", env, since)
+			since = 0
+			continue
 		}
 		if page.Dropped > 0 && since > 0 {
 			t.logf("environment %s: the gateway overwrote %d measurements before they were read (its ring is full); the analysis goes on with the rest", env, page.Dropped)
@@ -143,9 +162,24 @@ func (t *Target) SetShadow(ctx context.Context, env string, in *deploy.Instance,
 	return nil
 }
 
-// ShadowReport is what env's mirror compared so far (`gateway shadow --report`).
+// ErrShadowEnded is ShadowReport's error when the gateway runs no mirror
+// any more: a gateway restart (or an upgrade in place) ends a running
+// mirror, whose counts cannot be kept, so the shadow step cannot be judged.
+var ErrShadowEnded = errors.New("the gateway runs no mirror any more")
+
+// ShadowReport is what env's mirror compared so far (`gateway shadow
+// --report`); when the gateway has no mirror (it restarted since the
+// mirror started), the error wraps ErrShadowEnded and says when the
+// gateway started.
 func (t *Target) ShadowReport(ctx context.Context, env string) (*shadow.Report, error) {
 	b, err := t.rolloutExec(ctx, env, "shadow", "--report")
+	if err != nil && strings.Contains(err.Error(), "no shadow is running") {
+		why := "it restarted, or the mirror was stopped by hand"
+		if st, serr := t.GatewayState(ctx, env); serr == nil && !st.StartedAt.IsZero() {
+			why = "its process started at " + st.StartedAt.UTC().Format(time.RFC3339) + ": the gateway restarted (or was upgraded in place) since the mirror started"
+		}
+		return nil, fmt.Errorf("environment %s: %w (%s); a restart ends a running mirror and its counts, so the shadow step cannot be judged: deploy again", env, ErrShadowEnded, why)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("environment %s: reading the mirror's report: %w", env, err)
 	}

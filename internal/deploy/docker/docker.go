@@ -131,6 +131,13 @@ type Target struct {
 	// binSums are the sha256 of the modelship binary of release images,
 	// by image ID and path (UpgradeRouter reads a binary once).
 	binSums sync.Map
+	// boots are, by environment, the boot of the gateway's measurement
+	// ring Samples last read (measure.Samples.Boot): another one means
+	// the gateway restarted and its seqs start over.
+	boots sync.Map
+	// gatewayRunner, when set, answers the gateway commands instead of
+	// docker exec in the gateway container: the unit tests' fake gateway.
+	gatewayRunner func(ctx context.Context, env, sub string, args ...string) (stdout, stderr []byte, code int, err error)
 }
 
 // New connects to the engine (lazily: nothing is sent until the first call)

@@ -181,6 +181,9 @@ type GatewayState struct {
 	Previous     string `json:"previous"`
 	PID          int    `json:"pid"`
 	BinarySHA256 string `json:"binary_sha256"` // "" from a gateway older than upgrades in place
+	// StartedAt is when the gateway process started (a restart, or an
+	// upgrade in place, moves it).
+	StartedAt time.Time `json:"started_at"`
 }
 
 func (t *Target) GatewayState(ctx context.Context, env string) (*GatewayState, error) {
@@ -211,6 +214,9 @@ func (t *Target) gatewayExec(ctx context.Context, env, sub string, args ...strin
 
 // gatewayRun runs `modelship gateway SUB ARGS` in the gateway container.
 func (t *Target) gatewayRun(ctx context.Context, env, sub string, args ...string) (stdout, stderr []byte, code int, err error) {
+	if t.gatewayRunner != nil {
+		return t.gatewayRunner(ctx, env, sub, args...)
+	}
 	name := gatewayName(env)
 	ins, err := t.cli.ContainerInspect(ctx, name)
 	if err != nil {

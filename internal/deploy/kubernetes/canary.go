@@ -300,7 +300,7 @@ func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deplo
 	}
 	t.mu.Lock()
 	if since == 0 || t.cursors == nil {
-		t.cursors = map[types.UID]uint64{}
+		t.cursors = map[types.UID]podCursor{}
 	}
 	t.mu.Unlock()
 	var out []deploy.MeasuredSample
@@ -327,13 +327,43 @@ func (t *Target) Samples(ctx context.Context, env string, since uint64) ([]deplo
 	return out, next, nil
 }
 
-// podSamples reads pod p's samples after its cursor and moves the cursor.
+// podCursor is where Samples stopped reading one pod: the last seq read
+// in the ring named boot (measure.Samples.Boot). A container restart keeps
+// the pod's UID but starts another ring, from seq 1.
+type podCursor struct {
+	boot string
+	next uint64
+}
+
+// podSamples reads pod p's samples after its cursor and moves the cursor;
+// a ring with another boot than the cursor's (the pod's container
+// restarted) is read from 0.
 func (t *Target) podSamples(ctx context.Context, p *corev1.Pod) (*measure.Samples, error) {
 	t.mu.Lock()
 	cur := t.cursors[p.UID]
 	t.mu.Unlock()
+	page, err := t.readPodSamples(ctx, p, cur.next)
+	if err == nil && cur.next > 0 && page.Boot != cur.boot {
+		t.logf("pod %s restarted (a new container): its measurements start over", p.Name)
+		cur.next = 0
+		page, err = t.readPodSamples(ctx, p, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if page.Dropped > 0 && cur.next > 0 {
+		t.logf("pod %s overwrote %d measurements before they were read; the analysis goes on with the rest", p.Name, page.Dropped)
+	}
+	t.mu.Lock()
+	t.cursors[p.UID] = podCursor{boot: page.Boot, next: page.Next}
+	t.mu.Unlock()
+	return page, nil
+}
+
+// readPodSamples is pod p's answer of serve.SamplesPath after seq since.
+func (t *Target) readPodSamples(ctx context.Context, p *corev1.Pod, since uint64) (*measure.Samples, error) {
 	b, err := t.cs.CoreV1().Pods(t.opt.Namespace).ProxyGet("http", p.Name, strconv.Itoa(ServePort), serve.SamplesPath,
-		map[string]string{"since": strconv.FormatUint(cur, 10)}).DoRaw(ctx)
+		map[string]string{"since": strconv.FormatUint(since, 10)}).DoRaw(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -341,12 +371,6 @@ func (t *Target) podSamples(ctx context.Context, p *corev1.Pod) (*measure.Sample
 	if err := json.Unmarshal(b, &page); err != nil {
 		return nil, fmt.Errorf("answer of %s: %v", serve.SamplesPath, err)
 	}
-	if page.Dropped > 0 && cur > 0 {
-		t.logf("pod %s overwrote %d measurements before they were read; the analysis goes on with the rest", p.Name, page.Dropped)
-	}
-	t.mu.Lock()
-	t.cursors[p.UID] = page.Next
-	t.mu.Unlock()
 	return &page, nil
 }
 

@@ -106,7 +106,7 @@ type Target struct {
 	// svc is the local listener of the service proxy (ServiceURL).
 	svc net.Listener
 	// cursors are Samples' per pod; samplesCall the cursor it returns.
-	cursors     map[types.UID]uint64
+	cursors     map[types.UID]podCursor
 	samplesCall uint64
 	// route is the running rollout's route for the pods (route.go).
 	route *rolloutRoute
