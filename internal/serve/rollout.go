@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/modelship/modelship/internal/proxyhttp"
 	"github.com/modelship/modelship/internal/shadow"
@@ -107,6 +109,15 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request) {
 		var rt Route
 		if err := dec.Decode(&rt); err != nil {
 			writeJSON(w, http.StatusBadRequest, apiError("body: not a route as JSON: "+err.Error(), "invalid_request_error", http.StatusBadRequest))
+			return
+		}
+		if _, _, err := p.newRoute(rt); err != nil { // bad values first: 400
+			writeJSON(w, http.StatusBadRequest, apiError(err.Error(), "invalid_request_error", http.StatusBadRequest))
+			return
+		}
+		if err := p.probeRoute(r.Context(), rt); err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, apiError(err.Error(), "upstream_unavailable", http.StatusServiceUnavailable))
 			return
 		}
 		st, err := p.SetRoute(rt)
@@ -414,4 +425,60 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, side string
 	_, msg := proxyhttp.Public("the "+side+" release", err)
 	p.logger().Warn("sticky forward failed", "method", r.Method, "path", r.URL.Path, "to", side, "status", http.StatusBadGateway, "err", err)
 	writeJSON(w, http.StatusBadGateway, apiError(msg, "upstream_unavailable", http.StatusBadGateway))
+}
+
+// probeRoute checks, from this replica, that every address rt sends
+// requests to answers as a serving release (GET /version, a JSON object
+// with "version" or "engine") or refuses connections (a Service whose
+// pods are not ready yet: a forward is then answered here). Anything else
+// (no answer, or an answer from something else) means the address does
+// not lead to a release from here yet, as a Service that kube-proxy has
+// not programmed on this node: its connections would go wherever the
+// node's default route leads, and be kept alive there. RoutePath then
+// answers 503 and the deployer tries again.
+func (p *Proxy) probeRoute(ctx context.Context, rt Route) error {
+	var urls []string
+	if s := rt.Sticky; s != nil {
+		urls = append(urls, s.Stable, s.Canary)
+	}
+	if s := rt.Shadow; s != nil {
+		urls = append(urls, s.Upstream)
+	}
+	slices.Sort(urls)
+	for _, u := range slices.Compact(urls) {
+		if err := probeUpstream(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probeUpstream is probeRoute's check of one base URL, on a connection of
+// its own.
+func probeUpstream(ctx context.Context, base string) error {
+	if checkBaseURL("url", base) != nil {
+		return nil // SetRoute says what is wrong with it
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/version", nil)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}
+	defer tr.CloseIdleConnections()
+	resp, err := tr.RoundTrip(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	shown := redactedURL(base)
+	if err != nil {
+		return fmt.Errorf("%s does not answer from this replica yet (%v): try again once its Service is programmed", shown, err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&v) != nil || (v["version"] == nil && v["engine"] == nil) {
+		return fmt.Errorf("%s answers GET /version with %d, not as a serving release: from this replica the address does not lead to one yet; try again", shown, resp.StatusCode)
+	}
+	return nil
 }

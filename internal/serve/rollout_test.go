@@ -72,6 +72,10 @@ func (e *llmEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Messages []struct{ Role, Content string }
 		Prompt   string
 	}
+	if r.URL.Path == "/version" { // a route's probe: not a generation
+		fmt.Fprint(w, `{"version":"test"}`)
+		return
+	}
 	json.NewDecoder(r.Body).Decode(&req)
 	prompt := req.Prompt
 	if len(req.Messages) > 0 {
@@ -215,7 +219,7 @@ func TestRouteEndpoint(t *testing.T) {
 
 	good := func() Route {
 		return Route{
-			Sticky: &StickyRoute{Header: convHeader, Percent: 10, Self: SelfStable, Stable: "http://10.0.0.1:8000", Canary: "http://10.0.0.2:8000"},
+			Sticky: &StickyRoute{Header: convHeader, Percent: 10, Self: SelfStable, Stable: r.url, Canary: cand},
 			Shadow: &ShadowRoute{Upstream: cand, Percent: 50, Queue: 8, Checks: []suite.TextCheck{{Case: "c", Prompt: "p", Assertions: []suite.TextAssertion{{Kind: "contains", Value: json.RawMessage(`"x"`)}}}}},
 		}
 	}
@@ -419,7 +423,11 @@ func TestStickyForwardError(t *testing.T) {
 			c.Close()
 		}
 	}()
-	r.setRoute(t, Route{Sticky: &StickyRoute{Header: convHeader, Percent: 100, Self: SelfStable, Stable: r.url, Canary: "http://" + ln.Addr().String()}})
+	// (Set directly: the rollout endpoint would refuse an address that
+	// does not answer as a release, see TestRouteProbe.)
+	if _, err := r.p.SetRoute(Route{Sticky: &StickyRoute{Header: convHeader, Percent: 100, Self: SelfStable, Stable: r.url, Canary: "http://" + ln.Addr().String()}}); err != nil {
+		t.Fatal(err)
+	}
 	code, _, body = call(t, http.MethodPost, r.url+"/v1/chat/completions", chat("q"), "Authorization", "Bearer "+testAPIKey, convHeader, "c1")
 	var e struct {
 		Error struct {
@@ -556,5 +564,31 @@ func TestStickyRouteCoversVersion(t *testing.T) {
 	}
 	if code, _, body = call(t, http.MethodGet, st.url+"/version", nil); json.Unmarshal(body, &v) != nil || v.ReleaseID != "r1" {
 		t.Errorf("GET /version without the header: %d %s, want the replica's own (r1)", code, body)
+	}
+}
+
+// Before a route is put in force, the replica checks that each address
+// leads to a serving release or refuses connections (its pods are not
+// ready yet); an address where something else answers (a Service not yet
+// programmed on the node, whose connections leave by the default route)
+// gets a 503 naming it, and the route in force is unchanged.
+func TestRouteProbe(t *testing.T) {
+	_, eng := newEngine(t, "stable", sameAnswer)
+	r := newReplica(t, eng)
+	other := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(other.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneURL := gone.URL
+	gone.Close()
+
+	refused := Route{Sticky: &StickyRoute{Header: convHeader, Percent: 10, Self: SelfStable, Stable: r.url, Canary: goneURL}}
+	r.setRoute(t, refused)
+	b, _ := json.Marshal(Route{Shadow: &ShadowRoute{Upstream: other.URL, Percent: 10}})
+	code, _, body := call(t, http.MethodPost, r.url+RoutePath, b, serving.HeaderAdminToken, testAdminToken)
+	if msg := errorMessage(body); code != http.StatusServiceUnavailable || !strings.Contains(msg, other.URL+" answers GET /version with 404, not as a serving release") {
+		t.Errorf("route to a server that is not a release: %d %q, want 503 naming it", code, msg)
+	}
+	if st := r.getRoute(t); st.Route.Sticky == nil || st.Route.Shadow != nil {
+		t.Errorf("route after the refused POST: %+v, want the earlier one unchanged", st.Route)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -133,19 +134,52 @@ func (t *Target) adminToken(ctx context.Context) (string, error) {
 	return tok, nil
 }
 
-// podRoute sets pod p's route (route nil: reads it) through the pod proxy.
+// routeProbeWait bounds how long a pod may refuse a route because an
+// address in it does not lead to a release from there yet (a new direct
+// Service that kube-proxy has not programmed on the pod's node).
+const routeProbeWait = 30 * time.Second
+
+// podRoute sets pod p's route (route nil: reads it) through the pod proxy,
+// trying again while the pod answers 503 (serve's probe of the route's
+// addresses, see serve.RoutePath) for up to wait: routeProbeWait for a
+// ready pod; a pod that is not ready may not listen yet, and is tried
+// again later anyway.
 func (t *Target) podRoute(ctx context.Context, token string, p *corev1.Pod, route *serve.Route) (*serve.RouteState, error) {
-	req := t.cs.CoreV1().RESTClient().Get()
+	wait := time.Duration(0)
+	if route != nil && PodReady(p) {
+		wait = routeProbeWait
+	}
+	var body []byte
 	if route != nil {
-		b, err := json.Marshal(route)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(route); err != nil {
 			return nil, err
 		}
-		req = t.cs.CoreV1().RESTClient().Post().Body(b).SetHeader("Content-Type", "application/json")
 	}
-	b, err := req.Namespace(t.opt.Namespace).Resource("pods").Name(p.Name+":"+strconv.Itoa(ServePort)).
-		SubResource("proxy").Suffix(serve.RoutePath).SetHeader(serving.HeaderAdminToken, token).DoRaw(ctx)
+	deadline := time.Now().Add(wait)
+	for {
+		req := t.cs.CoreV1().RESTClient().Get()
+		if route != nil {
+			req = t.cs.CoreV1().RESTClient().Post().Body(body).SetHeader("Content-Type", "application/json")
+		}
+		b, err := req.Namespace(t.opt.Namespace).Resource("pods").Name(p.Name+":"+strconv.Itoa(ServePort)).
+			SubResource("proxy").Suffix(serve.RoutePath).SetHeader(serving.HeaderAdminToken, token).DoRaw(ctx)
+		if apierrors.IsServiceUnavailable(err) && time.Now().Before(deadline) {
+			if err := deploy.Sleep(ctx, 500*time.Millisecond); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return t.routeAnswer(p, b, err)
+	}
+}
+
+// routeAnswer reads pod p's answer to a route request.
+func (t *Target) routeAnswer(p *corev1.Pod, b []byte, err error) (*serve.RouteState, error) {
 	if err != nil {
+		if apierrors.IsServiceUnavailable(err) {
+			return nil, fmt.Errorf("pod %s refused the route (an address in it does not lead to a release from there): %w", p.Name, err)
+		}
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("pod %s has no rollout endpoint (%s): its modelship serve is older than this one, or started without %s: %w",
 				p.Name, serve.RoutePath, serving.EnvAdminToken, err)
