@@ -414,13 +414,15 @@ stop_daemons() {
 # through the FORWARD chain, whose policy dockerd sets to DROP: with
 # br_netfilter, even two pods on the bridge are forwarded through it. A
 # real cluster's CNI accepts pod traffic; without this, a pod reaches no
-# other pod and no ClusterIP (a connection to one times out).
+# other pod and no ClusterIP (a connection to one times out). Appended,
+# after kube-proxy's jumps: a Service with no ready endpoint is still
+# rejected (connection refused), as on a real node.
 pod_forwarding() {
 	local dir op
 	for dir in -i -o; do
 		if [ "$1" = add ]; then
 			iptables -C FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT 2>/dev/null ||
-				iptables -I FORWARD 1 "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT
+				iptables -A FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT
 		else
 			while iptables -D FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT 2>/dev/null; do :; done
 		fi
