@@ -332,3 +332,24 @@ func (t *Target) shadowReport(ctx context.Context, env string) (*shadow.Report, 
 	rep := shadow.Merge(reports...)
 	return &rep, nil
 }
+
+// routesForSwitch prepares the pods' routes for a switch to Deployment
+// dep: when dep is the running canary with a sticky split, every value
+// goes to it (percent 100) while the serving release's pods are still
+// there, so no conversation the new release answered goes back; a switch
+// to any other Deployment (a rollback) drops the routes at once.
+func (t *Target) routesForSwitch(ctx context.Context, env, dep string) error {
+	t.mu.Lock()
+	r := t.route
+	t.mu.Unlock()
+	if r == nil || r.sticky == nil || r.canary != dep {
+		_, err := t.dropRoutes(ctx, env)
+		return err
+	}
+	all := *r.sticky
+	all.Percent = 100
+	if err := t.setRoute(ctx, env, &rolloutRoute{stable: r.stable, canary: r.canary, sticky: &all}); err != nil {
+		return fmt.Errorf("sending every %s to the promoted release: %w", all.Header, err)
+	}
+	return nil
+}

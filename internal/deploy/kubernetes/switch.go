@@ -32,9 +32,10 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 			return err
 		}
 	}
-	// A promoted canary's pods stop forwarding a sticky header's requests
-	// to the release about to go: from here every pod answers itself.
-	if _, err := t.dropRoutes(ctx, env); err != nil {
+	// A promoted canary keeps every sticky value on the new release while
+	// the serving one's replicas are moved over (all of them forwarded
+	// there); anything else ends the rollout's routes first.
+	if err := t.routesForSwitch(ctx, env, in.ID); err != nil {
 		return err
 	}
 	if err := t.fillUp(ctx, env, d); err != nil {
@@ -57,6 +58,10 @@ func (t *Target) Switch(ctx context.Context, env string, in *deploy.Instance) er
 	})
 	if _, err := svcs.Patch(ctx, t.opt.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return t.wrap(err, "switching service "+t.opt.Name)
+	}
+	// Only in's pods are left: each answers itself from here.
+	if _, err := t.dropRoutes(ctx, env); err != nil {
+		return err
 	}
 	// Wait until the endpoints list only in's pods, so "switched" means the
 	// Service's endpoints say so.
