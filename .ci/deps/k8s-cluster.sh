@@ -417,14 +417,23 @@ stop_daemons() {
 # other pod and no ClusterIP (a connection to one times out). Appended,
 # after kube-proxy's jumps: a Service with no ready endpoint is still
 # rejected (connection refused), as on a real node.
+#
+# A ClusterIP that kube-proxy has not (or not yet) translated is refused
+# first: on a real node such a packet goes nowhere, while this machine's
+# egress would answer it (an HTTP 404 from whatever intercepts it).
 pod_forwarding() {
-	local dir op
-	for dir in -i -o; do
+	local rule
+	local rules=(
+		"-i $BRIDGE -d $SERVICE_CIDR -m comment --comment modelship-ci-pods -j REJECT"
+		"-i $BRIDGE -m comment --comment modelship-ci-pods -j ACCEPT"
+		"-o $BRIDGE -m comment --comment modelship-ci-pods -j ACCEPT"
+	)
+	for rule in "${rules[@]}"; do
+		# shellcheck disable=SC2086
 		if [ "$1" = add ]; then
-			iptables -C FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT 2>/dev/null ||
-				iptables -A FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT
+			iptables -C FORWARD $rule 2>/dev/null || iptables -A FORWARD $rule
 		else
-			while iptables -D FORWARD "$dir" "$BRIDGE" -m comment --comment modelship-ci-pods -j ACCEPT 2>/dev/null; do :; done
+			while iptables -D FORWARD $rule 2>/dev/null; do :; done
 		fi
 	done
 }

@@ -429,33 +429,34 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, side string
 
 // probeRoute checks, from this replica, that every address rt sends
 // requests to answers as a serving release (GET /version, a JSON object
-// with "version" or "engine") or refuses connections (a Service whose
-// pods are not ready yet: a forward is then answered here). Anything else
+// with "version" or "engine"), or, for a sticky split's, refuses
+// connections (a Service whose pods are not ready yet: a forward is then
+// answered here). Anything else
 // (no answer, or an answer from something else) means the address does
 // not lead to a release from here yet, as a Service that kube-proxy has
 // not programmed on this node: its connections would go wherever the
 // node's default route leads, and be kept alive there. RoutePath then
 // answers 503 and the deployer tries again.
 func (p *Proxy) probeRoute(ctx context.Context, rt Route) error {
-	var urls []string
-	if s := rt.Sticky; s != nil {
-		urls = append(urls, s.Stable, s.Canary)
-	}
 	if s := rt.Shadow; s != nil {
-		urls = append(urls, s.Upstream)
-	}
-	slices.Sort(urls)
-	for _, u := range slices.Compact(urls) {
-		if err := probeUpstream(ctx, u); err != nil {
+		// The release a shadow mirrors to runs already: it must answer.
+		if err := probeUpstream(ctx, s.Upstream, false); err != nil {
 			return err
+		}
+	}
+	if s := rt.Sticky; s != nil {
+		for _, u := range []string{s.Stable, s.Canary} {
+			if err := probeUpstream(ctx, u, true); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
 // probeUpstream is probeRoute's check of one base URL, on a connection of
-// its own.
-func probeUpstream(ctx context.Context, base string) error {
+// its own; mayRefuse accepts a refused connection.
+func probeUpstream(ctx context.Context, base string, mayRefuse bool) error {
 	if checkBaseURL("url", base) != nil {
 		return nil // SetRoute says what is wrong with it
 	}
@@ -468,7 +469,7 @@ func probeUpstream(ctx context.Context, base string) error {
 	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}
 	defer tr.CloseIdleConnections()
 	resp, err := tr.RoundTrip(req)
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if mayRefuse && errors.Is(err, syscall.ECONNREFUSED) {
 		return nil
 	}
 	shown := redactedURL(base)

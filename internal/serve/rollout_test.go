@@ -568,8 +568,8 @@ func TestStickyRouteCoversVersion(t *testing.T) {
 }
 
 // Before a route is put in force, the replica checks that each address
-// leads to a serving release or refuses connections (its pods are not
-// ready yet); an address where something else answers (a Service not yet
+// leads to a serving release or, for a sticky split, refuses connections
+// (its pods are not ready yet); an address where something else answers (a Service not yet
 // programmed on the node, whose connections leave by the default route)
 // gets a 503 naming it, and the route in force is unchanged.
 func TestRouteProbe(t *testing.T) {
@@ -588,7 +588,13 @@ func TestRouteProbe(t *testing.T) {
 	if msg := errorMessage(body); code != http.StatusServiceUnavailable || !strings.Contains(msg, other.URL+" answers GET /version with 404, not as a serving release") {
 		t.Errorf("route to a server that is not a release: %d %q, want 503 naming it", code, msg)
 	}
+	// A shadow's release runs already: refusing connections is not ready.
+	b, _ = json.Marshal(Route{Shadow: &ShadowRoute{Upstream: goneURL, Percent: 10}})
+	code, _, body = call(t, http.MethodPost, r.url+RoutePath, b, serving.HeaderAdminToken, testAdminToken)
+	if msg := errorMessage(body); code != http.StatusServiceUnavailable || !strings.Contains(msg, goneURL+" does not answer from this replica yet") {
+		t.Errorf("shadow to an address that refuses connections: %d %q, want 503 naming it", code, msg)
+	}
 	if st := r.getRoute(t); st.Route.Sticky == nil || st.Route.Shadow != nil {
-		t.Errorf("route after the refused POST: %+v, want the earlier one unchanged", st.Route)
+		t.Errorf("route after the refused POSTs: %+v, want the earlier one unchanged", st.Route)
 	}
 }

@@ -71,6 +71,10 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), req) })
 	seen := l.Seen(t)
 	if err != nil {
+		if res != nil && res.Rollout != nil && res.Rollout.Shadow != nil {
+			logShadow(t, res.Rollout.Shadow)
+			t.Logf("worst disagreements: %+v", res.Rollout.Shadow.Worst)
+		}
 		t.Fatalf("canary of %s with a shadow step and a sticky header: %v", good2.Tag, err)
 	}
 	ro := res.Rollout
