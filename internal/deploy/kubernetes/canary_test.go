@@ -190,3 +190,14 @@ func TestClearWithoutCanary(t *testing.T) {
 		t.Fatalf("selector %v", svc.Spec.Selector)
 	}
 }
+
+// A pod whose container restarted has lost its route: its key changes, so
+// the rollout gives it the route again.
+func TestRouteKeyFollowsRestarts(t *testing.T) {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "u1"}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{RestartCount: 0}}}}
+	before := routeKey(p)
+	p.Status.ContainerStatuses[0].RestartCount = 1
+	if after := routeKey(p); after == before {
+		t.Fatalf("route key %q unchanged after a container restart", after)
+	}
+}

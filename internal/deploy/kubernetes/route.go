@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/modelship/modelship/internal/deploy"
@@ -37,12 +36,22 @@ const LabelDirect = "modelship.direct"
 
 // rolloutRoute is what the pods of a running rollout are told: the
 // sticky split and the shadow, the Deployments of each version, and which
-// pods (by UID) already have it.
+// pods already have it.
 type rolloutRoute struct {
 	stable, canary string
 	sticky         *serve.StickyRoute // Self is set per pod
 	shadow         *serve.ShadowRoute // for the serving release's pods
-	applied        map[types.UID]bool
+	applied        map[string]bool    // by routeKey
+}
+
+// routeKey names one run of pod p's containers: a container that
+// restarted lost its route (serve keeps it in memory) and gets it again.
+func routeKey(p *corev1.Pod) string {
+	n := int32(0)
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return string(p.UID) + "/" + strconv.Itoa(int(n))
 }
 
 // routeFor is pod p's route: the shadow on the serving release's pods,
@@ -211,7 +220,7 @@ func (t *Target) applyRoutes(ctx context.Context, env string) error {
 	for i := range pods {
 		p := &pods[i]
 		t.mu.Lock()
-		done := r.applied[p.UID]
+		done := r.applied[routeKey(p)]
 		t.mu.Unlock()
 		route, ok := r.routeFor(p)
 		if done || !ok || p.Status.PodIP == "" || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
@@ -229,7 +238,7 @@ func (t *Target) applyRoutes(ctx context.Context, env string) error {
 			continue
 		}
 		t.mu.Lock()
-		r.applied[p.UID] = true
+		r.applied[routeKey(p)] = true
 		t.mu.Unlock()
 	}
 	return nil
@@ -237,7 +246,7 @@ func (t *Target) applyRoutes(ctx context.Context, env string) error {
 
 // setRoute makes r the rollout's route and gives it to env's pods.
 func (t *Target) setRoute(ctx context.Context, env string, r *rolloutRoute) error {
-	r.applied = map[types.UID]bool{}
+	r.applied = map[string]bool{}
 	t.mu.Lock()
 	t.route = r
 	t.mu.Unlock()
