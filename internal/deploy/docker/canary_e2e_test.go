@@ -14,10 +14,7 @@ import (
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
-	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/testenv"
-	"github.com/modelship/modelship/serving/stage"
-	"github.com/modelship/modelship/suite"
 )
 
 // canaryRequest is a canary of image: 5, 25, 50% baking 3 s each,
@@ -236,9 +233,7 @@ func TestCanarySyntheticTraffic(t *testing.T) {
 // a validation case for the conversations' prompt (its answer names Paris).
 func (e *env) shadowRequest(image string) deploy.Request {
 	req := e.canaryRequest(image)
-	req.Shadow = &deploy.ShadowSpec{Percent: 100, Duration: 2 * time.Second, MinAgreement: 0.9, MinSamples: 10,
-		Checks: []suite.TextCheck{{Case: "capital", Prompt: "What is the capital of France?",
-			Assertions: []suite.TextAssertion{{Kind: "icontains", Value: []byte(`"paris"`)}}}}}
+	req.Shadow = testenv.ShadowSpec()
 	return req
 }
 
@@ -283,16 +278,6 @@ func candidateRequests(t *testing.T, e *env, rel *deploy.Release) int {
 	return n
 }
 
-// logShadow logs a mirror's report.
-func logShadow(t *testing.T, rep *shadow.Report) {
-	t.Logf("shadow: %d offered, %d dropped, %d skipped, %d compared, %d comparable, %d agreed: agreement %.3f; candidate errors %d; TTFB p50 stable %.1f ms, candidate %.1f ms",
-		rep.Offered, rep.Dropped, rep.Skipped, rep.Compared, rep.Comparable, rep.Agreed, rep.AgreementRate, rep.CandidateErrors,
-		rep.Stable.TTFBP50Ms, rep.Candidate.TTFBP50Ms)
-	for _, w := range rep.Worst {
-		t.Logf("shadow disagreement (similarity %.2f) on %q: stable %q, candidate %q", w.Similarity, w.Prompt, w.Stable, w.Candidate)
-	}
-}
-
 // A shadow step of the same model agrees on every answer, clients only
 // ever get the serving release's answers while it runs, and the canary
 // then goes on to its promotion.
@@ -313,7 +298,7 @@ func TestShadowIdenticalModel(t *testing.T) {
 	if ro == nil || ro.Shadow == nil || len(ro.Steps) != 4 || ro.Steps[0].Name != "shadow" {
 		t.Fatalf("rollout %+v: want a shadow report and 4 steps, the shadow first", ro)
 	}
-	logShadow(t, ro.Shadow)
+	testenv.LogShadow(t, ro.Shadow)
 	t.Logf("canary: %s\n%s", ro.Decision, analysis.Table(ro.Steps))
 	if ro.Shadow.AgreementRate != 1 || ro.Shadow.Comparable < 10 || ro.Shadow.Agreed != ro.Shadow.Comparable {
 		t.Errorf("shadow of the same model: agreement %g on %d comparable answers (%d agreed), want 1 on at least 10",
@@ -361,32 +346,8 @@ func TestShadowRegressedAborts(t *testing.T) {
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest(regressed.Tag)) })
 	seen := l.Seen(t)
-	var ae *deploy.AbortError
-	if !errors.As(err, &ae) || ae.Step != "shadow" || ae.Decision.Decider != "agreement" {
-		t.Fatalf("deploy error %v, want a canary aborted at the shadow step by its agreement", err)
-	}
-	if res == nil || !res.RolledBack || res.Rollout == nil || res.Rollout.Shadow == nil {
-		t.Fatalf("result %+v: want rolled back, with the shadow's report", res)
-	}
-	rep := res.Rollout.Shadow
-	logShadow(t, rep)
+	testenv.RegressedShadowAborted(t, res, err)
 	exposure(t, res.Rollout)
-	t.Logf("deploy error: %v", err)
-	if rep.AgreementRate >= 0.9 || rep.Comparable < 10 {
-		t.Errorf("agreement %g on %d comparable answers, want below the 0.9 limit on at least 10", rep.AgreementRate, rep.Comparable)
-	}
-	if a := rep.Assertions; a.Checked < 10 || a.CandidateFailed != a.Checked || a.StableFailed != 0 || len(a.Examples) == 0 {
-		t.Errorf("the validation case on the regressed model: %+v, want every checked answer of the candidate failed, none of stable's", a)
-	}
-	if c := ae.Decision.Checks; len(c) != 2 || c[1].Name != "assertions" || c[1].Verdict != stage.Failed {
-		t.Errorf("shadow checks %+v, want agreement then a failed assertions check", c)
-	}
-	if len(rep.Worst) == 0 || !strings.Contains(rep.Worst[0].Stable, "Paris") || !strings.Contains(rep.Worst[0].Candidate, "Lyon") {
-		t.Errorf("worst disagreements %+v, want Paris (stable) against Lyon (candidate) first", rep.Worst)
-	}
-	if n := len(res.Rollout.Steps); n != 1 || res.Rollout.CanaryRequests != 0 {
-		t.Errorf("%d steps ran, the canary answered %d requests; want the shadow step only, none", n, res.Rollout.CanaryRequests)
-	}
 	for _, a := range seen {
 		if a.Image != good.Tag {
 			t.Fatalf("a request sent at %s was answered by %s, want only the serving release %s", a.Sent.Format(time.StampMilli), a.Image, good.Tag)

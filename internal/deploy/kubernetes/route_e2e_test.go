@@ -2,7 +2,6 @@ package kubernetes_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,18 +12,8 @@ import (
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
-	"github.com/modelship/modelship/internal/shadow"
 	"github.com/modelship/modelship/internal/testenv"
-	"github.com/modelship/modelship/suite"
 )
-
-// shadowSpec mirrors every request for a few seconds, checking the
-// validation case's answer on both releases.
-func shadowSpec() *deploy.ShadowSpec {
-	return &deploy.ShadowSpec{Percent: 100, Duration: 3 * time.Second, MinAgreement: 0.9, MinSamples: 10,
-		Checks: []suite.TextCheck{{Case: "capital", Prompt: "What is the capital of France?",
-			Assertions: []suite.TextAssertion{{Kind: "icontains", Value: []byte(`"paris"`)}}}}}
-}
 
 // directServices lists the environment's direct Services (LabelDirect).
 func (e *env) directServices(t *testing.T) []string {
@@ -38,12 +27,6 @@ func (e *env) directServices(t *testing.T) []string {
 		out = append(out, s.Name)
 	}
 	return out
-}
-
-func logShadow(t *testing.T, rep *shadow.Report) {
-	t.Helper()
-	t.Logf("shadow: %d offered, %d compared, %d comparable, %d agreed (%.1f%%), %d candidate errors, assertions %+v; stable p50 %.1f ms, candidate p50 %.1f ms",
-		rep.Offered, rep.Compared, rep.Comparable, rep.Agreed, 100*rep.AgreementRate, rep.CandidateErrors, rep.Assertions, rep.Stable.TTFBP50Ms, rep.Candidate.TTFBP50Ms)
 }
 
 // A canary with a shadow step and a sticky header on Kubernetes, with no
@@ -64,7 +47,7 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	req := e.canary(good2, 8*time.Second)
 	req.Canary.Steps = []deploy.CanaryStep{{Percent: 50, Bake: 8 * time.Second}, {Percent: 100}}
 	req.Canary.StickyHeader = testenv.ConvHeader
-	req.Shadow = shadowSpec()
+	req.Shadow = testenv.ShadowSpec()
 	l := testenv.StartConversations(url, 4, convs)
 	var res *deploy.Result
 	var err error
@@ -72,7 +55,7 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	seen := l.Seen(t)
 	if err != nil {
 		if res != nil && res.Rollout != nil && res.Rollout.Shadow != nil {
-			logShadow(t, res.Rollout.Shadow)
+			testenv.LogShadow(t, res.Rollout.Shadow)
 			t.Logf("worst disagreements: %+v", res.Rollout.Shadow.Worst)
 		}
 		t.Fatalf("canary of %s with a shadow step and a sticky header: %v", good2.Tag, err)
@@ -81,7 +64,7 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	if ro == nil || ro.Shadow == nil || len(ro.Steps) != 2 || ro.Steps[0].Name != "shadow" {
 		t.Fatalf("rollout %+v: want a shadow report and 2 steps (the shadow, then 50%%; the last is the promotion)", ro)
 	}
-	logShadow(t, ro.Shadow)
+	testenv.LogShadow(t, ro.Shadow)
 	t.Logf("canary: %s\n%s", ro.Decision, analysis.Table(ro.Steps))
 	if ro.Shadow.AgreementRate != 1 || ro.Shadow.Comparable < 10 {
 		t.Errorf("shadow of the same model: agreement %g on %d comparable answers, want 1 on at least 10", ro.Shadow.AgreementRate, ro.Shadow.Comparable)
@@ -126,30 +109,13 @@ func TestShadowRegressedAbortsOnKubernetes(t *testing.T) {
 	e.deploy(t, good, deploy.Rolling)
 	url := e.clusterIP(t)
 	req := e.canary(regr, 5*time.Second)
-	req.Shadow = shadowSpec()
+	req.Shadow = testenv.ShadowSpec()
 	l := testenv.StartConversations(url, 4, 0)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), req) })
 	l.Seen(t)
-	var ae *deploy.AbortError
-	if !errors.As(err, &ae) || ae.Step != "shadow" || ae.Decision.Decider != "agreement" {
-		t.Fatalf("deploy error %v, want a canary aborted at the shadow step by its agreement", err)
-	}
-	if res == nil || !res.RolledBack || res.Rollout == nil || res.Rollout.Shadow == nil {
-		t.Fatalf("result %+v: want rolled back, with the shadow's report", res)
-	}
-	rep := res.Rollout.Shadow
-	logShadow(t, rep)
-	if rep.AgreementRate >= 0.9 || rep.Comparable < 10 {
-		t.Errorf("agreement %g on %d comparable answers, want below the 0.9 limit on at least 10", rep.AgreementRate, rep.Comparable)
-	}
-	if a := rep.Assertions; a.Checked < 10 || a.CandidateFailed != a.Checked || a.StableFailed != 0 {
-		t.Errorf("the validation case on the regressed model: %+v, want every checked answer of the candidate failed, none of stable's", a)
-	}
-	if len(rep.Worst) == 0 || !strings.Contains(rep.Worst[0].Stable, "Paris") || !strings.Contains(rep.Worst[0].Candidate, "Lyon") {
-		t.Errorf("worst disagreements %+v, want Paris (stable) against Lyon (candidate) first", rep.Worst)
-	}
+	testenv.RegressedShadowAborted(t, res, err)
 	if d := e.directServices(t); len(d) != 0 {
 		t.Errorf("direct services left after the abort: %v", d)
 	}
