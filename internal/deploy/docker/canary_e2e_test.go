@@ -15,6 +15,7 @@ import (
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/docker"
 	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/internal/testenv/rollouttest"
 )
 
 // canaryRequest is a canary of image: 5, 25, 50% baking 3 s each,
@@ -233,7 +234,7 @@ func TestCanarySyntheticTraffic(t *testing.T) {
 // a validation case for the conversations' prompt (its answer names Paris).
 func (e *env) shadowRequest(image string) deploy.Request {
 	req := e.canaryRequest(image)
-	req.Shadow = testenv.ShadowSpec()
+	req.Shadow = rollouttest.ShadowSpec()
 	return req
 }
 
@@ -286,7 +287,7 @@ func TestShadowIdenticalModel(t *testing.T) {
 	e := newEnv(t)
 	e.deploy(t, good.Tag)
 	at := hookTimes(e)
-	l := testenv.StartConversations(e.url, 8, 0)
+	l := rollouttest.StartConversations(e.url, 8, 0)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest("modelship-test/good:2")) })
@@ -298,7 +299,7 @@ func TestShadowIdenticalModel(t *testing.T) {
 	if ro == nil || ro.Shadow == nil || len(ro.Steps) != 4 || ro.Steps[0].Name != "shadow" {
 		t.Fatalf("rollout %+v: want a shadow report and 4 steps, the shadow first", ro)
 	}
-	testenv.LogShadow(t, ro.Shadow)
+	rollouttest.LogShadow(t, ro.Shadow)
 	t.Logf("canary: %s\n%s", ro.Decision, analysis.Table(ro.Steps))
 	if ro.Shadow.AgreementRate != 1 || ro.Shadow.Comparable < 10 || ro.Shadow.Agreed != ro.Shadow.Comparable {
 		t.Errorf("shadow of the same model: agreement %g on %d comparable answers (%d agreed), want 1 on at least 10",
@@ -341,12 +342,12 @@ func TestShadowRegressedAborts(t *testing.T) {
 	good, regressed := images(t)
 	e := newEnv(t)
 	e.deploy(t, good.Tag)
-	l := testenv.StartConversations(e.url, 8, 0)
+	l := rollouttest.StartConversations(e.url, 8, 0)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), e.shadowRequest(regressed.Tag)) })
 	seen := l.Seen(t)
-	testenv.RegressedShadowAborted(t, res, err)
+	rollouttest.RegressedShadowAborted(t, res, err)
 	exposure(t, res.Rollout)
 	for _, a := range seen {
 		if a.Image != good.Tag {
@@ -366,8 +367,8 @@ func TestStickyConversations(t *testing.T) {
 	at := hookTimes(e)
 	const convs = 50
 	req := e.canaryRequest("modelship-test/good:2")
-	req.Canary.StickyHeader = testenv.ConvHeader
-	l := testenv.StartConversations(e.url, 8, convs)
+	req.Canary.StickyHeader = rollouttest.ConvHeader
+	l := rollouttest.StartConversations(e.url, 8, convs)
 	var res *deploy.Result
 	var err error
 	l.During(100, func() { res, err = e.d.Deploy(context.Background(), req) })
@@ -377,9 +378,9 @@ func TestStickyConversations(t *testing.T) {
 	}
 	t.Logf("canary: %s\n%s", res.Rollout.Decision, analysis.Table(res.Rollout.Steps))
 	const next = "modelship-test/good:2"
-	testenv.StaysOnNew(t, seen, next)
+	rollouttest.StaysOnNew(t, seen, next)
 	for _, st := range res.Rollout.Steps {
-		testenv.StickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, next, convs)
+		rollouttest.StickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, next, convs)
 	}
 	if v := e.version(t); v.Image != next {
 		t.Errorf("/version %+v after the promotion, want %s", v, next)

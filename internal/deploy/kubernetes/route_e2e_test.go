@@ -12,7 +12,7 @@ import (
 	"github.com/modelship/modelship/internal/analysis"
 	"github.com/modelship/modelship/internal/deploy"
 	"github.com/modelship/modelship/internal/deploy/kubernetes"
-	"github.com/modelship/modelship/internal/testenv"
+	"github.com/modelship/modelship/internal/testenv/rollouttest"
 )
 
 // directServices lists the environment's direct Services (LabelDirect).
@@ -46,16 +46,16 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	const convs = 30
 	req := e.canary(good2, 8*time.Second)
 	req.Canary.Steps = []deploy.CanaryStep{{Percent: 50, Bake: 8 * time.Second}, {Percent: 100}}
-	req.Canary.StickyHeader = testenv.ConvHeader
-	req.Shadow = testenv.ShadowSpec()
-	l := testenv.StartConversations(url, 4, convs)
+	req.Canary.StickyHeader = rollouttest.ConvHeader
+	req.Shadow = rollouttest.ShadowSpec()
+	l := rollouttest.StartConversations(url, 4, convs)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), req) })
 	seen := l.Seen(t)
 	if err != nil {
 		if res != nil && res.Rollout != nil && res.Rollout.Shadow != nil {
-			testenv.LogShadow(t, res.Rollout.Shadow)
+			rollouttest.LogShadow(t, res.Rollout.Shadow)
 			t.Logf("worst disagreements: %+v", res.Rollout.Shadow.Worst)
 		}
 		t.Fatalf("canary of %s with a shadow step and a sticky header: %v", good2.Tag, err)
@@ -64,7 +64,7 @@ func TestShadowThenStickyCanary(t *testing.T) {
 	if ro == nil || ro.Shadow == nil || len(ro.Steps) != 2 || ro.Steps[0].Name != "shadow" {
 		t.Fatalf("rollout %+v: want a shadow report and 2 steps (the shadow, then 50%%; the last is the promotion)", ro)
 	}
-	testenv.LogShadow(t, ro.Shadow)
+	rollouttest.LogShadow(t, ro.Shadow)
 	t.Logf("canary: %s\n%s", ro.Decision, analysis.Table(ro.Steps))
 	if ro.Shadow.AgreementRate != 1 || ro.Shadow.Comparable < 10 {
 		t.Errorf("shadow of the same model: agreement %g on %d comparable answers, want 1 on at least 10", ro.Shadow.AgreementRate, ro.Shadow.Comparable)
@@ -78,9 +78,9 @@ func TestShadowThenStickyCanary(t *testing.T) {
 			t.Errorf("a request sent at %s, before the first canary step, was answered by %s, want %s", a.Sent.Format(time.StampMilli), a.Image, good.Tag)
 		}
 	}
-	testenv.StaysOnNew(t, seen, good2.Tag)
+	rollouttest.StaysOnNew(t, seen, good2.Tag)
 	for _, st := range ro.Steps[1:] {
-		testenv.StickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, good2.Tag, convs)
+		rollouttest.StickyStep(t, seen, at["canary-"+strconv.FormatFloat(st.Percent, 'f', -1, 64)], st, good2.Tag, convs)
 	}
 	if d := e.directServices(t); len(d) != 0 {
 		t.Errorf("direct services left after the promotion: %v", d)
@@ -109,13 +109,13 @@ func TestShadowRegressedAbortsOnKubernetes(t *testing.T) {
 	e.deploy(t, good, deploy.Rolling)
 	url := e.clusterIP(t)
 	req := e.canary(regr, 5*time.Second)
-	req.Shadow = testenv.ShadowSpec()
-	l := testenv.StartConversations(url, 4, 0)
+	req.Shadow = rollouttest.ShadowSpec()
+	l := rollouttest.StartConversations(url, 4, 0)
 	var res *deploy.Result
 	var err error
 	l.During(50, func() { res, err = e.d.Deploy(context.Background(), req) })
 	l.Seen(t)
-	testenv.RegressedShadowAborted(t, res, err)
+	rollouttest.RegressedShadowAborted(t, res, err)
 	if d := e.directServices(t); len(d) != 0 {
 		t.Errorf("direct services left after the abort: %v", d)
 	}
@@ -142,8 +142,8 @@ func TestStickyCanaryInterrupted(t *testing.T) {
 	}
 	req := e.canary(good2, 30*time.Second)
 	req.Canary.Steps = []deploy.CanaryStep{{Percent: 50, Bake: 30 * time.Second}, {Percent: 100}}
-	req.Canary.StickyHeader = testenv.ConvHeader
-	l := testenv.StartConversations(url, 4, 30)
+	req.Canary.StickyHeader = rollouttest.ConvHeader
+	l := rollouttest.StartConversations(url, 4, 30)
 	var err error
 	l.During(50, func() { _, err = e.d.Deploy(ctx, req) })
 	l.WaitMore(100) // the conversations go on after the undo

@@ -1,4 +1,9 @@
-package testenv
+// Package rollouttest holds what the Docker and Kubernetes e2e tests of a
+// canary or shadow rollout share: a conversations load that says which
+// release answered, the sticky checks, and the shadow step's spec and
+// checks. It imports internal/deploy, so it is apart from testenv (which
+// the packages deploy uses import in their tests).
+package rollouttest
 
 import (
 	"encoding/json"
@@ -12,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship/internal/analysis"
+	"github.com/modelship/modelship/internal/testenv"
 )
 
 // Answered is one GET /version of a conversation ("" when none): the
@@ -31,7 +37,7 @@ type Answered struct {
 // regressed model. (GET /version is a probe: the analysis judges latency
 // on the completions only.)
 type Conversations struct {
-	*Load
+	*testenv.Load
 	mu   sync.Mutex
 	seen []Answered
 }
@@ -64,7 +70,7 @@ func StartConversations(url string, workers, convs int) *Conversations {
 		}
 		return b, err
 	}
-	c.Load = StartLoad(workers, func(_, i int) error {
+	c.Load = testenv.StartLoad(workers, func(_, i int) error {
 		conv := ""
 		if convs > 0 {
 			conv = fmt.Sprintf("conv-%02d", n.Add(1)%int64(convs))
@@ -84,7 +90,7 @@ func StartConversations(url string, workers, convs int) *Conversations {
 			return err
 		}
 		a.Back = time.Now()
-		var v Version
+		var v testenv.Version
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fmt.Errorf("GET /version: %v: %.200s", err, b)
 		}
