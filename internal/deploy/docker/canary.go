@@ -35,7 +35,9 @@ const (
 // mid-canary comes back with the split, so the rollout goes on.
 func (t *Target) rolloutExec(ctx context.Context, env, sub string, args ...string) ([]byte, error) {
 	stdout, stderr, code, err := t.gatewayRun(ctx, env, sub, args...)
-	if ctx.Err() == nil && (err != nil || strings.Contains(string(stderr), "gateway admin socket")) {
+	// Exit 126 or 137: the exec could not start, or was killed, because
+	// the gateway's container was stopping or starting under it.
+	if ctx.Err() == nil && (err != nil || code == 126 || code == 137 || strings.Contains(string(stderr), "gateway admin socket")) {
 		t.logf("environment %s: the gateway does not answer `gateway %s` (restarting?): waiting for it", env, sub)
 		if werr := t.waitGateway(ctx, env); werr == nil {
 			stdout, stderr, code, err = t.gatewayRun(ctx, env, sub, args...)

@@ -24,6 +24,10 @@ type fakeGateway struct {
 	// down is how many commands the gateway does not answer, as while
 	// its container restarts.
 	down int
+	// downExit, when set, is how a down gateway fails instead: docker
+	// exec's exit code (126: the exec could not start in a container
+	// stopping or starting).
+	downExit int
 }
 
 func (f *fakeGateway) add(n int, upstream string) {
@@ -45,6 +49,9 @@ func (f *fakeGateway) run(_ context.Context, _, sub string, args ...string) (std
 	defer f.mu.Unlock()
 	if f.down > 0 {
 		f.down--
+		if f.downExit != 0 {
+			return nil, nil, f.downExit, nil
+		}
 		return nil, nil, 0, errors.New("exec in modelship-prod-gateway: container is restarting, wait until the container is running")
 	}
 	switch {
@@ -112,6 +119,14 @@ func TestUnitSamplesStartOverWhenTheGatewayRestarts(t *testing.T) {
 	gw.add(3, "http://release-a:8000")
 	if got, next, err = tg.Samples(ctx, "prod", next); err != nil || len(got) != 3 || next != 10 || got[0].Upstream != "http://release-a:8000" {
 		t.Fatalf("after that: %d samples, next %d, %v", len(got), next, err)
+	}
+	// An exec that docker could not start in the restarting container
+	// (exit 126, nothing said) is waited out the same way.
+	gw.restart()
+	gw.add(2, "http://release-b:8000")
+	gw.down, gw.downExit = 1, 126
+	if got, next, err = tg.Samples(ctx, "prod", next); err != nil || len(got) != 2 || next != 2 {
+		t.Fatalf("after a restart seen as exit 126: %d samples, next %d, %v; want the new ring's 2", len(got), next, err)
 	}
 	// Another environment's gateway has a ring of its own: a first read
 	// there is no restart.
